@@ -1,0 +1,122 @@
+"""Stage finetune: train a sequence classifier on the encoded data with the HF Trainer.
+
+Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
+Writes: models/finetuned/ (final model and tokenizer, safetensors) and dvclive/ (per-epoch
+train loss and validation loss, accuracy and F1). Resumable state goes to
+checkpoints/finetune/<fingerprint>/ every ``finetune.save_steps`` steps: a killed run resumes
+from there on the next ``dvc repro``, and the folder is removed after success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+import datasets
+from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from textclf.errors import run_stage
+from textclf.io import atomic_path, read_json, read_parquet
+from textclf.modeling import load_classifier, load_tokenizer, resolve_device, use_bf16
+from textclf.params import load_params
+from textclf.training import DVCLiveEpochLogger, EpochSeededSampler, PipelineTrainer, compute_metrics, fingerprint
+
+log = logging.getLogger("stage.finetune")
+
+
+def load_split(path: Path) -> datasets.Dataset:
+    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take."""
+    frame = read_parquet(path)
+    return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
+
+
+def freeze_encoder(model) -> int:
+    """Freeze the pretrained encoder (found through ``base_model``) and return the trainable count."""
+    for parameter in model.base_model.parameters():
+        parameter.requires_grad = False
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoded", type=Path, default=Path("data/encoded"))
+    parser.add_argument("--labels", type=Path, default=Path("data/prepared/labels.json"))
+    parser.add_argument("--out", type=Path, default=Path("models/finetuned"))
+    parser.add_argument("--live", type=Path, default=Path("dvclive"))
+    parser.add_argument("--state", type=Path, default=Path("checkpoints/finetune"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    all_params = load_params(args.params)
+    params, model_params = all_params.finetune, all_params.model
+
+    device = resolve_device(all_params.device)
+    label_names = read_json(args.labels)
+    tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
+    train, validation = (load_split(args.encoded / f"{s}.parquet") for s in ("train", "validation"))
+
+    set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
+    model = load_classifier(model_params.checkpoint, label_names, model_params.trust_remote_code)
+    if not params.train_feature_extractor:
+        log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
+
+    run_id = fingerprint(
+        [args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels],
+        {"finetune": params.model_dump(), "model": model_params.model_dump(), "device": device.type},
+    )
+    state_dir = args.state / run_id
+    for stale in args.state.glob("*"):  # state of other settings can never be resumed
+        if stale != state_dir:
+            shutil.rmtree(stale, ignore_errors=True)
+    resume = get_last_checkpoint(str(state_dir)) if state_dir.is_dir() else None
+    if resume:
+        log.info("resuming from %s", resume)
+
+    training_args = TrainingArguments(
+        output_dir=str(state_dir),
+        num_train_epochs=params.epochs,
+        learning_rate=params.learning_rate,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.eval_batch_size,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=1,
+        seed=params.seed,
+        bf16=use_bf16(params.precision, device),
+        use_cpu=device.type == "cpu",
+        report_to="none",
+        log_level="warning",
+        dataloader_num_workers=0,
+    )
+    sampler = EpochSeededSampler([len(r) for r in train["input_ids"]], params.batch_size, params.seed, params.group_by_length)
+    from dvclive import Live
+
+    with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) as live:
+        trainer = PipelineTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=train,
+            eval_dataset=validation,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=compute_metrics,
+            callbacks=[DVCLiveEpochLogger(live)],
+            train_sampler=sampler,
+        )
+        result = trainer.train(resume_from_checkpoint=resume)
+        log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+
+    with atomic_path(args.out, is_dir=True) as out:
+        trainer.save_model(str(out))  # safetensors; the Trainer's checkpoints stay out of it
+        tokenizer.save_pretrained(out)
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,1 @@
+"""Shared code of the pipeline's stages: params schema, data loading, models, batching, plots."""

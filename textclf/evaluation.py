@@ -1,0 +1,73 @@
+"""Metrics and plots shared by the baselines, evaluate and umap stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # stages run headless
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix, f1_score
+
+from textclf.io import atomic_path
+
+# The notebook's colour maps, one per label; cycled when there are more labels.
+UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str] | None = None) -> dict:
+    """Accuracy and weighted F1; per-label F1 too when ``label_names`` is given."""
+    metrics = {
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
+        "f1": round(float(f1_score(y_true, y_pred, average="weighted", zero_division=0)), 6),
+    }
+    if label_names is not None:
+        per_label = f1_score(y_true, y_pred, labels=range(len(label_names)), average=None, zero_division=0)
+        metrics["f1_per_label"] = {name: round(float(v), 6) for name, v in zip(label_names, per_label)}
+    return metrics
+
+
+def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
+    """Rows of (actual, predicted) label names: the input of DVC's confusion templates."""
+    frame = pd.DataFrame({"actual": np.asarray(label_names)[y_true], "predicted": np.asarray(label_names)[y_pred]})
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
+    """The notebook's normalized confusion matrix, as a PNG."""
+    matrix = confusion_matrix(y_true, y_pred, labels=range(len(label_names)), normalize="true")
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ConfusionMatrixDisplay(matrix, display_labels=label_names).plot(
+        cmap="Blues", values_format=".2f", ax=ax, colorbar=True
+    )
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
+    """The notebook's figure: one hexbin panel per label, each in its own colour map."""
+    cols = 3
+    rows = -(-len(label_names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 4 * rows), squeeze=False)
+    axes = axes.flatten()
+    for i, name in enumerate(label_names):
+        subset = points[points["label"] == name]
+        if len(subset):
+            axes[i].hexbin(subset["x"], subset["y"], cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)], gridsize=60, linewidths=(0,))
+        axes[i].set_title(name)
+        axes[i].set_xticks([])
+        axes[i].set_yticks([])
+    for ax in axes[len(label_names) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

@@ -1,0 +1,97 @@
+"""Pieces of the fine-tuning stage: a resumable length-grouped sampler, metrics, dvclive logging."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+
+from textclf.evaluation import classification_metrics
+
+
+class EpochSeededSampler(torch.utils.data.Sampler[int]):
+    """Shuffled row order that depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    With ``group_by_length`` the shuffled rows are cut into mega-batches of 50 batches, each sorted
+    by length: batches hold rows of similar length (little padding) yet stay random. The Trainer
+    calls ``set_epoch`` before each epoch, resumed runs included.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.seed, self.group_by_length = batch_size, seed, group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).numpy()
+        if self.group_by_length:
+            size = 50 * self.batch_size
+            chunks = [order[i : i + size] for i in range(0, len(order), size)]
+            order = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks])
+        return iter(order.tolist())
+
+
+class PipelineTrainer(Trainer):
+    """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction)."""
+
+    def __init__(self, *args, train_sampler: torch.utils.data.Sampler, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.train_sampler = train_sampler
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.train_sampler
+
+
+def compute_metrics(prediction) -> dict:
+    """Accuracy and weighted F1 of an evaluation pass (as in the notebook)."""
+    return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
+
+
+class DVCLiveEpochLogger(TrainerCallback):
+    """Logs train loss and validation loss/accuracy/F1 once per epoch to dvclive.
+
+    It logs from ``state.log_history`` so that a resumed run first replays the epochs that the
+    checkpoint already holds: the curves always cover the whole training.
+    """
+
+    def __init__(self, live):
+        self.live = live
+        self.logged_epochs = 0
+
+    def _log_new_epochs(self, history: list[dict]) -> None:
+        evals = [entry for entry in history if "eval_accuracy" in entry]
+        for entry in evals[self.logged_epochs :]:
+            losses = [e["loss"] for e in history if "loss" in e and e.get("epoch") == entry["epoch"]]
+            if losses:
+                self.live.log_metric("train/loss", round(losses[-1], 6))
+            for key in ("loss", "accuracy", "f1"):
+                self.live.log_metric(f"eval/{key}", round(entry[f"eval_{key}"], 6))
+            self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
+            self.live.next_step()
+            self.logged_epochs += 1
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._log_new_epochs(state.log_history)
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._log_new_epochs(state.log_history)
+
+
+def fingerprint(files: Sequence[Path], settings: dict) -> str:
+    """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
