@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Write a Markdown comparison report of the workspace against a base git revision.
+
+    python scripts/report.py --base main --out report/
+
+report/report.md holds a heading naming both sides, the `dvc params diff` and
+`dvc metrics diff` tables, and every DVC plot of dvc.yaml as a PNG linked by relative path:
+Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them) are rendered
+offline with vl-convert (no browser, no network); image plots are copied from both revisions.
+CI posts exactly this file with `cml comment create`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+WORKSPACE = "workspace"
+
+
+def _dvc() -> str:
+    """The dvc next to this interpreter (the venv's), else the one on PATH."""
+    local = Path(sys.executable).with_name("dvc")
+    return str(local) if local.exists() else "dvc"
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    res = _run(["git", *args], cwd)
+    if res.returncode != 0:
+        raise SystemExit(f"git {' '.join(args)} failed: {res.stderr.strip()}")
+    return res.stdout.strip()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
+
+
+def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
+    res = _run(cmd, cwd)
+    lines = [f"## {title}", ""]
+    if res.returncode != 0:
+        lines += [f"`{' '.join(cmd[1:])}` failed:", "", "```", res.stderr.strip(), "```", ""]
+    elif res.stdout.strip():
+        lines += [res.stdout.strip(), ""]
+    else:
+        lines += [empty, ""]
+    return lines
+
+
+def render_vega(spec: dict, dest: Path) -> None:
+    """Render a Vega-Lite (or Vega) spec to PNG without a browser or the network."""
+    import vl_convert as vlc
+
+    schema = str(spec.get("$schema", ""))
+    if "/schema/vega/" in schema:
+        png = vlc.vega_to_png(spec, scale=1)
+    else:
+        png = vlc.vegalite_to_png(spec, scale=1)
+    dest.write_bytes(png)
+
+
+def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
+    """Render/copy every plot into out/plots/; return the Markdown lines linking them."""
+    plots_dir = out / "plots"
+    if plots_dir.exists():
+        shutil.rmtree(plots_dir)
+    plots_dir.mkdir(parents=True)
+    lines = ["## Plots", ""]
+    with tempfile.TemporaryDirectory(prefix="dvc-plots-") as tmp:
+        cmd = [_dvc(), "plots", "diff", base, "--json", "-o", tmp]
+        res = _run(cmd, repo)
+        if res.returncode != 0:
+            return lines + ["`dvc plots diff` failed:", "", "```", res.stderr.strip(), "```", ""]
+        data = json.loads(res.stdout or "{}").get("data", {})
+        if not data:
+            return lines + ["No plots declared.", ""]
+        for n, (plot_id, entries) in enumerate(data.items()):
+            lines += [f"### {plot_id}", ""]
+            images = []
+            for entry in entries:
+                revs = entry.get("revisions") or []
+                if entry.get("type") == "vega":
+                    name = f"{n:02d}_{_slug(plot_id)}.png"
+                    try:
+                        render_vega(entry["content"], plots_dir / name)
+                    except Exception as exc:  # a broken spec should not lose the rest of the report
+                        lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
+                        continue
+                    lines += [f"![{plot_id} ({' vs '.join(revs)})](plots/{name})", ""]
+                elif entry.get("type") == "image":
+                    rev = revs[0] if revs else "?"
+                    src = Path(entry["url"])
+                    name = f"{n:02d}_{_slug(rev)}_{_slug(Path(plot_id).name)}"
+                    shutil.copyfile(src, plots_dir / name)
+                    images.append((rev, name))
+            if images:
+                order = {base: 0, WORKSPACE: 1}
+                images.sort(key=lambda item: order.get(item[0], 2))
+                lines += ["| " + " | ".join(rev for rev, _ in images) + " |",
+                          "|" + "---|" * len(images),
+                          "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |", ""]
+    return lines
+
+
+def build_report(repo: Path, base: str, out: Path) -> Path:
+    repo, out = repo.resolve(), out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
+    head_sha = _git(repo, "rev-parse", "--short", "HEAD")
+    branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    head_desc = f"HEAD `{head_sha}`" + (f" on `{branch}`" if branch != "HEAD" else "")
+    head_desc += ", with uncommitted changes" if dirty else ""
+
+    lines = [
+        f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})",
+        "",
+        f"Base: `{base}` at `{base_sha}`. Compared: the workspace, {head_desc}.",
+        "",
+    ]
+    lines += _section("Parameters", [_dvc(), "params", "diff", base, "--md"], repo, "No parameter changed.")
+    lines += _section("Metrics", [_dvc(), "metrics", "diff", base, "--md"], repo, "No metric changed.")
+    lines += collect_plots(repo, base, out)
+    report = out / "report.md"
+    report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
+    parser.add_argument("--out", default="report", help="output folder (default: report/)")
+    parser.add_argument("--repo", default=".", help="repository root (default: .)")
+    args = parser.parse_args(argv)
+    report = build_report(Path(args.repo), args.base, Path(args.out))
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

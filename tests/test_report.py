@@ -1,0 +1,52 @@
+"""End to end: scripts/report.py on a tiny DVC repo (branch exp against main)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from _dvc_fixture import git, make_repo
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
+
+
+def test_report_compares_branch_against_main(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    main_sha = git(repo, "rev-parse", "--short", "main").strip()
+    head_sha = git(repo, "rev-parse", "--short", "HEAD").strip()
+
+    subprocess.run([sys.executable, str(SCRIPT), "--base", "main", "--out", "report/"],
+                   cwd=repo, check=True, capture_output=True, text=True)
+    out = repo / "report"
+    text = (out / "report.md").read_text()
+    heading = text.splitlines()[0]
+
+    # the heading names both sides
+    assert heading.startswith("# ")
+    assert "`main`" in heading and main_sha in heading
+    assert "workspace" in heading and head_sha in heading and "exp" in heading
+
+    # params and metrics tables, with old and new values of what changed
+    assert re.search(r"\|\s*params\.yaml\s*\|\s*train\.lr\s*\|\s*0\.1\s*\|\s*0\.01\s*\|", text)
+    assert re.search(r"\|\s*metrics\.json\s*\|\s*accuracy\s*\|\s*0\.5\s*\|\s*0\.75\s*\|", text)
+
+    # every plot is there: 3 Vega-Lite renderings + the image plot from both revisions
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == 5, links
+    for title in ("Confusion matrix", "Scatter", "Loss", "image.png"):
+        assert f"### {title}" in text
+    for link in links:
+        assert not Path(link).is_absolute()
+        with Image.open(out / link) as img:
+            img.load()
+            assert img.width > 10 and img.height > 10
+
+    # the copied image plot is each revision's own file (main red, exp blue)
+    colours = {}
+    for link in links:
+        if "image" in link:
+            with Image.open(out / link) as img:
+                colours["main" if "_main_" in link else "workspace"] = img.convert("RGB").getpixel((1, 1))
+    assert colours == {"main": (200, 30, 30), "workspace": (30, 30, 200)}
