@@ -112,7 +112,7 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
     return lines
 
 
-def build_report(repo: Path, base: str, out: Path) -> Path:
+def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     repo, out = repo.resolve(), out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
@@ -131,6 +131,8 @@ def build_report(repo: Path, base: str, out: Path) -> Path:
     lines += _section("Parameters", [_dvc(), "params", "diff", base, "--md"], repo, "No parameter changed.")
     lines += _section("Metrics", [_dvc(), "metrics", "diff", base, "--md"], repo, "No metric changed.")
     lines += collect_plots(repo, base, out)
+    if note:
+        lines += ["---", "", note, ""]
     report = out / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n", encoding="utf8")
     return report
@@ -141,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", default="report", help="output folder (default: report/)")
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
+    parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    report = build_report(Path(args.repo), args.base, Path(args.out))
+    report = build_report(Path(args.repo), args.base, Path(args.out), note=args.note)
     print(report)
     return 0
 
