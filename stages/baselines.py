@@ -12,25 +12,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
-
 from textclf.data import SPLITS
 from textclf.errors import run_stage
-from textclf.evaluation import classification_metrics, save_confusion_png, write_predictions_csv
+from textclf.evaluation import baseline_classifiers, classification_metrics, save_confusion_png, write_predictions_csv
 from textclf.io import read_json, read_npy, read_parquet, write_json
 from textclf.params import load_params
 
 log = logging.getLogger("stage.baselines")
-
-
-def build_models(max_iter: int, seed: int) -> dict:
-    """The notebook's three baselines, seeded."""
-    return {
-        "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
-        "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
-        "logistic_regression": LogisticRegression(max_iter=max_iter, random_state=seed),
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     y = {split: read_parquet(args.data / f"{split}.parquet")["label"].to_numpy() for split in SPLITS}
 
     metrics, predictions = {}, {}
-    for name, model in build_models(params.max_iter, params.seed).items():
+    for name, model in baseline_classifiers(params.max_iter, params.seed).items():
         model.fit(X["train"], y["train"])
         predictions[name] = {split: model.predict(X[split]) for split in SPLITS}
         metrics[name] = {split: classification_metrics(y[split], predictions[name][split]) for split in SPLITS}

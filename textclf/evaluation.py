@@ -10,12 +10,27 @@ matplotlib.use("Agg")  # stages run headless
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from textclf.io import atomic_path
 
 # The notebook's colour maps, one per label; cycled when there are more labels.
 UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
+
+
+def baseline_classifiers(max_iter: int, seed: int) -> dict:
+    """The notebook's three baselines, seeded. The logistic regression sees standardized features:
+    raw hidden states have a few dimensions of large scale, and lbfgs needs far fewer iterations
+    (and seconds) to converge on standardized ones."""
+    return {
+        "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
+        "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
+        "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)),
+    }
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str] | None = None) -> dict:
