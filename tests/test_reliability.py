@@ -1,0 +1,140 @@
+"""A fine-tune killed by SIGKILL resumes to the same model; two runs give identical outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from conftest import ROOT, load_stage, run_script, write_params
+
+# Runs the real finetune stage, but SIGKILLs its own process once the Trainer reaches a step:
+# the kill lands mid-epoch, after a save, with unsaved steps lost, as a crash or OOM-kill would.
+KILLER = textwrap.dedent(
+    """
+    import os, runpy, signal, sys
+    from transformers import TrainerCallback
+    import textclf.training as training
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == int(os.environ["KILL_AT_STEP"]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    original = training.PipelineTrainer.__init__
+    def patched(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.add_callback(KillAt())
+    training.PipelineTrainer.__init__ = patched
+    sys.argv = [sys.argv[1]]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    """
+)
+
+
+def _prepare(work: Path, small_folder: Path, tiny_model: Path) -> None:
+    work.mkdir()
+    write_params(
+        work / "params.yaml",
+        data={"source": str(small_folder)},
+        model={"checkpoint": str(tiny_model)},
+        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4},
+    )
+    run_script("data", cwd=work, check=True)
+    run_script("encode", cwd=work, check=True)
+
+
+def _weights(work: Path) -> dict:
+    return load_file(work / "models/finetuned/model.safetensors")
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_folder, tiny_model):
+    # 36 train rows / batch 4 = 9 steps an epoch; saves at 4, 8, 12; killed at step 14 (epoch 2)
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    for work in (reference, interrupted):
+        _prepare(work, small_folder, tiny_model)
+    run_script("finetune", cwd=reference, check=True)
+
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    env = {**os.environ, "KILL_AT_STEP": "14"}
+    killed = subprocess.run(
+        [sys.executable, str(killer), str(ROOT / "stages/finetune.py")], cwd=interrupted, env=env,
+        capture_output=True, text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (interrupted / "models/finetuned").exists(), "no half-written model after a kill"
+    saved = list((interrupted / "checkpoints/finetune").glob("*/checkpoint-*"))
+    assert [p.name for p in saved] == ["checkpoint-12"]
+
+    resumed = run_script("finetune", cwd=interrupted, check=True)
+    assert "resuming from" in resumed.stderr and "checkpoint-12" in resumed.stderr
+
+    expected, actual = _weights(reference), _weights(interrupted)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
+    ref_live = json.loads((reference / "dvclive/metrics.json").read_text())
+    res_live = json.loads((interrupted / "dvclive/metrics.json").read_text())
+    assert res_live["eval"] == ref_live["eval"] and res_live["step"] == ref_live["step"] == 2
+    assert not list((interrupted / "checkpoints/finetune").glob("*")), "state removed after success"
+
+
+def test_state_of_other_settings_is_not_resumed(tmp_path, small_folder, tiny_model):
+    work = tmp_path / "work"
+    _prepare(work, small_folder, tiny_model)
+    stale = work / "checkpoints/finetune/0123456789abcdef/checkpoint-4"
+    stale.mkdir(parents=True)
+    (stale / "trainer_state.json").write_text("{}")
+    result = run_script("finetune", cwd=work, check=True)
+    assert "resuming" not in result.stderr
+    assert not stale.parent.exists()
+
+
+def _run_all(work: Path, small_folder: Path, tiny_model: Path, monkeypatch) -> None:
+    work.mkdir()
+    write_params(work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)})
+    monkeypatch.chdir(work)
+    load_stage("data").main([])
+    load_stage("encode").main([])
+    load_stage("hidden_states").main(["--encoder", "pretrained"])
+    load_stage("baselines").main([])
+    load_stage("umap_embed").main(["--encoder", "pretrained"])
+    load_stage("finetune").main([])
+    load_stage("evaluate").main([])
+    load_stage("hidden_states").main(["--encoder", "finetuned"])
+
+
+def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, tiny_model, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _run_all(first, small_folder, tiny_model, monkeypatch)
+    _run_all(second, small_folder, tiny_model, monkeypatch)
+    files = [
+        "metrics/baselines.json", "metrics/finetuned.json", "dvclive/metrics.json",
+        "plots/baselines/confusion.csv", "plots/finetuned/confusion.csv", "plots/umap/pretrained.csv",
+        "dvclive/plots/metrics/eval/accuracy.tsv", "dvclive/plots/metrics/train/loss.tsv",
+    ]
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    for split in ("train", "validation", "test"):
+        for encoder in ("pretrained", "finetuned"):
+            a = (first / f"data/hidden/{encoder}/{split}.npy").read_bytes()
+            assert a == (second / f"data/hidden/{encoder}/{split}.npy").read_bytes()
+    shutil.rmtree(first), shutil.rmtree(second)
+
+
+@pytest.mark.parametrize("stage", ["baselines", "umap_embed"])
+def test_missing_upstream_output_is_one_line(tmp_path, stage):
+    write_params(tmp_path / "params.yaml")
+    args = ["--encoder", "pretrained"] if stage == "umap_embed" else []
+    result = run_script(stage, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not found (run the stage that writes it first: dvc repro)" in result.stderr.splitlines()[-1]
