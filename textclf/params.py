@@ -38,7 +38,7 @@ class ModelParams(_Section):
 
 
 class HiddenStatesParams(_Section):
-    batch_size: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=128, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
