@@ -33,9 +33,15 @@ from textclf.training import (
 log = logging.getLogger("stage.finetune")
 
 
-def load_split(path: Path) -> datasets.Dataset:
-    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take."""
+def load_split(path: Path, sort_by_length: bool = False) -> datasets.Dataset:
+    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take.
+
+    ``sort_by_length`` orders rows by length (for evaluation, whose metrics ignore order): each
+    evaluation batch is then padded to barely more than its rows' own length.
+    """
     frame = read_parquet(path)
+    if sort_by_length:
+        frame = frame.iloc[frame["input_ids"].map(len).argsort(kind="stable")]
     return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
 
 
@@ -61,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(all_params.device)
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
-    train, validation = (load_split(args.encoded / f"{s}.parquet") for s in ("train", "validation"))
+    train = load_split(args.encoded / "train.parquet")
+    validation = load_split(args.encoded / "validation.parquet", sort_by_length=True)
 
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
     model = load_classifier(model_params.checkpoint, label_names, model_params.trust_remote_code)

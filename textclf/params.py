@@ -38,7 +38,7 @@ class ModelParams(_Section):
 
 
 class HiddenStatesParams(_Section):
-    batch_size: int = Field(default=128, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
@@ -56,11 +56,11 @@ class UmapParams(_Section):
 
 class FinetuneParams(_Section):
     epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=2e-5, gt=0)
-    batch_size: int = Field(default=16, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
     weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     train_feature_extractor: bool = True
     group_by_length: bool = True
     save_steps: int = Field(default=200, ge=1)
