@@ -309,9 +309,9 @@ def notebook_trainer(source: str, tokenizer, dataset_encoded, num_labels: int, d
 
 def pipeline_trainer(checkpoint: str, tokenizer, train, label_names, params, device, out_dir: str, **run):
     """The finetune stage's trainer (run: num_train_epochs or max_steps), without checkpoints or dvclive."""
-    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
-    from textclf.training import EpochSeededSampler, PipelineTrainer
+    from textclf.training import PipelineTrainer, train_sampler, training_arguments
 
     finetune = load_stage("finetune")
     p = params.finetune
@@ -319,25 +319,9 @@ def pipeline_trainer(checkpoint: str, tokenizer, train, label_names, params, dev
     model = load_classifier(checkpoint, label_names, params.model.trust_remote_code)
     if not p.train_feature_extractor:
         finetune.freeze_encoder(model)
-    training_args = TrainingArguments(
-        output_dir=out_dir,
-        learning_rate=p.learning_rate,
-        per_device_train_batch_size=p.batch_size,
-        per_device_eval_batch_size=p.eval_batch_size,
-        weight_decay=p.weight_decay,
-        warmup_steps=p.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
-        eval_strategy="no",
-        logging_strategy="epoch",
-        save_strategy="no",  # the stage saves resumable state every save_steps; neither side saves here
-        seed=p.seed,
-        bf16=use_bf16(p.precision, device),
-        use_cpu=device.type == "cpu",
-        report_to="none",
-        log_level="warning",
-        dataloader_num_workers=0,
-        **run,
-    )
-    sampler = EpochSeededSampler([len(r) for r in train["input_ids"]], p.batch_size, p.seed, p.group_by_length)
+    # the stage's arguments; neither side saves checkpoints or evaluates during these runs
+    training_args = training_arguments(p, device, out_dir, eval_strategy="no", save_strategy="no", **run)
+    sampler = train_sampler(train["input_ids"], p)
     meter = StepMeter(model, device)
     trainer = PipelineTrainer(
         model=model,

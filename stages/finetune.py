@@ -15,19 +15,20 @@ import shutil
 from pathlib import Path
 
 import datasets
-from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, set_seed
 
 from textclf.errors import run_stage
 from textclf.io import atomic_path, read_json, read_parquet
-from textclf.modeling import load_classifier, load_tokenizer, resolve_device, use_bf16
+from textclf.modeling import load_classifier, load_tokenizer, resolve_device
 from textclf.params import load_params
 from textclf.training import (
     DVCLiveEpochLogger,
-    EpochSeededSampler,
     PipelineTrainer,
     compute_metrics,
     fingerprint,
     last_complete_checkpoint,
+    train_sampler,
+    training_arguments,
 )
 
 log = logging.getLogger("stage.finetune")
@@ -87,27 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     if resume:
         log.info("resuming from %s", resume)
 
-    training_args = TrainingArguments(
-        output_dir=str(state_dir),
-        num_train_epochs=params.epochs,
-        learning_rate=params.learning_rate,
-        per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=params.eval_batch_size,
-        weight_decay=params.weight_decay,
-        warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
-        eval_strategy="epoch",
-        logging_strategy="epoch",
-        save_strategy="steps",
-        save_steps=params.save_steps,
-        save_total_limit=1,
-        seed=params.seed,
-        bf16=use_bf16(params.precision, device),
-        use_cpu=device.type == "cpu",
-        report_to="none",
-        log_level="warning",
-        dataloader_num_workers=0,
-    )
-    sampler = EpochSeededSampler([len(r) for r in train["input_ids"]], params.batch_size, params.seed, params.group_by_length)
+    training_args = training_arguments(params, device, state_dir)
+    sampler = train_sampler(train["input_ids"], params)
     from dvclive import Live
 
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) as live:

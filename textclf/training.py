@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from textclf.evaluation import classification_metrics
+from textclf.modeling import use_bf16
+from textclf.params import FinetuneParams
 
 
 class EpochSeededSampler(torch.utils.data.Sampler[int]):
@@ -41,6 +43,38 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
             chunks = [order[i : i + size] for i in range(0, len(order), size)]
             order = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks])
         return iter(order.tolist())
+
+
+def training_arguments(params: FinetuneParams, device: torch.device, output_dir: Path | str, **overrides) -> TrainingArguments:
+    """The finetune stage's ``TrainingArguments``; ``overrides`` replace any of them
+    (the benchmark turns saving and evaluation off, or sets ``max_steps``)."""
+    settings = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=params.epochs,
+        learning_rate=params.learning_rate,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=params.eval_batch_size,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        save_strategy="steps",
+        save_steps=params.save_steps,
+        save_total_limit=1,
+        seed=params.seed,
+        bf16=use_bf16(params.precision, device),
+        use_cpu=device.type == "cpu",
+        report_to="none",
+        log_level="warning",
+        dataloader_num_workers=0,
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+def train_sampler(input_ids: Sequence[Sequence[int]], params: FinetuneParams) -> EpochSeededSampler:
+    """The finetune stage's sampler for these training rows."""
+    return EpochSeededSampler([len(r) for r in input_ids], params.batch_size, params.seed, params.group_by_length)
 
 
 class PipelineTrainer(Trainer):
