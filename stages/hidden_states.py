@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else str(args.finetuned_dir)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     frames = {split: read_parquet(args.encoded / f"{split}.parquet") for split in SPLITS}
-    torch.manual_seed(0)  # nothing here is random, but a newly built head must not differ between runs
+    torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code)
     log.info("%s encoder from %s on %s (%s)", args.encoder, checkpoint, device, "bf16" if bf16 else "fp32")
 

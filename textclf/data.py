@@ -140,7 +140,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], 
     return frames, files, list(feature.names) if hasattr(feature, "names") else None
 
 
-def _label_names(frames: dict[str, pd.DataFrame], files: dict[str, str], names: list[str] | None) -> list[str]:
+def _label_names(frames: dict[str, pd.DataFrame], names: list[str] | None) -> list[str]:
     """Label names in id order: given names, else ids as strings, else sorted label strings."""
     if names:
         return [str(n) for n in names]
@@ -195,7 +195,7 @@ def load_dataset(params: DataParams) -> Dataset:
     else:
         frames, files, names = read_hub(source)
     names = list(params.label_names) if params.label_names else names
-    names = _label_names(frames, files, names)
+    names = _label_names(frames, names)
     if len(set(names)) != len(names):
         raise PipelineError(f"label names are not unique: {names}")
 

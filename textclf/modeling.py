@@ -132,6 +132,7 @@ def max_positions(checkpoint: str, tokenizer) -> int:
     from transformers import AutoConfig
 
     config = _load(AutoConfig, resolve_checkpoint(checkpoint), "config")
-    limit = getattr(config, "max_position_embeddings", None) or 10**9
-    tok_limit = getattr(tokenizer, "model_max_length", None) or 10**9
-    return int(min(limit, tok_limit if tok_limit < 10**6 else limit))
+    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
+    known = [int(n) for n in limits if n and n < 10**6]
+    return min(known) if known else 10**6
