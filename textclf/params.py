@@ -55,7 +55,7 @@ class UmapParams(_Section):
 
 
 class FinetuneParams(_Section):
-    epochs: float = Field(default=2.0, gt=0)
+    epochs: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
