@@ -1,9 +1,9 @@
 """Stage baselines: dummy classifiers and logistic regression on the pretrained hidden states.
 
 Reads params: baselines.*
-Writes: metrics/baselines.json (accuracy and weighted F1 on every split for each model),
-plots/baselines/confusion.csv (validation predictions of the logistic regression, for DVC's
-confusion template) and plots/baselines/confusion.png (the notebook's normalized matrix).
+Writes: <metrics> (accuracy and weighted F1 on every split for each model), <plots>/confusion.csv
+(validation predictions of the logistic regression, for DVC's confusion template) and
+<plots>/confusion.png (the notebook's normalized matrix).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ log = logging.getLogger("stage.baselines")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=Path, default=Path("data/hidden/pretrained"))
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/baselines.json"))
-    parser.add_argument("--plots", type=Path, default=Path("plots/baselines"))
+    parser.add_argument("--hidden", type=Path, required=True, help="pretrained hidden states (data/hidden/pretrained)")
+    parser.add_argument("--data", type=Path, required=True, help="the data stage's folder (data/prepared)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/baselines.json)")
+    parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/baselines)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params).baselines

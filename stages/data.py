@@ -1,6 +1,6 @@
 """Stage data: read ``data.source`` and write each split as Parquet plus ``labels.json``.
 
-Reads params: data.*            Writes: data/prepared/{train,validation,test}.parquet, labels.json
+Reads params: data.*            Writes: <out>/{train,validation,test}.parquet, <out>/labels.json
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ log = logging.getLogger("stage.data")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("data/prepared"), help="output folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (data/prepared)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params).data

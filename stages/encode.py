@@ -1,7 +1,7 @@
 """Stage encode: tokenize every split once with the checkpoint's tokenizer (no padding).
 
 Reads params: model.checkpoint, model.max_length, model.trust_remote_code
-Writes: data/encoded/{train,validation,test}.parquet (input_ids as lists, label)
+Writes: <out>/{train,validation,test}.parquet (input_ids as lists, label, length) and <out>/tokenizer/
 Padding happens per batch downstream, so each row is stored at its own length.
 """
 
@@ -16,21 +16,16 @@ import pandas as pd
 from textclf.data import SPLITS
 from textclf.errors import PipelineError, run_stage
 from textclf.io import atomic_path, read_parquet
-from textclf.modeling import load_tokenizer, max_positions
+from textclf.modeling import encode_texts, load_tokenizer, max_positions, save_tokenizer
 from textclf.params import load_params
 
 log = logging.getLogger("stage.encode")
 
 
-def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated at ``max_length``, unpadded."""
-    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--out", type=Path, default=Path("data/encoded"))
+    parser.add_argument("--data", type=Path, required=True, help="the data stage's folder (data/prepared)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (data/encoded)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params).model
@@ -49,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
             encoded.to_parquet(out / f"{split}.parquet", index=False)
             truncated = sum(n >= params.max_length for n in lengths)
             log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, len(ids), sum(lengths) / len(ids), truncated)
-        tokenizer.save_pretrained(out / "tokenizer")
+        save_tokenizer(tokenizer, out / "tokenizer")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """Stage finetune: train a sequence classifier on the encoded data with the HF Trainer.
 
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
-Writes: models/finetuned/ (final model and tokenizer, safetensors) and dvclive/ (per-epoch
-train loss and validation loss, accuracy and F1). Resumable state goes to
-checkpoints/finetune/<fingerprint>/ every ``finetune.save_steps`` steps: a killed run resumes
-from there on the next ``dvc repro``, and the folder is removed after success.
+Writes: <out>/ (final model and tokenizer, safetensors) and <live>/ (dvclive: train loss and
+validation loss, accuracy and F1). Resumable state goes to <state>/<fingerprint>/ every
+``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
+folder is removed after success.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ import logging
 import shutil
 from pathlib import Path
 
-import datasets
 from transformers import DataCollatorWithPadding, set_seed
 
 from textclf.errors import run_stage
-from textclf.io import atomic_path, read_json, read_parquet
-from textclf.modeling import load_classifier, load_tokenizer, resolve_device
+from textclf.io import atomic_path, read_json
+from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
     DVCLiveEpochLogger,
     PipelineTrainer,
     compute_metrics,
     fingerprint,
-    last_complete_checkpoint,
+    freeze_encoder,
+    load_split,
+    resumable_state,
     train_sampler,
     training_arguments,
 )
@@ -34,32 +35,13 @@ from textclf.training import (
 log = logging.getLogger("stage.finetune")
 
 
-def load_split(path: Path, sort_by_length: bool = False) -> datasets.Dataset:
-    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take.
-
-    ``sort_by_length`` orders rows by length (for evaluation, whose metrics ignore order): each
-    evaluation batch is then padded to barely more than its rows' own length.
-    """
-    frame = read_parquet(path)
-    if sort_by_length:
-        frame = frame.iloc[frame["input_ids"].map(len).argsort(kind="stable")]
-    return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
-
-
-def freeze_encoder(model) -> int:
-    """Freeze the pretrained encoder (found through ``base_model``) and return the trainable count."""
-    for parameter in model.base_model.parameters():
-        parameter.requires_grad = False
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoded", type=Path, default=Path("data/encoded"))
-    parser.add_argument("--labels", type=Path, default=Path("data/prepared/labels.json"))
-    parser.add_argument("--out", type=Path, default=Path("models/finetuned"))
-    parser.add_argument("--live", type=Path, default=Path("dvclive"))
-    parser.add_argument("--state", type=Path, default=Path("checkpoints/finetune"))
+    parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
+    parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
+    parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
+    parser.add_argument("--state", type=Path, required=True, help="resumable state, never cached (checkpoints/finetune)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
@@ -80,29 +62,23 @@ def main(argv: list[str] | None = None) -> None:
         [args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels],
         {"finetune": params.model_dump(), "model": model_params.model_dump(), "device": device.type},
     )
-    state_dir = args.state / run_id
-    for stale in args.state.glob("*"):  # state of other settings can never be resumed
-        if stale != state_dir:
-            shutil.rmtree(stale, ignore_errors=True)
-    resume = last_complete_checkpoint(state_dir)
+    state_dir, resume = resumable_state(args.state, run_id)
     if resume:
         log.info("resuming from %s", resume)
 
-    training_args = training_arguments(params, device, state_dir)
-    sampler = train_sampler(train["input_ids"], params)
     from dvclive import Live
 
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) as live:
         trainer = PipelineTrainer(
             model=model,
-            args=training_args,
+            args=training_arguments(params, device, state_dir),
             train_dataset=train,
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
             callbacks=[DVCLiveEpochLogger(live)],
-            train_sampler=sampler,
+            train_sampler=train_sampler(train["input_ids"], params),
         )
         result = trainer.train(resume_from_checkpoint=resume)
         log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
@@ -110,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out, is_dir=True) as out:
         # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle
         trainer.model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
+        save_tokenizer(tokenizer, out)
     shutil.rmtree(state_dir, ignore_errors=True)
 
 

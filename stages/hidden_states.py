@@ -1,9 +1,9 @@
 """Stage hidden_states: the first token's last hidden state per row, for each split.
 
-Run once for the pretrained encoder (``--encoder pretrained``: model.checkpoint) and once for
-the fine-tuned one (``--encoder finetuned``: the finetune stage's model folder).
+Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param) and once for
+the fine-tuned one (``--encoder models/finetuned``, the finetune stage's folder).
 Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
-Writes: data/hidden/<encoder>/{train,validation,test}.npy (float32, rows in data order)
+Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
 """
 
 from __future__ import annotations
@@ -28,31 +28,30 @@ log = logging.getLogger("stage.hidden_states")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", choices=["pretrained", "finetuned"], required=True)
-    parser.add_argument("--finetuned-dir", type=Path, default=Path("models/finetuned"))
-    parser.add_argument("--encoded", type=Path, default=Path("data/encoded"))
-    parser.add_argument("--out", type=Path, help="default: data/hidden/<encoder>")
+    parser.add_argument("--encoder", required=True,
+                        help="'pretrained' (the model.checkpoint param) or a model folder (models/finetuned)")
+    parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (data/hidden/<encoder>)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
     params, model_params = all_params.hidden_states, all_params.model
-    out_dir = args.out or Path("data/hidden") / args.encoder
 
     device = resolve_device(all_params.device)
     bf16 = use_bf16(params.precision, device)
-    checkpoint = model_params.checkpoint if args.encoder == "pretrained" else str(args.finetuned_dir)
+    checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     frames = {split: read_parquet(args.encoded / f"{split}.parquet") for split in SPLITS}
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code)
-    log.info("%s encoder from %s on %s (%s)", args.encoder, checkpoint, device, "bf16" if bf16 else "fp32")
+    log.info("encoder from %s on %s (%s)", checkpoint, device, "bf16" if bf16 else "fp32")
 
-    with atomic_path(out_dir, is_dir=True) as out:
+    with atomic_path(args.out, is_dir=True) as out:
         for split, frame in frames.items():
             start = time.perf_counter()
             states = run_batched(
                 encoder, frame["input_ids"].tolist(), tokenizer.pad_token_id, params.batch_size,
-                output="first_token", device=device, bf16=bf16, desc=f"{args.encoder} {split}",
+                output="first_token", device=device, bf16=bf16, desc=f"{args.out.name} {split}",
             )
             np.save(out / f"{split}.npy", states)
             seconds = time.perf_counter() - start

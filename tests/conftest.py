@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +24,28 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def load_stage(name: str):
-    """Import ``stages/<name>.py`` as a module (the stages are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def stage_command(stage: str) -> tuple[str, list[str]]:
+    """The module and arguments of a dvc.yaml stage (``data``, ``hidden_states@pretrained``), taken
+    from dvc.yaml itself so that tests run each stage with exactly the paths the pipeline uses."""
+    name, _, key = stage.partition("@")
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    if "foreach" in spec:
+        items = spec["foreach"]
+        item = items[key] if isinstance(items, dict) else key
+        spec = spec["do"]
+        cmd = spec["cmd"].replace("${key}", key)
+        cmd = re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), cmd).replace("${item}", str(item))
+    else:
+        cmd = spec["cmd"]
+    words = shlex.split(cmd)
+    assert words[:2] == ["python", "-m"], cmd
+    return words[2], words[3:]
+
+
+def run_main(stage: str, *extra: str) -> None:
+    """Call a stage's ``main()`` in this process (cwd: the test's project folder), as dvc.yaml runs it."""
+    module, args = stage_command(stage)
+    importlib.import_module(module).main([*args, *extra])
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -117,12 +135,15 @@ def project(tmp_path, small_folder, tiny_model, monkeypatch):
     return work
 
 
-def run_script(name: str, *args: str, cwd: Path, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
-    """Run ``python stages/<name>.py`` as DVC would, capturing output."""
+def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dict | None = None,
+               **kwargs) -> subprocess.CompletedProcess:
+    """Run a stage as dvc.yaml does (``python -m stages.<name> <its args>``) in ``cwd``, capturing output.
+    This checkout comes first on PYTHONPATH: ``cwd`` is a test folder, not a project root."""
+    module, args = stage_command(stage)
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{name}.py"), *args],
-        cwd=cwd, capture_output=True, text=True, **kwargs,
+        [sys.executable, "-m", module, *args, *extra], cwd=cwd, capture_output=True, text=True, env=env, **kwargs,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+        raise AssertionError(f"{stage} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result

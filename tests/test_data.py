@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LABELS, ROOT, few_rows, load_stage, run_script, write_jsonl, write_params
+from conftest import LABELS, ROOT, few_rows, run_main, run_script, write_jsonl, write_params
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
 from textclf.params import DataParams
@@ -96,7 +96,7 @@ def test_hub_source_offline_says_how_to_use_local_files():
 def test_max_samples_caps_rows(tmp_path, small_folder, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", data={"source": str(small_folder), "max_train_samples": 10, "max_eval_samples": 3})
-    load_stage("data").main([])
+    run_main("data")
     assert [len(pd.read_parquet(tmp_path / f"data/prepared/{s}.parquet")) for s in SPLITS] == [10, 3, 3]
 
 
@@ -172,7 +172,7 @@ BAD_CASES = [
 def test_bad_data_fails_with_one_line_and_keeps_outputs(tmp_path, small_folder, monkeypatch, case):
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path / "params.yaml", data={"source": str(small_folder)})
-    load_stage("data").main([])  # a good run first: its outputs must survive the bad one
+    run_main("data")  # a good run first: its outputs must survive the bad one
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "data/prepared").iterdir()}
 
     bad = tmp_path / "bad"
@@ -180,7 +180,7 @@ def test_bad_data_fails_with_one_line_and_keeps_outputs(tmp_path, small_folder, 
     pattern = _bad_case(case, bad)
     write_params(params, data={"source": str(bad)})
     with pytest.raises(PipelineError, match=pattern):
-        load_stage("data").main([])
+        run_main("data")
 
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "data/prepared").iterdir()}
     assert after == before

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import yaml
 
-from conftest import ROOT, load_stage, run_script, write_params
+from conftest import ROOT, run_main, run_script, write_params
 from textclf.errors import PipelineError
 from textclf.modeling import resolve_checkpoint, resolve_device
 from textclf.params import Params, load_params, parse_params
@@ -87,7 +87,7 @@ def test_valid_checkpoint_forms(tiny_model):
 
 def test_hub_checkpoint_offline_is_one_clear_line(project):
     write_params(project / "params.yaml", data={"source": "sample"}, model={"checkpoint": "distilbert-base-uncased"})
-    load_stage("data").main([])
+    run_main("data")
     result = run_script("encode", cwd=project, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2, result.stderr[-2000:]
     assert "could not load the tokenizer from the Hugging Face hub" in result.stderr
@@ -95,13 +95,13 @@ def test_hub_checkpoint_offline_is_one_clear_line(project):
 
 
 def test_max_length_above_model_limit(project, small_folder, tiny_model):
-    load_stage("data").main([])
-    load_stage("encode").main([])
+    run_main("data")
+    run_main("encode")
     before = hashlib.sha256((project / "data/encoded/train.parquet").read_bytes()).hexdigest()
     # the tiny model has 64 positions
     write_params(project / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model), "max_length": 100})
     with pytest.raises(PipelineError, match=r"model\.max_length: 100 is above the model's limit of 64 tokens"):
-        load_stage("encode").main([])
+        run_main("encode")
     assert hashlib.sha256((project / "data/encoded/train.parquet").read_bytes()).hexdigest() == before
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import ROOT, load_stage, run_script, write_params
+from conftest import ROOT, run_main, run_script, stage_command, write_params
 
 # Runs the real finetune stage, but SIGKILLs its own process once the Trainer reaches a step:
 # the kill lands mid-epoch, after a save, with unsaved steps lost, as a crash or OOM-kill would.
@@ -34,8 +34,8 @@ KILLER = textwrap.dedent(
         original(self, *args, **kwargs)
         self.add_callback(KillAt())
     training.PipelineTrainer.__init__ = patched
-    sys.argv = [sys.argv[1]]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    sys.argv = sys.argv[1:]
+    runpy.run_module("stages.finetune", run_name="__main__", alter_sys=True)
     """
 )
 
@@ -65,9 +65,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
 
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
-    env = {**os.environ, "KILL_AT_STEP": "14"}
+    env = {**os.environ, "KILL_AT_STEP": "14", "PYTHONPATH": str(ROOT)}
     killed = subprocess.run(
-        [sys.executable, str(killer), str(ROOT / "stages/finetune.py")], cwd=interrupted, env=env,
+        [sys.executable, str(killer), "stages.finetune", *stage_command("finetune")[1]], cwd=interrupted, env=env,
         capture_output=True, text=True,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -103,14 +103,14 @@ def _run_all(work: Path, small_folder: Path, tiny_model: Path, monkeypatch) -> N
     work.mkdir()
     write_params(work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)})
     monkeypatch.chdir(work)
-    load_stage("data").main([])
-    load_stage("encode").main([])
-    load_stage("hidden_states").main(["--encoder", "pretrained"])
-    load_stage("baselines").main([])
-    load_stage("umap_embed").main(["--encoder", "pretrained"])
-    load_stage("finetune").main([])
-    load_stage("evaluate").main([])
-    load_stage("hidden_states").main(["--encoder", "finetuned"])
+    run_main("data")
+    run_main("encode")
+    run_main("hidden_states@pretrained")
+    run_main("baselines")
+    run_main("umap@pretrained")
+    run_main("finetune")
+    run_main("evaluate")
+    run_main("hidden_states@finetuned")
 
 
 def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, tiny_model, monkeypatch):
@@ -131,10 +131,9 @@ def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, t
     shutil.rmtree(first), shutil.rmtree(second)
 
 
-@pytest.mark.parametrize("stage", ["baselines", "umap_embed"])
+@pytest.mark.parametrize("stage", ["baselines", "umap@pretrained"])
 def test_missing_upstream_output_is_one_line(tmp_path, stage):
     write_params(tmp_path / "params.yaml")
-    args = ["--encoder", "pretrained"] if stage == "umap_embed" else []
-    result = run_script(stage, *args, cwd=tmp_path)
+    result = run_script(stage, cwd=tmp_path)
     assert result.returncode == 2
     assert "not found (run the stage that writes it first: dvc repro)" in result.stderr.splitlines()[-1]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from textclf.errors import PipelineError
+from textclf.io import user_path
 from textclf.params import DataParams
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,8 @@ def load_dataset(params: DataParams) -> Dataset:
     source = params.source
     if source == "sample":
         frames, files, names = read_folder(SAMPLE_DIR)
-    elif Path(source).expanduser().is_dir():
-        frames, files, names = read_folder(Path(source).expanduser())
+    elif user_path(source).is_dir():
+        frames, files, names = read_folder(user_path(source))
     elif source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise PipelineError(f"data.source '{source}': no such folder (and not a hub dataset id)")
     else:

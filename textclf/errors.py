@@ -1,27 +1,93 @@
-"""One error type for bad input, and the wrapper that turns it into a one-line exit."""
+"""One error type for bad input, and the wrapper that runs a stage: one-line errors, clean stops.
+
+Under ``dvc repro`` (DVC sets ``DVC_STAGE``) DVC deletes a stage's outputs before running it, so
+a stage that fails or is stopped says how to bring the last good outputs back.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
+
+# The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
+# git-tracked metrics, plot data and training curves with `git checkout`.
+RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots dvclive"
 
 
 class PipelineError(Exception):
     """Bad data, params or environment: the message is shown to the user as one line."""
 
 
+class Stopped(BaseException):
+    """Raised in the main thread on SIGTERM (or when the DVC process that started the stage is gone),
+    so that ``finally`` blocks remove temporary outputs before the process ends."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Stopped(signum)
+
+
+def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
+    """The parent process, and its parents up to the first one running DVC (the shell that DVC
+    starts a command in may sit between): if any of them dies, nobody waits for this stage."""
+    pids, pid = [], os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            break
+        pids.append(pid)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        if b"dvc" in cmdline:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return pids
+
+
+def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> None:
+    """Poll: when DVC (or the shell between) is killed, stop this stage instead of running on alone."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent or not all(Path(f"/proc/{pid}").exists() for pid in pids):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; a ``PipelineError`` exits 2 with ``error: <message>`` on stderr.
 
-    Any other exception keeps its traceback: that is a bug, not bad input.
+    SIGTERM and SIGINT stop the stage cleanly (exit 128 + signal number) after its temporary
+    outputs are removed. Any other exception keeps its traceback: that is a bug, not bad input.
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
+    under_dvc = "DVC_STAGE" in os.environ
+    hint = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
+    signal.signal(signal.SIGTERM, _on_signal)
+    if under_dvc and sys.platform.startswith("linux"):
+        watched = _ancestors_up_to_dvc()
+        threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
     try:
         main()
     except PipelineError as exc:
         message = " ".join(str(exc).split())  # always exactly one line
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message}{hint if under_dvc else ''}", file=sys.stderr)
         sys.exit(2)
+    except (Stopped, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"stopped by {name}{hint if under_dvc else ''}", file=sys.stderr)
+        sys.exit(128 + signum)

@@ -86,3 +86,16 @@ def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], titl
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
+
+
+def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded."""
+    from sklearn.preprocessing import MinMaxScaler
+    from umap import UMAP
+
+    scaled = MinMaxScaler().fit_transform(X)
+    mapper = UMAP(
+        n_components=2, metric="cosine", n_neighbors=min(n_neighbors, len(X) - 1),
+        min_dist=min_dist, random_state=seed,
+    )
+    return mapper.fit_transform(scaled)

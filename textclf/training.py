@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from textclf.evaluation import classification_metrics
+from textclf.io import read_parquet
 from textclf.modeling import use_bf16
 from textclf.params import FinetuneParams
 
@@ -146,3 +149,34 @@ def fingerprint(files: Sequence[Path], settings: dict) -> str:
     for path in files:
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def load_split(path: Path, sort_by_length: bool = False) -> datasets.Dataset:
+    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take.
+
+    ``sort_by_length`` orders rows by length (for evaluation, whose metrics ignore order): each
+    evaluation batch is then padded to barely more than its rows' own length.
+    """
+    frame = read_parquet(path)
+    if sort_by_length:
+        frame = frame.iloc[frame["input_ids"].map(len).argsort(kind="stable")]
+    return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
+
+
+def freeze_encoder(model) -> int:
+    """Freeze the pretrained encoder (found through ``base_model``) and return the trainable count."""
+    for parameter in model.base_model.parameters():
+        parameter.requires_grad = False
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def resumable_state(state_root: Path, run_id: str) -> tuple[Path, str | None]:
+    """The state folder of this run's settings and the checkpoint to resume from (or None).
+
+    State saved under other settings (another fingerprint) can never be resumed: it is deleted.
+    """
+    state_dir = Path(state_root) / run_id
+    for stale in Path(state_root).glob("*"):
+        if stale != state_dir:
+            shutil.rmtree(stale, ignore_errors=True)
+    return state_dir, last_complete_checkpoint(state_dir)

@@ -1,0 +1,93 @@
+"""dvc.yaml tracks every project file a stage executes, and runs each stage as dvc.yaml says."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, stage_command
+
+PACKAGES = ("textclf", "stages")
+
+
+def _module_file(name: str) -> Path:
+    path = ROOT / Path(*name.split("."))
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
+
+
+def executed_files(module: str) -> set[str]:
+    """Project files that running ``python -m <module>`` executes: the module, the packages' ``__init__``
+    files and every project module imported anywhere in them (lazy imports too), transitively."""
+    seen: set[Path] = set()
+    todo = [_module_file(module), _module_file(module.split(".")[0])]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] not in PACKAGES:
+                    continue
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):  # importing a.b.c executes a, a.b and a.b.c
+                    candidate = _module_file(".".join(parts[:i]))
+                    if candidate.is_file():
+                        todo.append(candidate)
+    return {str(p.relative_to(ROOT)) for p in seen}
+
+
+def _stages() -> dict[str, dict]:
+    """Every stage of dvc.yaml, foreach expanded: name -> (module, deps)."""
+    stages = {}
+    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" in spec:
+            keys = spec["foreach"] if isinstance(spec["foreach"], list) else list(spec["foreach"])
+            for key in keys:
+                stages[f"{name}@{key}"] = spec["do"]
+        else:
+            stages[name] = spec
+    return stages
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_every_executed_project_file_is_a_dep(stage):
+    module, _ = stage_command(stage)
+    deps = {d for d in _stages()[stage]["deps"] if isinstance(d, str)}
+    missing = executed_files(module) - deps
+    assert not missing, f"{stage}: add to its deps in dvc.yaml: {sorted(missing)}"
+    stale = {d for d in deps if d.endswith(".py")} - executed_files(module) - {"stages/hidden_states.py"}
+    assert not stale, f"{stage}: deps it does not execute: {sorted(stale)}"
+
+
+def test_the_import_walk_sees_lazy_and_transitive_imports():
+    files = executed_files("stages.finetune")
+    assert "textclf/evaluation.py" in files  # through textclf.training
+    assert "textclf/errors.py" in files and "stages/__init__.py" in files
+
+
+def test_commands_run_modules_with_every_path_given():
+    """No stage relies on an argparse default for a path: dvc.yaml is the one place paths live."""
+    for stage, spec in _stages().items():
+        module, args = stage_command(stage)
+        assert module.startswith("stages."), stage
+        source = _module_file(module).read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+                flag = node.args[0].value
+                keywords = {k.arg: k for k in node.keywords}
+                if flag == "--params":
+                    continue
+                assert "default" not in keywords, f"{module}: {flag} has a default; pass it in dvc.yaml"
+                assert flag in args, f"{stage}: dvc.yaml does not pass {flag}"
+        assert shlex.split(spec["cmd"].replace("${", "x").replace("}", ""))[:2] == ["python", "-m"]
