@@ -2,7 +2,7 @@
 
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
 Writes: <out>/ (final model and tokenizer, safetensors) and <live>/ (dvclive: train loss and
-validation loss, accuracy and F1). Resumable state goes to <state>/<fingerprint>/ every
+validation loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.
 """
@@ -21,7 +21,7 @@ from textclf.io import atomic_path, read_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
-    DVCLiveEpochLogger,
+    DVCLiveStepLogger,
     PipelineTrainer,
     compute_metrics,
     fingerprint,
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     train = load_split(args.encoded / "train.parquet")
-    validation = load_split(args.encoded / "validation.parquet", sort_by_length=True)
+    validation = load_split(
+        args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
+    )
 
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
     model = load_classifier(model_params.checkpoint, label_names, model_params.trust_remote_code)
@@ -71,13 +73,13 @@ def main(argv: list[str] | None = None) -> None:
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) as live:
         trainer = PipelineTrainer(
             model=model,
-            args=training_arguments(params, device, state_dir),
+            args=training_arguments(params, device, state_dir, len(train)),
             train_dataset=train,
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
-            callbacks=[DVCLiveEpochLogger(live)],
+            callbacks=[DVCLiveStepLogger(live)],
             train_sampler=train_sampler(train["input_ids"], params),
         )
         result = trainer.train(resume_from_checkpoint=resume)

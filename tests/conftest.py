@@ -107,7 +107,7 @@ def write_params(path: Path, **sections) -> Path:
         "hidden_states": {"batch_size": 8},
         "umap": {"n_neighbors": 5},
         "baselines": {"max_iter": 200},
-        "finetune": {"epochs": 2, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4,
+        "finetune": {"epochs": 2, "min_steps": 0, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4,
                      "warmup_ratio": 0.0},
         "evaluate": {"batch_size": 16},
     }

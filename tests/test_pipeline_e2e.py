@@ -1,4 +1,8 @@
-"""End to end: `dvc repro` for real in a temporary git repo, with tiny params."""
+"""End to end, the way users run it: `dvc repro` in real git clones of a small copy of the project.
+
+One module-scoped repository is reproduced once (tiny model, 60 rows) and pushed to a local-folder
+DVC remote; every other test works in its own `git clone` of it, as a teammate or CI would.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +10,87 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
-from conftest import LABELS, ROOT, write_params
+from conftest import LABELS, ROOT, few_rows, write_jsonl, write_params
+from textclf.errors import RESTORE_COMMAND
 
-COPY = ["stages", "textclf", "data/sample", "dvc.yaml", ".dvcignore", ".dvc/config", ".dvc/plots"]
+pytestmark = pytest.mark.slow
+
+COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"]
+OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+STAGES = {
+    "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
+    "baselines", "umap@pretrained", "umap@finetuned", "evaluate",
+}
 
 
-def sh(*args: str, cwd: Path) -> str:
+def user_env(offline: bool = True) -> dict:
+    """The environment of a user's shell: the venv's bin first, no PYTHONPATH (stages import the
+    checkout they run in), the hub's offline variables set or not."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DVC_EXP_BASELINE_REV", None)
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
+    for name in ("PYTHONPATH", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "DVC_ROOT"):
+        env.pop(name, None)
+    for name in OFFLINE:
+        env.pop(name, None)
+        if offline:
+            env[name] = "1"
+    return env
 
 
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+def sh(*args: str, cwd: Path, ok: bool = True, offline: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=user_env(offline))
+    if ok:
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
 
 
-def test_dvc_repro_end_to_end(tmp_path, small_folder, tiny_model):
-    repo = tmp_path / "repo"
+def ran_stages(result: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+def dvc_status(repo: Path) -> dict:
+    return json.loads(sh("dvc", "status", "--json", cwd=repo).stdout.strip().splitlines()[-1])
+
+
+def clone(origin: Path, target: Path, pull: bool = True) -> Path:
+    sh("git", "clone", "-q", str(origin), str(target), cwd=origin.parent)
+    for key, value in (("user.email", "test@example.com"), ("user.name", "test")):
+        sh("git", "config", key, value, cwd=target)
+    if pull:
+        sh("dvc", "pull", "-q", cwd=target)
+    return target
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    """Every file the pipeline writes, by path."""
+    files = {}
+    for folder in ("data/prepared", "data/encoded", "data/hidden", "models", "metrics", "plots", "dvclive"):
+        for path in sorted((repo / folder).rglob("*")):
+            if path.is_file() and path.name != ".gitignore":
+                files[str(path.relative_to(repo))] = path.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, tiny_model) -> Path:
+    """A project repo with the tiny model, the small data as its demo sample, reproduced, committed,
+    and pushed (outputs and run-cache) to a local-folder remote."""
+    base = tmp_path_factory.mktemp("e2e")
+    repo = base / "origin"
     repo.mkdir()
-    sh("git", "init", "-q", cwd=repo)
+    sh("git", "init", "-q", "-b", "main", cwd=repo)
     sh("git", "config", "user.email", "test@example.com", cwd=repo)
     sh("git", "config", "user.name", "test", cwd=repo)
-    sh("dvc", "init", "-q", cwd=repo)
     for name in COPY:
         source, target = ROOT / name, repo / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,54 +98,212 @@ def test_dvc_repro_end_to_end(tmp_path, small_folder, tiny_model):
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, target)
-    (repo / ".dvc/config").write_text("")  # no html template: node_modules is not copied
-    write_params(
-        repo / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)},
-        umap={"n_neighbors": 5},
-    )
+    (repo / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    (repo / ".dvc/config").write_text("[core]\n    analytics = false\n    remote = local\n"
+                                      f"['remote \"local\"']\n    url = {base / 'remote'}\n")
+    sample = repo / "data/sample"  # the small data as the demo sample: 36/12/12 rows, git-tracked
+    for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
+        write_jsonl(sample / f"{split}.jsonl", few_rows(split, per_label))
+    (sample / "labels.json").write_text(json.dumps(LABELS))
+    # 45 optimizer steps: long enough to signal the stage mid-training
+    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)},
+                 finetune={"epochs": 10, "save_steps": 10})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
 
     first = sh("dvc", "repro", cwd=repo)
-    stages = set(sh("dvc", "stage", "list", "--name-only", cwd=repo).split())
-    assert ran_stages(first) == stages and len(stages) == 9
-
-    # every declared output
-    for split, rows in (("train", 36), ("validation", 12), ("test", 12)):
-        assert len(pd.read_parquet(repo / f"data/prepared/{split}.parquet")) == rows
-        assert len(pd.read_parquet(repo / f"data/encoded/{split}.parquet")) == rows
-        for encoder in ("pretrained", "finetuned"):
-            assert np.load(repo / f"data/hidden/{encoder}/{split}.npy").shape == (rows, 32)
-    baselines = json.loads((repo / "metrics/baselines.json").read_text())
-    finetuned = json.loads((repo / "metrics/finetuned.json").read_text())
-    assert set(baselines["logistic_regression"]) == {"train", "validation", "test"}
-    assert set(finetuned) == {"validation", "test"}
-    for value in (baselines["logistic_regression"]["test"]["accuracy"], finetuned["test"]["f1"]):
-        assert 0.0 <= value <= 1.0
-    assert (repo / "models/finetuned/model.safetensors").is_file()
-    for png in ("baselines/confusion", "finetuned/confusion", "umap/pretrained", "umap/finetuned"):
-        with Image.open(repo / f"plots/{png}.png") as image:
-            image.load()
-            assert image.size[0] > 100
-    assert set(pd.read_csv(repo / "plots/umap/finetuned.csv")["label"]) == set(LABELS)
-
-    # nothing to do the second time
-    second = sh("dvc", "repro", cwd=repo)
-    assert not ran_stages(second)
-
-    # metrics and plots are git-tracked; commit, change a fine-tuning param, rerun
+    assert ran_stages(first) == STAGES
     sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "run", cwd=repo)
-    write_params(
-        repo / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)},
-        umap={"n_neighbors": 5}, finetune={"learning_rate": 3.0e-3},
-    )
-    third = sh("dvc", "repro", cwd=repo)
-    assert ran_stages(third) == {"finetune", "evaluate", "hidden_states@finetuned", "umap@finetuned"}
+    sh("git", "commit", "-qm", "results", cwd=repo)
+    sh("dvc", "push", "-q", "--run-cache", cwd=repo)
+    return repo
 
-    diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "--json", cwd=repo).splitlines()[-1])
-    changed = {(path, key) for path, keys in diff.items() for key, value in keys.items() if value.get("diff")}
-    assert any(path == "dvclive/metrics.json" for path, _ in changed), diff
-    assert not any(path == "metrics/baselines.json" for path, _ in changed)
-    params_diff = sh("dvc", "params", "diff", "HEAD", "--md", cwd=repo)
-    assert "finetune.learning_rate" in params_diff
+
+def test_repro_writes_every_output_and_then_has_nothing_to_do(origin):
+    assert set(sh("dvc", "stage", "list", "--name-only", cwd=origin).stdout.split()) == STAGES
+    for split, rows in (("train", 36), ("validation", 12), ("test", 12)):
+        assert len(pd.read_parquet(origin / f"data/prepared/{split}.parquet")) == rows
+        assert len(pd.read_parquet(origin / f"data/encoded/{split}.parquet")) == rows
+        for encoder in ("pretrained", "finetuned"):
+            assert np.load(origin / f"data/hidden/{encoder}/{split}.npy").shape == (rows, 32)
+    baselines = json.loads((origin / "metrics/baselines.json").read_text())
+    finetuned = json.loads((origin / "metrics/finetuned.json").read_text())
+    assert set(baselines["logistic_regression"]) == {"train", "validation", "test"}
+    assert set(finetuned) >= {"validation", "test"}
+    assert (origin / "models/finetuned/model.safetensors").is_file()
+    for png in ("baselines/confusion", "finetuned/confusion", "umap/pretrained", "umap/finetuned"):
+        with Image.open(origin / f"plots/{png}.png") as image:
+            assert image.size[0] > 100
+    assert set(pd.read_csv(origin / "plots/umap/finetuned.csv")["label"]) == set(LABELS)
+    assert not ran_stages(sh("dvc", "repro", cwd=origin))
+    assert sh("git", "status", "--porcelain", cwd=origin).stdout == ""
+
+
+def test_every_stage_is_in_the_run_cache(origin):
+    """DVC keeps a stage out of the run-cache if a cache: false output is declared under outs:."""
+    runs = [p for p in (origin / ".dvc/cache/runs").glob("*/*") if p.is_dir()]
+    assert len(runs) == len(STAGES), f"{len(runs)} run-cache entries for {len(STAGES)} stages"
+
+
+def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_path):
+    repo = clone(origin, tmp_path / "repo")
+    with open(repo / "textclf/modeling.py", "a") as f:
+        f.write("# a change\n")
+    changed = set(dvc_status(repo))
+    assert changed == {"encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned", "evaluate"}
+    with open(repo / "textclf/io.py", "a") as f:
+        f.write("# a change\n")
+    assert set(dvc_status(repo)) == STAGES
+
+
+def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
+    repo = clone(origin, tmp_path / "repo")
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("learning_rate: 0.001", "learning_rate: 0.003"))
+    assert "finetune" in ran_stages(sh("dvc", "repro", cwd=repo))
+    (repo / "params.yaml").write_text(params)
+    back = sh("dvc", "repro", cwd=repo)
+    assert not ran_stages(back), back.stdout
+    assert "Stage 'finetune' is cached - skipping run" in back.stdout
+    assert outputs(repo) == outputs(origin)
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
+
+
+def test_a_teammate_reproduces_from_the_remote_run_cache_without_running_a_stage(origin, tmp_path):
+    repo = clone(origin, tmp_path / "teammate", pull=False)
+    sh("dvc", "fetch", "-q", "--run-cache", cwd=repo)
+    result = sh("dvc", "repro", cwd=repo)
+    assert not ran_stages(result), result.stdout
+    assert outputs(repo) == outputs(origin)
+    assert dvc_status(repo) == {}
+
+
+def test_outputs_do_not_depend_on_the_offline_variables(origin, tmp_path):
+    """A fresh run without HF_*_OFFLINE (the origin ran with them) gives the same bytes and dvc.lock."""
+    repo = clone(origin, tmp_path / "online", pull=False)
+    result = sh("dvc", "repro", "--force", cwd=repo, offline=False)
+    assert ran_stages(result) == STAGES
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == "", "dvc.lock or a git-tracked output changed"
+    assert outputs(repo) == outputs(origin)
+
+
+def test_two_clones_sharing_one_venv_run_their_own_code(origin, tmp_path):
+    first, second = clone(origin, tmp_path / "first"), clone(origin, tmp_path / "second")
+    data_py = second / "textclf/data.py"
+    data_py.write_text(data_py.read_text().replace(
+        "    return Dataset(splits=splits", '    log.warning("code of the second clone")\n    return Dataset(splits=splits'
+    ))
+    assert "code of the second clone" in sh("dvc", "repro", "--force", "data", cwd=second).stderr
+    assert "code of the second clone" not in sh("dvc", "repro", "--force", "data", cwd=first).stderr
+
+
+def restore(repo: Path) -> None:
+    """The documented way back to the last good outputs."""
+    subprocess.run(RESTORE_COMMAND, shell=True, cwd=repo, check=True, capture_output=True, env=user_env())
+
+
+def test_bad_data_under_dvc_repro_then_restore(origin, tmp_path):
+    repo = clone(origin, tmp_path / "repo")
+    before = outputs(repo)
+    train = repo / "data/sample/train.jsonl"
+    lines = train.read_text().splitlines()
+    train.write_text("\n".join(lines[:2] + ['{"text": "fine", "label": 9}'] + lines[2:]) + "\n")
+    result = sh("dvc", "repro", cwd=repo, ok=False)
+    assert result.returncode != 0
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "train.jsonl: row 3: label id 9 is outside 0..5" in error[0]
+    assert RESTORE_COMMAND in error[0]
+    assert not (repo / "data/prepared").exists()  # DVC removed it before running the stage
+
+    sh("git", "checkout", "--", "data/sample", cwd=repo)  # the fix
+    restore(repo)
+    assert outputs(repo) == before
+    assert dvc_status(repo) == {}
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
+
+
+def stage_processes(repo: Path, module: str) -> list[int]:
+    """PIDs of `python -m <module>` processes running in ``repo``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if module.encode() in cmdline and os.path.realpath(proc / "cwd") == str(repo.resolve()):
+                pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("how", ["SIGINT to the process group (Ctrl-C)", "SIGTERM to dvc", "SIGKILL to the stage"])
+def test_a_stopped_repro_leaves_no_orphan_and_restores(origin, tmp_path, how):
+    repo = clone(origin, tmp_path / "repo")
+    before = outputs(repo)
+    stage, module = ("hidden_states@pretrained", "stages.hidden_states") if "SIGKILL" in how else \
+        ("finetune", "stages.finetune")
+    log = tmp_path / "repro.log"  # a file, not a pipe: nobody reads a pipe while the stage writes to it
+    with open(log, "w") as sink:
+        dvc = subprocess.Popen([shutil.which("dvc", path=user_env()["PATH"]), "repro", "--force", "--single-item", stage],
+                               cwd=repo, env=user_env(), stdout=sink, stderr=sink, start_new_session=True)
+    try:
+        pid = wait_for(lambda: stage_processes(repo, module), 60, f"{module} to start")[0]
+        if module == "stages.finetune":  # mid-training: after the first saved state
+            wait_for(lambda: list(repo.glob("checkpoints/finetune/*/checkpoint-*")), 120, "a saved training state")
+        else:
+            time.sleep(1.0)
+        if "SIGINT" in how:
+            os.killpg(dvc.pid, signal.SIGINT)
+        elif "SIGTERM" in how:
+            dvc.send_signal(signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        dvc.wait(timeout=60)
+        wait_for(lambda: not stage_processes(repo, module), 15, "the stage process to stop")
+    finally:
+        if dvc.poll() is None:
+            os.killpg(dvc.pid, signal.SIGKILL)
+    assert dvc.returncode != 0
+    stderr = log.read_text()
+    if "SIGKILL" not in how:
+        assert RESTORE_COMMAND in stderr, stderr[-2000:]
+    if "SIGTERM" not in how:  # dvc itself was not killed: it reports the stage's failure
+        assert "failed to reproduce" in stderr.lower() or "ERROR" in stderr, stderr[-2000:]
+
+    restore(repo)
+    assert outputs(repo) == before
+    assert dvc_status(repo) == {}
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == "", "a temporary folder or output is left"
+
+
+def test_queued_experiment_takes_a_relative_data_source(origin, tmp_path):
+    """`dvc exp run --queue` runs in a copy under .dvc/tmp/exps: ../data there must mean the same folder."""
+    repo = clone(origin, tmp_path / "repo")
+    external = tmp_path / "external"
+    shutil.copytree(repo / "data/sample", external)
+    sh("dvc", "exp", "run", "--queue", "-S", "data.source=../external", "-n", "relative", cwd=repo)
+    sh("dvc", "queue", "start", "-j", "1", cwd=repo)
+
+    def finished():
+        status = sh("dvc", "queue", "status", cwd=repo).stdout
+        return ("Success" in status or "Failed" in status) and "Running" not in status and "Queued" not in status
+
+    try:
+        wait_for(finished, 600, "the queued experiment")
+    finally:
+        sh("dvc", "queue", "stop", "--kill", cwd=repo, ok=False)
+    status = sh("dvc", "queue", "status", cwd=repo).stdout
+    logs = sh("dvc", "queue", "logs", "relative", cwd=repo, ok=False).stdout
+    assert "Success" in status, f"{status}\n{logs[-3000:]}"
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
+    assert any(e.get("name") == "relative" for e in experiments), shown

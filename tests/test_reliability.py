@@ -84,7 +84,11 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
     ref_live = json.loads((reference / "dvclive/metrics.json").read_text())
     res_live = json.loads((interrupted / "dvclive/metrics.json").read_text())
-    assert res_live["eval"] == ref_live["eval"] and res_live["step"] == ref_live["step"] == 2
+    assert res_live["eval"] == ref_live["eval"] and res_live["step"] == ref_live["step"] == 27
+    for name in ("eval/accuracy", "train/loss"):  # the resumed run's curves are whole: steps 1..27
+        ref_curve = (reference / f"dvclive/plots/metrics/{name}.tsv").read_text()
+        assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == ref_curve
+        assert len(ref_curve.splitlines()) == 1 + 27
     assert not list((interrupted / "checkpoints/finetune").glob("*")), "state removed after success"
 
 

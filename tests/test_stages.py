@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import LABELS, run_main
+from conftest import LABELS, ROOT, run_main
 from textclf.training import freeze_encoder
 
 SPLITS = ("train", "validation", "test")
@@ -69,7 +69,8 @@ def test_baselines_stage_metrics_and_plots(project):
     # most_frequent predicts one class: 6 balanced labels give exactly 1/6
     assert metrics["dummy_most_frequent"]["train"]["accuracy"] == pytest.approx(1 / 6, abs=1e-6)
     confusion = pd.read_csv(project / "plots/baselines/confusion.csv")
-    assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == 12
+    assert list(confusion.columns) == ["actual", "predicted", "actual_id", "predicted_id", "weight"]
+    assert confusion["weight"].sum() == 12 and len(confusion) == 12 + len(LABELS)
     assert set(confusion["actual"]) == set(LABELS)
     Image.open(project / "plots/baselines/confusion.png").verify()
 
@@ -94,10 +95,12 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
     assert not list((project / "checkpoints/finetune").glob("*")), "resumable state is removed after success"
 
+    # 36 rows, batch 8: 5 steps an epoch, 2 epochs; eval_steps 0.05 of 10 steps rounds up to every step
     live = json.loads((project / "dvclive/metrics.json").read_text())
-    assert live["step"] == 1 and 0 <= live["eval"]["accuracy"] <= 1
-    curve = pd.read_csv(project / "dvclive/plots/metrics/eval/accuracy.tsv", sep="\t")
-    assert len(curve) == 2, "one point per epoch"
+    assert live["step"] == 10 and 0 <= live["eval"]["accuracy"] <= 1
+    for name in ("eval/accuracy", "eval/f1", "eval/loss", "train/loss"):
+        curve = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
+        assert curve["step"].tolist() == list(range(1, 11)), f"{name}: one point per optimizer step"
 
     run_main("evaluate")
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
@@ -116,3 +119,16 @@ def test_frozen_encoder_trains_only_the_head(project, tiny_model):
     trainable = freeze_encoder(model)
     assert trainable == sum(p.numel() for p in model.classifier.parameters())
     assert all(not p.requires_grad for p in model.base_model.parameters())
+
+
+@pytest.mark.parametrize("rows", [36, 240, 1000, 16000])
+def test_the_schedule_gives_enough_steps_and_curve_points_at_every_size(rows):
+    from textclf.params import load_params
+    from textclf.training import schedule
+
+    params = load_params(ROOT / "params.yaml").finetune
+    total, every = schedule(rows, params)
+    per_epoch = -(-rows // params.batch_size)
+    assert total == max(int(params.epochs * per_epoch), params.min_steps)
+    assert total >= params.min_steps >= 100, "small data gets at least min_steps updates"
+    assert total // every >= 20, "at least 20 curve points"

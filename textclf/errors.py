@@ -74,6 +74,7 @@ def run_stage(main: Callable[[], None]) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ
     hint = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
     signal.signal(signal.SIGTERM, _on_signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -46,20 +47,29 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: 
 
 
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
-    """Rows of (actual, predicted) label names: the input of DVC's confusion templates."""
-    frame = pd.DataFrame({"actual": np.asarray(label_names)[y_true], "predicted": np.asarray(label_names)[y_pred]})
+    """Rows of (actual, predicted) label names with their ids, the input of the confusion template
+    (.dvc/plots/confusion.json): one row per prediction (weight 1), then one weight-0 row per label so
+    that every label has a row and a column, in id order, even one that is never predicted."""
+    names, ids = np.asarray(label_names), np.arange(len(label_names))
+    frame = pd.DataFrame({
+        "actual": np.concatenate([names[y_true], names]),
+        "predicted": np.concatenate([names[y_pred], names]),
+        "actual_id": np.concatenate([y_true, ids]),
+        "predicted_id": np.concatenate([y_pred, ids]),
+        "weight": np.concatenate([np.ones(len(y_true), dtype=int), np.zeros(len(names), dtype=int)]),
+    })
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
 
 def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
-    """The notebook's normalized confusion matrix, as a PNG."""
+    """The notebook's normalized confusion matrix, as a PNG (labels in id order, title wrapped to fit)."""
     matrix = confusion_matrix(y_true, y_pred, labels=range(len(label_names)), normalize="true")
-    fig, ax = plt.subplots(figsize=(6, 6))
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
     ConfusionMatrixDisplay(matrix, display_labels=label_names).plot(
-        cmap="Blues", values_format=".2f", ax=ax, colorbar=True
+        cmap="Blues", values_format=".2f", ax=ax, colorbar=True, xticks_rotation=45
     )
-    ax.set_title(title)
+    ax.set_title(textwrap.fill(title, width=45))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -84,8 +84,23 @@ def autocast(device: torch.device, bf16: bool):
 
 
 def _load(loader, source: str, what: str, **kwargs):
-    """Call ``loader.from_pretrained``; turn hub/network failures into one clear line."""
+    """Call ``loader.from_pretrained``; turn hub/network failures into one clear line.
+
+    transformers prints a multi-line "LOAD REPORT" table whenever checkpoint and model keys differ,
+    which is expected here (a new classification head, a dropped pretraining head or pooler): it
+    is replaced by one info line naming the keys.
+    """
+    is_model = what == "model"
+    # The library's logger, not modeling_utils' own: with the child's level raised, transformers 5.24
+    # runs a tensor-parallel check that warns about "layers not sharded" on every CPU load.
+    quiet = logging.getLogger("transformers")
+    level = quiet.level
     try:
+        if is_model:
+            quiet.setLevel(logging.ERROR)
+            model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
+            _log_key_changes(source, info)
+            return model
         return loader.from_pretrained(source, **kwargs)
     except OSError as exc:
         text = str(exc)
@@ -95,6 +110,25 @@ def _load(loader, source: str, what: str, **kwargs):
             f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub "
             f"(offline or unknown id); point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
         ) from None
+    finally:
+        quiet.setLevel(level)
+
+
+def _log_key_changes(source: str, info: dict) -> None:
+    """One line for what transformers' load report says: new (head) and unused (pretraining) weights."""
+    def short(keys) -> str:
+        prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
+        return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
+
+    parts = []
+    if info.get("missing_keys"):
+        parts.append(f"newly initialized: {short(info['missing_keys'])}")
+    if info.get("unexpected_keys"):
+        parts.append(f"not used: {short(info['unexpected_keys'])}")
+    if info.get("mismatched_keys"):
+        parts.append(f"re-initialized (shape differs): {short(k[0] if isinstance(k, tuple) else k for k in info['mismatched_keys'])}")
+    if parts:
+        log.info("loaded %s; %s", source, "; ".join(parts))
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:

@@ -56,6 +56,9 @@ class UmapParams(_Section):
 
 class FinetuneParams(_Section):
     epochs: float = Field(default=1.0, gt=0)
+    min_steps: int = Field(default=0, ge=0)
+    eval_steps: float = Field(default=0.05, gt=0)
+    curve_eval_rows: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=1e-4, gt=0)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)

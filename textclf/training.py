@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -48,19 +49,37 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
         return iter(order.tolist())
 
 
-def training_arguments(params: FinetuneParams, device: torch.device, output_dir: Path | str, **overrides) -> TrainingArguments:
+def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
+    """(optimizer steps, steps between training-curve points) for this many training rows.
+
+    Steps are ``finetune.epochs`` passes over the data, but at least ``finetune.min_steps``: a small
+    dataset still gets enough updates to learn (one epoch of the 240-row demo sample is 8 steps, most
+    of them warm-up). ``finetune.eval_steps`` below 1 is a fraction of the steps (0.05: 20 points a run).
+    """
+    per_epoch = math.ceil(n_train_rows / params.batch_size)
+    total = max(math.ceil(params.epochs * per_epoch), params.min_steps)
+    every = params.eval_steps if params.eval_steps >= 1 else max(1, int(total * params.eval_steps))
+    return total, int(every)
+
+
+def training_arguments(
+    params: FinetuneParams, device: torch.device, output_dir: Path | str, n_train_rows: int, **overrides
+) -> TrainingArguments:
     """The finetune stage's ``TrainingArguments``; ``overrides`` replace any of them
     (the benchmark turns saving and evaluation off, or sets ``max_steps``)."""
+    total, every = schedule(n_train_rows, params)
     settings = dict(
         output_dir=str(output_dir),
-        num_train_epochs=params.epochs,
+        max_steps=total,
         learning_rate=params.learning_rate,
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=params.eval_batch_size,
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
-        eval_strategy="epoch",
-        logging_strategy="epoch",
+        eval_strategy="steps",
+        eval_steps=every,
+        logging_strategy="steps",
+        logging_steps=every,
         save_strategy="steps",
         save_steps=params.save_steps,
         save_total_limit=1,
@@ -96,34 +115,41 @@ def compute_metrics(prediction) -> dict:
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
-class DVCLiveEpochLogger(TrainerCallback):
-    """Logs train loss and validation loss/accuracy/F1 once per epoch to dvclive.
+class DVCLiveStepLogger(TrainerCallback):
+    """Logs train loss and validation loss/accuracy/F1 to dvclive at every evaluation, on the
+    optimizer-step axis, and evaluates once more at the last step so the curve ends at the model.
 
-    It logs from ``state.log_history`` so that a resumed run first replays the epochs that the
+    It logs from ``state.log_history`` so that a resumed run first replays the points that the
     checkpoint already holds: the curves always cover the whole training.
     """
 
     def __init__(self, live):
         self.live = live
-        self.logged_epochs = 0
+        self.logged = 0
 
-    def _log_new_epochs(self, history: list[dict]) -> None:
+    def _log_new_points(self, history: list[dict]) -> None:
         evals = [entry for entry in history if "eval_accuracy" in entry]
-        for entry in evals[self.logged_epochs :]:
-            losses = [e["loss"] for e in history if "loss" in e and e.get("epoch") == entry["epoch"]]
+        for entry in evals[self.logged :]:
+            self.live.step = int(entry["step"])
+            losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
             for key in ("loss", "accuracy", "f1"):
                 self.live.log_metric(f"eval/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
-            self.live.next_step()
-            self.logged_epochs += 1
+            self.live.make_summary()
+            self.logged += 1
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._log_new_epochs(state.log_history)
+        self._log_new_points(state.log_history)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == state.max_steps:
+            control.should_log = control.should_evaluate = True
+        return control
 
     def on_evaluate(self, args, state, control, **kwargs):
-        self._log_new_epochs(state.log_history)
+        self._log_new_points(state.log_history)
 
 
 def last_complete_checkpoint(state_dir: Path) -> str | None:
@@ -151,13 +177,17 @@ def fingerprint(files: Sequence[Path], settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_split(path: Path, sort_by_length: bool = False) -> datasets.Dataset:
+def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0) -> datasets.Dataset:
     """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take.
 
-    ``sort_by_length`` orders rows by length (for evaluation, whose metrics ignore order): each
-    evaluation batch is then padded to barely more than its rows' own length.
+    ``max_rows`` keeps a seeded random subset (the training curves' validation rows: evaluating all
+    of a large split 20 times a run would cost minutes). ``sort_by_length`` orders rows by length
+    (for evaluation, whose metrics ignore order): each batch is then padded to barely more than its
+    rows' own length.
     """
     frame = read_parquet(path)
+    if max_rows is not None and len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=seed)
     if sort_by_length:
         frame = frame.iloc[frame["input_ids"].map(len).argsort(kind="stable")]
     return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
