@@ -85,7 +85,7 @@ def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], par
     """The finetune stage's ``PipelineTrainer`` + ``EpochSeededSampler`` + ``DataCollatorWithPadding``
     with params.yaml's ``finetune:`` values, without checkpoints, evaluation or dvclive.
 
-    ``run``: ``num_train_epochs`` or ``max_steps``. Returns the trainer and its ``StepMeter``.
+    ``run``: ``max_steps`` (the step count replaces the stage's schedule). Returns the trainer and its ``StepMeter``.
     """
     from transformers import DataCollatorWithPadding, set_seed
 
@@ -94,7 +94,7 @@ def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], par
     model = load_classifier(checkpoint, label_names, params.model.trust_remote_code)
     if not p.train_feature_extractor:
         freeze_encoder(model)
-    training_args = training_arguments(p, device, out_dir, eval_strategy="no", save_strategy="no", **run)
+    training_args = training_arguments(p, device, out_dir, len(train), eval_strategy="no", save_strategy="no", **run)
     meter = StepMeter(model, device)
     trainer = PipelineTrainer(
         model=model,

@@ -8,6 +8,7 @@ and ``bench.pipeline_methods``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -143,7 +144,8 @@ def compare_finetune_quality(bench: Bench, nb: Extraction, ours: Extraction, tra
     del trainer
     log.info("C. fine-tuning quality: pipeline PipelineTrainer, %g epochs", epochs)
     trainer, _ = pipeline.build_trainer(bench.options.checkpoint, bench.tokenizer, train, bench.label_names,
-                                        bench.params, bench.device, f"{tmp}/oursq", num_train_epochs=epochs)
+                                        bench.params, bench.device, f"{tmp}/oursq",
+                                        max_steps=math.ceil(epochs * len(train) / bench.params.finetune.batch_size))
     q_ours = timed_training(trainer)
     q_ours["validation_accuracy"] = pipeline.validation_accuracy(
         trainer, ours.encoded["validation"], bench.y["validation"], bench.tokenizer.pad_token_id, bench.params, bench.device

@@ -85,6 +85,7 @@ def test_valid_checkpoint_forms(tiny_model):
     assert resolve_checkpoint("distilbert-base-uncased") == "distilbert-base-uncased"
 
 
+@pytest.mark.slow
 def test_hub_checkpoint_offline_is_one_clear_line(project):
     write_params(project / "params.yaml", data={"source": "sample"}, model={"checkpoint": "distilbert-base-uncased"})
     run_main("data")
@@ -105,6 +106,7 @@ def test_max_length_above_model_limit(project, small_folder, tiny_model):
     assert hashlib.sha256((project / "data/encoded/train.parquet").read_bytes()).hexdigest() == before
 
 
+@pytest.mark.slow
 def test_bad_params_file_stops_every_stage_before_work(project):
     (project / "params.yaml").write_text("finetune:\n  learning_rate: 0\n")
     for stage in ("data", "encode", "finetune"):

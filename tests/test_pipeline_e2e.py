@@ -158,6 +158,7 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
     repo = clone(origin, tmp_path / "repo")
+    sh("dvc", "pull", "-q", "--run-cache", cwd=repo)  # the run-cache entries of origin's run (A)
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("learning_rate: 0.001", "learning_rate: 0.003"))
     assert "finetune" in ran_stages(sh("dvc", "repro", cwd=repo))

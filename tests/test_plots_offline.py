@@ -81,6 +81,7 @@ def test_configured_template_is_the_offline_one():
         assert f'src="../node_modules/{f}"' in html
 
 
+@pytest.mark.slow
 def test_plots_show_renders_offline(tmp_path):
     _require_tools()
     repo = _plots_repo(tmp_path)

@@ -56,6 +56,7 @@ def _weights(work: Path) -> dict:
     return load_file(work / "models/finetuned/model.safetensors")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_folder, tiny_model):
     # 36 train rows / batch 4 = 9 steps an epoch; saves at 4, 8, 12; killed at step 14 (epoch 2)
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
@@ -92,6 +93,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
     assert not list((interrupted / "checkpoints/finetune").glob("*")), "state removed after success"
 
 
+@pytest.mark.slow
 def test_state_of_other_settings_is_not_resumed(tmp_path, small_folder, tiny_model):
     work = tmp_path / "work"
     _prepare(work, small_folder, tiny_model)
@@ -117,6 +119,7 @@ def _run_all(work: Path, small_folder: Path, tiny_model: Path, monkeypatch) -> N
     run_main("hidden_states@finetuned")
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, tiny_model, monkeypatch):
     first, second = tmp_path / "first", tmp_path / "second"
     _run_all(first, small_folder, tiny_model, monkeypatch)
@@ -135,6 +138,7 @@ def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, t
     shutil.rmtree(first), shutil.rmtree(second)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["baselines", "umap@pretrained"])
 def test_missing_upstream_output_is_one_line(tmp_path, stage):
     write_params(tmp_path / "params.yaml")

@@ -39,6 +39,7 @@ def test_encode_stage_stores_unpadded_ids(project):
     assert (project / "data/encoded/tokenizer/tokenizer_config.json").is_file()
 
 
+@pytest.mark.slow
 def test_hidden_states_match_unbatched_model(project, tiny_model):
     """Length-sorted, per-batch-padded extraction equals running each row alone."""
     import torch
@@ -57,6 +58,7 @@ def test_hidden_states_match_unbatched_model(project, tiny_model):
             np.testing.assert_allclose(states[i], expected, atol=1e-3)  # fp32 sums in another order
 
 
+@pytest.mark.slow
 def test_baselines_stage_metrics_and_plots(project):
     prepare(project)
     run_main("hidden_states@pretrained")
@@ -75,6 +77,7 @@ def test_baselines_stage_metrics_and_plots(project):
     Image.open(project / "plots/baselines/confusion.png").verify()
 
 
+@pytest.mark.slow
 def test_umap_stage_points_and_png(project):
     prepare(project)
     run_main("hidden_states@pretrained")
@@ -85,6 +88,7 @@ def test_umap_stage_points_and_png(project):
     Image.open(project / "plots/umap/pretrained.png").verify()
 
 
+@pytest.mark.slow
 def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     prepare(project)
     run_main("finetune")
