@@ -54,7 +54,7 @@ from textclf.modeling import (  # noqa: E402
     resolve_device,
     use_bf16,
 )
-from textclf.params import DataParams, load_params  # noqa: E402
+from textclf.params import load_params  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -425,8 +425,8 @@ def main(argv: list[str] | None = None) -> dict:
     if max_length < params.model.max_length:
         log.warning("model.max_length %d is above the checkpoint's limit: using %d", params.model.max_length, max_length)
 
-    data = load_dataset(DataParams(
-        source=str(args.data), label_names=params.data.label_names, empty_texts=params.data.empty_texts,
+    data = load_dataset(params.data.model_copy(
+        update={"source": str(args.data), "max_train_samples": None, "max_eval_samples": None}
     ))
     frames = {s: cap_rows(data.splits[s], args.rows) for s in SPLITS}
     y = {s: frames[s]["label"].to_numpy() for s in SPLITS}
