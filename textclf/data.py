@@ -132,6 +132,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
                 f"{path}: line {start}: a quoted field that starts on this line is never closed "
                 '(a quote inside a quoted field is written twice: "")'
             ) from None
+        if reader.line_num > start:  # a quote left open swallowed the line break(s) after it
+            raise PipelineError(
+                f"{path}: line {start}: a quoted field that starts on this line is not closed before line "
+                f"{reader.line_num} ({exc}); close it, and double a quote inside a quoted field: \"\""
+            ) from None
         raise PipelineError(
             f"{path}: line {reader.line_num}: bad CSV quoting ({exc}); quote the whole field and double the "
             'quotes inside it: "she said ""hi""",joy'
@@ -168,7 +173,19 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise PipelineError(f"{path}: not a readable Parquet file ({first})") from None
     _missing_columns(path, table.column_names)
     texts, labels = table.column("text").to_pylist(), table.column("label").to_pylist()
+    if _is_binary(table.column("text").type):  # bytes: text in some encoding, read as UTF-8
+        for number, text in enumerate(texts, start=1):
+            try:
+                texts[number - 1] = text if text is None else text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PipelineError(f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})") from None
     return _frame(texts, labels, list(range(1, len(texts) + 1)))
+
+
+def _is_binary(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
 def _read_txt(path: Path) -> pd.DataFrame:
@@ -331,7 +348,7 @@ def _classify_labels(frames: dict[str, pd.DataFrame], files: dict[str, str]) -> 
             if kind == "bad":
                 raise PipelineError(f"{_at(file, number)}: {label}")
             if first is None:
-                first = (kind, _at(file, number), label)
+                first = (kind, f"{file} {_unit(file)} {number}", label)
             elif kind != first[0]:
                 raise PipelineError(
                     f"{_at(file, number)}: the label {label!r} is {'an integer id' if kind == 'id' else 'a name'}, "
