@@ -115,7 +115,11 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
     if reason is not None:
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(source, "config.json"), str):
+        try:
+            cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+        except ValueError:  # not a valid repo id for the hub client
+            cached = False
+        if not cached:
             raise refuse(f"the hub is unreachable: {reason}; and the local cache does not hold it")
         kwargs["local_files_only"] = True
     import transformers
@@ -124,6 +128,9 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
         return getattr(transformers, loader_name).from_pretrained(source, **kwargs)
     except OSError:
         raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
+    except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
+        first = " ".join(str(exc).split("\n")[0].split())
+        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first}") from None
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
