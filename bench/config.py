@@ -15,7 +15,7 @@ import torch
 from bench.measure import SEED
 from textclf.data import SPLITS, cap_rows, load_dataset
 from textclf.modeling import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
-from textclf.params import DataParams, Params, load_params
+from textclf.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")
@@ -65,8 +65,8 @@ def prepare(options: Options) -> Bench:
     max_length = min(params.model.max_length, max_positions(options.checkpoint, tokenizer))
     if max_length < params.model.max_length:
         log.warning("model.max_length %d is above the checkpoint's limit: using %d", params.model.max_length, max_length)
-    data = load_dataset(DataParams(
-        source=str(options.data), label_names=params.data.label_names, empty_texts=params.data.empty_texts,
+    data = load_dataset(params.data.model_copy(
+        update={"source": str(options.data), "max_train_samples": None, "max_eval_samples": None}
     ))
     frames = {s: cap_rows(data.splits[s], options.rows) for s in SPLITS}
     bench = Bench(options, params, device, source, tokenizer, max_length, data.label_names, frames,

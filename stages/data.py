@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf.data import SPLITS, cap_rows, load_dataset
+from textclf.data import SPLITS, load_dataset
 from textclf.errors import run_stage
 from textclf.io import atomic_path, write_json
 from textclf.params import load_params
@@ -24,12 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params).data
 
-    dataset = load_dataset(params)
-    limits = {"train": params.max_train_samples, "validation": params.max_eval_samples, "test": params.max_eval_samples}
+    dataset = load_dataset(params)  # checked, and capped by data.max_*_samples
     # Everything is validated before the old output is replaced, all at once.
     with atomic_path(args.out, is_dir=True) as out:
         for split in SPLITS:
-            frame = cap_rows(dataset.splits[split], limits[split])[["text", "label"]]
+            frame = dataset.splits[split][["text", "label"]]
             frame.to_parquet(out / f"{split}.parquet", index=False)
             log.info("%s: %d rows from %s", split, len(frame), dataset.files[split])
         write_json(out / "labels.json", dataset.label_names)

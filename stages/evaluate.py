@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textclf.batching import run_batched
 from textclf.errors import run_stage
-from textclf.evaluation import classification_metrics, save_confusion_png, write_predictions_csv
+from textclf.evaluation import classification_metrics, collapse_check, save_confusion_png, write_predictions_csv
 from textclf.io import read_json, read_parquet, write_json
 from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
 from textclf.params import load_params
@@ -37,12 +37,12 @@ def main(argv: list[str] | None = None) -> None:
 
     device = resolve_device(all_params.device)
     label_names = read_json(args.labels)
-    model = load_finetuned(args.model)
+    model = load_finetuned(args.model, label_names)
     tokenizer = load_tokenizer(str(args.model))
 
     metrics, labels, predictions = {}, {}, {}
     for split in EVAL_SPLITS:
-        frame = read_parquet(args.encoded / f"{split}.parquet")
+        frame = read_parquet(args.encoded / f"{split}.parquet", columns=("input_ids", "label"))
         logits = run_batched(
             model, frame["input_ids"].tolist(), tokenizer.pad_token_id, params.batch_size,
             output="logits", device=device, desc=f"predict {split}",
@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
         log.info("%s: accuracy %.4f, F1 %.4f", split, metrics[split]["accuracy"], metrics[split]["f1"])
 
+    collapse, warning = collapse_check(labels["validation"], predictions["validation"], label_names)
+    metrics["validation"].update(collapse)
+    if warning:
+        log.warning(warning)
     write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predictions["validation"], label_names)
     save_confusion_png(
         args.plots / "confusion.png", labels["validation"], predictions["validation"], label_names,

@@ -98,9 +98,23 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
+def committed_params() -> dict:
+    """The committed params.yaml, parsed: the one place every parameter's value lives."""
+    from textclf.params import _Loader
+
+    return yaml.load((ROOT / "params.yaml").read_text(), Loader=_Loader)
+
+
+def data_params(**overrides):
+    """``DataParams`` of the committed params.yaml with ``overrides`` (the schema has no defaults)."""
+    from textclf.params import DataParams
+
+    return DataParams.model_validate({**committed_params()["data"], **overrides})
+
+
 def write_params(path: Path, **sections) -> Path:
     """The committed params.yaml with small, fast settings, and the given sections merged over it."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # every key, as DVC wants them all
+    params = committed_params()  # every key: the schema has no defaults
     fast = {
         "device": "cpu",
         "model": {"max_length": 32},

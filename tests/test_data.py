@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LABELS, ROOT, few_rows, run_main, run_script, write_jsonl, write_params
+from conftest import LABELS, ROOT, data_params, few_rows, run_main, run_script, write_jsonl, write_params
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
-from textclf.params import DataParams
 
 SPLITS = ("train", "validation", "test")
 
@@ -29,7 +28,7 @@ def check_loaded(dataset, names=LABELS):
 
 
 def test_sample_source_is_the_committed_demo():
-    dataset = load_dataset(DataParams(source="sample"))
+    dataset = load_dataset(data_params(source="sample"))
     assert dataset.label_names == LABELS
     counts = dataset.splits["train"]["label"].value_counts()
     assert len(counts) == 6 and counts.min() >= 30
@@ -49,25 +48,25 @@ def test_table_formats_with_label_names(tmp_path, fmt):
         else:
             frame.to_parquet(path)
     (tmp_path / "labels.json").write_text(json.dumps(LABELS))
-    check_loaded(load_dataset(DataParams(source=str(tmp_path))))
+    check_loaded(load_dataset(data_params(source=str(tmp_path))))
 
 
 def test_integer_labels_take_names_from_params(tmp_path):
     for split, rows in split_rows().items():
         write_jsonl(tmp_path / f"{split}.jsonl", [{"text": r["text"], "label": LABELS.index(r["label"])} for r in rows])
-    check_loaded(load_dataset(DataParams(source=str(tmp_path), label_names=LABELS)))
+    check_loaded(load_dataset(data_params(source=str(tmp_path), label_names=LABELS)))
     # without names, integer ids name themselves
-    check_loaded(load_dataset(DataParams(source=str(tmp_path))), names=[str(i) for i in range(6)])
+    check_loaded(load_dataset(data_params(source=str(tmp_path))), names=[str(i) for i in range(6)])
 
 
 def test_original_txt_files(tmp_path):
     for split, rows in split_rows().items():
         name = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}[split]
         (tmp_path / name).write_text("".join(f"{r['text']};{r['label']}\n" for r in rows))
-    dataset = load_dataset(DataParams(source=str(tmp_path), label_names=LABELS))
+    dataset = load_dataset(data_params(source=str(tmp_path), label_names=LABELS))
     check_loaded(dataset)
     # without names: sorted label strings
-    assert load_dataset(DataParams(source=str(tmp_path))).label_names == sorted(LABELS)
+    assert load_dataset(data_params(source=str(tmp_path))).label_names == sorted(LABELS)
 
 
 def test_hub_source_uses_load_dataset_and_its_label_names(monkeypatch):
@@ -84,13 +83,13 @@ def test_hub_source_uses_load_dataset_and_its_label_names(monkeypatch):
     })
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name: calls.append(name) or fake)
-    check_loaded(load_dataset(DataParams(source="dair-ai/emotion")))
+    check_loaded(load_dataset(data_params(source="dair-ai/emotion")))
     assert calls == ["dair-ai/emotion"]
 
 
 def test_hub_source_offline_says_how_to_use_local_files():
     with pytest.raises(PipelineError, match="could not reach the Hugging Face hub.*local folder"):
-        load_dataset(DataParams(source="dair-ai/emotion"))
+        load_dataset(data_params(source="dair-ai/emotion"))
 
 
 def test_max_samples_caps_rows(tmp_path, small_folder, monkeypatch):
@@ -131,16 +130,16 @@ def _bad_case(name: str, folder: Path) -> str:
         rows["train"][2]["text"] = "   "
         rows["train"][5]["text"] = ""
         _write(folder, rows)
-        return r"train\.jsonl: 2 empty or whitespace-only text\(s\) at row\(s\) 3, 6"
+        return r"train\.jsonl: 2 empty, whitespace-only or null text\(s\) at line\(s\) 3, 6"
     if name == "unknown_label_name":
         rows["test"][0]["label"] = "boredom"
         _write(folder, rows)
-        return r"test\.jsonl: row 1: unknown label 'boredom'"
+        return r"test\.jsonl: line 1: unknown label 'boredom'"
     if name == "label_id_out_of_range":
         rows = {s: [{"text": r["text"], "label": LABELS.index(r["label"])} for r in rs] for s, rs in rows.items()}
         rows["validation"][3]["label"] = 9
         _write(folder, rows)
-        return r"validation\.jsonl: row 4: label id 9 is outside 0\.\.5"
+        return r"validation\.jsonl: line 4: label id 9 is outside 0\.\.5"
     if name == "label_without_train_rows":
         rows["train"] = [r for r in rows["train"] if r["label"] != "surprise"]
         _write(folder, rows)
@@ -189,7 +188,7 @@ def test_bad_data_fails_with_one_line_and_keeps_outputs(tmp_path, small_folder, 
 
 def test_empty_texts_can_be_dropped(tmp_path):
     _bad_case("empty_texts", tmp_path)
-    dataset = load_dataset(DataParams(source=str(tmp_path), empty_texts="drop"))
+    dataset = load_dataset(data_params(source=str(tmp_path), empty_texts="drop"))
     assert len(dataset.splits["train"]) == 22
 
 
@@ -199,7 +198,7 @@ def test_duplicates_across_train_and_test_are_a_warning(tmp_path, caplog):
     rows["test"].append(dict(rows["train"][1]))
     _write(tmp_path, rows)
     with caplog.at_level("WARNING"):
-        load_dataset(DataParams(source=str(tmp_path)))
+        load_dataset(data_params(source=str(tmp_path)))
     assert "2 test text(s) also occur in train" in caplog.text
 
 
@@ -211,13 +210,13 @@ def test_stage_exit_code_and_single_line_message(tmp_path):
     result = run_script("data", cwd=tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "test.jsonl: row 1: unknown label 'boredom'" in lines[0]
+    assert len(lines) == 1 and "test.jsonl: line 1: unknown label 'boredom'" in lines[0]
     assert "Traceback" not in result.stderr
 
 
 def test_missing_source_folder(tmp_path):
     with pytest.raises(PipelineError, match=r"data\.source '\./nowhere': no such folder"):
-        load_dataset(DataParams(source="./nowhere"))
+        load_dataset(data_params(source="./nowhere"))
 
 
 def test_sample_is_not_the_research_dataset():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+
+import re
 
 import pytest
 import yaml
 
-from conftest import ROOT, run_main, run_script, write_params
+from conftest import ROOT, committed_params, run_main, run_script, write_params
 from textclf.errors import PipelineError
 from textclf.modeling import resolve_checkpoint, resolve_device
 from textclf.params import Params, load_params, parse_params
@@ -24,6 +27,36 @@ def test_committed_params_are_valid_and_documented():
             while lines[j].startswith("  ") and not lines[j].strip().startswith("#"):
                 j -= 1
             assert lines[j].strip().startswith("#"), f"params.yaml: '{line.strip()}' has no comment"
+
+
+def _sections():
+    return {name: field.annotation for name, field in Params.model_fields.items() if hasattr(field.annotation, "model_fields")}
+
+
+def _leaf_keys() -> list[str]:
+    keys = [name for name in Params.model_fields if name not in _sections()]
+    return keys + [f"{section}.{key}" for section, model in _sections().items() for key in model.model_fields]
+
+
+def test_the_schema_has_no_defaults():
+    """params.yaml is the one place a default lives: a second copy in the schema could drift from it."""
+    with_defaults = [key for key in _leaf_keys() if _field(key).is_required() is False]
+    assert not with_defaults, f"schema fields with a default (put the value in params.yaml instead): {with_defaults}"
+    assert all(field.is_required() for field in Params.model_fields.values())
+
+
+def _field(key: str):
+    section, _, name = key.rpartition(".")
+    return (_sections()[section] if section else Params).model_fields[name]
+
+
+@pytest.mark.parametrize("key", _leaf_keys())
+def test_a_missing_param_is_an_error_naming_it(key):
+    raw = committed_params()
+    section, _, name = key.rpartition(".")
+    del (raw[section] if section else raw)[name]
+    with pytest.raises(PipelineError, match=rf"^params\.yaml: {key.replace('.', '[.]')}: missing; every parameter must be set"):
+        parse_params(raw)
 
 
 def test_params_yaml_covers_the_whole_schema():
@@ -52,14 +85,26 @@ def test_params_yaml_covers_the_whole_schema():
     ],
 )
 def test_bad_params_name_the_parameter(raw, message):
+    merged = committed_params()
+    for name, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = {**merged[name], **value}
+        else:
+            merged[name] = value
     with pytest.raises(PipelineError, match=message):
-        parse_params(raw)
+        parse_params(merged)
+    # alone in a file, the bad value is still named before the missing keys
+    with pytest.raises(PipelineError, match=message):
+        parse_params(copy.deepcopy(raw))
 
 
 def test_yaml_1_2_floats_are_floats(tmp_path):
     """`dvc exp run -S finetune.learning_rate=5e-5` writes 5e-05, which PyYAML alone reads as a string."""
     path = tmp_path / "params.yaml"
-    path.write_text("finetune:\n  learning_rate: 5e-05\n  epochs: 3\n")
+    text = (ROOT / "params.yaml").read_text()
+    text = re.sub(r"\n  learning_rate: .*\n", "\n  learning_rate: 5e-05\n", text)
+    text = re.sub(r"\n  epochs: .*\n", "\n  epochs: 3\n", text)
+    path.write_text(text)
     params = load_params(path)
     assert params.finetune.learning_rate == 5e-5 and params.finetune.epochs == 3.0
 

@@ -46,6 +46,30 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: 
     return metrics
 
 
+# A model that predicts one label for this share of the rows (or more) has collapsed.
+COLLAPSE_SHARE = 0.9
+
+
+def collapse_check(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> tuple[dict, str | None]:
+    """Whether the predictions collapsed onto one label: metrics to record
+    (``collapsed``, ``majority_prediction_share``) and a warning line when they did."""
+    y_pred = np.asarray(y_pred)
+    counts = np.bincount(y_pred, minlength=len(label_names)) if len(y_pred) else np.zeros(len(label_names), int)
+    top = int(counts.argmax())
+    share = float(counts[top] / max(len(y_pred), 1))
+    collapsed = len(y_pred) > 0 and share >= COLLAPSE_SHARE
+    record = {"collapsed": bool(collapsed), "majority_prediction_share": round(share, 6)}
+    if not collapsed:
+        return record, None
+    true_share = float(np.mean(np.asarray(y_true) == top))
+    warning = (
+        f"the fine-tuned model collapsed: it predicts '{label_names[top]}' for {share:.0%} of the validation rows "
+        f"({true_share:.0%} of them have that label); train longer (finetune.epochs), lower "
+        "finetune.learning_rate or check the data's labels: see the README, 'When the model collapses'"
+    )
+    return record, warning
+
+
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
     """Rows of (actual, predicted) label names with their ids, the input of the confusion template
     (.dvc/plots/confusion.json): one row per prediction (weight 1), then one weight-0 row per label so

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from textclf.errors import PipelineError
-from textclf.io import user_path
+from textclf.io import hub_unreachable_reason, user_path
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +55,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (avx512_bf16 or AMX); else bf16 is emulated and slow."""
+def cpu_has_fast_bf16() -> bool:
+    """True when bf16 beats fp32 on this CPU: Intel AMX (amx_bf16). avx512_bf16 alone does not count:
+    on an AMD EPYC with it, torch's bf16 autocast trained at 0.91x and inferred at 0.68x of fp32's
+    speed (bench/RESULTS.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return "amx_bf16" in flags
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Resolve a ``precision`` param: ``auto`` means bf16 where the hardware does it natively."""
     if precision == "fp32":
         return False
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
     if precision == "bf16":
         if not native:
             log.warning("bf16 asked for on %s without native support: it will be slow", device)
@@ -83,35 +85,26 @@ def autocast(device: torch.device, bf16: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _load(loader, source: str, what: str, **kwargs):
-    """Call ``loader.from_pretrained``; turn hub/network failures into one clear line.
+def _from_pretrained(loader_name: str, source: str, what: str, **kwargs):
+    """``transformers.<loader_name>.from_pretrained``. For a model, transformers' multi-line "LOAD
+    REPORT" table (printed whenever checkpoint and model keys differ, which is expected here: a new
+    classification head, a dropped pretraining head or pooler) becomes one info line naming the keys."""
+    import transformers
 
-    transformers prints a multi-line "LOAD REPORT" table whenever checkpoint and model keys differ,
-    which is expected here (a new classification head, a dropped pretraining head or pooler): it
-    is replaced by one info line naming the keys.
-    """
-    is_model = what == "model"
+    loader = getattr(transformers, loader_name)
+    if what != "model":
+        return loader.from_pretrained(source, **kwargs)
     # The library's logger, not modeling_utils' own: with the child's level raised, transformers 5.24
     # runs a tensor-parallel check that warns about "layers not sharded" on every CPU load.
     quiet = logging.getLogger("transformers")
     level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
-        if is_model:
-            quiet.setLevel(logging.ERROR)
-            model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
-            _log_key_changes(source, info)
-            return model
-        return loader.from_pretrained(source, **kwargs)
-    except OSError as exc:
-        text = str(exc)
-        if Path(source).is_dir():
-            raise PipelineError(f"{source}: could not load the {what}: {text.splitlines()[0]}") from None
-        raise PipelineError(
-            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub "
-            f"(offline or unknown id); point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
-        ) from None
+        model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
     finally:
         quiet.setLevel(level)
+    _log_key_changes(source, info)
+    return model
 
 
 def _log_key_changes(source: str, info: dict) -> None:
@@ -129,6 +122,52 @@ def _log_key_changes(source: str, info: dict) -> None:
         parts.append(f"re-initialized (shape differs): {short(k[0] if isinstance(k, tuple) else k for k in info['mismatched_keys'])}")
     if parts:
         log.info("loaded %s; %s", source, "; ".join(parts))
+
+
+def _weights_files(folder: Path) -> str:
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
+    return str(folder / files[0]) if len(files) == 1 else f"{folder}/{{{','.join(files)}}}" if files else str(folder)
+
+
+def _load(loader_name: str, source: str, what: str, **kwargs):
+    """``transformers.<loader_name>.from_pretrained(source)``; a damaged local folder, or a hub id
+    that cannot be fetched, becomes one clear line naming the file or the param.
+
+    A hub id is fetched only when the hub answers within seconds; otherwise it is loaded from the
+    local Hugging Face cache (``local_files_only``), and refused at once, before transformers is
+    even imported, when the cache does not hold it: not after the hub client's 30-60 s of retries."""
+    if Path(source).is_dir():
+        try:
+            return _from_pretrained(loader_name, source, what, **kwargs)
+        except Exception as exc:  # safetensors, tokenizers, json and transformers each raise their own types
+            first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+            where = _weights_files(Path(source)) if type(exc).__name__ == "SafetensorError" else source
+            raise PipelineError(f"{where}: could not load the {what} ({first}); the folder is damaged or incomplete") from None
+
+    def refuse(reason: str) -> PipelineError:
+        return PipelineError(
+            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub ({reason}); "
+            f"point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
+        )
+
+    reason = hub_unreachable_reason()
+    if reason is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+        except ValueError:  # not a valid repo id for the hub client
+            cached = False
+        if not cached:
+            raise refuse(f"the hub is unreachable: {reason}; and the local cache does not hold it")
+        kwargs["local_files_only"] = True
+    try:
+        return _from_pretrained(loader_name, source, what, **kwargs)
+    except OSError:
+        raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
+    except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
+        first = " ".join(str(exc).split("\n")[0].split())
+        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first}") from None
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -154,27 +193,24 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 
 
 def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
     source = resolve_checkpoint(checkpoint, need_config=False)
-    return _load(AutoTokenizer, source, "tokenizer", trust_remote_code=trust_remote_code)
+    return _load("AutoTokenizer", source, "tokenizer", trust_remote_code=trust_remote_code)
 
 
 def load_encoder(checkpoint: str, trust_remote_code: bool = False):
     """The bare encoder (``AutoModel``); from a classifier checkpoint this drops the head."""
-    from transformers import AutoModel
-
     return _load(
-        AutoModel, resolve_checkpoint(checkpoint), "model", use_safetensors=True, trust_remote_code=trust_remote_code
+        "AutoModel", resolve_checkpoint(checkpoint), "model", use_safetensors=True, trust_remote_code=trust_remote_code
     )
 
 
 def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False):
     """A sequence classifier with the data's labels (a new head when the checkpoint has none)."""
-    from transformers import AutoModelForSequenceClassification
-
+    if not isinstance(label_names, list) or len(label_names) < 2 or not all(isinstance(n, str) for n in label_names):
+        # one label would make transformers build a one-output regression model
+        raise PipelineError(f"label names {label_names!r}: a classifier needs a list of at least two names")
     return _load(
-        AutoModelForSequenceClassification,
+        "AutoModelForSequenceClassification",
         resolve_checkpoint(checkpoint),
         "model",
         num_labels=len(label_names),
@@ -185,21 +221,26 @@ def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: 
     )
 
 
-def load_finetuned(folder: Path | str):
-    """A fine-tuned classifier saved by the finetune stage (its labels come from its config)."""
-    from transformers import AutoModelForSequenceClassification
-
+def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
+    """A fine-tuned classifier saved by the finetune stage (its labels come from its config);
+    with ``label_names``, its outputs must be those labels."""
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise PipelineError(f"{folder}: no fine-tuned model here (run the finetune stage first: dvc repro)")
-    return _load(AutoModelForSequenceClassification, str(folder), "model", use_safetensors=True)
+    model = _load("AutoModelForSequenceClassification", str(folder), "model", use_safetensors=True)
+    if label_names is not None:
+        outputs = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if outputs != list(label_names):
+            raise PipelineError(
+                f"{folder}: the model's labels {outputs} are not the data's {list(label_names)} "
+                "(the model was trained on other data: run dvc repro)"
+            )
+    return model
 
 
 def max_positions(checkpoint: str, tokenizer) -> int:
     """The longest input the model takes: its position table, capped by the tokenizer's limit."""
-    from transformers import AutoConfig
-
-    config = _load(AutoConfig, resolve_checkpoint(checkpoint), "config")
+    config = _load("AutoConfig", resolve_checkpoint(checkpoint), "config")
     limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
     # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
     known = [int(n) for n in limits if n and n < 10**6]
