@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import shutil
 from collections.abc import Iterator, Sequence
@@ -13,11 +14,14 @@ import datasets
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
 
 from textclf.evaluation import classification_metrics
 from textclf.io import read_parquet
 from textclf.modeling import use_bf16
 from textclf.params import FinetuneParams
+
+log = logging.getLogger(__name__)
 
 
 class EpochSeededSampler(torch.utils.data.Sampler[int]):
@@ -99,12 +103,25 @@ def train_sampler(input_ids: Sequence[Sequence[int]], params: FinetuneParams) ->
     return EpochSeededSampler([len(r) for r in input_ids], params.batch_size, params.seed, params.group_by_length)
 
 
+class StepProgress(ProgressCallback):
+    """The Trainer's training progress bar, without the dict it prints at every log and the bar of
+    each evaluation: ``DVCLiveStepLogger`` logs one line per curve point instead."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
+
+
 class PipelineTrainer(Trainer):
     """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction)."""
 
     def __init__(self, *args, train_sampler: torch.utils.data.Sampler, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_sampler = train_sampler
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(StepProgress)
 
     def _get_train_sampler(self, train_dataset=None):
         return self.train_sampler
@@ -139,6 +156,10 @@ class DVCLiveStepLogger(TrainerCallback):
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1
+            log.info(
+                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, F1 %.4f", entry["step"],
+                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1"],
+            )
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._log_new_points(state.log_history)
