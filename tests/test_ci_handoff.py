@@ -120,6 +120,19 @@ def test_gpu_job_then_cpu_job_through_the_run_cache(upstream):
     status = sh("dvc", "status", "--json", cwd=cpu_job)
     assert json.loads(status.stdout) == {}, status.stdout
 
+    # --- the record: the workflow's `dvc exp save` + `dvc exp push origin` on a detached checkout
+    sh("python", "scripts/ci_push.py", cwd=cpu_job)
+    sh("git", "checkout", "-q", "--detach", cwd=cpu_job)
+    sh("git", "config", "user.name", "ci", cwd=cpu_job)
+    sh("git", "config", "user.email", "ci@example.com", cwd=cpu_job)
+    sh("dvc", "exp", "save", "--name", "ci-1-1", cwd=cpu_job)
+    sh("dvc", "exp", "push", "origin", "ci-1-1", cwd=cpu_job)
+    refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=upstream).stdout
+    assert refs.strip().endswith("/ci-1-1"), refs
+    recorded = sh("git", "show", f"{refs.strip()}:metrics/finetuned.json", cwd=upstream).stdout
+    assert json.loads(recorded) == finetuned
+    assert "device: cpu" in sh("git", "show", f"{refs.strip()}:params.yaml", cwd=upstream).stdout
+
     # --- CPU jobs whose remote lacks the GPU stages' results: they stop before training and say why
     for remote in ("empty", "dvc-push-only"):
         bare = clone(upstream, f"cpu-job-{remote}")
