@@ -225,3 +225,15 @@ def test_comment_assembles_both_tiers(tmp_path):
     assert "![Loss](ci-report-cpu/plots/00_loss.png)" in out.read_text()  # relative to the comment, for CML
     ci_comment.main([*args[:-6], "--gpu-result", "failure", "--out", str(out)])
     assert "## GPU tier: failure" in out.read_text() and "before writing one" in out.read_text()
+
+
+def test_cuda_preflight_fails_without_a_gpu():
+    """On a machine without CUDA (this project's test machines) the GPU job's preflight must fail, loudly."""
+    import torch
+
+    res = subprocess.run([sys.executable, str(ROOT / "scripts/ci_cuda_preflight.py")], capture_output=True, text=True)
+    if torch.cuda.is_available():
+        assert res.returncode == 0 and "CUDA preflight: ok" in res.stdout, res.stdout + res.stderr
+    else:
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "::error::CUDA preflight:" in res.stdout
