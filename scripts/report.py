@@ -7,7 +7,7 @@ report/report.md holds a heading naming both sides, the `dvc params diff` and
 `dvc metrics diff` tables, and every DVC plot of dvc.yaml as a PNG linked by relative path:
 Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them) are rendered
 offline with vl-convert (no browser, no network); image plots are copied from both revisions.
-CI posts exactly this file with `cml comment create`.
+CI puts this file into its pull-request comment (scripts/ci_comment.py, `cml comment update`).
 """
 
 from __future__ import annotations
