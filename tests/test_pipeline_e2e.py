@@ -115,7 +115,7 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     assert ran_stages(first) == STAGES
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "results", cwd=repo)
-    sh("dvc", "push", "-q", "--run-cache", cwd=repo)
+    sh(sys.executable, str(ROOT / "scripts/ci_push.py"), cwd=repo)  # dvc push --run-cache, and what it leaves out
     return repo
 
 
@@ -157,13 +157,13 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
 
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
+    """A (run in origin) -> B (run here) -> A: restored from the remote's run-cache, not run."""
     repo = clone(origin, tmp_path / "repo")
-    sh("dvc", "pull", "-q", "--run-cache", cwd=repo)  # the run-cache entries of origin's run (A)
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("learning_rate: 0.001", "learning_rate: 0.003"))
     assert "finetune" in ran_stages(sh("dvc", "repro", cwd=repo))
     (repo / "params.yaml").write_text(params)
-    back = sh("dvc", "repro", cwd=repo)
+    back = sh("dvc", "repro", "--pull", cwd=repo)
     assert not ran_stages(back), back.stdout
     assert "Stage 'finetune' is cached - skipping run" in back.stdout
     assert outputs(repo) == outputs(origin)
@@ -172,8 +172,7 @@ def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
 
 def test_a_teammate_reproduces_from_the_remote_run_cache_without_running_a_stage(origin, tmp_path):
     repo = clone(origin, tmp_path / "teammate", pull=False)
-    sh("dvc", "fetch", "-q", "--run-cache", cwd=repo)
-    result = sh("dvc", "repro", cwd=repo)
+    result = sh("dvc", "repro", "--pull", cwd=repo)
     assert not ran_stages(result), result.stdout
     assert outputs(repo) == outputs(origin)
     assert dvc_status(repo) == {}
