@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,17 @@ def project(tmp_path, small_folder, tiny_model, monkeypatch):
     write_params(work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)})
     monkeypatch.chdir(work)
     return work
+
+
+def copy_project(repo: Path, names: list[str]) -> None:
+    """Copy these files and folders of the project into ``repo``: a test's own copy of the pipeline."""
+    for name in names:
+        source, target = ROOT / name, repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, target)
 
 
 def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dict | None = None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, write_params
+from conftest import ROOT, copy_project, write_params
 
 COPY = ["stages", "textclf", "scripts", "data/sample", "dvc.yaml", ".dvcignore", ".dvc/plots"]
 OVERRIDE = "device=cpu"  # the workflow passes device=cuda in both jobs; a CPU-only test machine plays it with cpu
@@ -57,13 +56,7 @@ def upstream(tmp_path, small_folder, tiny_model) -> Path:
     repo.mkdir()
     sh("git", "init", "-q", "-b", "main", cwd=repo)
     sh("dvc", "init", "-q", cwd=repo)
-    for name in COPY:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    copy_project(repo, COPY)
     # params.yaml as committed says device: auto; both jobs override it the same way
     write_params(repo / "params.yaml", device="auto", data={"source": str(small_folder)},
                  model={"checkpoint": str(tiny_model)})

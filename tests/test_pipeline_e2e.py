@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import LABELS, ROOT, few_rows, write_jsonl, write_params
+from conftest import LABELS, ROOT, copy_project, few_rows, write_jsonl, write_params
 from textclf.errors import RESTORE_COMMAND
 
 pytestmark = pytest.mark.slow
@@ -91,13 +91,7 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     sh("git", "init", "-q", "-b", "main", cwd=repo)
     sh("git", "config", "user.email", "test@example.com", cwd=repo)
     sh("git", "config", "user.name", "test", cwd=repo)
-    for name in COPY:
-        source, target = ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, target)
+    copy_project(repo, COPY)
     (repo / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
     (repo / ".dvc/config").write_text("[core]\n    analytics = false\n    remote = local\n"
                                       f"['remote \"local\"']\n    url = {base / 'remote'}\n")
