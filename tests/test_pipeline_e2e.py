@@ -55,7 +55,7 @@ def test_dvc_repro_end_to_end(tmp_path, small_folder, tiny_model):
 
     first = sh("dvc", "repro", cwd=repo)
     stages = set(sh("dvc", "stage", "list", "--name-only", cwd=repo).split())
-    assert ran_stages(first) == stages and len(stages) == 9
+    assert ran_stages(first) == stages and len(stages) == 11
 
     # every declared output
     for split, rows in (("train", 36), ("validation", 12), ("test", 12)):
@@ -75,6 +75,10 @@ def test_dvc_repro_end_to_end(tmp_path, small_folder, tiny_model):
             image.load()
             assert image.size[0] > 100
     assert set(pd.read_csv(repo / "plots/umap/finetuned.csv")["label"]) == set(LABELS)
+    assert pd.read_csv(repo / "plots/errors/label_loss.csv")["label"].tolist() == LABELS
+    assert len(pd.read_csv(repo / "plots/errors/top_losses.csv")) == 12  # top_n 50 > 12 validation rows
+    card = (repo / "models/MODEL_CARD.md").read_text()
+    assert f"value: {finetuned['test']['f1']}" in card
 
     # nothing to do the second time
     second = sh("dvc", "repro", cwd=repo)
@@ -88,7 +92,8 @@ def test_dvc_repro_end_to_end(tmp_path, small_folder, tiny_model):
         umap={"n_neighbors": 5}, finetune={"learning_rate": 3.0e-3},
     )
     third = sh("dvc", "repro", cwd=repo)
-    assert ran_stages(third) == {"finetune", "evaluate", "hidden_states@finetuned", "umap@finetuned"}
+    assert ran_stages(third) == {"finetune", "evaluate", "hidden_states@finetuned", "umap@finetuned", "error_analysis",
+                                 "model_card"}
 
     diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "--json", cwd=repo).splitlines()[-1])
     changed = {(path, key) for path, keys in diff.items() for key, value in keys.items() if value.get("diff")}

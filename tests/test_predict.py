@@ -199,7 +199,7 @@ def test_stages_import_the_checkout_not_an_installed_copy(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('the installed copy was imported')\n")
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
-    for module in ("stages.evaluate", "textclf"):
+    for module in ("stages.evaluate", "stages.error_analysis", "stages.model_card", "textclf"):
         args = ["--help"] if module.startswith("stages") else ["predict", "--help"]
         result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                                 capture_output=True, text=True, timeout=60)

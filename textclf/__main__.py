@@ -3,7 +3,8 @@
     python -m textclf predict "i feel great today"     # from the project root: this checkout's code
     textclf predict --input tweets.csv --output out.jsonl
 
-Commands: predict (label texts with a fine-tuned model; ``textclf predict --help``).
+Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md).
+``textclf <command> --help`` tells more.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import sys
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
-COMMANDS = {"predict": "textclf.predict"}
+COMMANDS = {"predict": "textclf.predict", "export": "textclf.export"}
 
 
 def main(argv: list[str] | None = None) -> int:

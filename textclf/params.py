@@ -72,6 +72,10 @@ class EvaluateParams(_Section):
     batch_size: int = Field(default=64, ge=1)
 
 
+class ErrorAnalysisParams(_Section):
+    top_n: int = Field(default=50, ge=1)
+
+
 class Params(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     data: DataParams = DataParams()
@@ -81,6 +85,7 @@ class Params(_Section):
     umap: UmapParams = UmapParams()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
+    error_analysis: ErrorAnalysisParams = ErrorAnalysisParams()
 
 
 class _Loader(yaml.SafeLoader):
