@@ -246,3 +246,23 @@ def test_console_script_from_a_non_editable_install(tmp_path, classifier):
     where = subprocess.run([str(python), "-c", "import textclf; print(textclf.__file__)"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert where == str(ROOT / "textclf" / "__init__.py")
+
+
+@pytest.mark.slow
+def test_speed_benchmark_on_tiny_model(classifier, small_folder, tmp_path):
+    """bench/predict_speed.py runs every variant on the same rows and reports rows/s, ratios and accuracy."""
+    out = tmp_path / "speed.json"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "predict_speed.py"), "--model", str(classifier),
+                             "--data", str(small_folder), "--out", str(out), "--skip", "pipeline, batch 64"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["rows"] == 24 and set(report["runs"]) == {
+        "pipeline, batch 1", "textclf predict", "textclf predict --precision fp32", "textclf predict --int8"}
+    runs = report["runs"]
+    assert runs["pipeline, batch 1"]["speedup_vs_pipeline"] == 1.0
+    for run in runs.values():
+        assert run["rows_per_s"] > 0 and 0 <= run["accuracy"]["validation"] <= 1
+    # same model, same fp32 arithmetic up to summation order: the same labels, hence the same accuracy
+    assert runs["textclf predict --precision fp32"]["accuracy"] == runs["pipeline, batch 1"]["accuracy"]
+    assert "| textclf predict |" in result.stdout
