@@ -25,17 +25,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)")
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
     parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
+    parser.add_argument("--training", type=Path, required=True,
+                        help="training time and hardware, used when the file exists (metrics/training.json)")
     parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params)
 
-    training_file = args.model / "training.json"  # written by finetune when it records time and hardware
     card = render(
         label_names=read_json(args.labels), checkpoint=params.model.checkpoint, source=params.data.source,
         max_length=params.model.max_length, finetune=params.finetune.model_dump(),
         finetuned=read_json(args.metrics), baselines=read_json(args.baselines), error_analysis=read_json(args.errors),
-        training=read_json(training_file) if training_file.is_file() else None, sha256=weights_sha256(args.model),
+        training=read_json(args.training) if args.training.is_file() else None, sha256=weights_sha256(args.model),
     )
     with atomic_path(args.out) as tmp:
         tmp.write_text(card, encoding="utf-8")

@@ -71,7 +71,11 @@ def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, t
                   "model_card"):
         run_main(stage)
     card_file = project / "models/MODEL_CARD.md"
+    assert "Training time and hardware: not recorded" in card_file.read_text()
+    (project / "metrics/training.json").write_text(json.dumps(TRAINING))  # once finetune records it
+    run_main("model_card")
     text = card_file.read_text()
+    assert "5.5 min (500 steps) on AMD EPYC, 2 threads, fp32" in text
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     meta = front_matter(text)
     values = {r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]}

@@ -146,7 +146,7 @@ def render(*, label_names: list[str], checkpoint: str, source: str, max_length: 
         lines += [f"Training time: {training['train_runtime_s'] / 60:.1f} min ({training.get('steps', '?')} steps) on "
                   f"{training.get('hardware', 'unrecorded hardware')}, {training.get('precision', 'fp32')}.", ""]
     else:
-        lines += ["Training time and hardware: not recorded (the model folder has no `training.json`).", ""]
+        lines += ["Training time and hardware: not recorded (no `metrics/training.json` from the finetune stage).", ""]
     lines += [
         "## How to use", "", "```bash", "textclf predict --model <this folder> \"i feel great today\"",
         "textclf predict --model <this folder> --input tweets.csv --output labelled.jsonl --all-scores", "```", "",
