@@ -153,17 +153,23 @@ def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list
     return out
 
 
-def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
-    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
+def output_format(path: Path | None, fmt: str | None) -> str:
+    """``fmt``, else the output file's extension, else jsonl (stdout); checked before any work is done."""
     fmt = fmt or (path.suffix.lower().lstrip(".") if path else "jsonl")
     if f".{fmt}" not in OUTPUT_SUFFIXES:
         raise PipelineError(f"{path}: unknown output format '{fmt}' (use .jsonl, .csv or .parquet)")
+    if path is None and fmt == "parquet":
+        raise PipelineError("--format parquet needs --output FILE")
+    return fmt
+
+
+def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
+    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
+    fmt = output_format(path, fmt)
     if fmt in ("csv", "parquet") and "scores" in frame.columns:  # flat columns: score_<label>
         scores = pd.DataFrame(frame.pop("scores").tolist()).add_prefix("score_")
         frame = pd.concat([frame, scores.set_index(frame.index)], axis=1)
     if path is None:
-        if fmt == "parquet":
-            raise PipelineError("--format parquet needs --output FILE")
         _write(frame, sys.stdout, fmt)
         return
     from textclf.io import atomic_path
@@ -224,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError("--batch-size must be at least 1 and --max-length at least 2")
     if args.texts and args.input is not None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
+    output_format(args.output, args.format)
     frame = read_input(args.input, args.texts)
     model, tokenizer = load_model(args.model, int8=args.int8)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
@@ -239,6 +246,10 @@ def cli(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never wait on the network
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars: stderr keeps our own bar and errors only
+    hf_logging.set_verbosity_error()
     try:
         main(argv)
     except PipelineError as exc:
