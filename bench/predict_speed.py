@@ -11,7 +11,7 @@ tokenization, inference, writing the results), one after the other on the same m
   what a user writes (the pipeline's default: one text per forward pass);
 - pipeline, batch 64: the same with `batch_size=64` (texts padded to each batch's longest, unsorted);
 - `python -m textclf predict --input ... --output ...` with its defaults (length-sorted batches of 64,
-  bf16 where the CPU computes it natively), with `--precision fp32`, and with `--int8`.
+  bf16 where the CPU computes it natively) and with `--precision fp32`.
 
 Accuracy against the gold labels is reported for each, so a faster path's accuracy change is visible
 (this project keeps a faster path only if validation accuracy moves by at most 0.3 points). The load
@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline, batch 64": ("pipeline", 64),
         "textclf predict": ("predict", []),
         "textclf predict --precision fp32": ("predict", ["--precision", "fp32"]),
-        "textclf predict --int8": ("predict", ["--int8"]),
     }
     report = {"rows": len(rows), "model": str(args.model), "cpu_count": os.cpu_count(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_start": load(), "runs": {}}

@@ -115,13 +115,6 @@ def test_stdin_through_python_m_textclf(classifier):
     assert all(set(r) == {"text", "label", "score"} for r in rows)
 
 
-def test_int8_path_gives_probabilities(classifier, capsys):
-    code, out, err = run_cli(capsys, "--model", str(classifier), "--int8", "--all-scores", *TEXTS)
-    assert code == 0, err
-    for row in jsonl(out):
-        assert row["label"] in LABELS and sum(row["scores"].values()) == pytest.approx(1, abs=1e-4)
-
-
 def _corrupt(folder: Path, tmp_path: Path) -> Path:
     broken = tmp_path / "broken-model"
     shutil.copytree(folder, broken)
@@ -258,7 +251,7 @@ def test_speed_benchmark_on_tiny_model(classifier, small_folder, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["rows"] == 24 and set(report["runs"]) == {
-        "pipeline, batch 1", "textclf predict", "textclf predict --precision fp32", "textclf predict --int8"}
+        "pipeline, batch 1", "textclf predict", "textclf predict --precision fp32"}
     runs = report["runs"]
     assert runs["pipeline, batch 1"]["speedup_vs_pipeline"] == 1.0
     for run in runs.values():

@@ -77,7 +77,7 @@ def _lines(lines: list[str], source: str) -> pd.DataFrame:
     return pd.DataFrame({"text": texts})
 
 
-def load_model(folder: Path, int8: bool = False):
+def load_model(folder: Path):
     """The fine-tuned classifier and its tokenizer from ``folder``; any load failure is one line."""
     from textclf.modeling import load_finetuned, load_tokenizer
 
@@ -93,20 +93,7 @@ def load_model(folder: Path, int8: bool = False):
         raise PipelineError(f"{folder}: could not load the model ({type(exc).__name__}: {first[:200]})") from None
     if not getattr(model.config, "id2label", None):
         raise PipelineError(f"{folder}: config.json has no id2label: not a classifier")
-    if int8:
-        model = quantize_int8(model)
     return model.eval(), tokenizer
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the linear layers (weights int8, activations quantized per batch; CPU only)."""
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch deprecates the quantized tensor API in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def max_input_tokens(model, tokenizer) -> int:
@@ -125,19 +112,13 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, devi
     from textclf.modeling import encode_texts, resolve_device, use_bf16
 
     torch_device = resolve_device(device)
-    if torch_device.type != "cpu" and _is_quantized(model):
-        raise PipelineError("--int8: dynamic int8 quantization runs on the CPU only (use --device cpu)")
     input_ids = encode_texts(tokenizer, texts, max_length or max_input_tokens(model, tokenizer))
     logits = run_batched(
         model, input_ids, tokenizer.pad_token_id, batch_size, output="logits", device=torch_device,
-        bf16=use_bf16(precision, torch_device) and not _is_quantized(model), desc="predict",
+        bf16=use_bf16(precision, torch_device), desc="predict",
         progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
     )
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-
-
-def _is_quantized(model) -> bool:
-    return any(".quantized" in type(m).__module__ for m in model.modules())
 
 
 def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool) -> pd.DataFrame:
@@ -218,8 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="auto: bf16 where the hardware computes it natively, else fp32")
-    parser.add_argument("--int8", action="store_true",
-                        help="dynamic int8 quantization of the linear layers (CPU; see the README for its accuracy)")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
@@ -232,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
     output_format(args.output, args.format)
     frame = read_input(args.input, args.texts)
-    model, tokenizer = load_model(args.model, int8=args.int8)
+    model, tokenizer = load_model(args.model)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
     probabilities = predict_proba(
         model, tokenizer, frame["text"].tolist(), batch_size=args.batch_size, device=args.device,
