@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import numpy as np
@@ -218,27 +217,27 @@ def test_transformers_pipeline_loads_what_the_finetune_stage_saves(project):
 @pytest.mark.slow
 def test_console_script_from_a_non_editable_install(tmp_path, classifier):
     """`pip install .` (the requirements.txt line) installs a `textclf` command that runs the code
-    as of install time; from the project root the stages still import the checkout's textclf."""
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
-    python = env_dir / "bin" / "python"
+    as of install time; from the project root the checkout's textclf wins over the installed copy."""
+    site = tmp_path / "site"  # stands for site-packages: a --target install, seen through PYTHONPATH
     build = tmp_path / "src"  # a copy: the build must not leave build/ or *.egg-info in the checkout
     shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", "data",
-                                                              "models", "checkpoints", "plots", "dvclive"))
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-build-isolation", str(build)], check=True, capture_output=True, text=True, timeout=300)
-    result = subprocess.run([str(env_dir / "bin" / "textclf"), "predict", "--model", str(classifier), "i love it"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                                                              "models", "checkpoints", "plots", "dvclive", "build"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
+                    str(site), str(build)], check=True, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run([str(site / "bin" / "textclf"), "predict", "--model", str(classifier), "i love it"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert jsonl(result.stdout)[0]["label"] in LABELS
-    # the installed copy is a snapshot: from the project root the checkout's package wins
-    where = subprocess.run([str(python), "-c", "import textclf; print(textclf.__file__)"], cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    assert str(env_dir) in where
+
+    def imported_from(cwd: Path) -> str:
+        code = "import textclf; print(textclf.__file__)"
+        return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert imported_from(tmp_path) == str(site / "textclf" / "__init__.py")  # elsewhere: the installed copy
     # `python -c` and `python -m` put the working directory first on sys.path: the checkout wins there
-    where = subprocess.run([str(python), "-c", "import textclf; print(textclf.__file__)"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    assert where == str(ROOT / "textclf" / "__init__.py")
+    assert imported_from(ROOT) == str(ROOT / "textclf" / "__init__.py")
 
 
 @pytest.mark.slow
