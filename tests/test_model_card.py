@@ -100,3 +100,14 @@ def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, t
     assert export_cli(["--out", str(out)]) == 2, "an existing folder is not overwritten without --force"
     assert export_cli(["--out", str(out), "--force"]) == 0
     shutil.rmtree(out)
+
+
+def test_huggingface_hub_parses_the_card():
+    """huggingface_hub's own parser reads the metadata and turns model-index into eval results."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card()).data
+    assert data.license == "other" and data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
+    assert results == {("validation", "accuracy"): 0.92, ("validation", "f1"): 0.9195,
+                       ("test", "accuracy"): 0.916, ("test", "f1"): 0.913}
