@@ -4,7 +4,9 @@
     python scripts/report.py --base main --out report/
 
 report/report.md holds a heading naming both sides, the `dvc params diff` and
-`dvc metrics diff` tables, and every DVC plot of dvc.yaml as a PNG linked by relative path:
+`dvc metrics diff` tables, the per-label validation loss of the error analysis on both sides
+(plots/errors/label_loss.csv: label names and numbers only; the report never reads or prints the
+rows' texts), and every DVC plot of dvc.yaml as a PNG linked by relative path:
 Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them) are rendered
 offline with vl-convert (no browser, no network); image plots are copied from both revisions.
 CI puts this file into its pull-request comment (scripts/ci_comment.py, `cml comment update`).
@@ -22,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 WORKSPACE = "workspace"
+# the error_analysis stage's per-label table (label, mean_loss, rows, errors)
+LABEL_LOSS = "plots/errors/label_loss.csv"
 
 
 def _dvc() -> str:
@@ -55,6 +59,43 @@ def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
     else:
         lines += [empty, ""]
     return lines
+
+
+def _label_loss_rows(text: str) -> dict[str, dict]:
+    import csv
+    import io
+
+    return {row["label"]: row for row in csv.DictReader(io.StringIO(text)) if row.get("label")}
+
+
+def label_loss_section(repo: Path, base: str) -> list[str]:
+    """Per-label mean validation loss and errors, base vs workspace (from LABEL_LOSS; nothing else is read)."""
+    res = _run(["git", "show", f"{base}:{LABEL_LOSS}"], repo)
+    old = _label_loss_rows(res.stdout) if res.returncode == 0 else {}
+    path = repo / LABEL_LOSS
+    new = _label_loss_rows(path.read_text(encoding="utf8")) if path.is_file() else {}
+    if not old and not new:
+        return []
+
+    def number(row: dict | None, key: str) -> float | None:
+        try:
+            return float(row[key]) if row and row.get(key) not in (None, "") else None
+        except ValueError:
+            return None
+
+    def cell(value: float | None, digits: int = 4) -> str:
+        return "—" if value is None else (f"{value:.{digits}f}" if digits else f"{value:.0f}")
+
+    lines = ["## Per-label validation loss (error analysis)", "",
+             f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.", "",
+             f"| label | {base} | {WORKSPACE} | change | errors ({base}) | errors ({WORKSPACE}) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for label in dict.fromkeys([*new, *old]):
+        before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
+        change = "—" if before is None or after is None else f"{after - before:+.4f}"
+        lines.append(f"| {label} | {cell(before)} | {cell(after)} | {change} | "
+                     f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |")
+    return lines + [""]
 
 
 def render_vega(spec: dict, dest: Path) -> None:
@@ -130,6 +171,7 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     ]
     lines += _section("Parameters", [_dvc(), "params", "diff", base, "--md"], repo, "No parameter changed.")
     lines += _section("Metrics", [_dvc(), "metrics", "diff", base, "--md"], repo, "No metric changed.")
+    lines += label_loss_section(repo, base)
     lines += collect_plots(repo, base, out)
     if note:
         lines += ["---", "", note, ""]

@@ -17,7 +17,7 @@ from pathlib import Path
 from transformers import DataCollatorWithPadding, set_seed
 
 from textclf.errors import run_stage
-from textclf.io import atomic_path, read_json
+from textclf.io import atomic_path, read_json, write_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
@@ -28,6 +28,7 @@ from textclf.training import (
     freeze_encoder,
     load_split,
     resumable_state,
+    run_record,
     train_sampler,
     training_arguments,
 )
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
     parser.add_argument("--state", type=Path, required=True, help="resumable state, never cached (checkpoints/finetune)")
+    parser.add_argument("--run-record", type=Path, required=True,
+                        help="time and hardware of this run, for `textclf export`; never a DVC output (checkpoints/finetune-run.json)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         trainer.model.save_pretrained(out, safe_serialization=True)
         save_tokenizer(tokenizer, out)
     shutil.rmtree(state_dir, ignore_errors=True)
+    # Time and hardware vary from run to run, so they stay out of the outputs (which reproduce byte for byte).
+    write_json(args.run_record, run_record(result, device, trainer.args.bf16, args.out))
 
 
 if __name__ == "__main__":

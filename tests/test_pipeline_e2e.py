@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import LABELS, ROOT, copy_project, few_rows, write_jsonl, write_params
@@ -30,7 +31,7 @@ COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/confi
 OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 STAGES = {
     "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
-    "baselines", "umap@pretrained", "umap@finetuned", "evaluate",
+    "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "error_analysis", "model_card",
 }
 
 
@@ -56,6 +57,18 @@ def sh(*args: str, cwd: Path, ok: bool = True, offline: bool = True) -> subproce
 
 def ran_stages(result: subprocess.CompletedProcess) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+def stages_depending_on(path: str) -> set[str]:
+    """dvc.yaml's stages (foreach expanded) that list ``path`` among their deps."""
+    stages = set()
+    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" in spec:
+            keys = spec["foreach"] if isinstance(spec["foreach"], list) else list(spec["foreach"])
+            stages |= {f"{name}@{key}" for key in keys if path in spec["do"]["deps"]}
+        elif path in spec["deps"]:
+            stages.add(name)
+    return stages
 
 
 def dvc_status(repo: Path) -> dict:
@@ -129,6 +142,9 @@ def test_repro_writes_every_output_and_then_has_nothing_to_do(origin):
         with Image.open(origin / f"plots/{png}.png") as image:
             assert image.size[0] > 100
     assert set(pd.read_csv(origin / "plots/umap/finetuned.csv")["label"]) == set(LABELS)
+    assert pd.read_csv(origin / "plots/errors/label_loss.csv")["label"].tolist() == LABELS
+    assert len(pd.read_csv(origin / "plots/errors/top_losses.csv")) == 12  # top_n 50 > 12 validation rows
+    assert f"value: {finetuned['test']['f1']}" in (origin / "models/MODEL_CARD.md").read_text()
     assert not ran_stages(sh("dvc", "repro", cwd=origin))
     assert sh("git", "status", "--porcelain", cwd=origin).stdout == ""
 
@@ -144,7 +160,8 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
     with open(repo / "textclf/modeling.py", "a") as f:
         f.write("# a change\n")
     changed = set(dvc_status(repo))
-    assert changed == {"encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned", "evaluate"}
+    assert changed == stages_depending_on("textclf/modeling.py")
+    assert {"encode", "finetune", "hidden_states@pretrained", "evaluate"} <= changed and "data" not in changed
     with open(repo / "textclf/io.py", "a") as f:
         f.write("# a change\n")
     assert set(dvc_status(repo)) == STAGES

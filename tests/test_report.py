@@ -50,3 +50,38 @@ def test_report_compares_branch_against_main(tmp_path):
             with Image.open(out / link) as img:
                 colours["main" if "_main_" in link else "workspace"] = img.convert("RGB").getpixel((1, 1))
     assert colours == {"main": (200, 30, 30), "workspace": (30, 30, 200)}
+
+
+SECRET = "a user's private sentence that must stay out of reports"
+TOP_LOSSES_PLOT = """\
+  - plots/errors/top_losses.csv:
+      x: rank
+      y: loss
+"""
+
+
+def test_report_has_the_per_label_loss_table_and_never_the_row_texts(tmp_path):
+    repo = make_repo(tmp_path / "repo", extra_dvc_yaml=TOP_LOSSES_PLOT)
+    errors = repo / "plots" / "errors"
+
+    def write(loss_joy: float, errors_joy: int) -> None:
+        errors.mkdir(parents=True, exist_ok=True)
+        (errors / "label_loss.csv").write_text(
+            f"label,mean_loss,rows,errors\nsadness,0.5,10,2\njoy,{loss_joy},12,{errors_joy}\n")
+        (errors / "top_losses.csv").write_text(f"rank,row,text,label,predicted,loss\n1,3,{SECRET},joy,sadness,4.2\n"
+                                               f"2,7,{SECRET} again,sadness,joy,3.1\n")
+
+    git(repo, "checkout", "-q", "main")
+    write(0.8, 4)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "errors on main")
+    git(repo, "checkout", "-q", "exp")
+    write(0.3, 1)  # the workspace: joy got better
+
+    result = subprocess.run([sys.executable, str(SCRIPT), "--base", "main", "--out", "report/"],
+                            cwd=repo, check=True, capture_output=True, text=True)
+    text = (repo / "report" / "report.md").read_text()
+    assert "## Per-label validation loss" in text
+    assert re.search(r"\|\s*joy\s*\|\s*0\.8000\s*\|\s*0\.3000\s*\|\s*-0\.5000\s*\|\s*4\s*\|\s*1\s*\|", text), text
+    assert re.search(r"\|\s*sadness\s*\|\s*0\.5000\s*\|\s*0\.5000\s*\|\s*\+0\.0000\s*\|", text)
+    assert SECRET not in text and SECRET not in result.stdout + result.stderr

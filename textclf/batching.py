@@ -43,15 +43,16 @@ def run_batched(
     device: torch.device,
     bf16: bool = False,
     desc: str = "batches",
+    progress: bool = True,
 ) -> np.ndarray:
     """Run ``model`` over every row; return per row either the first token's last hidden state
     (``output="first_token"``, for an encoder) or the logits (``output="logits"``, for a classifier),
-    as float32 in the original row order."""
+    as float32 in the original row order. ``progress=False`` hides the progress bar."""
     model.eval().to(device)
     lengths = [len(r) for r in input_ids]
     result: np.ndarray | None = None
     batches = list(length_sorted_batches(lengths, batch_size))
-    for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0):
+    for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not progress):
         inputs = {k: v.to(device) for k, v in pad_batch([input_ids[i] for i in index], pad_id).items()}
         with autocast(device, bf16):
             out = model(**inputs)

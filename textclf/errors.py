@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
-# git-tracked metrics, plot data and training curves with `git checkout`.
+# git-tracked metrics, plot data, training curves and model card with `git checkout`.
 RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots dvclive"
 
 

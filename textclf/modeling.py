@@ -245,3 +245,18 @@ def max_positions(checkpoint: str, tokenizer) -> int:
     # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
     known = [int(n) for n in limits if n and n < 10**6]
     return min(known) if known else 10**6
+
+
+def hardware_description(device: torch.device) -> str:
+    """What a run computed on, for the model card: the GPU's name, or the CPU's model and thread count."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    name = "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"

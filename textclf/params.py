@@ -86,6 +86,10 @@ class EvaluateParams(_Section):
     batch_size: int = Field(ge=1, le=BATCH_LIMIT)
 
 
+class ErrorAnalysisParams(_Section):
+    top_n: int = Field(ge=1, le=10**6)
+
+
 class Params(_Section):
     device: Literal["auto", "cpu", "cuda"]
     data: DataParams
@@ -95,6 +99,7 @@ class Params(_Section):
     umap: UmapParams
     finetune: FinetuneParams
     evaluate: EvaluateParams
+    error_analysis: ErrorAnalysisParams
 
 
 class _Loader(yaml.SafeLoader):

@@ -231,3 +231,19 @@ def resumable_state(state_root: Path, run_id: str) -> tuple[Path, str | None]:
         if stale != state_dir:
             shutil.rmtree(stale, ignore_errors=True)
     return state_dir, last_complete_checkpoint(state_dir)
+
+
+def run_record(result, device: torch.device, bf16: bool, model_dir: Path) -> dict:
+    """What ``textclf export`` writes into the shipped model card about the run that trained these
+    weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256."""
+    from textclf.model_card import weights_sha256
+    from textclf.modeling import hardware_description
+
+    return {
+        "weights_sha256": weights_sha256(model_dir),
+        "train_runtime_s": round(result.metrics["train_runtime"], 1),
+        "steps": result.global_step,
+        "rows_per_second": round(result.metrics["train_samples_per_second"], 1),
+        "hardware": hardware_description(device),
+        "precision": "bf16" if bf16 else "fp32",
+    }

@@ -1,0 +1,44 @@
+"""Stage model_card: the fine-tuned model's card (Hugging Face format) from the pipeline's own outputs.
+
+Reads params: data.source, model.checkpoint, model.max_length, finetune.*
+Writes: <out> (Markdown with YAML metadata: model-index with validation and test accuracy and F1, base
+model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use and limits). `textclf export`
+copies it beside the weights as README.md, adding the training time and hardware of the run that
+trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from textclf.errors import run_stage
+from textclf.io import atomic_path, read_json
+from textclf.model_card import render, weights_sha256
+from textclf.params import load_params
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
+    parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
+    parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)")
+    parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
+    parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
+    parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+
+    card = render(
+        label_names=read_json(args.labels), checkpoint=params.model.checkpoint, source=params.data.source,
+        max_length=params.model.max_length, finetune=params.finetune.model_dump(),
+        finetuned=read_json(args.metrics), baselines=read_json(args.baselines), error_analysis=read_json(args.errors),
+        sha256=weights_sha256(args.model),
+    )
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(card, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,70 @@
+"""The error_analysis stage (textclf/analysis.py, stages/error_analysis.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import LABELS, run_main, run_script
+from textclf.analysis import error_table, label_loss, per_row_loss, summary
+from textclf.errors import PipelineError
+
+
+def test_per_row_loss_is_cross_entropy():
+    import torch
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(20, 6)).astype(np.float32) * 5
+    labels = rng.integers(0, 6, size=20)
+    expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels), reduction="none")
+    np.testing.assert_allclose(per_row_loss(logits, labels), expected.numpy(), rtol=1e-5)
+
+
+def test_table_is_sorted_by_loss_with_names_and_per_label_means():
+    logits = np.array([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
+    labels = np.array([0, 0, 2, 1])  # rows 1 and 3 are wrong
+    table = error_table(["a", "b", "c", "d"], labels, logits, ["x", "y", "z"])
+    assert list(table.columns) == ["rank", "row", "text", "label", "predicted", "loss"]
+    assert table["loss"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3, 4]
+    assert list(table["row"][:2]) == [1, 3], "equal losses keep row order"
+    assert table.loc[0, ["text", "label", "predicted"]].tolist() == ["b", "x", "y"]
+    per_label = label_loss(table, ["x", "y", "z"])
+    assert per_label["label"].tolist() == ["x", "y", "z"]
+    assert per_label["rows"].tolist() == [2, 1, 1] and per_label["errors"].tolist() == [1, 1, 0]
+    assert per_label["mean_loss"][0] == pytest.approx(table.loc[table["label"] == "x", "loss"].mean(), abs=1e-6)
+    metrics = summary(table, per_label)
+    assert metrics["errors"] == 2 and metrics["rows"] == 4 and set(metrics["label_loss"]) == {"x", "y", "z"}
+    assert "text" not in json.dumps(metrics)
+
+
+def test_mismatched_model_and_labels_is_one_error():
+    with pytest.raises(PipelineError, match="predicts 2 labels, the data has 3"):
+        error_table(["a"], np.array([0]), np.zeros((1, 2)), ["x", "y", "z"])
+
+
+def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(project):
+    run_main("data")
+    run_main("encode")
+    run_main("finetune")
+    params = (project / "params.yaml").read_text()
+    assert "top_n: 50" in params
+    (project / "params.yaml").write_text(params.replace("top_n: 50", "top_n: 5"))
+    result = run_script("error_analysis", cwd=project, check=True)
+
+    top = pd.read_csv(project / "plots/errors/top_losses.csv")
+    assert list(top.columns) == ["rank", "row", "text", "label", "predicted", "loss"] and len(top) == 5
+    assert top["loss"].is_monotonic_decreasing and set(top["label"]) <= set(LABELS)
+    validation = pd.read_parquet(project / "data/prepared/validation.parquet")
+    assert (validation["text"].iloc[top["row"]].tolist()) == top["text"].tolist(), "texts match their rows"
+    per_label = pd.read_csv(project / "plots/errors/label_loss.csv")
+    assert per_label["label"].tolist() == LABELS and per_label["rows"].sum() == 12
+    metrics = json.loads((project / "metrics/error_analysis.json").read_text())["validation"]
+    assert metrics["rows"] == 12 and list(metrics["label_loss"]) == LABELS
+    assert metrics["label_loss"]["joy"] == pytest.approx(per_label.set_index("label")["mean_loss"]["joy"])
+    logs = result.stdout + result.stderr
+    assert "mean loss" in logs
+    for text in validation["text"]:
+        assert text not in logs, "row texts never go to the logs"

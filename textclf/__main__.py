@@ -1,0 +1,33 @@
+"""The package's commands: ``python -m textclf <command>`` or, once installed, ``textclf <command>``.
+
+    python -m textclf predict "i feel great today"     # from the project root: this checkout's code
+    textclf predict --input tweets.csv --output out.jsonl
+
+Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md).
+``textclf <command> --help`` tells more.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> module with a ``cli(argv) -> int``; imported only when its command runs
+COMMANDS = {"predict": "textclf.predict", "export": "textclf.export"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    usage = f"usage: textclf {{{','.join(COMMANDS)}}} [args...]   (textclf <command> --help)"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip() if argv else usage, file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command '{command}'\n{usage}", file=sys.stderr)
+        return 2
+    return importlib.import_module(COMMANDS[command]).cli(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

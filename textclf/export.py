@@ -1,0 +1,70 @@
+"""``textclf export``: the model folder plus its card, ready to ship (copy, upload, ``push_to_hub``).
+
+    textclf export --out dist/emotion-classifier          # models/finetuned + models/MODEL_CARD.md
+
+Copies the model folder and writes the card as its ``README.md`` (where the Hugging Face hub and
+``huggingface-cli upload`` look for it). The card records the SHA-256 of the weights it was written
+for: a card from another run is refused (rerun the pipeline: ``dvc repro``), so a shipped card
+always describes the shipped weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from textclf.errors import PipelineError
+from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line, weights_sha256
+
+
+def with_training_run(text: str, record_file: Path, sha256: str) -> str:
+    """The card with its training time and hardware line filled in from the finetune stage's run record,
+    when that record is of these weights; otherwise the card says where the line would come from."""
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return text
+    if record.get("weights_sha256") != sha256:
+        return text  # the record of another run (say, the model came from the DVC remote)
+    return text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
+
+
+def export(model: Path, card: Path, out: Path, force: bool = False,
+           run_record: Path = Path("checkpoints/finetune-run.json")) -> Path:
+    if not (model / "config.json").is_file():
+        raise PipelineError(f"{model}: no fine-tuned model here (run the pipeline first: dvc repro)")
+    if not card.is_file():
+        raise PipelineError(f"{card}: no model card (run the model_card stage: dvc repro model_card)")
+    text = card.read_text(encoding="utf-8")
+    sha256 = weights_sha256(model)
+    if card_sha256(text) != sha256:
+        raise PipelineError(f"{card}: written for other weights than {model}'s (rerun the pipeline: dvc repro)")
+    if out.exists():
+        if not force:
+            raise PipelineError(f"{out}: already exists (use --force to replace it)")
+        shutil.rmtree(out)
+    shutil.copytree(model, out)
+    (out / "README.md").write_text(with_training_run(text, run_record, sha256), encoding="utf-8")
+    return out
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="textclf export", description=__doc__.splitlines()[0].strip("` "),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", type=Path, default=Path("models/finetuned"), help="default: models/finetuned")
+    parser.add_argument("--card", type=Path, default=Path("models/MODEL_CARD.md"), help="default: models/MODEL_CARD.md")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to write (model files + README.md)")
+    parser.add_argument("--run-record", type=Path, default=Path("checkpoints/finetune-run.json"),
+                        help="the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    args = parser.parse_args(argv)
+    try:
+        print(export(args.model, args.card, args.out, args.force, args.run_record))
+    except PipelineError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
