@@ -4,8 +4,8 @@
 
 Times one training step (batch 32, 24 tokens, AdamW) and one inference batch (64 rows) of the
 packaged encoder with a 6-label head, alternating fp32 and bf16 so that both see the same machine
-load; prints the mean seconds of each and the ratio. `textclf.modeling.cpu_has_fast_bf16` counts
-only AMX as fast: on an AMD EPYC with avx512_bf16 this measured bf16 slower (bench/RESULTS.md).
+load; prints the mean seconds of each and the ratio. Results and why `precision: auto` still
+means fp32 on CPUs without AMX: bench/RESULTS.md, section 4.
 """
 
 from __future__ import annotations

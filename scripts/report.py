@@ -110,6 +110,20 @@ def render_vega(spec: dict, dest: Path) -> None:
     dest.write_bytes(png)
 
 
+def order_revisions(spec, order: list[str]):
+    """Every encoding or facet on the ``rev`` field sorted as ``order`` (base left, workspace right):
+    DVC's specs leave it to the data's order or to an alphabetical sort, which flips with branch names."""
+    if isinstance(spec, dict):
+        if spec.get("field") == "rev":
+            spec["sort"] = list(order)
+        for value in spec.values():
+            order_revisions(value, order)
+    elif isinstance(spec, list):
+        for value in spec:
+            order_revisions(value, order)
+    return spec
+
+
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
     """Render/copy every plot into out/plots/; return the Markdown lines linking them."""
     plots_dir = out / "plots"
@@ -133,7 +147,7 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                 if entry.get("type") == "vega":
                     name = f"{n:02d}_{_slug(plot_id)}.png"
                     try:
-                        render_vega(entry["content"], plots_dir / name)
+                        render_vega(order_revisions(entry["content"], [base, WORKSPACE]), plots_dir / name)
                     except Exception as exc:  # a broken spec should not lose the rest of the report
                         lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
                         continue

@@ -85,3 +85,25 @@ def test_report_has_the_per_label_loss_table_and_never_the_row_texts(tmp_path):
     assert re.search(r"\|\s*joy\s*\|\s*0\.8000\s*\|\s*0\.3000\s*\|\s*-0\.5000\s*\|\s*4\s*\|\s*1\s*\|", text), text
     assert re.search(r"\|\s*sadness\s*\|\s*0\.5000\s*\|\s*0\.5000\s*\|\s*\+0\.0000\s*\|", text)
     assert SECRET not in text and SECRET not in result.stdout + result.stderr
+
+
+def test_side_by_side_panels_put_the_base_left_whatever_the_names():
+    """`zbase` sorts after `workspace`: without order_revisions the base panel would be on the right."""
+    import json
+
+    import vl_convert
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from report import order_revisions
+
+    template = (Path(__file__).resolve().parents[1] / ".dvc/plots/umap.json").read_text()
+    rows = [{"x": i, "y": i, "label": "joy", "rev": rev} for rev in ("workspace", "zbase") for i in range(3)]
+    text = template.replace('"<DVC_METRIC_DATA>"', json.dumps(rows)).replace("<DVC_METRIC_TITLE>", "umap")
+    spec = json.loads(text.replace("<DVC_METRIC_X>", "x").replace("<DVC_METRIC_Y>", "y"))
+
+    def panel_titles(svg: str) -> list[str]:
+        return [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if t in ("zbase", "workspace")]
+
+    assert panel_titles(vl_convert.vegalite_to_svg(spec)) == ["workspace", "zbase"]  # DVC's order
+    ordered = order_revisions(spec, ["zbase", "workspace"])
+    assert panel_titles(vl_convert.vegalite_to_svg(ordered)) == ["zbase", "workspace"]

@@ -56,9 +56,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when bf16 beats fp32 on this CPU: Intel AMX (amx_bf16). avx512_bf16 alone does not count:
-    on an AMD EPYC with it, torch's bf16 autocast trained at 0.91x and inferred at 0.68x of fp32's
-    speed (bench/RESULTS.md)."""
+    """True on CPUs with Intel AMX (amx_bf16), where ``precision: auto`` picks bf16 on the CPU.
+
+    avx512_bf16 alone does not count. On an AMD EPYC with it (bench/RESULTS.md, section 4) bf16
+    autocast trained 1.40x and inferred 1.62x as fast as fp32 on an idle machine, but 0.91x and
+    0.68x with the 2 cores oversubscribed. The defaults' accuracy was validated in fp32, and a
+    default that follows a CPU flag would make the same commit train differently on machines of one
+    kind where the flag comes and goes. ``precision: bf16`` opts in.
+    """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
