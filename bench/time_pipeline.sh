@@ -6,7 +6,7 @@
 #       'data.label_names=[sadness, joy, love, anger, fear, surprise]'
 #
 # Clones this repository's HEAD into WORKDIR (replacing it), sets the given params in params.yaml,
-# then runs every stage in dvc.yaml order with `dvc repro --single-item` (the same work as one
+# then runs every stage in dvc.yaml order with `dvc repro --force --single-item` (the same work as one
 # `dvc repro`), printing each stage's wall time and peak RSS (of its process tree), the total, and
 # the validation/test accuracy of the fine-tuned model and the baselines. The venv's bin must be on PATH.
 set -euo pipefail
@@ -26,7 +26,7 @@ stages=$(dvc stage list --name-only)
 start=$(date +%s.%N)
 for stage in $stages; do
   t0=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o .peak-rss dvc repro --single-item "$stage" > "log.$stage" 2>&1
+  /usr/bin/time -f "%M" -o .peak-rss dvc repro --force --single-item "$stage" > "log.$stage" 2>&1
   t1=$(date +%s.%N)
   printf "%-26s %7.1f s  peak %6d MB\n" "$stage" "$(echo "$t1 - $t0" | bc)" "$(( $(cat .peak-rss) / 1024 ))"
 done
