@@ -96,7 +96,7 @@ def test_plots_show_renders_offline(tmp_path):
     assert "dvc-missing-vega\">" not in dom, "the page could not load Vega from node_modules"
 
     n_vega, n_images = _expected_counts(repo)
-    assert (n_vega, n_images) == (8, 5)  # 3 fixture + 5 pipeline Vega plots; 1 + 4 image plots
+    assert (n_vega, n_images) == (10, 5)  # 3 fixture + 7 pipeline Vega plots; 1 + 4 image plots
 
     # vega-embed adds class "vega-embed" to each plot's container once it embedded the spec
     containers = re.findall(r'<div id="([^"]+)" class="vega-embed[^"]*">(.*?)<div class="vega-actions">', dom, re.S)
