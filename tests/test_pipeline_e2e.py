@@ -112,9 +112,10 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
         write_jsonl(sample / f"{split}.jsonl", few_rows(split, per_label))
     (sample / "labels.json").write_text(json.dumps(LABELS))
-    # 45 optimizer steps: long enough to signal the stage mid-training
+    # 300 optimizer steps (36 rows, batch 8): seconds of training after the first save at step 10 even on
+    # an idle machine, so a signal sent then lands mid-training
     write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)},
-                 finetune={"epochs": 10, "save_steps": 10})
+                 finetune={"epochs": 60, "save_steps": 10})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
 

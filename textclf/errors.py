@@ -78,10 +78,12 @@ def run_stage(main: Callable[[], None]) -> None:
     under_dvc = "DVC_STAGE" in os.environ
     hint = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
     signal.signal(signal.SIGTERM, _on_signal)
-    if under_dvc and sys.platform.startswith("linux"):
-        watched = _ancestors_up_to_dvc()
-        threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
     try:
+        if under_dvc and sys.platform.startswith("linux"):
+            if os.getppid() == 1:  # DVC died while this process was still importing its modules
+                raise Stopped(signal.SIGTERM)
+            watched = _ancestors_up_to_dvc()
+            threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
         main()
     except PipelineError as exc:
         message = " ".join(str(exc).split())  # always exactly one line
