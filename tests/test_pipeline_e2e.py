@@ -112,8 +112,7 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
         write_jsonl(sample / f"{split}.jsonl", few_rows(split, per_label))
     (sample / "labels.json").write_text(json.dumps(LABELS))
-    # 300 optimizer steps (36 rows, batch 8): seconds of training after the first save at step 10 even on
-    # an idle machine, so a signal sent then lands mid-training
+    # 300 optimizer steps (36 rows, batch 8); the signal test raises min_steps in its own clone
     write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)},
                  finetune={"epochs": 60, "save_steps": 10})
     sh("git", "add", "-A", cwd=repo)
@@ -263,6 +262,10 @@ def test_a_stopped_repro_leaves_no_orphan_and_restores(origin, tmp_path, how):
     before = outputs(repo)
     stage, module = ("hidden_states@pretrained", "stages.hidden_states") if "SIGKILL" in how else \
         ("finetune", "stages.finetune")
+    if module == "stages.finetune":  # a run that cannot end before the signal, however fast the machine
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["finetune"]["min_steps"] = 100_000
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
     log = tmp_path / "repro.log"  # a file, not a pipe: nobody reads a pipe while the stage writes to it
     with open(log, "w") as sink:
         dvc = subprocess.Popen([shutil.which("dvc", path=user_env()["PATH"]), "repro", "--force", "--single-item", stage],
@@ -291,6 +294,7 @@ def test_a_stopped_repro_leaves_no_orphan_and_restores(origin, tmp_path, how):
     if "SIGTERM" not in how:  # dvc itself was not killed: it reports the stage's failure
         assert "failed to reproduce" in stderr.lower() or "ERROR" in stderr, stderr[-2000:]
 
+    sh("git", "checkout", "--", "params.yaml", cwd=repo)  # the user's edit, undone
     restore(repo)
     assert outputs(repo) == before
     assert dvc_status(repo) == {}
