@@ -103,7 +103,7 @@ def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], par
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         callbacks=[meter.callback],
-        train_sampler=train_sampler(train["input_ids"], p),
+        train_sampler=train_sampler([len(r) for r in train["input_ids"]], p),
     )
     return trainer, meter
 

@@ -1,8 +1,9 @@
 """Stage encode: tokenize every split once with the checkpoint's tokenizer (no padding).
 
 Reads params: model.checkpoint, model.max_length, model.trust_remote_code
-Writes: <out>/{train,validation,test}.parquet (input_ids as lists, label, length) and <out>/tokenizer/
-Padding happens per batch downstream, so each row is stored at its own length.
+Writes: <out>/{train,validation,test}.parquet (input_ids as int32 lists, label, length) and <out>/tokenizer/
+Padding happens per batch downstream, so each row is stored at its own length. Rows stream through
+in slices of ``ROWS_PER_SLICE`` (one Parquet row group each): memory holds one slice, whatever the size.
 """
 
 from __future__ import annotations
@@ -11,15 +12,36 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from textclf.data import SPLITS
 from textclf.errors import PipelineError, run_stage
-from textclf.io import atomic_path, read_parquet
+from textclf.io import atomic_path, iter_parquet, parquet_rows
 from textclf.modeling import encode_texts, load_tokenizer, max_positions, save_tokenizer
 from textclf.params import load_params
 
 log = logging.getLogger("stage.encode")
+ROWS_PER_SLICE = 10_000
+SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32())), ("label", pa.int64()), ("length", pa.int32())])
+
+
+def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: str) -> tuple[int, int, int]:
+    """Tokenize ``source``'s texts into ``target``, a slice at a time; (rows, tokens, truncated rows)."""
+    rows = tokens = truncated = 0
+    bar = tqdm(total=parquet_rows(source), desc=desc, unit="row", mininterval=2.0)
+    with pq.ParquetWriter(target, SCHEMA) as writer, bar:
+        for _, batch in iter_parquet(source, ("text", "label"), ROWS_PER_SLICE):
+            ids = encode_texts(tokenizer, batch.column("text").to_pylist(), max_length)
+            lengths = [len(row) for row in ids]
+            writer.write_table(pa.Table.from_arrays(
+                [pa.array(ids, type=pa.list_(pa.int32())), batch.column("label").cast(pa.int64()),
+                 pa.array(lengths, type=pa.int32())], schema=SCHEMA,
+            ))
+            rows, tokens, truncated = rows + len(ids), tokens + sum(lengths), truncated + sum(n >= max_length for n in lengths)
+            bar.update(len(ids))
+    return rows, tokens, truncated
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,16 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     limit = max_positions(params.checkpoint, tokenizer)
     if params.max_length > limit:
         raise PipelineError(f"model.max_length: {params.max_length} is above the model's limit of {limit} tokens")
-    frames = {split: read_parquet(args.data / f"{split}.parquet") for split in SPLITS}
 
     with atomic_path(args.out, is_dir=True) as out:
-        for split, frame in frames.items():
-            ids = encode_texts(tokenizer, frame["text"].tolist(), params.max_length)
-            lengths = [len(row) for row in ids]
-            encoded = pd.DataFrame({"input_ids": ids, "label": frame["label"], "length": lengths})
-            encoded.to_parquet(out / f"{split}.parquet", index=False)
-            truncated = sum(n >= params.max_length for n in lengths)
-            log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, len(ids), sum(lengths) / len(ids), truncated)
+        for split in SPLITS:
+            rows, tokens, truncated = encode_file(
+                tokenizer, args.data / f"{split}.parquet", out / f"{split}.parquet", params.max_length, f"encode {split}"
+            )
+            log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, rows, tokens / max(rows, 1), truncated)
         save_tokenizer(tokenizer, out / "tokenizer")
 
 

@@ -4,6 +4,7 @@ Reads params: evaluate.*, device
 Writes: <metrics> (accuracy, weighted F1 and per-label F1 per split), <plots>/confusion.csv
 (validation predictions, for DVC's confusion template) and <plots>/confusion.png (the notebook's
 normalized matrix).
+Under `textclf.launch --processes N` the N processes split the rows; the first writes the outputs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from textclf import distributed
 from textclf.batching import run_batched
 from textclf.errors import run_stage
 from textclf.evaluation import classification_metrics, collapse_check, save_confusion_png, write_predictions_csv
-from textclf.io import read_json, read_parquet, write_json
+from textclf.io import read_json, read_token_rows, write_json
 from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
 from textclf.params import load_params
 
@@ -35,21 +37,24 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(args.params)
     params = all_params.evaluate
 
-    device = resolve_device(all_params.device)
+    device = distributed.local_device(resolve_device(all_params.device))
     label_names = read_json(args.labels)
     model = load_finetuned(args.model, label_names)
     tokenizer = load_tokenizer(str(args.model))
 
     metrics, labels, predictions = {}, {}, {}
-    for split in EVAL_SPLITS:
-        frame = read_parquet(args.encoded / f"{split}.parquet", columns=("input_ids", "label"))
-        logits = run_batched(
-            model, frame["input_ids"].tolist(), tokenizer.pad_token_id, params.batch_size,
-            output="logits", device=device, desc=f"predict {split}",
-        )
-        labels[split], predictions[split] = frame["label"].to_numpy(), logits.argmax(-1)
-        metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
-        log.info("%s: accuracy %.4f, F1 %.4f", split, metrics[split]["accuracy"], metrics[split]["f1"])
+    with distributed.process_group():
+        for split in EVAL_SPLITS:
+            rows = read_token_rows(args.encoded / f"{split}.parquet")
+            logits = distributed.combine(run_batched(
+                model, rows, tokenizer.pad_token_id, params.batch_size,
+                output="logits", device=device, desc=f"predict {split}",
+            ))
+            labels[split], predictions[split] = rows.labels, logits.argmax(-1)
+            metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
+            log.info("%s: accuracy %.4f, F1 %.4f", split, metrics[split]["accuracy"], metrics[split]["f1"])
+    if not distributed.is_main():  # the others computed their rows, the first one writes
+        return
 
     collapse, warning = collapse_check(labels["validation"], predictions["validation"], label_names)
     metrics["validation"].update(collapse)

@@ -5,6 +5,9 @@ Writes: <out>/ (final model and tokenizer, safetensors) and <live>/ (dvclive: tr
 validation loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.
+Under `textclf.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
+processes: ``finetune.batch_size`` stays the rows per optimizer step, split evenly between them, so the
+learning rate and the number of steps mean the same at any N. Only the first process writes outputs.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 from transformers import DataCollatorWithPadding, set_seed
 
-from textclf.errors import run_stage
-from textclf.io import atomic_path, read_json, write_json
+from textclf import distributed
+from textclf.errors import PipelineError, run_stage
+from textclf.io import atomic_path, read_json, read_token_rows, write_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
@@ -51,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     params, model_params = all_params.finetune, all_params.model
 
     device = resolve_device(all_params.device)
+    processes, main_process = distributed.world_size(), distributed.is_main()
+    if params.batch_size % processes:
+        raise PipelineError(f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes")
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     train = load_split(args.encoded / "train.parquet")
@@ -65,28 +73,33 @@ def main(argv: list[str] | None = None) -> None:
 
     run_id = fingerprint(
         [args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels],
-        {"finetune": params.model_dump(), "model": model_params.model_dump(), "device": device.type},
+        {"finetune": params.model_dump(), "model": model_params.model_dump(), "device": device.type, "processes": processes},
     )
-    state_dir, resume = resumable_state(args.state, run_id)
-    if resume:
+    state_dir, resume = resumable_state(args.state, run_id, remove_stale=main_process)
+    if resume and main_process:
         log.info("resuming from %s", resume)
 
     from dvclive import Live
 
-    with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) as live:
+    # dvclive writes files as it logs: only the first process keeps the curves
+    live_context = Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext()
+    with live_context as live:
         trainer = PipelineTrainer(
             model=model,
-            args=training_arguments(params, device, state_dir, len(train)),
+            args=training_arguments(params, device, state_dir, len(train), processes=processes),
             train_dataset=train,
             eval_dataset=validation,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
-            callbacks=[DVCLiveStepLogger(live)],
-            train_sampler=train_sampler(train["input_ids"], params),
+            callbacks=[DVCLiveStepLogger(live)] if main_process else [],
+            train_sampler=train_sampler(read_token_rows(args.encoded / "train.parquet").lengths, params),
         )
         result = trainer.train(resume_from_checkpoint=resume)
-        log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+        if main_process:
+            log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+    if not main_process:
+        return
 
     with atomic_path(args.out, is_dir=True) as out:
         # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle
@@ -94,8 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         save_tokenizer(tokenizer, out)
     shutil.rmtree(state_dir, ignore_errors=True)
     # Time and hardware vary from run to run, so they stay out of the outputs (which reproduce byte for byte).
-    write_json(args.run_record, run_record(result, device, trainer.args.bf16, args.out))
-
+    write_json(args.run_record, run_record(result, device, trainer.args.bf16, args.out, processes))
 
 if __name__ == "__main__":
     run_stage(main)

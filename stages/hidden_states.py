@@ -4,6 +4,8 @@ Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param
 the fine-tuned one (``--encoder models/finetuned``, the finetune stage's folder).
 Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
 Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
+Under `textclf.launch --processes N` the N processes split each split's batches and write their rows
+into the same .npy files; rows are written as computed, so memory holds the model and one batch.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from textclf.batching import run_batched
+from textclf import distributed
+from textclf.batching import output_width, run_batched
 from textclf.data import SPLITS
 from textclf.errors import run_stage
-from textclf.io import atomic_path, read_parquet
+from textclf.io import NpyRowWriter, read_token_rows
 from textclf.modeling import load_encoder, load_tokenizer, resolve_device, use_bf16
 from textclf.params import load_params
 
@@ -37,25 +39,33 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(args.params)
     params, model_params = all_params.hidden_states, all_params.model
 
-    device = resolve_device(all_params.device)
+    device = distributed.local_device(resolve_device(all_params.device))
     bf16 = use_bf16(params.precision, device)
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
-    frames = {split: read_parquet(args.encoded / f"{split}.parquet") for split in SPLITS}
+    rows = {split: read_token_rows(args.encoded / f"{split}.parquet") for split in SPLITS}
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code)
-    log.info("encoder from %s on %s (%s)", checkpoint, device, "bf16" if bf16 else "fp32")
+    log.info("encoder from %s on %s (%s), process %d of %d", checkpoint, device, "bf16" if bf16 else "fp32",
+             distributed.rank() + 1, distributed.world_size())
 
-    with atomic_path(args.out, is_dir=True) as out:
-        for split, frame in frames.items():
+    with distributed.process_group(), distributed.shared_output_dir(args.out) as out:
+        for split, split_rows in rows.items():
             start = time.perf_counter()
-            states = run_batched(
-                encoder, frame["input_ids"].tolist(), tokenizer.pad_token_id, params.batch_size,
-                output="first_token", device=device, bf16=bf16, desc=f"{args.out.name} {split}",
-            )
-            np.save(out / f"{split}.npy", states)
+            path, shape = out / f"{split}.npy", (len(split_rows), output_width(encoder, "first_token"))
+            if distributed.is_main():
+                NpyRowWriter(path, *shape, create=True).close()
+            distributed.barrier()  # the file exists before any process writes into it
+            sink = NpyRowWriter(path, *shape, create=False)
+            try:
+                run_batched(
+                    encoder, split_rows, tokenizer.pad_token_id, params.batch_size, output="first_token",
+                    device=device, bf16=bf16, desc=f"{args.out.name} {split}", sink=sink,
+                )
+            finally:
+                sink.close()
             seconds = time.perf_counter() - start
-            log.info("%s: %s in %.1fs (%.0f rows/s)", split, states.shape, seconds, len(frame) / seconds)
+            log.info("%s: %s in %.1fs (%.0f rows/s)", split, shape, seconds, len(split_rows) / seconds)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Reads params: umap.*
 Writes: <out>.csv (x, y, label name) and <out>.png
+At most ``umap.max_points`` rows are embedded: a stratified sample (each label keeps its share), read
+from the memory-mapped hidden states, so a million rows cost no more memory than the sample.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import run_stage
-from textclf.evaluation import embed_2d, save_umap_png
+from textclf.evaluation import embed_2d, save_umap_png, stratified_sample
 from textclf.io import atomic_path, read_json, read_npy, read_parquet
 from textclf.params import load_params
 
@@ -31,11 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params).umap
 
     label_names = read_json(args.data / "labels.json")
-    X = read_npy(args.hidden / "train.npy")
-    y = read_parquet(args.data / "train.parquet")["label"].to_numpy()
-    if params.max_points is not None and len(X) > params.max_points:
-        keep = np.sort(np.random.default_rng(params.seed).choice(len(X), params.max_points, replace=False))
-        X, y = X[keep], y[keep]
+    X = read_npy(args.hidden / "train.npy", mmap=True)  # only the sampled rows are read from disk
+    y = read_parquet(args.data / "train.parquet", columns=("label",))["label"].to_numpy()
+    keep = np.arange(len(y)) if params.max_points is None else stratified_sample(y, params.max_points, params.seed)
+    X, y = np.asarray(X[keep]), y[keep]
     log.info("UMAP of %d x %d hidden states from %s", *X.shape, args.hidden)
     xy = embed_2d(X, params.n_neighbors, params.min_dist, params.seed)
 

@@ -25,6 +25,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+LAUNCHER = "textclf.launch"
+
+
 def stage_command(stage: str) -> tuple[str, list[str]]:
     """The module and arguments of a dvc.yaml stage (``data``, ``hidden_states@pretrained``), taken
     from dvc.yaml itself so that tests run each stage with exactly the paths the pipeline uses."""
@@ -40,7 +43,21 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
         cmd = spec["cmd"]
     words = shlex.split(cmd)
     assert words[:2] == ["python", "-m"], cmd
+    if words[2] == LAUNCHER:  # python -m textclf.launch --processes ${processes} stages.<name> ...
+        assert words[3:5] == ["--processes", "${processes}"], cmd
+        return words[5], words[6:]
     return words[2], words[3:]
+
+
+def launched(stage: str) -> bool:
+    """Whether dvc.yaml runs ``stage`` through ``textclf.launch`` (on ``processes`` processes)."""
+    return f"-m {LAUNCHER} " in stage_spec(stage)["cmd"]
+
+
+def stage_spec(stage: str) -> dict:
+    name, _, _ = stage.partition("@")
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    return spec["do"] if "foreach" in spec else spec
 
 
 def run_main(stage: str, *extra: str) -> None:
@@ -162,13 +179,16 @@ def copy_project(repo: Path, names: list[str]) -> None:
 
 
 def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dict | None = None,
-               **kwargs) -> subprocess.CompletedProcess:
-    """Run a stage as dvc.yaml does (``python -m stages.<name> <its args>``) in ``cwd``, capturing output.
+               processes: int | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a stage as dvc.yaml does (``python -m stages.<name> <its args>``) in ``cwd``, capturing output;
+    with ``processes``, through ``python -m textclf.launch --processes N``.
     This checkout comes first on PYTHONPATH: ``cwd`` is a test folder, not a project root."""
     module, args = stage_command(stage)
+    launch = [] if processes is None else ["-m", LAUNCHER, "--processes", str(processes)]
     env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", module, *args, *extra], cwd=cwd, capture_output=True, text=True, env=env, **kwargs,
+        [sys.executable, *(launch or ["-m"]), module, *args, *extra], cwd=cwd, capture_output=True, text=True,
+        env=env, **kwargs,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{stage} failed ({result.returncode}):\n{result.stderr[-3000:]}")

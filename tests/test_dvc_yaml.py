@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, stage_command
+from conftest import LAUNCHER, ROOT, launched, stage_command
 
 PACKAGES = ("textclf", "stages")
 
@@ -63,10 +63,11 @@ def _stages() -> dict[str, dict]:
 @pytest.mark.parametrize("stage", sorted(_stages()))
 def test_every_executed_project_file_is_a_dep(stage):
     module, _ = stage_command(stage)
+    executed = executed_files(module) | (executed_files(LAUNCHER) if launched(stage) else set())
     deps = {d for d in _stages()[stage]["deps"] if isinstance(d, str)}
-    missing = executed_files(module) - deps
+    missing = executed - deps
     assert not missing, f"{stage}: add to its deps in dvc.yaml: {sorted(missing)}"
-    stale = {d for d in deps if d.endswith(".py")} - executed_files(module) - {"stages/hidden_states.py"}
+    stale = {d for d in deps if d.endswith(".py")} - executed - {"stages/hidden_states.py"}
     assert not stale, f"{stage}: deps it does not execute: {sorted(stale)}"
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from textclf import distributed
+from textclf.io import NpyRowWriter, TokenRows
 from textclf.modeling import autocast
 
 
@@ -33,10 +35,15 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Ten
     return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
 
 
+def output_width(model: torch.nn.Module, output: str) -> int:
+    """Values per row that ``run_batched`` returns: the hidden size, or one logit per label."""
+    return model.config.hidden_size if output == "first_token" else model.config.num_labels
+
+
 @torch.inference_mode()
 def run_batched(
     model: torch.nn.Module,
-    input_ids: Sequence[Sequence[int]],
+    rows: TokenRows | Sequence[Sequence[int]],
     pad_id: int,
     batch_size: int,
     output: str,
@@ -44,22 +51,30 @@ def run_batched(
     bf16: bool = False,
     desc: str = "batches",
     progress: bool = True,
-) -> np.ndarray:
-    """Run ``model`` over every row; return per row either the first token's last hidden state
+    sink: NpyRowWriter | None = None,
+) -> np.ndarray | None:
+    """Run ``model`` over every row; per row either the first token's last hidden state
     (``output="first_token"``, for an encoder) or the logits (``output="logits"``, for a classifier),
-    as float32 in the original row order. ``progress=False`` hides the progress bar."""
+    as float32 in the original row order. ``progress=False`` hides the progress bar.
+
+    Under several processes (``textclf.distributed``) this one runs only its share of the batches.
+    Rows go to ``sink`` when given (nothing is returned: memory holds one batch), else into a
+    returned array that is zero where another process's rows are (``distributed.combine`` sums them).
+    """
+    if not isinstance(rows, TokenRows):
+        rows = TokenRows.from_lists(rows)
     model.eval().to(device)
-    lengths = [len(r) for r in input_ids]
-    result: np.ndarray | None = None
-    batches = list(length_sorted_batches(lengths, batch_size))
-    for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not progress):
-        inputs = {k: v.to(device) for k, v in pad_batch([input_ids[i] for i in index], pad_id).items()}
+    batches = distributed.shard(list(length_sorted_batches(rows.lengths, batch_size)))
+    result = None if sink is not None else np.zeros((len(rows), output_width(model, output)), dtype=np.float32)
+    shown = progress and distributed.is_main()
+    for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not shown):
+        inputs = {k: v.to(device) for k, v in pad_batch([rows.row(i) for i in index], pad_id).items()}
         with autocast(device, bf16):
             out = model(**inputs)
         values = out.last_hidden_state[:, 0] if output == "first_token" else out.logits
         values = values.float().cpu().numpy()
-        if result is None:
-            result = np.empty((len(input_ids), values.shape[1]), dtype=np.float32)
-        result[index] = values
-    assert result is not None, "no rows"
+        if sink is not None:
+            sink.write(index, values)
+        else:
+            result[index] = values
     return result

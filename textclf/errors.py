@@ -87,7 +87,10 @@ def run_stage(main: Callable[[], None]) -> None:
         main()
     except PipelineError as exc:
         message = " ".join(str(exc).split())  # always exactly one line
-        print(f"error: {message}{hint if under_dvc else ''}", file=sys.stderr)
+        # Bad input is the same input for every process of a multi-process run (textclf.launch):
+        # the first process says it, the others only exit.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {message}{hint if under_dvc else ''}", file=sys.stderr)
         sys.exit(2)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT

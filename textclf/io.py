@@ -14,8 +14,9 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,26 +85,131 @@ def read_json(path: Path | str) -> object:
 
 
 def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet file written by a stage; a truncated or corrupt file, or one without the
-    ``columns`` asked for, is one line naming the file."""
-    path = _existing(path)
+    """A Parquet file written by a stage (only ``columns``, when given); a truncated or corrupt file,
+    or one without the ``columns`` asked for, is one line naming the file."""
+    handle = _parquet_file(path, columns)
     try:
-        frame = pd.read_parquet(path)
+        return handle.read(columns=list(columns) or None).to_pandas()
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
         raise PipelineError(f"{path}: not a readable Parquet file ({_first_line(exc)}): {REBUILD_HINT}") from None
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise PipelineError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, frame.columns))}): {REBUILD_HINT}"
-        )
-    return frame
 
 
-def read_npy(path: Path | str) -> np.ndarray:
-    """A 2-D array (rows x features) written by a stage; a damaged file is one line naming it."""
+def _parquet_file(path: Path | str, columns: tuple[str, ...]):
+    """An open ``pyarrow.parquet.ParquetFile`` holding ``columns``; a damaged file is one line naming it."""
+    import pyarrow.parquet as pq
+
     path = _existing(path)
     try:
-        array = np.load(path, allow_pickle=False)
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+        raise PipelineError(f"{path}: not a readable Parquet file ({_first_line(exc)}): {REBUILD_HINT}") from None
+    found = handle.schema_arrow.names
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(found)}): {REBUILD_HINT}")
+    return handle
+
+
+def parquet_rows(path: Path | str) -> int:
+    """Rows in a stage's Parquet file (from its footer: nothing else is read)."""
+    return _parquet_file(path, ()).metadata.num_rows
+
+
+def iter_parquet(path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000):
+    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns``: a file read a slice at a time, so that
+    memory holds one slice, whatever the file's size."""
+    handle, start = _parquet_file(path, columns), 0
+    try:
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns)):
+            yield start, batch
+            start += batch.num_rows
+    except OSError as exc:
+        raise PipelineError(f"{path}: not a readable Parquet file ({_first_line(exc)}): {REBUILD_HINT}") from None
+
+
+@dataclass
+class TokenRows:
+    """Token ids of many rows as one flat int32 array cut by offsets, with their labels.
+
+    4 bytes a token (80 MB for a million tweets) where Python lists of ints take about 36: the
+    inference and training stages hold all rows this way and pad one batch at a time.
+    """
+
+    values: np.ndarray  # int32, every row's ids one after another
+    offsets: np.ndarray  # int64, len(rows) + 1: row i is values[offsets[i]:offsets[i + 1]]
+    labels: np.ndarray | None = None
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> TokenRows:
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return cls(values, offsets, None if labels is None else np.asarray(labels, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+
+def read_token_rows(path: Path | str) -> TokenRows:
+    """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    handle = _parquet_file(path, ("input_ids", "label"))
+    try:
+        table = handle.read(columns=["input_ids", "label"])
+    except OSError as exc:
+        raise PipelineError(f"{path}: not a readable Parquet file ({_first_line(exc)}): {REBUILD_HINT}") from None
+    ids = table.column("input_ids")
+    lengths = np.concatenate([[0]] + [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in ids.chunks])
+    values = [pc.list_flatten(c).to_numpy(zero_copy_only=False) for c in ids.chunks]
+    return TokenRows(
+        values=np.concatenate(values or [np.empty(0)]).astype(np.int32, copy=False),
+        offsets=np.cumsum(lengths, dtype=np.int64),
+        labels=table.column("label").to_numpy().astype(np.int64, copy=False),
+    )
+
+
+class NpyRowWriter:
+    """A float32 (rows x width) ``.npy`` file whose rows are written in any order, by any process.
+
+    The file is created at full size (sparse) with its header; each ``write`` puts rows at their own
+    offsets with ``pwrite``. Nothing is mapped into memory, so the process holds one batch, not the
+    array (a million 384-wide rows are 1.5 GB), and several processes can fill one file.
+    """
+
+    def __init__(self, path: Path | str, n_rows: int, width: int, create: bool):
+        self.path, self.width = Path(path), width
+        if create and n_rows == 0:
+            np.save(self.path, np.zeros((0, width), dtype=np.float32))
+        elif create:
+            np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(n_rows, width)).flush()
+        self.offset = self.path.stat().st_size - n_rows * width * 4
+        self.fd = os.open(self.path, os.O_WRONLY)
+
+    def write(self, index: np.ndarray, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        row_bytes = self.width * 4
+        for i, row in zip(index.tolist(), values):
+            os.pwrite(self.fd, row.tobytes(), self.offset + i * row_bytes)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def read_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
+    """A 2-D array (rows x features) written by a stage; a damaged file is one line naming it.
+    ``mmap`` maps the file instead of reading it: rows are read from disk when indexed."""
+    path = _existing(path)
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (ValueError, OSError, EOFError) as exc:
         raise PipelineError(f"{path}: not a readable .npy array ({_first_line(exc)}): {REBUILD_HINT}") from None
     if not isinstance(array, np.ndarray) or array.ndim != 2 or not np.issubdtype(array.dtype, np.number):

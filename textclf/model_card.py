@@ -107,8 +107,10 @@ TRAINING_RUN_PLACEHOLDER = (
 
 def training_run_line(record: dict) -> str:
     """The card's line for a finetune run record (checkpoints/finetune-run.json)."""
+    processes = record.get("processes", 1)  # records written before multi-process training lack it
+    where = record["hardware"] if processes == 1 else f"{processes} processes on {record['hardware']}"
     return (f"Training time: {record['train_runtime_s'] / 60:.1f} min ({record['steps']} optimizer steps, "
-            f"{record['rows_per_second']:.1f} rows/s) on {record['hardware']}, {record['precision']}.")
+            f"{record['rows_per_second']:.1f} rows/s) on {where}, {record['precision']}.")
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:

@@ -92,6 +92,7 @@ class ErrorAnalysisParams(_Section):
 
 class Params(_Section):
     device: Literal["auto", "cpu", "cuda"]
+    processes: int = Field(ge=1, le=1024)
     data: DataParams
     model: ModelParams
     hidden_states: HiddenStatesParams

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from textclf.evaluation import classification_metrics
-from textclf.io import read_parquet
+from textclf.io import read_token_rows
 from textclf.modeling import use_bf16
 from textclf.params import FinetuneParams
 
@@ -67,16 +68,21 @@ def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
 
 
 def training_arguments(
-    params: FinetuneParams, device: torch.device, output_dir: Path | str, n_train_rows: int, **overrides
+    params: FinetuneParams, device: torch.device, output_dir: Path | str, n_train_rows: int, processes: int = 1,
+    **overrides,
 ) -> TrainingArguments:
-    """The finetune stage's ``TrainingArguments``; ``overrides`` replace any of them
-    (the benchmark turns saving and evaluation off, or sets ``max_steps``)."""
+    """The finetune stage's ``TrainingArguments`` for ``processes`` DDP processes; ``overrides`` replace
+    any of them (the benchmark turns saving and evaluation off, or sets ``max_steps``).
+
+    ``finetune.batch_size`` is the rows of one optimizer step, all processes together: each process
+    takes ``batch_size / processes`` and DDP averages their gradients, so a step is the same step at any
+    process count and the learning rate needs no scaling. ``eval_batch_size`` is per process."""
     total, every = schedule(n_train_rows, params)
     settings = dict(
         output_dir=str(output_dir),
         max_steps=total,
         learning_rate=params.learning_rate,
-        per_device_train_batch_size=params.batch_size,
+        per_device_train_batch_size=params.batch_size // processes,
         per_device_eval_batch_size=params.eval_batch_size,
         weight_decay=params.weight_decay,
         warmup_steps=params.warmup_ratio,  # transformers 5: a float below 1 is a fraction of all steps
@@ -94,13 +100,15 @@ def training_arguments(
         log_level="warning",
         dataloader_num_workers=0,
     )
+    if processes > 1:
+        settings["ddp_backend"] = "nccl" if device.type == "cuda" else "gloo"
     settings.update(overrides)
     return TrainingArguments(**settings)
 
 
-def train_sampler(input_ids: Sequence[Sequence[int]], params: FinetuneParams) -> EpochSeededSampler:
-    """The finetune stage's sampler for these training rows."""
-    return EpochSeededSampler([len(r) for r in input_ids], params.batch_size, params.seed, params.group_by_length)
+def train_sampler(lengths: Sequence[int], params: FinetuneParams) -> EpochSeededSampler:
+    """The finetune stage's sampler for training rows of these lengths (tokens)."""
+    return EpochSeededSampler(lengths, params.batch_size, params.seed, params.group_by_length)
 
 
 class StepProgress(ProgressCallback):
@@ -114,12 +122,29 @@ class StepProgress(ProgressCallback):
         pass
 
 
+class SamplerEpoch(TrainerCallback):
+    """Sets the sampler's epoch at each epoch's start, from the optimizer step reached.
+
+    The Trainer calls ``set_epoch`` itself, but under DDP, in the epoch a resumed run starts
+    mid-way, its skipping wrapper hides the sampler: a resumed process would replay epoch 0's order.
+    """
+
+    def __init__(self, sampler: EpochSeededSampler):
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        batches = math.ceil(len(self.sampler) / args.per_device_train_batch_size)  # all processes' batches
+        steps_per_epoch = math.ceil(batches / args.world_size) // args.gradient_accumulation_steps
+        self.sampler.set_epoch(state.global_step // max(steps_per_epoch, 1))
+
+
 class PipelineTrainer(Trainer):
     """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction)."""
 
-    def __init__(self, *args, train_sampler: torch.utils.data.Sampler, **kwargs):
+    def __init__(self, *args, train_sampler: EpochSeededSampler, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_sampler = train_sampler
+        self.add_callback(SamplerEpoch(train_sampler))
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(StepProgress)
 
@@ -194,24 +219,32 @@ def fingerprint(files: Sequence[Path], settings: dict) -> str:
     """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for path in files:
-        digest.update(Path(path).read_bytes())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]
 
 
 def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0) -> datasets.Dataset:
-    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take.
+    """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take, backed by
+    one Arrow table (4 bytes a token: no Python list per row, whatever the split's size).
 
     ``max_rows`` keeps a seeded random subset (the training curves' validation rows: evaluating all
     of a large split 20 times a run would cost minutes). ``sort_by_length`` orders rows by length
     (for evaluation, whose metrics ignore order): each batch is then padded to barely more than its
     rows' own length.
     """
-    frame = read_parquet(path)
-    if max_rows is not None and len(frame) > max_rows:
-        frame = frame.sample(n=max_rows, random_state=seed)
+    rows = read_token_rows(path)
+    keep = np.arange(len(rows))
+    if max_rows is not None and len(rows) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(rows), max_rows, replace=False))
     if sort_by_length:
-        frame = frame.iloc[frame["input_ids"].map(len).argsort(kind="stable")]
-    return datasets.Dataset.from_dict({"input_ids": frame["input_ids"].tolist(), "labels": frame["label"].tolist()})
+        keep = keep[np.argsort(rows.lengths[keep], kind="stable")]
+    ids = pa.ListArray.from_arrays(pa.array(rows.offsets), pa.array(rows.values))
+    if len(keep) < len(rows) or sort_by_length:
+        ids = ids.take(pa.array(keep))
+    table = pa.table({"input_ids": ids, "labels": pa.array(rows.labels[keep])})
+    return datasets.Dataset(datasets.table.InMemoryTable(table))
 
 
 def freeze_encoder(model) -> int:
@@ -221,19 +254,20 @@ def freeze_encoder(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def resumable_state(state_root: Path, run_id: str) -> tuple[Path, str | None]:
+def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) -> tuple[Path, str | None]:
     """The state folder of this run's settings and the checkpoint to resume from (or None).
 
-    State saved under other settings (another fingerprint) can never be resumed: it is deleted.
+    State saved under other settings (another fingerprint) can never be resumed: it is deleted
+    (by one process of a multi-process run: ``remove_stale``).
     """
     state_dir = Path(state_root) / run_id
-    for stale in Path(state_root).glob("*"):
+    for stale in Path(state_root).glob("*") if remove_stale else ():
         if stale != state_dir:
             shutil.rmtree(stale, ignore_errors=True)
     return state_dir, last_complete_checkpoint(state_dir)
 
 
-def run_record(result, device: torch.device, bf16: bool, model_dir: Path) -> dict:
+def run_record(result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1) -> dict:
     """What ``textclf export`` writes into the shipped model card about the run that trained these
     weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256."""
     from textclf.model_card import weights_sha256
@@ -245,5 +279,6 @@ def run_record(result, device: torch.device, bf16: bool, model_dir: Path) -> dic
         "steps": result.global_step,
         "rows_per_second": round(result.metrics["train_samples_per_second"], 1),
         "hardware": hardware_description(device),
+        "processes": processes,
         "precision": "bf16" if bf16 else "fp32",
     }

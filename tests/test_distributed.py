@@ -1,0 +1,126 @@
+"""Several processes (``textclf.launch --processes 2``, torchrun, gloo on CPU) give one result:
+the same hidden states and predictions as one process, and a DDP fine-tune that resumes after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from conftest import LAUNCHER, ROOT, run_script, stage_command, write_params
+
+pytestmark = pytest.mark.slow  # each run starts torchrun and two Python processes with torch
+
+SPLITS = ("train", "validation", "test")
+
+
+def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> Path:
+    work.mkdir()
+    write_params(
+        work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)},
+        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune}, hidden_states={"batch_size": 4},
+        evaluate={"batch_size": 4},
+    )
+    run_script("data", cwd=work, check=True)
+    run_script("encode", cwd=work, check=True)
+    return work
+
+
+def test_two_processes_give_the_hidden_states_and_metrics_of_one(tmp_path, small_folder, tiny_model):
+    work = _prepare(tmp_path / "work", small_folder, tiny_model)
+    run_script("finetune", cwd=work, check=True)
+    arrays, metrics = {}, {}
+    for processes in (1, 2):
+        result = run_script("hidden_states@finetuned", cwd=work, check=True, processes=processes)
+        assert f"process {processes} of {processes}" in result.stderr
+        arrays[processes] = {s: np.load(work / f"data/hidden/finetuned/{s}.npy") for s in SPLITS}
+        run_script("evaluate", cwd=work, check=True, processes=processes)
+        metrics[processes] = json.loads((work / "metrics/finetuned.json").read_text())
+    for split in SPLITS:
+        assert arrays[1][split].shape == arrays[2][split].shape == (len(arrays[1][split]), 32)
+        assert (np.abs(arrays[2][split]).sum(axis=1) > 0).all(), "a row nobody wrote (still zeros)"
+        np.testing.assert_allclose(arrays[2][split], arrays[1][split], rtol=1e-5, atol=1e-5)
+    assert metrics[2] == metrics[1]
+    assert not list((work / "data/hidden").glob(".*.tmp")), "no temporary folder left"
+
+
+# The finetune stage under textclf.launch, with a callback that SIGKILLs one worker at a step:
+# run as `python -m textclf.launch --processes 2 killer stages.finetune ARGS` (killer.py on PYTHONPATH).
+KILLER = textwrap.dedent(
+    """
+    import os, runpy, signal, sys
+    from transformers import TrainerCallback
+    import textclf.training as training
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == int(os.environ["KILL_AT_STEP"]) and os.environ["RANK"] == "1":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    original = training.PipelineTrainer.__init__
+    def patched(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.add_callback(KillAt())
+    training.PipelineTrainer.__init__ = patched
+    sys.argv = sys.argv[1:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    """
+)
+
+
+def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_folder, tiny_model):
+    # 36 train rows, 4 a step (2 a process): 9 steps an epoch, 27 in all; saves at 4, 8, 12; killed at 14
+    reference = _prepare(tmp_path / "reference", small_folder, tiny_model)
+    interrupted = _prepare(tmp_path / "interrupted", small_folder, tiny_model)
+    result = run_script("finetune", cwd=reference, check=True, processes=2)
+    assert result.stderr.count("trained 27 steps") == 1, "only the first process reports"
+    live = json.loads((reference / "dvclive/metrics.json").read_text())
+    assert live["step"] == 27
+    curve = (reference / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
+    assert len(curve) == 1 + 27, "each curve point logged once, by one process"
+    record = json.loads((reference / "checkpoints/finetune-run.json").read_text())
+    assert record["processes"] == 2 and record["steps"] == 27
+
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = {**os.environ, "KILL_AT_STEP": "14", "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    killed = subprocess.run(
+        [sys.executable, "-m", LAUNCHER, "--processes", "2", "killer", "stages.finetune", *stage_command("finetune")[1]],
+        cwd=interrupted, env=env, capture_output=True, text=True,
+    )
+    assert killed.returncode != 0, killed.stderr[-2000:]
+    last = [line for line in killed.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: killer failed in process 2 of 2 (killed by SIGKILL)"), last
+    assert not (interrupted / "models/finetuned").exists(), "no half-written model after a kill"
+    saved = sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-*"))
+    assert saved == ["checkpoint-12"]
+    assert sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-12/rng_state_*")) == \
+        ["rng_state_0.pth", "rng_state_1.pth"]
+
+    resumed = run_script("finetune", cwd=interrupted, check=True, processes=2)
+    assert "resuming from" in resumed.stderr and "checkpoint-12" in resumed.stderr
+    expected = load_file(reference / "models/finetuned/model.safetensors")
+    actual = load_file(interrupted / "models/finetuned/model.safetensors")
+    for name in expected:
+        assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
+    for name in ("eval/accuracy", "train/loss"):
+        assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == \
+            (reference / f"dvclive/plots/metrics/{name}.tsv").read_text()
+
+
+def test_batch_that_does_not_split_evenly_is_one_line(tmp_path, small_folder, tiny_model):
+    work = _prepare(tmp_path / "work", small_folder, tiny_model, batch_size=5)
+    result = run_script("finetune", cwd=work, processes=2)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, errors  # said once (by the first process), then the launcher's line
+    assert errors[0] == "error: finetune.batch_size: 5 rows a step cannot be split evenly between 2 processes"
+    assert re.fullmatch(r"error: stages\.finetune failed in process [12] of 2 \(exit code 2\).*", errors[1]), errors
