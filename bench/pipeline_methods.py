@@ -18,7 +18,7 @@ from textclf.data import SPLITS
 from textclf.evaluation import baseline_classifiers
 from textclf.modeling import encode_texts, load_classifier, load_encoder, use_bf16
 from textclf.params import Params
-from textclf.training import PipelineTrainer, freeze_encoder, load_split, train_sampler, training_arguments
+from textclf.training import PipelineTrainer, freeze_encoder, load_split, token_lengths, train_sampler, training_arguments
 
 
 def padded_tokens(lengths: list[int], batch_size: int) -> int:
@@ -103,7 +103,7 @@ def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], par
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         callbacks=[meter.callback],
-        train_sampler=train_sampler([len(r) for r in train["input_ids"]], p),
+        train_sampler=train_sampler(token_lengths(train), p),
     )
     return trainer, meter
 

@@ -15,7 +15,8 @@ For each size N (train rows; validation and test get max(N // 8, 60) each):
 Rows a stage processed: data, encode, hidden_states@*: train + validation + test rows (counted in
 data/prepared/*.parquet); evaluate: validation + test; finetune: optimizer steps x finetune.batch_size
 (steps from checkpoints/finetune-run.json, else the log line "trained N steps"). rows/s = rows / wall
-seconds of the whole stage, model loading and writing included.
+seconds of the whole stage, model loading and writing included. A "finetune (training loop)" line
+adds the Trainer's own rows/s and seconds (checkpoints/finetune-run.json): the training itself.
 
 Once per run (in the first clone), the **model footprint** is measured: the peak RSS of a python
 process that imports torch and transformers and loads the model.checkpoint classifier
@@ -338,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
             size["stages"][stage] = {**record, "load_average_before": load, "log": str(log)}
             print(f"[{rows}] {stage:<26} {seconds:7.1f} s  {record['rows_per_s'] or 0:9.1f} rows/s  "
                   f"peak {record['peak_rss_mb']:6.0f} MB ({record['above_model_mb']:+.0f} MB above the model)")
+            run_file = repo / "checkpoints" / "finetune-run.json"
+            if stage == "finetune" and run_file.is_file():  # the Trainer's own loop, start-up and loading left out
+                run = json.loads(run_file.read_text())
+                size["stages"]["finetune (training loop)"] = {
+                    **record, "seconds": run["train_runtime_s"], "rows_per_s": run["rows_per_second"]}
             write_results(args.out, results)
         if failed and not args.keep_going:
             break

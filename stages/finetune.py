@@ -22,7 +22,7 @@ from transformers import DataCollatorWithPadding, set_seed
 
 from textclf import distributed
 from textclf.errors import PipelineError, run_stage
-from textclf.io import atomic_path, read_json, read_token_rows, write_json
+from textclf.io import atomic_path, read_json, write_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
@@ -34,6 +34,7 @@ from textclf.training import (
     load_split,
     resumable_state,
     run_record,
+    token_lengths,
     train_sampler,
     training_arguments,
 )
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     params, model_params = all_params.finetune, all_params.model
 
     device = resolve_device(all_params.device)
+    distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)
     processes, main_process = distributed.world_size(), distributed.is_main()
     if params.batch_size % processes:
         raise PipelineError(f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes")
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             processing_class=tokenizer,
             compute_metrics=compute_metrics,
             callbacks=[DVCLiveStepLogger(live)] if main_process else [],
-            train_sampler=train_sampler(read_token_rows(args.encoded / "train.parquet").lengths, params),
+            train_sampler=train_sampler(token_lengths(train), params),
         )
         result = trainer.train(resume_from_checkpoint=resume)
         if main_process:
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
     # Time and hardware vary from run to run, so they stay out of the outputs (which reproduce byte for byte).
     write_json(args.run_record, run_record(result, device, trainer.args.bf16, args.out, processes))
+
 
 if __name__ == "__main__":
     run_stage(main)

@@ -181,6 +181,30 @@ def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
     assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
 
 
+def test_exp_run_on_two_processes(origin, tmp_path):
+    """`dvc exp run -S processes=2`: the stages launched through textclf.launch rerun on 2 processes
+    (torchrun, gloo on CPU); their outputs agree with the 1-process run to fp32 rounding."""
+    repo = clone(origin, tmp_path / "repo")
+    result = sh("dvc", "exp", "run", "-S", "processes=2", "-n", "two-processes", cwd=repo)
+    launched = {"finetune", "hidden_states@pretrained", "hidden_states@finetuned", "evaluate"}
+    assert launched <= ran_stages(result) and "data" not in ran_stages(result), ran_stages(result)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage in launched:
+        name, _, key = stage.partition("@")
+        entry = lock[name] if not key else lock[stage]
+        assert "--processes 2 " in entry["cmd"] and entry["params"]["params.yaml"]["processes"] == 2
+    for split in ("train", "validation", "test"):  # the pretrained encoder: the same rows, split between 2
+        one = np.load(origin / f"data/hidden/pretrained/{split}.npy")
+        np.testing.assert_allclose(np.load(repo / f"data/hidden/pretrained/{split}.npy"), one, rtol=1e-5, atol=1e-5)
+    live = json.loads((repo / "dvclive/metrics.json").read_text())
+    assert live["step"] == json.loads((origin / "dvclive/metrics.json").read_text())["step"] == 300
+    record = json.loads((repo / "checkpoints/finetune-run.json").read_text())
+    assert record["processes"] == 2
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
+    names = [e.get("name") for rev in shown for e in (rev.get("experiments") or [])]
+    assert "two-processes" in names
+
+
 def test_a_teammate_reproduces_from_the_remote_run_cache_without_running_a_stage(origin, tmp_path):
     repo = clone(origin, tmp_path / "teammate", pull=False)
     result = sh("dvc", "repro", "--pull", cwd=repo)

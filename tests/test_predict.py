@@ -258,3 +258,55 @@ def test_speed_benchmark_on_tiny_model(classifier, small_folder, tmp_path):
     # same model, same fp32 arithmetic up to summation order: the same labels, hence the same accuracy
     assert runs["textclf predict --precision fp32"]["accuracy"] == runs["pipeline, batch 1"]["accuracy"]
     assert "| textclf predict |" in result.stdout
+
+
+@pytest.mark.parametrize("out_name", ["out.jsonl", "out.csv", "out.parquet"])
+def test_input_streams_in_slices_with_the_same_output(classifier, tmp_path, out_name, capsys, monkeypatch):
+    """Slices of 5 rows (row groups, CSV chunks, JSON-lines chunks) label exactly as one slice does."""
+    rows = [{"text": r["text"], "id": i} for i, r in enumerate(few_rows("train", 3))]  # 18 rows
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = {}
+    for size in (10**6, 5):
+        monkeypatch.setattr(predict, "ROWS_PER_SLICE", size)
+        target = tmp_path / f"{size}-{out_name}"
+        code, _, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target),
+                               "--all-scores")
+        assert code == 0, err
+        outputs[size] = pd.read_parquet(target) if out_name.endswith(".parquet") else target.read_bytes()
+    if out_name.endswith(".parquet"):
+        assert outputs[5].equals(outputs[10**6]) and len(outputs[5]) == 18
+        assert pd.read_parquet(tmp_path / f"5-{out_name}")["id"].tolist() == list(range(18))
+    else:
+        assert outputs[5] == outputs[10**6]
+
+
+def test_a_bad_row_in_a_later_slice_names_its_row_and_leaves_no_output(classifier, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(predict, "ROWS_PER_SLICE", 5)
+    rows = [{"text": f"text number {i}"} for i in range(12)]
+    rows[8]["text"] = "   "
+    source, target = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.csv"
+    code, out, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target))
+    assert code == 2 and err.strip() == f"error: {source}: 'text' is empty or not a string in row 9"
+    assert not target.exists() and not list(tmp_path.glob(".out.csv.*")), "no partial output"
+
+
+@pytest.mark.slow
+def test_two_processes_label_like_one(classifier, tmp_path):
+    """`python -m textclf.launch --processes 2 textclf predict`: each slice's batches split, one writer."""
+    rows = [{"text": r["text"]} for r in few_rows("train", 4)]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    results = {}
+    for processes in (1, 2):
+        target = tmp_path / f"out-{processes}.jsonl"
+        run = subprocess.run(
+            [sys.executable, "-m", "textclf.launch", "--processes", str(processes), "textclf", "predict",
+             "--model", str(classifier), "--input", str(source), "--output", str(target), "--all-scores",
+             "--batch-size", "4"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        results[processes] = jsonl(target.read_text())
+    assert [r["text"] for r in results[2]] == [r["text"] for r in rows]
+    assert [r["label"] for r in results[2]] == [r["label"] for r in results[1]]
+    for one, two in zip(results[1], results[2]):
+        assert one["scores"] == pytest.approx(two["scores"], abs=1e-5)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from textclf.errors import PipelineError
 from textclf.io import atomic_path
 
 
@@ -36,10 +37,13 @@ def is_main() -> bool:
 
 
 def local_device(device: torch.device) -> torch.device:
-    """This process's own GPU (``cuda:LOCAL_RANK``) when the stage runs on CUDA."""
-    if device.type == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
+    """This process's own GPU (``cuda:LOCAL_RANK``) when the stage runs on CUDA: one process a GPU."""
+    if device.type != "cuda":
+        return device
+    local_rank, visible = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+    if local_rank >= visible:
+        raise PipelineError(f"processes: {world_size()} processes on CUDA need one GPU each; {visible} visible")
+    return torch.device("cuda", local_rank)
 
 
 @contextmanager

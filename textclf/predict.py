@@ -11,18 +11,25 @@ probability. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or
 
 Speed comes from the stage code: texts are tokenized once, sorted by length and padded per batch
 (``textclf.batching.run_batched``), on CUDA when present, in bf16 where the hardware computes it
-natively. Bad input (a missing or corrupt model, an empty or unreadable input, no ``text`` column)
+natively. Rows stream through in slices of ``ROWS_PER_SLICE`` (read, labelled, written), so memory
+holds one slice whatever the input's size. On N processes
+(``python -m textclf.launch --processes N textclf predict ...``) each slice's batches are split
+between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or unreadable input, no ``text`` column)
 stops with one line ``error: ...`` and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -34,47 +41,79 @@ TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
+# Rows read, sorted by length, labelled and written together (per-slice sorting keeps the padding
+# saving: 20,000 tweets hold every length many times over).
+ROWS_PER_SLICE = 20_000
 
 
-def read_input(path: Path | None, texts: list[str]) -> pd.DataFrame:
-    """The rows to label: ``texts`` given as arguments, else ``path`` (``None`` or ``-``: stdin).
-
-    Blank lines of text input are skipped; a table needs a ``text`` column of strings."""
+def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
+    """The rows to label, a slice at a time: ``texts`` given as arguments, else ``path`` (``None`` or
+    ``-``: stdin). Blank lines of text input are skipped; a table needs a ``text`` column of strings.
+    Errors name the file and the row (1-based, counted over the whole file)."""
+    rows_per_slice = rows_per_slice or ROWS_PER_SLICE
     if texts:
-        return pd.DataFrame({"text": texts})
+        yield pd.DataFrame({"text": texts})
+        return
     if path is None or str(path) == "-":
         if sys.stdin.isatty():
             raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-        return _lines(sys.stdin.read().splitlines(), "stdin")
+        yield from _line_slices(sys.stdin, "stdin", rows_per_slice)
+        return
     suffix = path.suffix.lower()
     if not path.is_file():
         raise PipelineError(f"{path}: input file not found")
+    if suffix not in TABLE_SUFFIXES:
+        with open(path, encoding="utf-8", newline="") as handle:
+            try:
+                yield from _line_slices(handle, str(path), rows_per_slice)
+            except UnicodeDecodeError as exc:
+                raise PipelineError(f"{path}: could not read it as text: {exc.reason}") from None
+        return
+    first_row = 0
     try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"text": object}, keep_default_na=False)
-        elif suffix == ".jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            return _lines(path.read_text(encoding="utf-8").splitlines(), str(path))
+        for frame in _table_slices(path, suffix, rows_per_slice):
+            if "text" not in frame.columns:
+                raise PipelineError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
+            bad = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+            if bad.any():
+                row = first_row + int(np.flatnonzero(bad)[0]) + 1
+                raise PipelineError(f"{path}: 'text' is empty or not a string in row {row}")
+            first_row += len(frame)
+            yield frame.reset_index(drop=True)
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
-    if frame.empty:
+    if first_row == 0:
         raise PipelineError(f"{path}: no rows to label (empty input)")
-    if "text" not in frame.columns:
-        raise PipelineError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
-    bad = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
-    if bad.any():
-        raise PipelineError(f"{path}: 'text' is empty or not a string in row {int(np.flatnonzero(bad)[0]) + 1}")
-    return frame.reset_index(drop=True)
 
 
-def _lines(lines: list[str], source: str) -> pd.DataFrame:
-    texts = [line for line in lines if line.strip()]
-    if not texts:
+def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+    elif suffix == ".csv":
+        yield from pd.read_csv(path, dtype={"text": object}, keep_default_na=False, chunksize=rows)
+    else:
+        if path.stat().st_size == 0:
+            return
+        yield from pd.read_json(path, lines=True, dtype=False, chunksize=rows)
+
+
+def _line_slices(handle: TextIO, source: str, rows: int) -> Iterator[pd.DataFrame]:
+    texts, seen = [], 0
+    for line in handle:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            texts.append(line)
+        if len(texts) == rows:
+            seen += len(texts)
+            yield pd.DataFrame({"text": texts})
+            texts = []
+    if texts:
+        yield pd.DataFrame({"text": texts})
+    elif not seen:
         raise PipelineError(f"{source}: no texts (empty input)")
-    return pd.DataFrame({"text": texts})
 
 
 def load_model(folder: Path):
@@ -111,13 +150,15 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, devi
     from textclf.batching import run_batched
     from textclf.modeling import encode_texts, resolve_device, use_bf16
 
-    torch_device = resolve_device(device)
+    from textclf import distributed
+
+    torch_device = distributed.local_device(resolve_device(device))
     input_ids = encode_texts(tokenizer, texts, max_length or max_input_tokens(model, tokenizer))
-    logits = run_batched(
+    logits = distributed.combine(run_batched(  # under several processes each ran its share of the batches
         model, input_ids, tokenizer.pad_token_id, batch_size, output="logits", device=torch_device,
         bf16=use_bf16(precision, torch_device), desc="predict",
         progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
-    )
+    ))
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
@@ -144,31 +185,71 @@ def output_format(path: Path | None, fmt: str | None) -> str:
     return fmt
 
 
-def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
-    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
-    fmt = output_format(path, fmt)
+def _flat_scores(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
     if fmt in ("csv", "parquet") and "scores" in frame.columns:  # flat columns: score_<label>
         scores = pd.DataFrame(frame.pop("scores").tolist()).add_prefix("score_")
         frame = pd.concat([frame, scores.set_index(frame.index)], axis=1)
-    if path is None:
-        _write(frame, sys.stdout, fmt)
-        return
-    from textclf.io import atomic_path
+    return frame
 
-    try:
-        with atomic_path(path) as tmp:
-            if fmt == "parquet":
-                frame.to_parquet(tmp, index=False)
+
+class OutputWriter:
+    """Labelled slices, appended as they come: JSON lines, CSV (one header) or Parquet (one row group a
+    slice), to ``path`` (written beside it and moved into place at the end, so a failure leaves no
+    partial file) or to stdout."""
+
+    def __init__(self, path: Path | None, fmt: str | None):
+        self.path, self.fmt = path, output_format(path, fmt)
+        self.rows, self._handle, self._parquet, self._atomic = 0, None, None, None
+
+    def __enter__(self) -> OutputWriter:
+        if self.path is not None:
+            from textclf.io import atomic_path
+
+            self._atomic = atomic_path(self.path)
+            self._tmp = self._atomic.__enter__()
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        frame = _flat_scores(frame, self.fmt)
+        try:
+            if self.fmt == "parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                if self._parquet is None:
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    self._parquet = pq.ParquetWriter(self._tmp, table.schema)
+                else:
+                    table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
+                self._parquet.write_table(table)
             else:
-                with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                    _write(frame, handle, fmt)
-    except OSError as exc:
-        raise PipelineError(f"{path}: could not write it: {exc.strerror or exc}") from None
+                if self._handle is None:
+                    self._handle = sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                _write(frame, self._handle, self.fmt, header=self.rows == 0)
+        except OSError as exc:
+            raise PipelineError(f"{self.path}: could not write it: {exc.strerror or exc}") from None
+        except (ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
+            raise PipelineError(f"{self.path}: could not write it: {' '.join(str(exc).split())[:200]}") from None
+        self.rows += len(frame)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self._handle is not None and self._handle is not sys.stdout:
+            self._handle.close()
+        if self._atomic is not None:
+            self._atomic.__exit__(*exc_info)
 
 
-def _write(frame: pd.DataFrame, handle, fmt: str) -> None:
+def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
+    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
+    with OutputWriter(path, fmt) as writer:
+        writer.write(frame)
+
+
+def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
     if fmt == "csv":
-        frame.to_csv(handle, index=False)
+        frame.to_csv(handle, index=False, header=header)
         return
     for row in frame.to_dict(orient="records"):
         handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
@@ -204,20 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from textclf import distributed
+
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):
         raise PipelineError("--batch-size must be at least 1 and --max-length at least 2")
     if args.texts and args.input is not None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
     output_format(args.output, args.format)
-    frame = read_input(args.input, args.texts)
+    slices = read_input(args.input, args.texts)
+    first = next(slices)  # a bad or empty input stops here, before the model is loaded
     model, tokenizer = load_model(args.model)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    probabilities = predict_proba(
-        model, tokenizer, frame["text"].tolist(), batch_size=args.batch_size, device=args.device,
-        precision=args.precision, max_length=args.max_length, progress=False if args.no_progress else None,
-    )
-    write_output(label_rows(frame, probabilities, label_names, args.all_scores), args.output, args.format)
+    writer = OutputWriter(args.output, args.format) if distributed.is_main() else nullcontext()
+    with distributed.process_group(), writer:
+        for frame in itertools.chain([first], slices):
+            probabilities = predict_proba(
+                model, tokenizer, frame["text"].tolist(), batch_size=args.batch_size, device=args.device,
+                precision=args.precision, max_length=args.max_length, progress=False if args.no_progress else None,
+            )
+            if distributed.is_main():
+                writer.write(label_rows(frame, probabilities, label_names, args.all_scores))
 
 
 def cli(argv: list[str] | None = None) -> int:

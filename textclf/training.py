@@ -247,6 +247,14 @@ def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = 
     return datasets.Dataset(datasets.table.InMemoryTable(table))
 
 
+def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
+    """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
+    import pyarrow.compute as pc
+
+    chunks = dataset.data.column("input_ids").chunks
+    return np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)])
+
+
 def freeze_encoder(model) -> int:
     """Freeze the pretrained encoder (found through ``base_model``) and return the trainable count."""
     for parameter in model.base_model.parameters():
