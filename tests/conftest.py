@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,30 @@ def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dic
     if check and result.returncode != 0:
         raise AssertionError(f"{stage} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
+
+
+# Runs a stage module (argv[1]) but SIGKILLs its own process once the Trainer reaches KILL_AT_STEP:
+# the kill lands mid-epoch, after a save, with unsaved steps lost, as a crash or OOM-kill would.
+# Under several processes only the one whose RANK is KILL_RANK (default: every one) kills itself.
+# Run as a script (`python killer.py stages.finetune ...`) or, on PYTHONPATH, as a module under textclf.launch.
+KILLER = textwrap.dedent(
+    """
+    import os, runpy, signal, sys
+    from transformers import TrainerCallback
+    import textclf.training as training
+
+    class KillAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            rank = os.environ.get("RANK", "0")
+            if state.global_step == int(os.environ["KILL_AT_STEP"]) and os.environ.get("KILL_RANK", rank) == rank:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    original = training.PipelineTrainer.__init__
+    def patched(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.add_callback(KillAt())
+    training.PipelineTrainer.__init__ = patched
+    sys.argv = sys.argv[1:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    """
+)

@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from conftest import LAUNCHER, ROOT, run_script, stage_command, write_params
+from conftest import KILLER, LAUNCHER, ROOT, run_script, stage_command, write_params
 
 pytestmark = pytest.mark.slow  # each run starts torchrun and two Python processes with torch
 
@@ -53,30 +51,6 @@ def test_two_processes_give_the_hidden_states_and_metrics_of_one(tmp_path, small
     assert not list((work / "data/hidden").glob(".*.tmp")), "no temporary folder left"
 
 
-# The finetune stage under textclf.launch, with a callback that SIGKILLs one worker at a step:
-# run as `python -m textclf.launch --processes 2 killer stages.finetune ARGS` (killer.py on PYTHONPATH).
-KILLER = textwrap.dedent(
-    """
-    import os, runpy, signal, sys
-    from transformers import TrainerCallback
-    import textclf.training as training
-
-    class KillAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == int(os.environ["KILL_AT_STEP"]) and os.environ["RANK"] == "1":
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    original = training.PipelineTrainer.__init__
-    def patched(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.add_callback(KillAt())
-    training.PipelineTrainer.__init__ = patched
-    sys.argv = sys.argv[1:]
-    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-    """
-)
-
-
 def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_folder, tiny_model):
     # 36 train rows, 4 a step (2 a process): 9 steps an epoch, 27 in all; saves at 4, 8, 12; killed at 14
     reference = _prepare(tmp_path / "reference", small_folder, tiny_model)
@@ -91,7 +65,7 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     assert record["processes"] == 2 and record["steps"] == 27
 
     (tmp_path / "killer.py").write_text(KILLER)
-    env = {**os.environ, "KILL_AT_STEP": "14", "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    env = {**os.environ, "KILL_AT_STEP": "14", "KILL_RANK": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
     killed = subprocess.run(
         [sys.executable, "-m", LAUNCHER, "--processes", "2", "killer", "stages.finetune", *stage_command("finetune")[1]],
         cwd=interrupted, env=env, capture_output=True, text=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
 import yaml
 
 from conftest import LABELS, run_main

@@ -8,36 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from conftest import ROOT, run_main, run_script, stage_command, write_params
-
-# Runs the real finetune stage, but SIGKILLs its own process once the Trainer reaches a step:
-# the kill lands mid-epoch, after a save, with unsaved steps lost, as a crash or OOM-kill would.
-KILLER = textwrap.dedent(
-    """
-    import os, runpy, signal, sys
-    from transformers import TrainerCallback
-    import textclf.training as training
-
-    class KillAt(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == int(os.environ["KILL_AT_STEP"]):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    original = training.PipelineTrainer.__init__
-    def patched(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.add_callback(KillAt())
-    training.PipelineTrainer.__init__ = patched
-    sys.argv = sys.argv[1:]
-    runpy.run_module("stages.finetune", run_name="__main__", alter_sys=True)
-    """
-)
+from conftest import KILLER, ROOT, run_main, run_script, stage_command, write_params
 
 
 def _prepare(work: Path, small_folder: Path, tiny_model: Path) -> None:

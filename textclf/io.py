@@ -159,7 +159,6 @@ class TokenRows:
 
 def read_token_rows(path: Path | str) -> TokenRows:
     """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     handle = _parquet_file(path, ("input_ids", "label"))
