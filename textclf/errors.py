@@ -37,6 +37,13 @@ def _on_signal(signum, frame):
     raise Stopped(signum)
 
 
+def _is_dvc(argv: list[bytes]) -> bool:
+    """Whether a command line runs DVC (``.../bin/dvc repro``, ``python .../dvc exp run``, ``python -m dvc``),
+    not merely mentions it (a stage's own ``--live dvclive`` argument)."""
+    head = [os.path.basename(arg) for arg in argv[:3]]
+    return b"dvc" in head or b"-m dvc" in b" ".join(argv[:3])
+
+
 def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
     """The parent process, and its parents up to the first one running DVC (the shell that DVC
     starts a command in may sit between): if any of them dies, nobody waits for this stage."""
@@ -46,11 +53,11 @@ def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
             break
         pids.append(pid)
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             break
-        if b"dvc" in cmdline:
+        if _is_dvc(argv):
             break
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return pids
@@ -95,5 +102,6 @@ def run_stage(main: Callable[[], None]) -> None:
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
-        print(f"stopped by {name}{hint if under_dvc else ''}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one line for all the processes of a run
+            print(f"stopped by {name}{hint if under_dvc else ''}", file=sys.stderr)
         sys.exit(128 + signum)

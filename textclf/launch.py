@@ -37,7 +37,7 @@ def torchrun(processes: int, module: str, args: list[str]) -> int:
 
     # torchrun would set 1 thread a process and warn; on a CPU the processes share the cores instead
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its failure report: one line below
     config = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={processes}", "--module", module, *args]
     )
