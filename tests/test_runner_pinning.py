@@ -1,4 +1,4 @@
-"""scripts/stages_for_runner.py lists exactly the stages dvc.yaml pins to the GPU runner."""
+"""`.ci/plan.py --list` lists exactly the stages dvc.yaml pins to the GPU runner, and the others."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "stages_for_runner.py"
+SCRIPT = ROOT / ".ci" / "plan.py"
 DVC = Path(sys.executable).with_name("dvc")
 
 
@@ -34,15 +34,15 @@ def _gpu_stages_from_yaml():
 
 
 def test_gpu_list_matches_dvc_yaml_meta():
-    gpu = _run(sys.executable, str(SCRIPT), "gpu")
+    gpu = _run(sys.executable, str(SCRIPT), "--list", "gpu")
     assert len(gpu) == len(set(gpu))
     assert set(gpu) == _gpu_stages_from_yaml()
-    assert {"finetune", "evaluate", "hidden_states@pretrained", "hidden_states@finetuned"} <= set(gpu)
+    assert {"finetune", "hidden_states@pretrained", "hidden_states@finetuned"} <= set(gpu)
 
 
 def test_gpu_and_cpu_partition_all_stages():
-    gpu = set(_run(sys.executable, str(SCRIPT), "gpu"))
-    cpu = set(_run(sys.executable, str(SCRIPT), "cpu"))
+    gpu = set(_run(sys.executable, str(SCRIPT), "--list", "gpu"))
+    cpu = set(_run(sys.executable, str(SCRIPT), "--list", "cpu"))
     all_stages = set(_run(str(DVC), "stage", "list", "--name-only"))
     assert not gpu & cpu
     assert gpu | cpu == all_stages

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Print the pip requirement that gives DVC the plugin for each configured remote, e.g. `dvc[s3]==3.67.1`.
 
-    python -m pip install $(python scripts/ci_dvc_plugin.py)
+    python -m pip install $(python .ci/dvc_remote_plugin.py)
 
 Reads the remotes of .dvc/config (and config.local) and maps each URL's scheme to DVC's extra
 (s3 -> dvc[s3] = dvc-s3, gs -> dvc[gs], azure -> dvc[azure], ssh, gdrive, hdfs, webhdfs, oss, webdav),
@@ -22,19 +22,35 @@ EXTRAS = {"s3": "s3", "gs": "gs", "gcs": "gs", "azure": "azure", "ssh": "ssh", "
 BUILTIN = {"", "file", "http", "https"}
 
 
-def remote_urls(root: Path) -> dict[str, str]:
-    urls = {}
+def _configs(root: Path) -> list[configparser.ConfigParser]:
+    """The repository's .dvc/config and .dvc/config.local, parsed (the second overrides the first)."""
+    parsers = []
     for name in ("config", "config.local"):
-        path = root / ".dvc" / name
-        if not path.is_file():
-            continue
-        parser = configparser.ConfigParser()
-        parser.read(path, encoding="utf8")
+        path = Path(root) / ".dvc" / name
+        if path.is_file():
+            parser = configparser.ConfigParser()
+            parser.read(path, encoding="utf8")
+            parsers.append(parser)
+    return parsers
+
+
+def remote_urls(root: Path) -> dict[str, str]:
+    """{remote name: url} of the repository's DVC config."""
+    urls = {}
+    for parser in _configs(root):
         for section in parser.sections():
             match = re.fullmatch(r"""['"]?remote\s+"?([^'"]+)"?['"]?""", section.strip())
             if match and parser.has_option(section, "url"):
                 urls[match.group(1)] = parser.get(section, "url")
     return urls
+
+
+def default_remote(root: Path = Path(".")) -> str:
+    """The default remote's name (`core.remote` in .dvc/config or config.local), or '' when there is none."""
+    name = ""
+    for parser in _configs(root):
+        name = parser.get("core", "remote", fallback=name)
+    return name.strip()
 
 
 def dvc_pin(root: Path) -> str:

