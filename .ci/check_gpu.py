@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Fail the GPU job early, with the reason, unless this machine can run the pinned torch on a GPU.
 
-    python3 .ci/check_gpu.py driver [--min-driver 580]   # before any install: standard library only
-    python .ci/check_gpu.py torch                        # after the install: torch sees and uses the GPU
+    python3 .ci/check_gpu.py driver [--torch-cuda cu130]   # before any install: standard library only
+    python .ci/check_gpu.py torch                          # after the install: torch sees and uses the GPU
 
-`driver`: nvidia-smi must exist, list at least one GPU, and report a driver >= --min-driver. The default, 580,
-is what torch==2.13.0 from PyPI needs: its Linux wheels are built for CUDA 13.0 (change it with the torch pin).
+`driver`: nvidia-smi must exist, list at least one GPU, and report a driver new enough for the CUDA build of
+torch that will be installed: torch==2.13.0 from PyPI is built for CUDA 13.0 (cu130), which needs driver 580;
+a CUDA 12 build (the workflow's variable TORCH_CUDA=cu126, say, from PyTorch's own index) needs 525.
 Checked before the ~4 GB install, so a wrong machine image costs a minute, not a quarter of an hour.
 `torch`: torch is a CUDA build, sees a device, and runs a matrix product on it. The GPU stages then run with
 `device: cuda`, which stops with an error rather than falling back to the CPU.
@@ -19,7 +20,16 @@ import shutil
 import subprocess
 import sys
 
-MIN_DRIVER = 580
+PYPI_CUDA = "cu130"  # the CUDA build of the pinned torch on PyPI; change with the torch pin
+MIN_DRIVER = {"13": 580, "12": 525, "11": 450}  # NVIDIA's minimum Linux driver per CUDA major (minor compatibility)
+
+
+def min_driver(torch_cuda: str) -> int:
+    """The oldest driver that runs a torch build for `torch_cuda` (cu130, cu126, ...)."""
+    major = torch_cuda.removeprefix("cu")[:-1]
+    if major not in MIN_DRIVER:
+        raise SystemExit(f"error: TORCH_CUDA {torch_cuda!r}: expected cu<major><minor>, e.g. cu130 or cu126")
+    return MIN_DRIVER[major]
 
 
 def check_driver(min_driver: int) -> int:
@@ -38,8 +48,8 @@ def check_driver(min_driver: int) -> int:
         print(f"GPU check: {name}, driver {version}, {memory}")
         major = version.split(".")[0]
         if not major.isdigit() or int(major) < min_driver:
-            print(f"::error::GPU check: NVIDIA driver {version} is older than {min_driver}, which the pinned torch's "
-                  "CUDA build needs: use a machine image with a newer driver (docs/ci.md, The machine).")
+            print(f"::error::GPU check: NVIDIA driver {version} is older than {min_driver}, which torch's CUDA build "
+                  "needs: use a machine image with a newer driver, or the variable TORCH_CUDA (docs/ci.md).")
             return 1
     print(f"GPU check: {len(rows)} GPU(s), driver >= {min_driver}: ok")
     return 0
@@ -72,9 +82,9 @@ def check_torch() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["driver", "torch"])
-    parser.add_argument("--min-driver", type=int, default=MIN_DRIVER, help=f"default {MIN_DRIVER}")
+    parser.add_argument("--torch-cuda", default="", help=f"CUDA build of torch to be installed (default {PYPI_CUDA})")
     args = parser.parse_args(argv)
-    return check_driver(args.min_driver) if args.what == "driver" else check_torch()
+    return check_driver(min_driver(args.torch_cuda or PYPI_CUDA)) if args.what == "driver" else check_torch()
 
 
 if __name__ == "__main__":

@@ -356,20 +356,21 @@ def test_launch_needs_terraform_before_cml_runs(tmp_path):
     assert "--cloud-image=ubuntu@898082745236:x86_64:Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)" in args
 
 
-@pytest.mark.parametrize(("smi", "rc", "words"), [
-    ('echo "Tesla T4, 580.65.06, 15360 MiB"', 0, "driver >= 580: ok"),
-    ('echo "Tesla T4, 590.10, 15360 MiB"; echo "Tesla T4, 590.10, 15360 MiB"', 0, "2 GPU(s)"),
-    ('echo "Tesla T4, 570.133.20, 15360 MiB"', 1, "driver 570.133.20 is older than 580"),
-    ('echo "No devices were found"; exit 6', 1, "lists no GPU"),
-    (None, 1, "nvidia-smi not found"),
+@pytest.mark.parametrize(("smi", "torch_cuda", "rc", "words"), [
+    ('echo "Tesla T4, 580.65.06, 15360 MiB"', "", 0, "driver >= 580: ok"),
+    ('echo "Tesla T4, 590.10, 15360 MiB"; echo "Tesla T4, 590.10, 15360 MiB"', "", 0, "2 GPU(s)"),
+    ('echo "Tesla T4, 570.133.20, 15360 MiB"', "", 1, "driver 570.133.20 is older than 580"),
+    ('echo "Tesla T4, 570.133.20, 15360 MiB"', "cu126", 0, "driver >= 525: ok"),  # a CUDA 12 build of torch
+    ('echo "No devices were found"; exit 6', "", 1, "lists no GPU"),
+    (None, "", 1, "nvidia-smi not found"),
 ])
-def test_gpu_driver_check_before_the_install(tmp_path, smi, rc, words):
+def test_gpu_driver_check_before_the_install(tmp_path, smi, torch_cuda, rc, words):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     if smi is not None:
         fake_tool(bin_dir, "nvidia-smi", smi)
-    res = run(sys.executable, str(CI / "check_gpu.py"), "driver", cwd=tmp_path, env={"PATH": str(bin_dir)},
-              check=False)
+    res = run(sys.executable, str(CI / "check_gpu.py"), "driver", "--torch-cuda", torch_cuda, cwd=tmp_path,
+              env={"PATH": str(bin_dir)}, check=False)
     assert res.returncode == rc and words in res.stdout, res.stdout + res.stderr
 
 
