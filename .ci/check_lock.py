@@ -61,7 +61,8 @@ def compare(committed: dict, reproduced: dict) -> list[dict]:
         old, new = committed.get(name), reproduced.get(name)
         if old is None or new is None:
             rows.append({"stage": name, "kind": "definitions",
-                         "changes": ["not in the committed dvc.lock" if old is None else "not reproduced (gone from dvc.yaml?)"]})
+                         "changes": ["not in the committed dvc.lock" if old is None
+                                     else "not reproduced (gone from dvc.yaml?)"]})
             continue
         definition, output = [], []
         if old.get("cmd") != new.get("cmd"):
@@ -95,13 +96,14 @@ def markdown(rows: list[dict], committed_rev: str) -> str:
     lines = [f"Stages whose reproduced `dvc.lock` entry differs from the committed one ({committed_rev}):", "",
              "| stage | kind | what differs |", "|---|---|---|"]
     for row in rows:
-        lines.append(f"| `{row['stage']}` | {row['kind']} | " + "<br>".join(c.replace("|", "\\|") for c in row["changes"]) + " |")
+        changes = "<br>".join(c.replace("|", "\\|") for c in row["changes"])
+        lines.append(f"| `{row['stage']}` | {row['kind']} | {changes} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--committed", default="HEAD", help="git revision holding the committed dvc.lock (default HEAD)")
+    parser.add_argument("--committed", default="HEAD", help="git revision of the committed dvc.lock (default HEAD)")
     parser.add_argument("--lock", default="dvc.lock", help="the reproduced lock file (default dvc.lock)")
     parser.add_argument("--fail-on", choices=["definitions", "outputs"], default="definitions")
     parser.add_argument("--markdown", metavar="FILE", help="write the stage-by-stage table there")

@@ -117,13 +117,13 @@ def decide(event: str, labels: list[str], fork: bool, dispatch_gpu: bool, change
     automatic = [f"GPU-pinned stage(s) changed against the base's dvc.lock: {', '.join(changed)}"] if changed else []
     wanted = asked + automatic
     if not wanted:
-        return False, ("GPU tier not needed: no GPU-pinned stage changed against the base's dvc.lock"
-                       + (f" (add the `{GPU_LABEL}` label to run it anyway)" if event == "pull_request" else "")), "notice"
+        hint = f" (add the `{GPU_LABEL}` label to run it anyway)" if event == "pull_request" else ""
+        return False, f"GPU tier not needed: no GPU-pinned stage changed against the base's dvc.lock{hint}", "notice"
     why = "; ".join(wanted)
     if event == "pull_request" and fork:
-        return False, (f"GPU tier skipped: this pull request comes from a fork, which GitHub gives no secrets. It would "
-                       f"have run because {why}. A maintainer can push the branch here or start the workflow by hand."), \
-            "warning"
+        return False, (f"GPU tier skipped: this pull request comes from a fork, which GitHub gives no secrets. It "
+                       f"would have run because {why}. A maintainer can push the branch here or start the workflow "
+                       "by hand."), "warning"
     if missing_setup:
         setup = f"This repository has no GPU set-up: it needs {' and '.join(missing_setup)} (docs/ci.md, First set-up)."
         if asked:

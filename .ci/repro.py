@@ -97,7 +97,7 @@ class Guard:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["gpu", "cpu"], help="gpu: the GPU job's stages; cpu: the rest, GPU stages pulled")
+    parser.add_argument("mode", choices=["gpu", "cpu"], help="gpu: the GPU job's stages; cpu: the rest")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="params.yaml override applied first (repeatable); use the same in both jobs")
     parser.add_argument("--summary", metavar="FILE", help="also write {mode, executed, blocked, rc} as JSON")

@@ -87,7 +87,8 @@ def checkout(tmp_path, server):
     sh(DVC, "init", "-q", cwd=repo, env=env)
     sh(DVC, "remote", "add", "-d", "storage", str(tmp_path / "dvc-remote"), cwd=repo, env=env)
     (repo / "params.yaml").write_text("n: 1\n")
-    (repo / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo ${n} > out.txt\n    params: [n]\n    outs: [out.txt]\n")
+    (repo / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo ${n} > out.txt\n    params: [n]\n"
+                                   "    outs: [out.txt]\n")
     sh(DVC, "repro", "-q", cwd=repo, env=env)
     sh("git", "add", "-A", cwd=repo, env=env)
     sh("git", "commit", "-qm", "pipeline", cwd=repo, env=env)

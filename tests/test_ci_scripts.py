@@ -197,7 +197,8 @@ def test_plan_command_outputs(toy, tmp_path):
     res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base)
     assert res.returncode == 0 and out["gpu"] == "false" and "::notice::" in res.stdout, res.stdout + res.stderr
     # a GPU runner of one's own
-    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, "--gpu-runs-on", '["self-hosted", "gpu"]')
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base,
+                     "--gpu-runs-on", '["self-hosted", "gpu"]')
     assert res.returncode == 0 and out["gpu"] == "true" and out["launch"] == "false"
     assert json.loads(out["runs_on"]) == ["self-hosted", "gpu"]
     # CML: a machine with the run's label
@@ -353,7 +354,7 @@ def test_launch_needs_terraform_before_cml_runs(tmp_path):
     args = record.read_text()
     assert args.startswith("runner launch --cloud=aws ") and "--labels=cml-gpu-9-1" in args
     assert "--single" in args and "--idle-timeout=900" in args and "--cloud-type=g4dn.xlarge" in args
-    assert "--cloud-image=ubuntu@898082745236:x86_64:Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04)" in args
+    assert f"--cloud-image={launch_gpu.AWS_IMAGE}" in args and "(Ubuntu 24.04)" in launch_gpu.AWS_IMAGE
 
 
 @pytest.mark.parametrize(("smi", "torch_cuda", "rc", "words"), [
@@ -388,7 +389,8 @@ def test_torch_check_fails_without_a_gpu():
 def test_comment_of_a_tier(tmp_path):
     cpu = tmp_path / "report" / "ci-report-cpu"
     (cpu / "plots").mkdir(parents=True)
-    (cpu / "report.md").write_text("# DVC report: main vs workspace\n\n## Metrics\n\n| a | b |\n\n![Loss](plots/00_loss.png)\n")
+    (cpu / "report.md").write_text("# DVC report: main vs workspace\n\n## Metrics\n\n| a | b |\n\n"
+                                   "![Loss](plots/00_loss.png)\n")
     out = tmp_path / "report" / "comment.md"
     args = ["--title", "CPU tier", "--report", str(cpu), "--result", "success", "--run-url", "https://x/runs/1",
             "--out", str(out)]
