@@ -28,7 +28,7 @@ def min_driver(torch_cuda: str) -> int:
     """The oldest driver that runs a torch build for `torch_cuda` (cu130, cu126, ...)."""
     major = torch_cuda.removeprefix("cu")[:-1]
     if major not in MIN_DRIVER:
-        raise SystemExit(f"error: TORCH_CUDA {torch_cuda!r}: expected cu<major><minor>, e.g. cu130 or cu126")
+        raise ValueError(f"TORCH_CUDA {torch_cuda!r}: expected cu<major><minor>, e.g. cu130 or cu126")
     return MIN_DRIVER[major]
 
 
@@ -84,7 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["driver", "torch"])
     parser.add_argument("--torch-cuda", default="", help=f"CUDA build of torch to be installed (default {PYPI_CUDA})")
     args = parser.parse_args(argv)
-    return check_driver(min_driver(args.torch_cuda or PYPI_CUDA)) if args.what == "driver" else check_torch()
+    if args.what == "torch":
+        return check_torch()
+    try:
+        return check_driver(min_driver(args.torch_cuda or PYPI_CUDA))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -138,11 +138,11 @@ def runner(runs_on: str, run_label: str) -> tuple[bool, str]:
         try:
             value = json.loads(runs_on)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"error: GPU_RUNS_ON: not JSON ({exc}): give a label in quotes, e.g. '\"gpu-t4\"', "
+            raise ValueError(f"GPU_RUNS_ON: not JSON ({exc}): give a label in quotes, e.g. '\"gpu-t4\"', "
                              "or a list, e.g. '[\"self-hosted\", \"gpu\"]'") from exc
         if not (isinstance(value, str) and value
                 or isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)):
-            raise SystemExit(f"error: GPU_RUNS_ON: {runs_on!r} is neither a label nor a list of labels")
+            raise ValueError(f"GPU_RUNS_ON: {runs_on!r} is neither a label nor a list of labels")
         return False, json.dumps(value)
     return True, json.dumps(["self-hosted", run_label or "cml-gpu"])
 
@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(stages_for_runner(args.list, args.repo)))
         return 0
 
+    try:
+        launch, runs_on = runner(args.gpu_runs_on, args.run_label)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     changed = None if args.event == "workflow_dispatch" else changed_gpu_stages(args.repo, args.base or None)
     missing = [] if (args.gpu_runs_on.strip() or args.cml_cloud.strip()) else [SETUP_RUNNER]
     if not default_remote(Path(args.repo)):
@@ -171,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     truthy = ("1", "true", "yes", "on")
     gpu, reason, level = decide(args.event, json.loads(args.labels or "[]") or [], args.fork.lower() in truthy,
                                 args.dispatch_gpu.lower() in truthy, changed, missing)
-    launch, runs_on = runner(args.gpu_runs_on, args.run_label)
     print(f"plan: GPU-pinned stages changed against {args.base or 'the checkout'}'s dvc.lock: "
           f"{', '.join(changed or []) or '(none)'}")
     print(f"::{level}::{reason}")

@@ -176,7 +176,7 @@ def test_plan_runner_choice():
     assert plan.runner('["self-hosted", "gpu"]', "x") == (False, '["self-hosted", "gpu"]')
     assert plan.runner('"gpu-t4-4-core"', "x") == (False, '"gpu-t4-4-core"')
     for bad in ("gpu", "[]", "[1]", "{}"):
-        with pytest.raises(SystemExit, match="GPU_RUNS_ON"):
+        with pytest.raises(ValueError, match="GPU_RUNS_ON"):
             plan.runner(bad, "x")
 
 
@@ -211,6 +211,10 @@ def test_plan_command_outputs(toy, tmp_path):
     # the same checkout compared with its own lock: nothing changed, nothing runs
     res, out = _plan(toy, tmp_path, "--event", "push", "--gpu-runs-on", '"gpu"')
     assert out["gpu"] == "false"
+    # a GPU_RUNS_ON that is not JSON: one error line, exit 2, nothing decided
+    res = run(sys.executable, str(CI / "plan.py"), "--repo", str(toy), "--event", "push", "--gpu-runs-on", "gpu",
+              cwd=toy, check=False)
+    assert res.returncode == 2 and res.stderr.startswith("error: GPU_RUNS_ON: not JSON") and res.stdout == ""
 
 
 def test_plan_lists_stages(toy):
@@ -364,6 +368,7 @@ def test_launch_needs_terraform_before_cml_runs(tmp_path):
     ('echo "Tesla T4, 570.133.20, 15360 MiB"', "cu126", 0, "driver >= 525: ok"),  # a CUDA 12 build of torch
     ('echo "No devices were found"; exit 6', "", 1, "lists no GPU"),
     (None, "", 1, "nvidia-smi not found"),
+    ('echo "Tesla T4, 580.65.06, 15360 MiB"', "rocm6", 2, ""),  # a bad TORCH_CUDA: one error line, exit 2
 ])
 def test_gpu_driver_check_before_the_install(tmp_path, smi, torch_cuda, rc, words):
     bin_dir = tmp_path / "bin"
@@ -373,6 +378,8 @@ def test_gpu_driver_check_before_the_install(tmp_path, smi, torch_cuda, rc, word
     res = run(sys.executable, str(CI / "check_gpu.py"), "driver", "--torch-cuda", torch_cuda, cwd=tmp_path,
               env={"PATH": str(bin_dir)}, check=False)
     assert res.returncode == rc and words in res.stdout, res.stdout + res.stderr
+    if rc == 2:
+        assert res.stderr.startswith("error: TORCH_CUDA 'rocm6'") and res.stderr.count("\n") == 1
 
 
 def test_torch_check_fails_without_a_gpu():
