@@ -10,7 +10,8 @@ GCP_CREDENTIALS_JSON, or the four AZURE_* secrets); a machine image is known (CL
 below); the repository has a default DVC remote (the GPU job hands its results over through it).
 The launch itself also needs `terraform` and `cml` on PATH (CML drives Terraform), and runs
 `cml runner launch` with a label unique to the run, `--single` (the machine ends after its one job) and an
-idle timeout, so a machine whose job never comes terminates itself.
+idle timeout of an hour, so a machine whose job never comes terminates itself; the hour leaves a reviewer time
+to approve the `gpu` job, which waits for approval only once the machine runs.
 
 Standard library only: it runs before anything is installed. Standard library only: no secret is printed.
 """
@@ -59,7 +60,7 @@ def launch_args(env: dict[str, str]) -> list[str]:
     args = [f"--cloud={cloud}", f"--cloud-region={env.get('CLOUD_REGION') or 'us-west'}",
             f"--cloud-type={env.get('CLOUD_TYPE') or DEFAULT_TYPE[cloud]}",
             f"--cloud-image={env.get('CLOUD_IMAGE') or AWS_IMAGE}", "--cloud-hdd-size=100",
-            f"--labels={label}", f"--name={label}", "--single", "--idle-timeout=900"]
+            f"--labels={label}", f"--name={label}", "--single", "--idle-timeout=3600"]
     gpu = env.get("CLOUD_GPU") or DEFAULT_GPU.get(cloud)
     if gpu:
         args.append(f"--cloud-gpu={gpu}")

@@ -357,7 +357,7 @@ def test_launch_needs_terraform_before_cml_runs(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     args = record.read_text()
     assert args.startswith("runner launch --cloud=aws ") and "--labels=cml-gpu-9-1" in args
-    assert "--single" in args and "--idle-timeout=900" in args and "--cloud-type=g4dn.xlarge" in args
+    assert "--single" in args and "--idle-timeout=3600" in args and "--cloud-type=g4dn.xlarge" in args
     assert f"--cloud-image={launch_gpu.AWS_IMAGE}" in args and "(Ubuntu 24.04)" in launch_gpu.AWS_IMAGE
 
 
