@@ -90,13 +90,3 @@ def test_a_killed_machine_gives_one_line_and_a_resumable_state(tmp_path, small_f
     for name, tensor in expected.items():
         assert (tensor - actual[name]).abs().max() <= 1e-5, f"{name} differs after resume"
 
-
-def test_dvc_stage_runs_the_stage_command_from_dvc_yaml():
-    from textclf.launch import parse_args
-
-    args = parse_args(["--dvc-stage", "finetune"]) if (ROOT / ".dvc").exists() else None
-    if args is None:
-        pytest.skip("needs the project's DVC repository")
-    module, stage_args = stage_command("finetune")
-    assert (args.module, args.args) == (module, stage_args)
-    assert args.processes >= 1
