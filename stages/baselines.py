@@ -1,6 +1,8 @@
 """Stage baselines: dummy classifiers and logistic regression on the pretrained hidden states.
 
 Reads params: baselines.*
+Memory is bounded by ``baselines.max_train_rows``: the models are fitted on a seeded stratified sample of
+at most that many train rows (read from the memory-mapped states), and every split is predicted in slices.
 Writes: <metrics> (accuracy and weighted F1 on every split for each model), <plots>/confusion.csv
 (validation predictions of the logistic regression, for DVC's confusion template) and
 <plots>/confusion.png (the notebook's normalized matrix).
@@ -14,11 +16,23 @@ from pathlib import Path
 
 from textclf.data import SPLITS
 from textclf.errors import run_stage
-from textclf.evaluation import baseline_classifiers, classification_metrics, save_confusion_png, write_predictions_csv
+import numpy as np
+
+from textclf.evaluation import (
+    baseline_classifiers, classification_metrics, save_confusion_png, stratified_sample, write_predictions_csv,
+)
 from textclf.io import read_json, read_npy, read_parquet, write_json
 from textclf.params import load_params
 
 log = logging.getLogger("stage.baselines")
+
+PREDICT_ROWS = 100_000  # rows predicted at a time: 150 MB of float32 states at 384 features
+
+
+def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
+    """``model.predict`` over a (memory-mapped) array, one slice of rows in memory at a time."""
+    parts = [model.predict(np.asarray(X[start:start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,13 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params).baselines
 
     label_names = read_json(args.data / "labels.json")
-    X = {split: read_npy(args.hidden / f"{split}.npy") for split in SPLITS}
-    y = {split: read_parquet(args.data / f"{split}.parquet")["label"].to_numpy() for split in SPLITS}
+    X = {split: read_npy(args.hidden / f"{split}.npy", mmap=True) for split in SPLITS}
+    y = {split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS}
+    fit_rows = np.arange(len(y["train"]))
+    if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
+        fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)
+        log.info("fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
+                 len(fit_rows), len(y["train"]))
+    X_fit, y_fit = np.asarray(X["train"][fit_rows]), y["train"][fit_rows]
 
     metrics, predictions = {}, {}
     for name, model in baseline_classifiers(params.max_iter, params.seed).items():
-        model.fit(X["train"], y["train"])
-        predictions[name] = {split: model.predict(X[split]) for split in SPLITS}
+        model.fit(X_fit, y_fit)
+        predictions[name] = {split: predict_in_slices(model, X[split]) for split in SPLITS}
         metrics[name] = {split: classification_metrics(y[split], predictions[name][split]) for split in SPLITS}
         log.info("%s: validation accuracy %.3f", name, metrics[name]["validation"]["accuracy"])
 

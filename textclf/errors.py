@@ -72,6 +72,17 @@ def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> 
             return
 
 
+def _lost_a_peer(exc: RuntimeError) -> bool:
+    """Whether a multi-process run failed because another process (on another machine, where torchrun
+    cannot stop this one first) went away: gloo and NCCL then fail the collective this process waits in."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    message = str(exc)
+    return type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(
+        sign in message for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+    )
+
+
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; a ``PipelineError`` exits 2 with ``error: <message>`` on stderr.
 
@@ -99,6 +110,14 @@ def run_stage(main: Callable[[], None]) -> None:
         if os.environ.get("RANK", "0") == "0":
             print(f"error: {message}{hint if under_dvc else ''}", file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as exc:
+        if not _lost_a_peer(exc):
+            raise
+        world = int(os.environ["WORLD_SIZE"])
+        print(f"error: process {int(os.environ.get('RANK', 0)) + 1} of {world} lost its connection to another process "
+              "of this run (that process or its machine stopped; its own message, if any, is on its machine); "
+              "run the same command again: fine-tuning resumes from its last saved state", file=sys.stderr)
+        sys.exit(1)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         name = signal.Signals(signum).name

@@ -6,6 +6,14 @@ to torchrun (``torch.distributed.run``, one machine, a free port), which starts 
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set and stops them all when one fails; the HF Trainer then
 trains with DDP and the inference stages split their rows (``textclf.distributed``). A failure ends
 as the stage's own one-line error followed by one line from here, not torchrun's traceback.
+
+Several machines: torchrun's own environment variables ``PET_NNODES`` (machines), ``PET_RDZV_ENDPOINT``
+(``host:port`` of the c10d rendezvous, reachable from every machine) and ``PET_RDZV_ID`` (one id per job)
+make each machine's launcher join one c10d rendezvous instead of a standalone one: N processes a machine,
+``PET_NNODES`` x N in all. ``python -m textclf.launch --dvc-stage finetune`` runs a dvc.yaml stage's own
+command (for the machines that do not run ``dvc repro``). The project folder must be on a filesystem every
+machine shares: the rendezvous numbers the machines in its own order, and global rank 0, wherever it runs,
+writes the outputs.
 """
 
 from __future__ import annotations
@@ -20,48 +28,94 @@ import sys
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m textclf.launch", description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, required=True, help="how many processes (the `processes` param)")
-    parser.add_argument("module", help="the stage to run, e.g. stages.finetune")
+    parser.add_argument("--processes", type=int, help="how many processes a machine (the `processes` param)")
+    parser.add_argument("--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)")
+    parser.add_argument("module", nargs="?", help="the stage to run, e.g. stages.finetune")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")
     args = parser.parse_args(argv)
+    if args.dvc_stage:
+        if args.processes is not None or args.module:
+            parser.error("--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else")
+        return parse_args(dvc_stage_command(args.dvc_stage))
+    if args.processes is None or not args.module:
+        parser.error("--processes N and a module (e.g. stages.finetune) are required")
     if args.processes < 1:
         parser.error(f"--processes: {args.processes} is not a positive count")
     return args
 
 
-def torchrun(processes: int, module: str, args: list[str]) -> int:
-    """Run ``module`` on ``processes`` local processes under torchrun; its exit status."""
+def dvc_stage_command(stage: str) -> list[str]:
+    """The arguments after ``python -m textclf.launch`` in ``stage``'s command as DVC resolves it
+    (params interpolated), for the machines that join a run ``dvc repro`` started on the first one."""
+    import shlex
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            commands = [s.cmd for s in repo.stage.collect(stage)]
+    except DvcException as exc:
+        sys.exit(f"error: --dvc-stage {stage}: {str(exc).splitlines()[0]}")
+    words = shlex.split(commands[0]) if len(commands) == 1 else []
+    if words[:3] != ["python", "-m", "textclf.launch"]:
+        sys.exit(f"error: --dvc-stage {stage}: not one stage run through textclf.launch (see dvc.yaml)")
+    return words[3:]
+
+
+def nodes() -> int:
+    """Machines taking part, from torchrun's ``PET_NNODES`` (1 when unset)."""
+    value = os.environ.get("PET_NNODES", "1")
+    if not value.isdigit() or int(value) < 1:
+        sys.exit(f"error: PET_NNODES: {value!r} is not a positive count of machines (a range such as 1:2 is not "
+                 "supported: the outputs must not depend on how many machines joined)")
+    if int(value) > 1 and not os.environ.get("PET_RDZV_ENDPOINT"):
+        sys.exit("error: PET_NNODES is above 1 but PET_RDZV_ENDPOINT is unset: set it to host:port of the first "
+                 "machine (the same on every machine)")
+    return int(value)
+
+
+def torchrun(processes: int, module: str, args: list[str], machines: int = 1) -> int:
+    """Run ``module`` on ``processes`` local processes under torchrun (on each of ``machines``, which meet
+    at the c10d rendezvous of ``PET_RDZV_ENDPOINT``); its exit status."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.run import get_args_parser, run
 
     # torchrun would set 1 thread a process and warn; on a CPU the processes share the cores instead
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its failure report: one line below
-    config = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={processes}", "--module", module, *args]
-    )
+    where = ["--standalone"] if machines == 1 else [f"--nnodes={machines}", "--rdzv-backend=c10d"]
+    config = get_args_parser().parse_args([*where, f"--nproc-per-node={processes}", "--module", module, *args])
     try:
         run(config)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()  # the others were stopped by torchrun because of it
         code = failure.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        print(f"error: {module} failed in process {rank + 1} of {processes} ({how}); its own message, if any, "
+        total = processes * machines
+        print(f"error: {module} failed in process {rank + 1} of {total} ({how}); its own message, if any, "
               "is above", file=sys.stderr)
         return 128 - code if code < 0 else code or 1
     except SignalException as exc:
         return 128 + int(exc.sigval)
+    except RendezvousError as exc:  # another machine (the one hosting the rendezvous) went away
+        print(f"error: {module}: lost the rendezvous at {os.environ.get('PET_RDZV_ENDPOINT')} "
+              f"({type(exc).__name__}: the machine hosting it stopped?); its processes were stopped: run the same "
+              "command again on every machine to resume", file=sys.stderr)
+        return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.processes == 1:
+    machines = nodes()
+    if args.processes == 1 and machines == 1:
         sys.argv = [args.module, *args.args]
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         return 0
-    return torchrun(args.processes, args.module, args.args)
+    return torchrun(args.processes, args.module, args.args, machines)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ class HiddenStatesParams(_Section):
 
 class BaselinesParams(_Section):
     max_iter: int = Field(ge=1, le=10**7)
+    max_train_rows: int | None = Field(ge=10, le=10**9)
     seed: int = _seed()
 
 
