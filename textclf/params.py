@@ -111,29 +111,34 @@ def _yaml():
     return YAML(typ="safe")  # what DVC's parse_yaml uses
 
 
-def _key_lines(node, path: tuple = (), lines: dict | None = None, twice: list | None = None, depth: int = 0):
+def _key_lines(root) -> tuple[dict, list]:
     """Walk a composed YAML node: {key path: 1-based line}, and [(key path, first line, second line)]
-    for keys written twice in one mapping (merge keys ``<<`` and aliases are not keys of their own)."""
+    for keys written twice in one mapping (merge keys ``<<`` are not keys; an aliased node is walked once)."""
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-    lines = {} if lines is None else lines
-    twice = [] if twice is None else twice
-    if isinstance(node, MappingNode) and depth < 32:
-        seen: dict = {}
-        for key, value in node.value:
-            if not isinstance(key, ScalarNode) or str(key.tag).endswith(":merge"):
-                continue
-            here, line = (*path, key.value), key.start_mark.line + 1
-            if key.value in seen:
-                twice.append((here, seen[key.value], line))
-            seen.setdefault(key.value, line)
-            lines.setdefault(here, line)
-            _key_lines(value, here, lines, twice, depth + 1)
-    elif isinstance(node, SequenceNode) and depth < 32:
-        for index, item in enumerate(node.value):
-            lines.setdefault((*path, index), item.start_mark.line + 1)
-            _key_lines(item, (*path, index), lines, twice, depth + 1)
-    return lines, twice
+    lines, twice, walked = {}, [], set()
+    todo = [((), root)]
+    while todo:
+        path, node = todo.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, MappingNode):
+            seen: dict = {}
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode) or str(key.tag).endswith(":merge"):
+                    continue
+                here, line = (*path, key.value), key.start_mark.line + 1
+                if key.value in seen:
+                    twice.append((here, seen[key.value], line))
+                seen.setdefault(key.value, line)
+                lines.setdefault(here, line)
+                todo.append((here, value))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                lines.setdefault((*path, index), item.start_mark.line + 1)
+                todo.append(((*path, index), item))
+    return lines, sorted(twice, key=lambda found: found[2])
 
 
 def parse_yaml(text: str, source: str = "params.yaml") -> object:
