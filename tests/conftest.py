@@ -118,10 +118,10 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def committed_params() -> dict:
-    """The committed params.yaml, parsed: the one place every parameter's value lives."""
-    from textclf.params import _Loader
+    """The committed params.yaml, parsed as DVC and the stages parse it: the one place every parameter's value lives."""
+    from textclf.params import parse_yaml
 
-    return yaml.load((ROOT / "params.yaml").read_text(), Loader=_Loader)
+    return parse_yaml((ROOT / "params.yaml").read_text())
 
 
 def data_params(**overrides):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,32 @@ def test_commands_run_modules_with_every_path_given():
                 assert "default" not in keywords, f"{module}: {flag} has a default; pass it in dvc.yaml"
                 assert flag in args, f"{stage}: dvc.yaml does not pass {flag}"
         assert shlex.split(spec["cmd"].replace("${", "x").replace("}", ""))[:2] == ["python", "-m"]
+
+
+CHECK_STAGE = "params"
+# what the params check must not import: it runs first in every `dvc repro` and has to answer in about a second
+HEAVY = ("torch", "transformers", "numpy", "pandas", "pyarrow", "sklearn", "datasets", "dvc", "umap", "matplotlib")
+
+
+def test_every_stage_runs_after_the_params_check():
+    """DVC removes a stage's outputs only when it runs that stage: with the check's stamp among every stage's
+    deps, a bad params.yaml stops `dvc repro` before any output is removed. The check reads all of params.yaml."""
+    stages = _stages()
+    check = stages.pop(CHECK_STAGE)
+    (stamp,) = check["outs"]
+    assert "params.yaml" in check["deps"] and not check.get("params")
+    for name, spec in stages.items():
+        assert stamp in spec["deps"], f"{name}: add {stamp} to its deps"
+
+
+def test_the_params_check_imports_no_heavy_module(tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    module, args = stage_command(CHECK_STAGE)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", module, *args], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+    )
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
+    assert "pydantic" in imported and "ruamel" in imported  # the walk sees third-party imports
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert (tmp_path / args[args.index("--out") + 1]).is_file()

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import copy
 import hashlib
-
+import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, committed_params, run_main, run_script, write_params
+from conftest import ROOT, committed_params, data_params, run_main, run_script, write_params
 from textclf.errors import PipelineError
 from textclf.modeling import resolve_checkpoint, resolve_device
 from textclf.params import Params, load_params, parse_params
+from textclf.paths import user_path
+
+STAGE_NAMES = [
+    f"{name}@{key}" if key else name
+    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()
+    for key in (list(spec["foreach"]) if "foreach" in spec else [None])
+]
 
 
 def test_committed_params_are_valid_and_documented():
@@ -158,3 +167,160 @@ def test_bad_params_file_stops_every_stage_before_work(project):
         result = run_script(stage, cwd=project)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml: finetune.learning_rate")
+
+
+# --- params.yaml read as DVC reads it (ruamel.yaml, YAML 1.2) ------------------------------------
+
+def _with_line(tmp_path, old: str, new: str) -> Path:
+    """The committed params.yaml with one line replaced, written to tmp_path."""
+    text = (ROOT / "params.yaml").read_text()
+    assert old in text, old
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def _line_of(path: Path, start: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(start))
+
+
+@pytest.mark.parametrize("snippet", [
+    "a: [no, yes, on, off, y, n, true, false, True]",
+    "a: [2e-5, 5e-05, 1_000, 017, 0o17, 0x1f, .5, ., .inf, -.inf, 1.0e+3]",
+    "a: [~, null, '', '01', !!str 1, 2001-12-14]",
+    "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3",
+    "",
+])
+def test_values_are_what_dvc_reads(snippet):
+    """The stages' parser gives exactly what DVC's own parse_yaml gives (a YAML 1.1 parser reads `no` as false)."""
+    from dvc.utils.serialize._yaml import parse_yaml as dvc_parse_yaml
+
+    from textclf.params import parse_yaml
+
+    assert parse_yaml(snippet) == (dvc_parse_yaml(snippet, "params.yaml") or None)
+
+
+def test_dvc_set_param_values_mean_the_same_to_the_stages(tmp_path):
+    """`dvc exp run -S` writes params.yaml through DVC's own override code: the stages read back what was set."""
+    from dvc.utils.hydra import apply_overrides
+
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text())
+    apply_overrides(path, ["data.label_names=[no,yes]", "finetune.learning_rate=5e-5", "data.source=."])
+    assert yaml.safe_load(path.read_text())["data"]["label_names"] == [False, True]  # what YAML 1.1 makes of it
+    params = load_params(path)
+    assert params.data.label_names == ["no", "yes"] and params.finetune.learning_rate == 5e-5
+    assert params.data.source == "."
+
+
+def test_a_key_written_twice_is_one_line_naming_it_and_its_lines(tmp_path):
+    from dvc.utils.serialize._yaml import YAMLFileCorruptedError, parse_yaml as dvc_parse_yaml
+
+    path = _with_line(tmp_path, "  top_n: 50\n", "  top_n: 50\n  top_n: 5\n")
+    first = _line_of(path, "  top_n: 50")
+    with pytest.raises(PipelineError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: line {first + 1}: 'error_analysis.top_n' is set twice (first at line {first}); "
+        "keep one (DVC refuses such a file too)"
+    )
+    with pytest.raises(YAMLFileCorruptedError):  # DVC refuses it: a stage must not run with either value
+        dvc_parse_yaml(path.read_text(), str(path))
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  learning_rate:", "  learning_rte:", r"unknown parameter 'finetune\.learning_rte' \(line {n}\); did you mean 'learning_rate'\?"),
+    ("finetune:\n", "finetun:\n", r"unknown parameter 'finetun' \(line {n}\); did you mean 'finetune'\?"),
+    ("  n_neighbors:", "  n_neighbours:", r"unknown parameter 'umap\.n_neighbours' \(line {n}\); did you mean 'n_neighbors'\?"),
+    ("  top_n: 50", "  colour: blue", r"unknown parameter 'error_analysis\.colour' \(line {n}\)"),
+    ("  batch_size: 32", "  batch_size: '32'", r"finetune\.batch_size: Input should be a valid integer \(got '32', line {n}\)"),
+    ("  label_names: null", "  label_names: [a, 3]", r"data\.label_names\.1: Input should be a valid string \(got 3, line {n}\)"),
+    ("  label_names: null", "  label_names: [no, yes", r"not valid YAML: line \d+, column \d+: expected ',' or ']'.*"),
+])
+def test_a_mistake_names_the_param_and_its_line(tmp_path, old, new, message):
+    path = _with_line(tmp_path, old, new)
+    n = _line_of(path, new.rstrip("\n"))
+    with pytest.raises(PipelineError, match=f"^{re.escape(str(path))}: {message.replace('{n}', str(n))}$") as caught:
+        load_params(path)
+    assert "\n" not in str(caught.value)
+
+
+# --- data.source: a path-like value is a path ----------------------------------------------------
+
+@pytest.mark.parametrize("source", [".", "./small", "small", "data/../small"])
+def test_a_path_source_is_read_as_a_folder(project, small_folder, source):
+    """Relative paths start at the project root (the working directory of every stage)."""
+    from textclf.data import load_dataset
+    from textclf.paths import source_folder
+
+    shutil.copytree(small_folder, project / "small")
+    (project / "data").mkdir()
+    if source == ".":
+        for path in (project / "small").iterdir():
+            shutil.copy(path, project / path.name)
+    assert source_folder(source) == user_path(source) and user_path(source).is_dir()
+    assert len(load_dataset(data_params(source=source)).splits["train"]) == 36
+
+
+@pytest.mark.parametrize("source", ["./missing", "../missing", "data/sampel", "/no/such/folder", "~/no-such-folder",
+                                    "a/b/c", "missing/"])
+def test_a_missing_path_source_is_no_such_folder_not_a_hub_lookup(project, monkeypatch, source):
+    from textclf import data
+
+    (project / "data").mkdir()
+    monkeypatch.setattr(data, "read_hub", lambda *a: pytest.fail("looked up on the hub"))
+    with pytest.raises(PipelineError, match=rf"^data\.source '{re.escape(source)}': no such folder \(/.*\); fix the path"):
+        data.load_dataset(data_params(source=source))
+
+
+def test_a_file_source_and_hub_ids(project):
+    from textclf.paths import source_folder
+
+    (project / "train.jsonl").write_text("{}\n")
+    with pytest.raises(PipelineError, match=r"^data\.source 'train\.jsonl': is a file, not a folder; point it at the folder"):
+        source_folder("train.jsonl")
+    assert source_folder("dair-ai/emotion") is None and source_folder("emotion") is None  # no local folder: hub ids
+    assert source_folder("sample") == ROOT / "data" / "sample"
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_source_dot_is_one_line_in_every_stage(project, stage):
+    """`data.source: .` once made every stage end in a traceback (it was read as a float)."""
+    path = project / "params.yaml"
+    path.write_text(re.sub(r"(?m)^  source: .*$", "  source: .", path.read_text()))
+    try:
+        run_main(stage)
+    except PipelineError as exc:
+        assert "\n" not in str(exc)
+        assert "source" not in str(exc) or stage in ("data", "params")
+    else:
+        assert stage == "params"
+
+
+# --- the params stage: checked before DVC removes anything ---------------------------------------
+
+def test_the_params_stage_refuses_before_writing_and_writes_a_constant_stamp(project, tmp_path):
+    stamp = project / "data/params-checked.txt"
+    run_main("params")
+    first = stamp.read_bytes()
+    path = project / "params.yaml"
+    good = path.read_text()
+    path.write_text(good.replace("seed: 42", "seed: 7"))
+    run_main("params")
+    assert stamp.read_bytes() == first  # a valid edit changes nothing downstream of the check
+    stamp.unlink()
+    path.write_text(good.replace("  learning_rate:", "  learning_rte:"))
+    with pytest.raises(PipelineError, match="did you mean 'learning_rate'"):
+        run_main("params")
+    assert not stamp.exists()
+    assert sorted(p.name for p in (project / "data").iterdir()) == []  # no temporary file left
+
+
+def test_the_params_stage_under_dvc_says_nothing_was_removed(project):
+    path = project / "params.yaml"
+    path.write_text(path.read_text().replace("  learning_rate:", "  learning_rte:"))
+    result = run_script("params", cwd=project, env={**os.environ, "DVC_STAGE": "params"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: params.yaml: unknown parameter 'finetune.learning_rte'")
+    assert "no other stage ran and no output was removed" in line and "dvc checkout" not in line

@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import PipelineError
-from textclf.io import hub_offline_requested, hub_unreachable_reason, user_path
+from textclf.io import hub_offline_requested, hub_unreachable_reason
 from textclf.params import DataParams
+from textclf.paths import source_folder
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 # The original emotion release ships text;label files named like this.
 TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -388,15 +388,8 @@ def _to_ids(values: list, numbers: list[int], file: str, names: list[str]) -> li
 def load_dataset(params: DataParams) -> Dataset:
     """Read ``data.source``; return validated splits (capped by ``max_*_samples``) with integer
     labels and their names."""
-    source = params.source
-    if source == "sample":
-        frames, files, names = read_folder(SAMPLE_DIR)
-    elif user_path(source).is_dir():
-        frames, files, names = read_folder(user_path(source))
-    elif source.startswith((".", "/", "~")) or source.count("/") > 1:
-        raise PipelineError(f"data.source '{source}': no such folder (and not a hub dataset id)")
-    else:
-        frames, files, names = read_hub(source)
+    folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
+    frames, files, names = read_folder(folder) if folder else read_hub(params.source)
 
     for split in SPLITS:
         if frames[split].empty:

@@ -83,18 +83,19 @@ def _lost_a_peer(exc: RuntimeError) -> bool:
     )
 
 
-def run_stage(main: Callable[[], None]) -> None:
+def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
     """Run a stage's ``main``; a ``PipelineError`` exits 2 with ``error: <message>`` on stderr.
 
     SIGTERM and SIGINT stop the stage cleanly (exit 128 + signal number) after its temporary
     outputs are removed. Any other exception keeps its traceback: that is a bug, not bad input.
+    Under ``dvc repro`` the message ends with how to restore the outputs DVC removed, or ``dvc_note``.
     """
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
     )
     logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ
-    hint = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
+    hint = dvc_note or f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         if under_dvc and sys.platform.startswith("linux"):

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import PipelineError
+from textclf.paths import user_path  # noqa: F401  (moved to textclf.paths; modeling imports it from here)
 
 
 @contextmanager
@@ -264,23 +265,3 @@ def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
     except OSError as exc:
         return f"could not connect to {host}:{port}: {_first_line(exc) if str(exc) else 'timed out'}"
     return None
-
-
-def user_path(value: str) -> Path:
-    """A path from params.yaml (``data.source``, ``model.checkpoint``), relative to the project root.
-
-    ``dvc exp run --queue`` / ``--temp`` run the pipeline in a copy of the project under
-    ``<project>/.dvc/tmp/exps/<name>/``, where a relative path such as ``../shared/data/emotion``
-    would point elsewhere: there it is resolved against the original project instead.
-    """
-    path = Path(value).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    cwd = Path.cwd().resolve()
-    parts = cwd.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            original = Path(*parts[:i]) / path
-            if original.exists():
-                return original
-    return path

@@ -1,17 +1,19 @@
 """The typed schema of ``params.yaml``: every stage validates the whole file at start.
 
 ``params.yaml`` is the only place a parameter's value lives: the schema has no defaults, so a
-missing key is an error naming it, like an unknown key, a wrong type, NaN/infinity or an
-out-of-range value (``params.yaml: finetune.learning_rate: ...``, one line).
+missing key is an error naming it, like an unknown key (with a "did you mean"), a key written
+twice, a wrong type, NaN/infinity or an out-of-range value (``params.yaml: finetune.learning_rate:
+...``, one line). The file is read as DVC 3 reads it (``dvc/utils/serialize/_yaml.py``: ruamel.yaml,
+``YAML(typ="safe")``, YAML 1.2), so a value means the same to DVC and to the stages: ``no`` and
+``yes`` are strings, ``2e-5`` is a float, a duplicate key is refused.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from textclf.errors import PipelineError
@@ -104,19 +106,83 @@ class Params(_Section):
     error_analysis: ErrorAnalysisParams
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML follows YAML 1.1, where ``2e-5`` is a string; DVC (YAML 1.2) writes floats like that."""
+def _yaml():
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe")  # what DVC's parse_yaml uses
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
-    list("-+0123456789."),
-)
+def _key_lines(root) -> tuple[dict, list]:
+    """Walk a composed YAML node: {key path: 1-based line}, and [(key path, first line, second line)]
+    for keys written twice in one mapping (merge keys ``<<`` are not keys; an aliased node is walked once)."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    lines, twice, walked = {}, [], set()
+    todo = [((), root)]
+    while todo:
+        path, node = todo.pop()
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, MappingNode):
+            seen: dict = {}
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode) or str(key.tag).endswith(":merge"):
+                    continue
+                here, line = (*path, key.value), key.start_mark.line + 1
+                if key.value in seen:
+                    twice.append((here, seen[key.value], line))
+                seen.setdefault(key.value, line)
+                lines.setdefault(here, line)
+                todo.append((here, value))
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                lines.setdefault((*path, index), item.start_mark.line + 1)
+                todo.append(((*path, index), item))
+    return lines, sorted(twice, key=lambda found: found[2])
 
 
-def parse_params(raw: object, source: str = "params.yaml") -> Params:
-    """Validate a parsed YAML mapping; raise ``PipelineError`` naming the first bad parameter.
+def parse_yaml(text: str, source: str = "params.yaml") -> object:
+    """Parse YAML with DVC's loader and rules; a syntax error or a key written twice is one line."""
+    from ruamel.yaml import YAMLError
+    from ruamel.yaml.constructor import DuplicateKeyError
+
+    try:
+        return _yaml().load(text)
+    except DuplicateKeyError as exc:
+        _, twice = _key_lines(_yaml().compose(text))
+        if twice:
+            path, first, second = twice[0]
+            raise PipelineError(
+                f"{source}: line {second}: '{'.'.join(map(str, path))}' is set twice (first at line {first}); "
+                "keep one (DVC refuses such a file too)"
+            ) from None
+        raise PipelineError(f"{source}: {_yaml_problem(exc)}") from None
+    except YAMLError as exc:
+        raise PipelineError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {' '.join(problem.split())}"
+
+
+def _suggestion(loc: tuple) -> str:
+    """``; did you mean 'learning_rate'?`` for an unknown key close to a known one of its mapping."""
+    model: type[BaseModel] | None = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        model = field.annotation if field and isinstance(field.annotation, type) else None
+        model = model if model and issubclass(model, BaseModel) else None
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1) if model else []
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = None) -> Params:
+    """Validate a parsed YAML mapping; raise ``PipelineError`` naming the first bad parameter (and its
+    line, given ``lines`` from ``_key_lines``).
 
     A wrong value is reported before a missing key (it is the more specific of the two)."""
     if raw is None:
@@ -129,19 +195,23 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
         errors = sorted(exc.errors(), key=lambda e: e["type"] == "missing")
         err = errors[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        known = [(lines or {}).get(tuple(err["loc"][:n])) for n in range(len(err["loc"]), 0, -1)]
+        at = next((f"line {line}" for line in known if line), "")
         if err["type"] == "extra_forbidden":
-            raise PipelineError(f"{source}: unknown parameter '{where}'") from None
+            raise PipelineError(
+                f"{source}: unknown parameter '{where}'{f' ({at})' if at else ''}{_suggestion(err['loc'])}"
+            ) from None
         if err["type"] == "missing":
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise PipelineError(
                 f"{source}: {where}: missing{more}; every parameter must be set: "
                 "copy it from the project's committed params.yaml"
             ) from None
-        raise PipelineError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r})") from None
+        raise PipelineError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r}{f', {at}' if at else ''})") from None
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate ``params.yaml``."""
+    """Read ``params.yaml`` as DVC does (``parse_yaml``) and validate it."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: params file not found (run from the project root)")
@@ -149,8 +219,6 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    try:
-        raw = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    return parse_params(raw, str(path))
+    raw = parse_yaml(text, str(path))
+    lines, _ = _key_lines(_yaml().compose(text))
+    return parse_params(raw, str(path), lines)

@@ -1,0 +1,67 @@
+"""Paths given in ``params.yaml`` (``data.source``, ``model.checkpoint``): what they point at.
+
+Standard library only, so that the ``params`` check stage resolves them without importing the
+heavy stack (numpy, pandas, torch).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textclf.errors import PipelineError
+
+# data.source: sample reads the project's own demo sample.
+SAMPLE_SOURCE = "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
+SOURCE_ADVICE = "fix the path (a relative one starts at the project root), or use 'sample' or a hub dataset id such as dair-ai/emotion"
+
+
+def user_path(value: str) -> Path:
+    """A path from params.yaml (``data.source``, ``model.checkpoint``), relative to the project root.
+
+    ``dvc exp run --queue`` / ``--temp`` run the pipeline in a copy of the project under
+    ``<project>/.dvc/tmp/exps/<name>/``, where a relative path such as ``../shared/data/emotion``
+    would point elsewhere: there it is resolved against the original project instead.
+    """
+    path = Path(value).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    cwd = Path.cwd().resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            original = Path(*parts[:i]) / path
+            if original.exists():
+                return original
+    return path
+
+
+def looks_like_path(value: str) -> bool:
+    """Whether ``value`` can only be a local path, never a hub id (``org/name``, ``name``): ``.``, ``..``,
+    ``./x``, ``../x``, ``~/x``, an absolute path, a backslash, more than one ``/``, a trailing ``/``,
+    or ``x/y`` where a local ``x`` exists (``data/sampel``)."""
+    if value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1 or value.endswith("/"):
+        return True
+    head, sep, _ = value.partition("/")
+    return bool(sep) and user_path(head).exists()
+
+
+def source_folder(source: str) -> Path | None:
+    """The local folder that ``data.source`` names, or None for a hub dataset id.
+
+    ``sample`` is the demo sample; an existing folder is a folder; a value that looks like a path
+    (``looks_like_path``) but is not a folder is an error here, never a hub lookup."""
+    if source == SAMPLE_SOURCE:
+        return SAMPLE_DIR
+    path = user_path(source)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise PipelineError(
+            f"data.source '{source}': is a file, not a folder; point it at the folder that holds the "
+            "train/validation/test files"
+        )
+    if looks_like_path(source):
+        raise PipelineError(f"data.source '{source}': no such folder ({os.path.abspath(path)}); {SOURCE_ADVICE}")
+    return None
