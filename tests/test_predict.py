@@ -126,7 +126,7 @@ def _corrupt(folder: Path, tmp_path: Path) -> Path:
     [
         ("missing model", r"model folder not found"),
         ("corrupt model", r"could not load the model"),
-        ("no config", r"no fine-tuned model here"),
+        ("no config", r"no config.json: not a model folder"),
         ("empty txt", r"no texts \(empty input\)"),
         ("empty jsonl", r"no rows to label"),
         ("missing file", r"input file not found"),
