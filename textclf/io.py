@@ -57,6 +57,8 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
     for source in inputs:
         if _overlaps(resolved, Path(source).resolve()):
             raise PipelineError(f"{target}: would replace {source}, which this command reads; write somewhere else")
+    if is_dir and resolved.exists() and not resolved.is_dir():
+        raise PipelineError(f"{target}: is a file, not a folder; name a folder (the file is left as it is)")
     if resolved.is_dir() and not target.is_symlink():
         if not is_dir:
             raise PipelineError(f"{target}: is a folder; name a file (the folder is left as it is)")
