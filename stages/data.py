@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
 
     dataset = load_dataset(params)  # checked, and capped by data.max_*_samples
     # Everything is validated before the old output is replaced, all at once.
-    with atomic_path(args.out, is_dir=True) as out:
+    sources = [Path(f).parent for f in dataset.files.values() if Path(f).exists()]  # never written over
+    with atomic_path(args.out, is_dir=True, inputs=sources) as out:
         for split in SPLITS:
             frame = dataset.splits[split][["text", "label"]]
             frame.to_parquet(out / f"{split}.parquet", index=False)

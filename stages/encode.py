@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from textclf.data import SPLITS
 from textclf.errors import PipelineError, run_stage
 from textclf.io import atomic_path, iter_parquet, parquet_rows
-from textclf.modeling import encode_texts, load_tokenizer, max_positions, save_tokenizer
+from textclf.modeling import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 from textclf.params import load_params
 
 log = logging.getLogger("stage.encode")
@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> None:
     if params.max_length > limit:
         raise PipelineError(f"model.max_length: {params.max_length} is above the model's limit of {limit} tokens")
 
-    with atomic_path(args.out, is_dir=True) as out:
+    with atomic_path(args.out, is_dir=True, inputs=[args.data, resolve_checkpoint(params.checkpoint)]) as out:
         for split in SPLITS:
             rows, tokens, truncated = encode_file(
                 tokenizer, args.data / f"{split}.parquet", out / f"{split}.parquet", params.max_length, f"encode {split}"
             )
             log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, rows, tokens / max(rows, 1), truncated)
-        save_tokenizer(tokenizer, out / "tokenizer")
+        save_tokenizer(tokenizer, out / "tokenizer", max_length=params.max_length)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from transformers import DataCollatorWithPadding, set_seed
 from textclf import distributed
 from textclf.errors import PipelineError, run_stage
 from textclf.io import atomic_path, read_json, write_json
-from textclf.modeling import load_classifier, load_tokenizer, resolve_device, save_tokenizer
+from textclf.modeling import load_classifier, load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
     DVCLiveStepLogger,
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
-    model = load_classifier(model_params.checkpoint, label_names, model_params.trust_remote_code)
+    model = load_classifier(model_params.checkpoint, label_names, model_params.trust_remote_code, tokenizer=tokenizer)
     if not params.train_feature_extractor:
         log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
 
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     if not main_process:
         return
 
-    with atomic_path(args.out, is_dir=True) as out:
+    inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]
+    with atomic_path(args.out, is_dir=True, inputs=inputs) as out:
         # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle
         trainer.model.save_pretrained(out, safe_serialization=True)
         save_tokenizer(tokenizer, out)

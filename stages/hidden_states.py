@@ -22,7 +22,7 @@ from textclf.batching import output_width, run_batched
 from textclf.data import SPLITS
 from textclf.errors import run_stage
 from textclf.io import NpyRowWriter, read_token_rows
-from textclf.modeling import load_encoder, load_tokenizer, resolve_device, use_bf16
+from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
 
 log = logging.getLogger("stage.hidden_states")
@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     rows = {split: read_token_rows(args.encoded / f"{split}.parquet") for split in SPLITS}
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
-    encoder = load_encoder(checkpoint, model_params.trust_remote_code)
+    encoder = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
     log.info("encoder from %s on %s (%s), process %d of %d", checkpoint, device, "bf16" if bf16 else "fp32",
              distributed.rank() + 1, distributed.world_size())
 
-    with distributed.process_group(), distributed.shared_output_dir(args.out) as out:
+    with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=[args.encoded, resolve_checkpoint(checkpoint)]) as out:
         for split, split_rows in rows.items():
             start = time.perf_counter()
             path, shape = out / f"{split}.npy", (len(split_rows), output_width(encoder, "first_token"))

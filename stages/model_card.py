@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         finetuned=read_json(args.metrics), baselines=read_json(args.baselines), error_analysis=read_json(args.errors),
         sha256=weights_sha256(args.model),
     )
-    with atomic_path(args.out) as tmp:
+    with atomic_path(args.out, inputs=[args.model, args.labels, args.metrics, args.baselines, args.errors]) as tmp:
         tmp.write_text(card, encoding="utf-8")
 
 

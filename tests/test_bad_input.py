@@ -548,7 +548,7 @@ def _copy_model(source: Path, target: Path) -> Path:
         ("truncated_weights", r"model\.safetensors: could not load the model \(Error while deserializing header"),
         ("empty_weights", r"model\.safetensors: could not load the model"),
         ("no_weights", r"could not load the model .*damaged or incomplete"),
-        ("bad_config", r"could not load the model .*config"),
+        ("bad_config", r"could not load the config .*config\.json' is not a valid JSON"),
     ],
 )
 def test_damaged_model_folder_is_one_line(tmp_path, tiny_model, breakage, message):
@@ -587,7 +587,7 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
     (project / "broken-model").mkdir()
     broken = _copy_model(tiny_model, project / "broken-model" / "m")
     (broken / "config.json").write_text("[1, 2")
-    for checkpoint, message in [(empty, r"could not load the tokenizer"), (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file")]:
+    for checkpoint, message in [(empty, r"no tokenizer files"), (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file")]:
         write_params(project / "params.yaml", data={"source": "sample"}, model={"checkpoint": str(checkpoint)})
         with pytest.raises(PipelineError, match=message) as caught:
             run_main("encode")

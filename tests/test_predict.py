@@ -95,8 +95,9 @@ def test_input_files_and_output_formats(classifier, tmp_path, suffix, capsys):
         result = jsonl(target.read_text()) if out_name.endswith(".jsonl") else pd.read_csv(target).to_dict("records")
         assert [r["text"] for r in result] == [r["text"] for r in rows]
         assert all(r["label"] in LABELS and 0 < r["score"] <= 1 for r in result)
-        if suffix != ".txt":  # other columns are kept; a gold `label` becomes `input_label`
-            assert [r["id"] for r in result] == list(range(len(rows)))
+        if suffix != ".txt":  # other columns are kept as read (CSV fields as text); `label` becomes `input_label`
+            as_read = str if suffix == ".csv" and out_name.endswith(".jsonl") else int
+            assert [r["id"] for r in result] == [as_read(i) for i in range(len(rows))]
             assert [r["input_label"] for r in result] == [r["label"] for r in rows]
         if out_name.endswith(".csv"):
             assert {f"score_{name}" for name in LABELS} <= set(result[0])
@@ -126,7 +127,7 @@ def _corrupt(folder: Path, tmp_path: Path) -> Path:
     [
         ("missing model", r"model folder not found"),
         ("corrupt model", r"could not load the model"),
-        ("no config", r"no fine-tuned model here"),
+        ("no config", r"no config.json: not a model folder"),
         ("empty txt", r"no texts \(empty input\)"),
         ("empty jsonl", r"no rows to label"),
         ("missing file", r"input file not found"),

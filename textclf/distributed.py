@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -80,15 +80,15 @@ def combine(partial: np.ndarray) -> np.ndarray:
 
 
 @contextmanager
-def shared_output_dir(target: Path) -> Iterator[Path]:
-    """``atomic_path(target, is_dir=True)`` for every process: the first one creates the temporary
+def shared_output_dir(target: Path, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
+    """``atomic_path(target, is_dir=True, inputs=inputs)`` for every process: the first one creates the temporary
     folder and, once all have written into it, moves it into place (or removes it on failure)."""
     if world_size() == 1:
-        with atomic_path(target, is_dir=True) as out:
+        with atomic_path(target, is_dir=True, inputs=inputs) as out:
             yield out
         return
     holder: list[str | None] = [None]
-    owner = atomic_path(target, is_dir=True) if is_main() else None
+    owner = atomic_path(target, is_dir=True, inputs=inputs) if is_main() else None
     if owner is not None:
         holder[0] = str(owner.__enter__())
     torch.distributed.broadcast_object_list(holder, src=0)

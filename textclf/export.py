@@ -34,20 +34,28 @@ def with_training_run(text: str, record_file: Path, sha256: str) -> str:
 
 def export(model: Path, card: Path, out: Path, force: bool = False,
            run_record: Path = Path("checkpoints/finetune-run.json")) -> Path:
-    if not (model / "config.json").is_file():
-        raise PipelineError(f"{model}: no fine-tuned model here (run the pipeline first: dvc repro)")
+    """Copy the checked model folder and its card (as README.md) to ``out``, world-readable. ``out`` is
+    never the model, the card, the current folder or one of its parents, a project root, nor a folder this
+    command did not write; one it wrote is replaced only with ``force``. Nothing is touched on refusal."""
+    from textclf.io import MARKER, atomic_path, check_output
+    from textclf.modeling import check_model_folder
+
+    inputs = [model, card, run_record]
+    check_output(out, inputs, is_dir=True)  # before any work: a refusal leaves everything as it was
+    if out.exists() and not force:
+        raise PipelineError(f"{out}: already exists (use --force to replace it)")
     if not card.is_file():
         raise PipelineError(f"{card}: no model card (run the model_card stage: dvc repro model_card)")
+    check_model_folder(model)
     text = card.read_text(encoding="utf-8")
     sha256 = weights_sha256(model)
     if card_sha256(text) != sha256:
         raise PipelineError(f"{card}: written for other weights than {model}'s (rerun the pipeline: dvc repro)")
-    if out.exists():
-        if not force:
-            raise PipelineError(f"{out}: already exists (use --force to replace it)")
-        shutil.rmtree(out)
-    shutil.copytree(model, out)
-    (out / "README.md").write_text(with_training_run(text, run_record, sha256), encoding="utf-8")
+    with atomic_path(out, is_dir=True, inputs=inputs) as tmp:
+        shutil.copytree(model, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER))
+        (tmp / "README.md").write_text(with_training_run(text, run_record, sha256), encoding="utf-8")
+        for path in [tmp, *tmp.rglob("*")]:  # save_pretrained's model.safetensors is 0600: ship 0644 / 0755
+            path.chmod(0o755 if path.is_dir() else 0o644)
     return out
 
 
@@ -60,11 +68,14 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (model files + README.md)")
     parser.add_argument("--run-record", type=Path, default=Path("checkpoints/finetune-run.json"),
                         help="the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json")
-    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--force", action="store_true", help="replace --out if an earlier export wrote it")
     args = parser.parse_args(argv)
     try:
         print(export(args.model, args.card, args.out, args.force, args.run_record))
     except PipelineError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unreadable model file, say: nothing was replaced (atomic_path)
+        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0

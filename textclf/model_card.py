@@ -12,6 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from textclf.errors import PipelineError
@@ -51,25 +52,52 @@ def card_sha256(card_text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def local_name(value: str) -> str:
+    """How the card shows ``data.source`` or ``model.checkpoint``: a hub id or relative path as written, an
+    absolute or home path relative to the current folder when inside it, else by its folder name only (the
+    card ships with the model: it must not disclose where files lived on the training machine)."""
+    path = Path(value)
+    if not (path.is_absolute() or value.startswith("~")):
+        return value
+    path = path.expanduser()
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) or path.name
+    except ValueError:
+        return path.name or value
+
+
 def describe_dataset(source: str, label_names: list[str]) -> dict:
-    """Name, hub id (or None), a sentence and the licence of what ``data.source`` names."""
+    """Name, hub id (or None), a phrase and the licence of what ``data.source`` names."""
     if source == "sample":
-        return {"name": "textclf demo sample", "hub_id": None, "licence": "the project's own demo sentences",
-                "text": "the project's demo sample (360 tweet-like sentences written for the project): "
-                        "its metrics say nothing about the real task"}
+        return {"name": "textclf demo sample", "hub_id": None, "licence": "the project's own sentences, no third-party terms",
+                "text": "the project's demo sample (360 tweet-like sentences written for the project, so its "
+                        "metrics say nothing about the real task)"}
+    shown = local_name(source)
     emotion = label_names == EMOTION_LABELS or source == EMOTION_HUB_ID
     if emotion:
-        where = "the Hugging Face hub" if source == EMOTION_HUB_ID else f"a local copy ({source})"
+        where = "the Hugging Face hub" if source == EMOTION_HUB_ID else f"a local copy (`{shown}`)"
         return {"name": "emotion", "hub_id": EMOTION_HUB_ID, "licence": EMOTION_LICENCE,
-                "text": f"the emotion dataset ({EMOTION_HUB_ID}, English tweets, 6 labels) from {where}"}
-    return {"name": source, "hub_id": None, "licence": "see the data's own terms", "text": f"`{source}`"}
+                "text": f"the emotion dataset ({EMOTION_HUB_ID}: English tweets, 6 labels), read from {where}"}
+    return {"name": shown, "hub_id": None, "licence": "see the data's own terms", "text": f"`{shown}`"}
+
+
+# Metric keys of classification_metrics (textclf/evaluation.py) and how the card names them. Metrics
+# files written before `f1` became `f1_weighted` are read too.
+SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
+
+
+def score(metrics: dict, key: str) -> float | None:
+    """One score of a split's metrics (None when the file lacks it)."""
+    return metrics.get(key, metrics.get("f1")) if key == "f1_weighted" else metrics.get(key)
 
 
 def _metric_rows(metrics: dict) -> list[dict]:
-    return [
-        {"type": "accuracy", "value": metrics["accuracy"], "name": "Accuracy"},
-        {"type": "f1", "value": metrics["f1"], "name": "F1 (weighted)", "args": {"average": "weighted"}},
-    ]
+    rows = [{"type": "accuracy", "value": metrics["accuracy"], "name": "Accuracy"}]
+    for key, average in (("f1_macro", "macro"), ("f1_weighted", "weighted")):
+        if score(metrics, key) is not None:
+            rows.append({"type": "f1", "value": score(metrics, key), "name": f"F1 ({average})",
+                         "args": {"average": average}})
+    return rows
 
 
 def metadata(name: str, base: str | None, licence: str, dataset: dict, label_names: list[str], finetuned: dict) -> dict:
@@ -82,7 +110,7 @@ def metadata(name: str, base: str | None, licence: str, dataset: dict, label_nam
         meta["base_model"] = base
     if dataset["hub_id"]:
         meta["datasets"] = [dataset["hub_id"]]
-    meta["metrics"] = ["accuracy", "f1"]
+    meta["metrics"] = ["accuracy", "f1"]  # model-index: F1 macro and weighted, by their "average" args
     meta["labels"] = list(label_names)
     results = []
     for split in ("validation", "test"):
@@ -113,8 +141,34 @@ def training_run_line(record: dict) -> str:
             f"{record['rows_per_second']:.1f} rows/s) on {where}, {record['precision']}.")
 
 
+_MARKDOWN_SPECIAL = "\\`*_[]<>|~&#"
+
+
+def text_cell(value: object) -> str:
+    """``value`` as literal Markdown text: table and inline characters (``|``, ``*``, ``<``, ...) escaped, line
+    breaks as spaces, so a label name can neither break a table nor format (or script) the page."""
+    text = " ".join(str(value).split())
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+
+
+def number(value: object) -> str:
+    """A param value as YAML writes it: the shortest form of a float that reads back the same (1.5e-4,
+    5e-5, 0.01, 1.5), true/false, null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:  # repr's digits, in the exponent form people write
+            mantissa, exponent = np.format_float_scientific(value, unique=True, trim="-").split("e")
+            return f"{mantissa}e{int(exponent)}"
+        return repr(value)
+    return text_cell(value)
+
+
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
+    """A Markdown table; floats (metrics) with four decimals, text escaped."""
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else text_cell(v))  # noqa: E731
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(fmt(v) for v in row) + " |" for row in rows
     ]
@@ -126,38 +180,48 @@ def render(*, label_names: list[str], checkpoint: str, source: str, max_length: 
     base, base_licence = KNOWN_BASES.get(checkpoint, (None, None))
     if base is None and re.match(r"^[\w.-]+/[\w.-]+$", checkpoint) and not Path(checkpoint).exists():
         base = checkpoint  # a hub id the project does not know
+    base_shown = base or local_name(checkpoint)
     dataset = describe_dataset(source, label_names)
-    licence = "other" if dataset["hub_id"] == EMOTION_HUB_ID else (base_licence or "other")
-    short = (base or Path(checkpoint).name).split("/")[-1]
-    name = f"{short}-{'emotion' if dataset['hub_id'] == EMOTION_HUB_ID else 'textclf'}"
+    emotion = dataset["hub_id"] == EMOTION_HUB_ID
+    emotions = emotion or label_names == EMOTION_LABELS  # the demo sample has the same six labels
+    licence = "other" if emotion else (base_licence or "other")
+    name = f"{(base or Path(checkpoint).name).split('/')[-1]}-{'emotion' if emotion else 'textclf'}"
     meta = metadata(name, base, licence, dataset, label_names, finetuned)
-    val, test = finetuned["validation"], finetuned["test"]
+    splits = ("validation", "test")
+    scores = [(k, title) for k, title in SCORES if all(score(finetuned[s], k) is not None for s in splits)]
+    labels = ", ".join(text_cell(n) for n in label_names)
+
+    def summary(split: str) -> str:
+        others = ", ".join(f"{title} {score(finetuned[split], k):.4f}" for k, title in scores[1:])
+        return f"{split} accuracy **{finetuned[split]['accuracy']:.4f}**" + (f" ({others})" if others else "")
 
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
     lines += [
-        f"A {len(label_names)}-label English text classifier ({', '.join(label_names)}), fine-tuned from "
-        f"`{base or checkpoint}` on {dataset['text']} by this project's DVC pipeline. Validation accuracy "
-        f"**{val['accuracy']:.4f}** (weighted F1 {val['f1']:.4f}), test accuracy **{test['accuracy']:.4f}** "
-        f"(weighted F1 {test['f1']:.4f}).", "",
-        "This card is written by the `model_card` stage of `dvc.yaml` from the pipeline's own outputs "
-        "(`metrics/*.json`, `params.yaml`, the model folder), so it matches `dvc.lock`.", "",
+        f"A {len(label_names)}-label English text classifier ({labels}), fine-tuned from `{base_shown}` by this "
+        f"project's DVC pipeline on {dataset['text']}.", "",
+        f"V{summary('validation')[1:]}; {summary('test')}.", "",
+        "The `model_card` stage of `dvc.yaml` writes this card from the pipeline's own outputs (`metrics/*.json`, "
+        "`params.yaml`, the model folder), so it describes the run recorded in `dvc.lock`.", "",
         "## Labels", "", *_table(["id", "label", "validation F1"],
-                                 [[i, n, val.get("f1_per_label", {}).get(n)] for i, n in enumerate(label_names)]), "",
-        "## Results", "", *_table(["split", "accuracy", "F1 (weighted)"],
-                                  [[s, finetuned[s]["accuracy"], finetuned[s]["f1"]] for s in ("validation", "test")]), "",
+                                 [[i, n, finetuned["validation"].get("f1_per_label", {}).get(n)]
+                                  for i, n in enumerate(label_names)]), "",
+        "## Results", "", *_table(["split", *(title for _, title in scores)],
+                                  [[s, *(score(finetuned[s], k) for k, _ in scores)] for s in splits]), "",
     ]
     if baselines:
-        lines += ["## Baselines", "", "The same data, on the pretrained encoder's first-token hidden states:", "",
-                  *_table(["model", "validation accuracy", "validation F1", "test accuracy", "test F1"],
-                          [[k.replace("_", " "), v["validation"]["accuracy"], v["validation"]["f1"],
-                            v["test"]["accuracy"], v["test"]["f1"]] for k, v in baselines.items()]), ""]
+        lines += ["## Baselines", "", "Classifiers trained on the same data, on the first-token hidden states of the "
+                  "pretrained encoder (not fine-tuned):", "",
+                  *_table(["model", *(f"{s} {title}" for s in splits for _, title in scores)],
+                          [[k.replace("_", " "), *(score(v[s], key) for s in splits for key, _ in scores)]
+                           for k, v in baselines.items()]), ""]
     if error_analysis:
         per_label = error_analysis["validation"]["label_loss"]
-        lines += ["## Where it errs", "", "Mean cross-entropy per gold label on validation (the `error_analysis` stage; "
-                  "its highest-loss rows are in `plots/errors/top_losses.csv`):", "",
+        lines += ["## Where it errs", "", "Mean cross-entropy loss of the validation rows of each gold label (the "
+                  "`error_analysis` stage, which also lists the highest-loss rows):", "",
                   *_table(["label", "mean loss"], [[k, v] for k, v in per_label.items()]), ""]
-    lines += ["## Training", "", f"Base model `{base or checkpoint}`, texts truncated at {max_length} tokens, "
-              "the `finetune` section of `params.yaml`:", "", *_table(["param", "value"], [[k, v] for k, v in finetune.items()]), ""]
+    lines += ["## Training", "", f"Base model `{base_shown}`, texts truncated at {max_length} tokens; the `finetune` "
+              "section of `params.yaml`:", "", "| param | value |", "|---|---|",
+              *(f"| {k} | {number(v)} |" for k, v in finetune.items()), ""]  # keys: the schema's identifiers
     lines += [TRAINING_RUN_PLACEHOLDER, ""]
     lines += [
         "## How to use", "", "```bash", "textclf predict --model <this folder> \"i feel great today\"",
@@ -166,14 +230,17 @@ def render(*, label_names: list[str], checkpoint: str, source: str, max_length: 
         "classify = pipeline(\"text-classification\", model=\"<this folder>\")",
         "classify(\"i feel great today\")  # [{'label': ..., 'score': ...}]", "```", "",
         "## Intended use and limits", "",
-        f"- Intended use: research on emotion classification of short English texts such as tweets, into "
-        f"{len(label_names)} labels. One label per text: mixed or absent emotions are forced into one of them.",
+        f"- Intended use: research on {'emotion ' if emotions else ''}classification of short English texts such as "
+        f"tweets into {len(label_names)} labels. Each text gets exactly one label, so mixed or absent "
+        f"{'emotions' if emotions else 'classes'} are forced into one of them.",
         "- Not for decisions about people (hiring, moderation, health, ...)"
         + (": the emotion dataset's labels come from the tweets' hashtags (distant supervision) and carry "
-           "their noise and biases" if dataset["hub_id"] == EMOTION_HUB_ID else "")
-        + "; other languages, domains and long texts are out of scope.",
-        f"- Licence: {dataset['licence']}; the base model's own licence applies too.",
-        f"- Input: at most {max_length} tokens were seen in training; longer texts are truncated.",
+           "their noise and biases" if emotion else "")
+        + ". Other languages, domains and long texts are out of scope.",
+        f"- Licence of the data: {dataset['licence']}. The base model's own licence"
+        f"{f' ({base_licence})' if base_licence else ''} applies too.",
+        f"- Input: texts were truncated at {max_length} tokens in training. `textclf predict` truncates at the same "
+        "length by default (`model_max_length` in `tokenizer_config.json`).",
         "- Scores are softmax probabilities, not calibrated confidences.", "",
         _SHA_LINE.format(sha256), "",
     ]

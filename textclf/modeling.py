@@ -90,7 +90,7 @@ def autocast(device: torch.device, bf16: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _from_pretrained(loader_name: str, source: str, what: str, **kwargs):
+def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = False, **kwargs):
     """``transformers.<loader_name>.from_pretrained``. For a model, transformers' multi-line "LOAD
     REPORT" table (printed whenever checkpoint and model keys differ, which is expected here: a new
     classification head, a dropped pretraining head or pooler) becomes one info line naming the keys."""
@@ -108,6 +108,11 @@ def _from_pretrained(loader_name: str, source: str, what: str, **kwargs):
         model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
     finally:
         quiet.setLevel(level)
+    if strict and (info.get("missing_keys") or info.get("mismatched_keys")):
+        keys = sorted(info.get("missing_keys") or []) + sorted(str(k[0] if isinstance(k, tuple) else k)
+                                                            for k in info.get("mismatched_keys") or [])
+        raise PipelineError(f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
+                            f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)")
     _log_key_changes(source, info)
     return model
 
@@ -144,6 +149,8 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
     if Path(source).is_dir():
         try:
             return _from_pretrained(loader_name, source, what, **kwargs)
+        except PipelineError:
+            raise
         except Exception as exc:  # safetensors, tokenizers, json and transformers each raise their own types
             first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
             where = _weights_files(Path(source)) if type(exc).__name__ == "SafetensorError" else source
@@ -185,38 +192,60 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]
 _ENVIRONMENT_KEYS = ("local_files_only", "is_local", "name_or_path", "_name_or_path", "cache_dir", "token", "proxies", "revision")
 
 
-def save_tokenizer(tokenizer, folder: Path) -> None:
+def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> None:
     """``save_pretrained`` minus the environment-dependent keys: the same tokenizer always saves
-    the same bytes, whatever the offline variables or where the checkpoint was installed."""
+    the same bytes, whatever the offline variables or where the checkpoint was installed. With
+    ``max_length`` (``model.max_length``), it is recorded as ``model_max_length``: the length the model
+    is trained with, which ``textclf predict`` and transformers' pipelines then truncate at."""
     tokenizer.save_pretrained(folder)
     config_file = Path(folder) / "tokenizer_config.json"
     if config_file.is_file():
         config = json.loads(config_file.read_text(encoding="utf-8"))
         for key in _ENVIRONMENT_KEYS:
             config.pop(key, None)
+        if max_length is not None:
+            config["model_max_length"] = max_length
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
+    """The tokenizer of ``checkpoint``. A local folder must hold tokenizer files (never a stand-in built
+    from the config), and when it also holds the model's config.json, the two must agree."""
     source = resolve_checkpoint(checkpoint, need_config=False)
-    return _load("AutoTokenizer", source, "tokenizer", trust_remote_code=trust_remote_code)
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise PipelineError(f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): save the model's "
+                            "tokenizer beside it (tokenizer.save_pretrained(folder))")
+    tokenizer = _load("AutoTokenizer", source, "tokenizer", trust_remote_code=trust_remote_code)
+    if folder.is_dir() and (folder / "config.json").is_file():
+        check_tokenizer_fits(tokenizer, _load("AutoConfig", source, "config", trust_remote_code=trust_remote_code), folder)
+    return tokenizer
 
 
-def load_encoder(checkpoint: str, trust_remote_code: bool = False):
-    """The bare encoder (``AutoModel``); from a classifier checkpoint this drops the head."""
-    return _load(
-        "AutoModel", resolve_checkpoint(checkpoint), "model", use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=None):
+    """The bare encoder (``AutoModel``); from a classifier checkpoint this drops the head. With
+    ``tokenizer`` (the encode stage's), its vocabulary must fit the model's."""
+    source = resolve_checkpoint(checkpoint)
+    if Path(source).is_dir():
+        check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
+    model = _load("AutoModel", source, "model", use_safetensors=True, trust_remote_code=trust_remote_code)
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, model.config, checkpoint)
+    return model
 
 
-def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False):
-    """A sequence classifier with the data's labels (a new head when the checkpoint has none)."""
+def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False, tokenizer=None):
+    """A sequence classifier with the data's labels (a new head when the checkpoint has none). With
+    ``tokenizer`` (the encode stage's), its vocabulary must fit the model's."""
     if not isinstance(label_names, list) or len(label_names) < 2 or not all(isinstance(n, str) for n in label_names):
         # one label would make transformers build a one-output regression model
         raise PipelineError(f"label names {label_names!r}: a classifier needs a list of at least two names")
-    return _load(
+    source = resolve_checkpoint(checkpoint)
+    if Path(source).is_dir():
+        check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
+    model = _load(
         "AutoModelForSequenceClassification",
-        resolve_checkpoint(checkpoint),
+        source,
         "model",
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
@@ -224,28 +253,122 @@ def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: 
         use_safetensors=True,
         trust_remote_code=trust_remote_code,
     )
-
-
-def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
-    """A fine-tuned classifier saved by the finetune stage (its labels come from its config);
-    with ``label_names``, its outputs must be those labels."""
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise PipelineError(f"{folder}: no fine-tuned model here (run the finetune stage first: dvc repro)")
-    model = _load("AutoModelForSequenceClassification", str(folder), "model", use_safetensors=True)
-    if label_names is not None:
-        outputs = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if outputs != list(label_names):
-            raise PipelineError(
-                f"{folder}: the model's labels {outputs} are not the data's {list(label_names)} "
-                "(the model was trained on other data: run dvc repro)"
-            )
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, model.config, checkpoint)
     return model
 
 
+def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
+    """A fine-tuned classifier saved by the finetune stage, checked whole first (``check_model_folder``:
+    with ``label_names``, its outputs must be those labels); every weight must come from the folder."""
+    folder = Path(folder)
+    check_model_folder(folder, label_names)
+    return _load("AutoModelForSequenceClassification", str(folder), "model", strict=True, use_safetensors=True)
+
+
+# A tokenizer folder holds one of these (transformers would otherwise build a stand-in from the config).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "sentencepiece.model")
+
+
+def check_tokenizer_fits(tokenizer, config, where: Path | str) -> None:
+    """Refuse a tokenizer whose vocabulary is not the model's: more tokens than the embedding table
+    (ids out of range) or far fewer (another model's tokenizer; tables padded by up to 5% are fine)."""
+    vocab, size = getattr(config, "vocab_size", None), len(tokenizer)
+    if isinstance(vocab, int) and vocab > 0 and (size > vocab or vocab - size > max(1024, vocab // 20)):
+        raise PipelineError(f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json "
+                            f"vocab_size) has {vocab}: they belong to different models (save the model's own tokenizer)")
+
+
+def _weight_names(folder: Path) -> set[str]:
+    """The tensor names in the folder's safetensors (one file or an index of shards), without reading tensors."""
+    from safetensors import safe_open
+
+    index = folder / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
+        with safe_open(folder / "model.safetensors", framework="pt") as handle:
+            return set(handle.keys())
+    except FileNotFoundError:
+        raise PipelineError(f"{folder}: could not load the model (no model.safetensors in it); "
+                            "the folder is damaged or incomplete") from None
+    except Exception as exc:  # safetensors' own error type, bad JSON, no weight_map
+        raise PipelineError(f"{_weights_files(folder)}: could not load the model ({_first(exc)}); "
+                            "the folder is damaged or incomplete") from None
+
+
+def _first(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+
+
+def _labels_of(folder: Path) -> list[str]:
+    """config.json's id2label as names in id order; ids must run 0..n-1, names be distinct strings."""
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label")
+    except (ValueError, AttributeError):
+        raise PipelineError(f"{folder / 'config.json'}: not a JSON object: the folder is damaged") from None
+    if not isinstance(raw, dict) or len(raw) < 2:
+        raise PipelineError(f"{folder / 'config.json'}: no id2label with two or more labels: not a fine-tuned "
+                            "classifier (fine-tune one with dvc repro, or pass another --model)")
+    try:
+        by_id = {int(k): v for k, v in raw.items()}
+    except ValueError:
+        raise PipelineError(f"{folder / 'config.json'}: id2label keys {sorted(raw)} must be integer ids") from None
+    if sorted(by_id) != list(range(len(raw))):
+        raise PipelineError(f"{folder / 'config.json'}: id2label ids {sorted(by_id)} must run 0..{len(raw) - 1}, "
+                            "each once (fix config.json or retrain)")
+    names = [by_id[i] for i in range(len(raw))]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise PipelineError(f"{folder / 'config.json'}: id2label names {names} must be distinct non-empty strings")
+    return names
+
+
+def check_model_folder(folder: Path | str, label_names: list[str] | None = None, classifier: bool = True,
+                       trust_remote_code: bool = False):
+    """Whole or refused: a model folder read by any stage or command. It holds config.json, safetensors
+    weights and its tokenizer (whose vocabulary fits the model); a ``classifier`` also has a contiguous
+    id2label from 0 (the ``label_names`` of labels.json, when given) and its head's weights in the
+    safetensors (not left for transformers to initialize at random). Returns (config, tokenizer);
+    anything missing is one line naming the folder and what to do."""
+    import transformers
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PipelineError(f"{folder}: model folder not found (train one with dvc repro, or pass another folder)")
+    if not (folder / "config.json").is_file():
+        raise PipelineError(f"{folder}: no config.json: not a model folder (train one with dvc repro)")
+    config = _load("AutoConfig", str(folder), "config", trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(str(folder), trust_remote_code)
+    weights = _weight_names(folder)
+    if not classifier:
+        return config, tokenizer
+    names = _labels_of(folder)
+    if label_names is not None and names != list(label_names):
+        raise PipelineError(f"{folder}: the model's labels {names} are not the data's {list(label_names)} "
+                            "(the model was trained on other data: run dvc repro)")
+    try:
+        with torch.device("meta"):  # the architecture's tensor names, without memory or initialization
+            model = transformers.AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise PipelineError(f"{folder}: config.json is not a sequence classifier transformers can build ({_first(exc)})") from None
+    prefix = f"{model.base_model_prefix}."
+    head = [k for k in model.state_dict() if not k.startswith(prefix)]
+    missing = [k for k in head if k not in weights]
+    if missing:
+        raise PipelineError(f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its safetensors): "
+                            "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)")
+    return config, tokenizer
+
+
 def max_positions(checkpoint: str, tokenizer) -> int:
-    """The longest input the model takes: its position table, capped by the tokenizer's limit."""
-    config = _load("AutoConfig", resolve_checkpoint(checkpoint), "config")
+    """The longest input the model takes: its position table, capped by the tokenizer's limit.
+    A local checkpoint folder is checked whole first (``check_model_folder``, as an encoder)."""
+    source = resolve_checkpoint(checkpoint)
+    if Path(source).is_dir():
+        config, _ = check_model_folder(source, classifier=False)
+    else:
+        config = _load("AutoConfig", source, "config")
     limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
     # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
     known = [int(n) for n in limits if n and n < 10**6]

@@ -25,11 +25,12 @@ import itertools
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,12 @@ import pandas as pd
 from textclf.errors import PipelineError
 
 DEFAULT_MODEL = "models/finetuned"
-TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+# Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
+TEXT_SUFFIXES = ("", ".txt", ".text")
+INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+log = logging.getLogger("textclf.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
 # Rows read, sorted by length, labelled and written together (per-slice sorting keeps the padding
@@ -48,26 +53,26 @@ ROWS_PER_SLICE = 20_000
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
     """The rows to label, a slice at a time: ``texts`` given as arguments, else ``path`` (``None`` or
-    ``-``: stdin). Blank lines of text input are skipped; a table needs a ``text`` column of strings.
-    Errors name the file and the row (1-based, counted over the whole file)."""
+    ``-``: stdin), read by its suffix (``INPUT_FORMATS``). Blank lines of text input are skipped; a table
+    needs a ``text`` column of strings; its other columns are kept exactly as read (CSV/TSV fields and JSON
+    numbers as their text). A UTF-8 BOM and CRLF line ends are accepted everywhere. Errors name the file
+    and the line or row (1-based, counted over the whole file)."""
     rows_per_slice = rows_per_slice or ROWS_PER_SLICE
     if texts:
-        yield pd.DataFrame({"text": texts})
+        yield _clean(pd.DataFrame({"text": texts}), "arguments")
         return
     if path is None or str(path) == "-":
-        if sys.stdin.isatty():
-            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-        yield from _line_slices(sys.stdin, "stdin", rows_per_slice)
+        yield from (_clean(frame, "stdin") for frame in _stdin_slices(rows_per_slice))
         return
     suffix = path.suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise PipelineError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, "
+                            "or .txt for one text a line)")
     if not path.is_file():
         raise PipelineError(f"{path}: input file not found")
-    if suffix not in TABLE_SUFFIXES:
-        with open(path, encoding="utf-8", newline="") as handle:
-            try:
-                yield from _line_slices(handle, str(path), rows_per_slice)
-            except UnicodeDecodeError as exc:
-                raise PipelineError(f"{path}: could not read it as text: {exc.reason}") from None
+    if suffix in TEXT_SUFFIXES:
+        with open(path, "rb") as handle:
+            yield from (_clean(frame, str(path)) for frame in _line_slices(handle, str(path), rows_per_slice))
         return
     first_row = 0
     try:
@@ -79,11 +84,92 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
                 row = first_row + int(np.flatnonzero(bad)[0]) + 1
                 raise PipelineError(f"{path}: 'text' is empty or not a string in row {row}")
             first_row += len(frame)
-            yield frame.reset_index(drop=True)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            yield _clean(frame.reset_index(drop=True), str(path))
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
     if first_row == 0:
         raise PipelineError(f"{path}: no rows to label (empty input)")
+
+
+def _stdin_slices(rows: int) -> Iterator[pd.DataFrame]:
+    """stdin, one text a line; a closed stdin or a terminal without input is one line."""
+    stream = sys.stdin
+    try:
+        if stream is None or stream.closed or stream.isatty():
+            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+    except (ValueError, OSError):  # a closed or invalid descriptor 0
+        raise PipelineError("no texts: stdin is closed; give them as arguments or with --input FILE") from None
+    try:
+        yield from _line_slices(getattr(stream, "buffer", stream), "stdin", rows)
+    except OSError as exc:
+        raise PipelineError(f"stdin: could not read it ({exc.strerror or exc})") from None
+
+
+def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Lone UTF-16 surrogates (half an emoji, as truncated tweets hold) in text become U+FFFD, with a
+    warning: they cannot be tokenized nor written as UTF-8."""
+    def fix(value):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(value, str) else value
+
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
+            broken = frame[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
+            if broken.any():
+                log.warning("%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
+                            source, int(broken.sum()), column)
+                frame[column] = frame[column].map(fix)
+    return frame
+
+
+class RawNumber(str):
+    """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
+    would change them); written back verbatim."""
+
+
+def _json_loads(text: str):
+    return json.loads(text, parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
+
+
+def _json_lines(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    records, line_no = [], 0
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = _json_loads(line)
+            except json.JSONDecodeError as exc:
+                raise PipelineError(f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} "
+                                    f"(column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise PipelineError(f"{path}: line {line_no} is not a JSON object with a 'text' field")
+            records.append(record)
+            if len(records) == rows:
+                yield pd.DataFrame(records, dtype=object)  # pandas would make RawNumber a plain str
+                records = []
+    if records:
+        yield pd.DataFrame(records, dtype=object)
+
+
+def _json_array(path: Path) -> Iterator[pd.DataFrame]:
+    try:
+        data = _json_loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} "
+                            f"(column {exc.colno})") from None
+    if not isinstance(data, list):
+        raise PipelineError(f"{path}: a .json input is an array of texts or of objects with a 'text' field")
+    if not data:
+        return
+    if all(isinstance(item, str) for item in data):
+        yield pd.DataFrame({"text": data})
+        return
+    for i, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise PipelineError(f"{path}: item {i + 1} of the array is not an object with a 'text' field")
+    yield pd.DataFrame(data, dtype=object)
 
 
 def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
@@ -92,17 +178,28 @@ def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
             yield batch.to_pandas()
-    elif suffix == ".csv":
-        yield from pd.read_csv(path, dtype={"text": object}, keep_default_na=False, chunksize=rows)
-    else:
+    elif suffix in (".csv", ".tsv"):  # every field as its text: 007 stays 007, 1.10 stays 1.10, NA stays NA
         if path.stat().st_size == 0:
             return
-        yield from pd.read_json(path, lines=True, dtype=False, chunksize=rows)
+        yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                               na_filter=False, encoding="utf-8-sig", chunksize=rows)
+    elif suffix == ".json":
+        yield from _json_array(path)
+    else:
+        yield from _json_lines(path, rows)
 
 
-def _line_slices(handle: TextIO, source: str, rows: int) -> Iterator[pd.DataFrame]:
+def _line_slices(handle: BinaryIO, source: str, rows: int) -> Iterator[pd.DataFrame]:
+    """One text a line from a binary stream: UTF-8 (a BOM first is dropped), LF or CRLF; bad bytes name the line."""
     texts, seen = [], 0
-    for line in handle:
+    for line_no, raw in enumerate(handle, 1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            raise PipelineError(f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
+                                "convert it to UTF-8 (e.g. iconv -t UTF-8)") from None
+        if line_no == 1:
+            line = line.removeprefix("\ufeff")
         line = line.rstrip("\r\n")
         if line.strip():
             texts.append(line)
@@ -123,22 +220,41 @@ def load_model(folder: Path):
     if not folder.is_dir():
         raise PipelineError(f"{folder}: model folder not found (train one with `dvc repro`, or pass --model)")
     try:
-        model = load_finetuned(folder)
+        model = load_finetuned(folder)  # checked whole first: tokenizer, id2label 0..n-1, trained head
         tokenizer = load_tokenizer(str(folder))
     except PipelineError:
         raise
     except Exception as exc:  # corrupt safetensors or config: transformers raises many types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineError(f"{folder}: could not load the model ({type(exc).__name__}: {first[:200]})") from None
-    if not getattr(model.config, "id2label", None):
-        raise PipelineError(f"{folder}: config.json has no id2label: not a classifier")
     return model.eval(), tokenizer
 
 
-def max_input_tokens(model, tokenizer) -> int:
-    """The model's own limit: its position table, capped by the tokenizer's limit."""
-    limits = [getattr(model.config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    known = [int(n) for n in limits if n and n < 10**6]
+# Models whose position table starts after the padding id: two of its rows are never a text position.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
+
+
+def position_limit(model) -> int | None:
+    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if not positions or positions >= 10**6:
+        return None
+    return positions - (2 if getattr(model.config, "model_type", "") in _OFFSET_POSITIONS else 0)
+
+
+def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
+    """Tokens kept per text: ``asked`` (--max-length), else the length the model was trained with (the
+    tokenizer's ``model_max_length``, which the encode stage sets to ``model.max_length``); never more
+    than the model's positions (a longer ``asked`` is lowered to that, with a warning)."""
+    limit = position_limit(model)
+    trained = getattr(tokenizer, "model_max_length", None)
+    if asked is not None:
+        if limit is not None and asked > limit:
+            log.warning("--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
+                        asked, limit, limit)
+            return limit
+        return asked
+    known = [int(n) for n in (limit, trained) if n and n < 10**6]
     return min(known) if known else 512
 
 
@@ -153,7 +269,7 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, devi
     from textclf import distributed
 
     torch_device = distributed.local_device(resolve_device(device))
-    input_ids = encode_texts(tokenizer, texts, max_length or max_input_tokens(model, tokenizer))
+    input_ids = encode_texts(tokenizer, texts, max_input_tokens(model, tokenizer, max_length))
     logits = distributed.combine(run_batched(  # under several processes each ran its share of the batches
         model, input_ids, tokenizer.pad_token_id, batch_size, output="logits", device=torch_device,
         bf16=use_bf16(precision, torch_device), desc="predict",
@@ -189,6 +305,10 @@ def _flat_scores(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
     if fmt in ("csv", "parquet") and "scores" in frame.columns:  # flat columns: score_<label>
         scores = pd.DataFrame(frame.pop("scores").tolist()).add_prefix("score_")
         frame = pd.concat([frame, scores.set_index(frame.index)], axis=1)
+    if fmt == "parquet":  # Parquet columns are typed: JSON numbers kept as text become numbers again
+        for column in frame.columns:
+            if pd.api.types.is_object_dtype(frame[column]):
+                frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, RawNumber) else v)
     return frame
 
 
@@ -197,15 +317,15 @@ class OutputWriter:
     slice), to ``path`` (written beside it and moved into place at the end, so a failure leaves no
     partial file) or to stdout."""
 
-    def __init__(self, path: Path | None, fmt: str | None):
-        self.path, self.fmt = path, output_format(path, fmt)
+    def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
+        self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
         self.rows, self._handle, self._parquet, self._atomic = 0, None, None, None
 
     def __enter__(self) -> OutputWriter:
         if self.path is not None:
             from textclf.io import atomic_path
 
-            self._atomic = atomic_path(self.path)
+            self._atomic = atomic_path(self.path, inputs=self.inputs)
             self._tmp = self._atomic.__enter__()
         return self
 
@@ -227,16 +347,22 @@ class OutputWriter:
                     self._handle = sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
                 _write(frame, self._handle, self.fmt, header=self.rows == 0)
         except OSError as exc:
-            raise PipelineError(f"{self.path}: could not write it: {exc.strerror or exc}") from None
+            raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
             raise PipelineError(f"{self.path}: could not write it: {' '.join(str(exc).split())[:200]}") from None
         self.rows += len(frame)
 
     def __exit__(self, *exc_info) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if self._handle is not None and self._handle is not sys.stdout:
-            self._handle.close()
+        try:  # closing flushes: a full disk shows here
+            if self._parquet is not None:
+                self._parquet.close()
+            if self._handle is not None:
+                self._handle.flush() if self._handle is sys.stdout else self._handle.close()
+        except OSError as exc:
+            error = PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}")
+            if self._atomic is not None:
+                self._atomic.__exit__(PipelineError, error, None)  # removes the partial file
+            raise error from None
         if self._atomic is not None:
             self._atomic.__exit__(*exc_info)
 
@@ -252,15 +378,29 @@ def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
         frame.to_csv(handle, index=False, header=header)
         return
     for row in frame.to_dict(orient="records"):
-        handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+        handle.write(to_json(row) + "\n")
 
 
-def _json_default(value):
+def to_json(value) -> str:
+    """Strict JSON for one value of a row: NaN, infinities and missing values are null (never ``NaN``),
+    numbers read from a JSON input come back as written, numpy and pandas values as plain JSON."""
+    if isinstance(value, RawNumber):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(to_json(v) for v in value) + "]"
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (pd.Timestamp, np.ndarray)):
-        return value.isoformat() if isinstance(value, pd.Timestamp) else value.tolist()
-    return str(value)
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
+        return "null"
+    if isinstance(value, (str, bool, int, float)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return json.dumps(pd.Timestamp(value).isoformat())
+    if isinstance(value, bytes):
+        return json.dumps(value.decode("utf-8", "replace"), ensure_ascii=False)
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("texts", nargs="*", help="texts to label (else --input FILE, else stdin)")
     parser.add_argument("-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin")
-    parser.add_argument("-o", "--output", type=Path, help="a .jsonl, .csv or .parquet file (default: JSON lines on stdout)")
+    parser.add_argument("-o", "--output", type=str, help="a .jsonl, .csv or .parquet file, or a folder to write "
+                        "<input>.labelled.jsonl in (default: JSON lines on stdout)")
     parser.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)")
     parser.add_argument("-m", "--model", type=Path, default=Path(DEFAULT_MODEL),
                         help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})")
@@ -284,20 +425,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def output_path(output: Path | None, source: Path | None, fmt: str | None) -> Path | None:
+    """``--output``; an existing folder (or a path ending in /) means a file in it, named after the input
+    (``<input>.labelled.<format>``, ``predictions.<format>`` for stdin or arguments): never the folder replaced."""
+    if output is None or not (output.is_dir() or str(output).endswith(("/", os.sep))):
+        output_format(output, fmt)
+        return output
+    stem = source.stem if source is not None and str(source) != "-" else "predictions"
+    return output / f"{stem}{'.labelled' if stem != 'predictions' else ''}.{fmt or 'jsonl'}"
+
+
 def main(argv: list[str] | None = None) -> None:
     from textclf import distributed
 
     args = build_parser().parse_args(argv)
+    args.output = None if args.output is None else (Path(args.output) if not args.output.endswith("/")
+                                                    else Path(args.output) / "")  # keeps "dir/" a folder
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):
         raise PipelineError("--batch-size must be at least 1 and --max-length at least 2")
     if args.texts and args.input is not None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
-    output_format(args.output, args.format)
+    output = output_path(args.output, args.input, args.format)
+    inputs = tuple(p for p in (args.input, args.model) if p is not None and str(p) != "-")
+    if output is not None:
+        from textclf.io import check_output
+
+        check_output(output, inputs)  # never the input, the model, a folder, the current folder: before any work
     slices = read_input(args.input, args.texts)
     first = next(slices)  # a bad or empty input stops here, before the model is loaded
     model, tokenizer = load_model(args.model)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    writer = OutputWriter(args.output, args.format) if distributed.is_main() else nullcontext()
+    writer = OutputWriter(output, args.format, inputs) if distributed.is_main() else nullcontext()
     with distributed.process_group(), writer:
         for frame in itertools.chain([first], slices):
             probabilities = predict_proba(
@@ -319,12 +477,33 @@ def cli(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     try:
         main(argv)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
     except PipelineError as exc:
+        _quiet_stdout()
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `textclf predict ... | head`
+        _quiet_stdout()
         sys.stderr.close()
         return 0
+    except OSError as exc:  # anything the file system refuses: one line, no traceback
+        _quiet_stdout()
+        print(f"error: {exc.filename or 'stdout'}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _quiet_stdout() -> None:
+    """After a failed write to stdout (closed pipe, full disk), point it at /dev/null: Python's final flush
+    would otherwise print a second error and exit 120."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
