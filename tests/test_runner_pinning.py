@@ -37,7 +37,8 @@ def test_gpu_list_matches_dvc_yaml_meta():
     gpu = _run(sys.executable, str(SCRIPT), "gpu")
     assert len(gpu) == len(set(gpu))
     assert set(gpu) == _gpu_stages_from_yaml()
-    assert {"finetune", "evaluate", "hidden_states@pretrained", "hidden_states@finetuned"} <= set(gpu)
+    assert {"finetune", "hidden_states@pretrained", "hidden_states@finetuned"} <= set(gpu)
+    assert not {"evaluate", "error_analysis"} & set(gpu), "they read saved states and outputs: no GPU"
 
 
 def test_gpu_and_cpu_partition_all_stages():
