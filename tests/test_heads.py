@@ -71,10 +71,18 @@ def test_head_on_saved_states_equals_a_forward_pass(kind, tmp_path):
     np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5)
 
 
-def test_another_head_is_not_taken_for_one_of_these(tmp_path):
+def test_another_head_or_other_precision_is_not_taken_for_one_of_these(tmp_path):
+    from safetensors.torch import load_file, save_file
+
     folder = _classifier("electra", tmp_path / "electra")
     head, why = load_head(folder, LABELS)
     assert head is None and "ElectraForSequenceClassification head is not one of" in why
+    folder = _classifier("bert", tmp_path / "bert")
+    tensors = load_file(folder / "model.safetensors")
+    save_file({k: v.bfloat16() if k.startswith("classifier") else v for k, v in tensors.items()},
+              folder / "model.safetensors")
+    head, why = load_head(folder, LABELS)
+    assert head is None and why.endswith("the head's weights are not float32")
 
 
 def test_damaged_or_foreign_head_weights_are_one_line(tmp_path):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from textclf.errors import PipelineError
 from textclf.io import read_json
@@ -25,31 +24,31 @@ HEADS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "DistilBertForSequenceClassification": (("pre_classifier", "relu"), ("classifier", None)),
     "RobertaForSequenceClassification": (("classifier.dense", "tanh"), ("classifier.out_proj", None)),
 }
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, None: lambda x: x}
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), None: lambda x: x}
 
 
 @dataclass
 class FirstTokenHead:
-    """A classification head as a list of (weight, bias, activation) layers, in float32."""
+    """A classification head as a list of (weight, bias, activation) layers, in float32 (numpy: no torch
+    import, so evaluating takes seconds)."""
 
     architecture: str
-    layers: list[tuple[torch.Tensor, torch.Tensor, str | None]]
+    layers: list[tuple[np.ndarray, np.ndarray, str | None]]
 
     @property
     def width(self) -> int:
         """The hidden size the head reads."""
         return self.layers[0][0].shape[1]
 
-    @torch.inference_mode()
     def logits(self, states: np.ndarray, rows_per_chunk: int = 65_536) -> np.ndarray:
         """Logits (float32, rows x labels) of first-token states (rows x hidden size), a chunk of rows
         at a time: a memory-mapped array is read from disk one chunk at a time."""
         out = np.empty((len(states), self.layers[-1][0].shape[0]), dtype=np.float32)
         for start in range(0, len(states), rows_per_chunk):
-            x = torch.from_numpy(np.array(states[start : start + rows_per_chunk], dtype=np.float32))
+            x = np.asarray(states[start : start + rows_per_chunk], dtype=np.float32)
             for weight, bias, activation in self.layers:
-                x = _ACTIVATIONS[activation](torch.nn.functional.linear(x, weight, bias))
-            out[start : start + len(x)] = x.numpy()
+                x = _ACTIVATIONS[activation](x @ weight.T + bias)
+            out[start : start + len(x)] = x
         return out
 
 
@@ -84,7 +83,7 @@ def load_head(folder: Path | str, label_names: list[str] | None = None) -> tuple
         raise PipelineError(
             f"{folder}: the {architecture} weights lack {', '.join(missing)}; the folder is damaged or incomplete"
         )
-    if any(t.dtype != torch.float32 for t in tensors.values()):
+    if any(t is None for t in tensors.values()):
         return None, f"{folder}: the head's weights are not float32"
     layers = [(tensors[f"{p}.weight"], tensors[f"{p}.bias"], act) for p, act in HEADS[architecture]]
     if len(layers[-1][1]) != len(config.get("id2label") or {}):
@@ -93,8 +92,9 @@ def load_head(folder: Path | str, label_names: list[str] | None = None) -> tuple
     return FirstTokenHead(architecture, layers), f"{architecture} head from {folder}"
 
 
-def _read_tensors(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
-    """The tensors called ``names`` from the folder's safetensors files (nothing else is read)."""
+def _read_tensors(folder: Path, names: list[str]) -> dict[str, np.ndarray | None]:
+    """The tensors called ``names`` from the folder's safetensors files (nothing else is read);
+    None for one that is not float32."""
     from safetensors import safe_open
 
     files = sorted(folder.glob("*.safetensors"))
@@ -103,9 +103,10 @@ def _read_tensors(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
     found = {}
     for path in files:
         try:
-            with safe_open(str(path), framework="pt") as handle:
+            with safe_open(str(path), framework="np") as handle:
                 for name in set(names) & set(handle.keys()):
-                    found[name] = handle.get_tensor(name)
+                    fp32 = handle.get_slice(name).get_dtype() == "F32"
+                    found[name] = handle.get_tensor(name) if fp32 else None
         except Exception as exc:  # safetensors raises its own error type for a damaged header or data
             raise PipelineError(
                 f"{path}: could not load the model ({' '.join(str(exc).split(chr(10))[0].split())}); "
