@@ -63,7 +63,7 @@ import yaml
 from bench.make_scaled_data import SPLITS, eval_rows, make_scaled_data
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STAGES = ["data", "encode", "finetune", "hidden_states@pretrained", "evaluate"]
+DEFAULT_STAGES = ["data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned", "evaluate"]
 TINY_BERT = dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=256,
                  max_position_embeddings=512)
 LOG_TAIL_LINES = 25

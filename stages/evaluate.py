@@ -1,10 +1,14 @@
-"""Stage evaluate: the fine-tuned model's predictions on validation and test.
+"""Stage evaluate: the fine-tuned model's predictions on validation and test, from its saved hidden states.
 
-Reads params: evaluate.*, device
-Writes: <metrics> (accuracy, weighted F1 and per-label F1 per split), <plots>/confusion.csv
-(validation predictions, for DVC's confusion template) and <plots>/confusion.png (the notebook's
-normalized matrix).
-Under `textclf.launch --processes N` the N processes split the rows; the first writes the outputs.
+The model's classification head reads only the first token's last hidden state, which
+hidden_states@finetuned saved for every row (fp32): the logits are that head, its weights read from
+the model's safetensors, applied to those states (textclf/heads.py), as a forward pass of the whole
+model would give them, with no second pass of the encoder and no GPU. A model whose head is not of
+that form is run over the rows instead (one log line says why).
+Reads params: evaluate.batch_size and device (only for that forward pass)
+Writes: <metrics> (accuracy, F1 per split), <plots>/confusion.csv (validation predictions, for DVC's
+confusion template), <plots>/confusion.png (the notebook's normalized matrix) and
+<predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits; read by error_analysis).
 """
 
 from __future__ import annotations
@@ -13,57 +17,78 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf import distributed
-from textclf.batching import run_batched
-from textclf.errors import run_stage
+import numpy as np
+
+from textclf.analysis import write_predictions
+from textclf.errors import PipelineError, run_stage
 from textclf.evaluation import classification_metrics, collapse_check, save_confusion_png, write_predictions_csv
-from textclf.io import read_json, read_token_rows, write_json
-from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
+from textclf.heads import load_head
+from textclf.io import read_json, read_npy, read_parquet, write_json
 from textclf.params import load_params
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")
 
 
+def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, device: str) -> np.ndarray:
+    """Logits of a whole-model forward pass over the split's encoded rows (the fallback)."""
+    from textclf.batching import run_batched
+    from textclf.io import read_token_rows
+    from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
+
+    model, tokenizer = load_finetuned(args.model), load_tokenizer(str(args.model))
+    rows = read_token_rows(args.encoded / f"{split}.parquet")
+    return run_batched(model, rows, tokenizer.pad_token_id, batch_size, output="logits",
+                       device=resolve_device(device), desc=f"predict {split}")
+
+
+def head_logits(head, hidden: Path, split: str, n_rows: int) -> np.ndarray:
+    """The head applied to the split's saved first-token states, after checking they fit."""
+    path = hidden / f"{split}.npy"
+    states = read_npy(path, mmap=True)
+    if states.shape != (n_rows, head.width):
+        raise PipelineError(
+            f"{path}: states of shape {states.shape}, expected ({n_rows}, {head.width}) for these rows and this "
+            "model's head (they come from other data or another model: rerun hidden_states@finetuned, dvc repro)"
+        )
+    return head.logits(states)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
+    parser.add_argument("--hidden", type=Path, required=True, help="its first-token states (data/hidden/finetuned)")
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/finetuned.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/finetuned)")
+    parser.add_argument("--predictions", type=Path, required=True, help="per-row outputs (data/predictions)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
-    params = all_params.evaluate
 
-    device = distributed.local_device(resolve_device(all_params.device))
     label_names = read_json(args.labels)
-    model = load_finetuned(args.model, label_names)
-    tokenizer = load_tokenizer(str(args.model))
+    head, how = load_head(args.model, label_names)
+    log.info("%s", how if head else f"{how}: running the whole model over the rows")
+    metrics, labels, logits = {}, {}, {}
+    for split in EVAL_SPLITS:
+        labels[split] = read_parquet(args.encoded / f"{split}.parquet", columns=("label",))["label"].to_numpy()
+        if head is not None:
+            logits[split] = head_logits(head, args.hidden, split, len(labels[split]))
+        else:
+            logits[split] = forward_pass_logits(args, split, all_params.evaluate.batch_size, all_params.device)
+        metrics[split] = classification_metrics(labels[split], logits[split].argmax(-1), label_names)
+        log.info("%s: accuracy %.4f (%d rows)", split, metrics[split]["accuracy"], len(labels[split]))
 
-    metrics, labels, predictions = {}, {}, {}
-    with distributed.process_group():
-        for split in EVAL_SPLITS:
-            rows = read_token_rows(args.encoded / f"{split}.parquet")
-            logits = distributed.combine(run_batched(
-                model, rows, tokenizer.pad_token_id, params.batch_size,
-                output="logits", device=device, desc=f"predict {split}",
-            ))
-            labels[split], predictions[split] = rows.labels, logits.argmax(-1)
-            metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
-            log.info("%s: accuracy %.4f, F1 %.4f", split, metrics[split]["accuracy"], metrics[split]["f1"])
-    if not distributed.is_main():  # the others computed their rows, the first one writes
-        return
-
-    collapse, warning = collapse_check(labels["validation"], predictions["validation"], label_names)
+    predicted = logits["validation"].argmax(-1)
+    collapse, warning = collapse_check(labels["validation"], predicted, label_names)
     metrics["validation"].update(collapse)
     if warning:
         log.warning(warning)
-    write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predictions["validation"], label_names)
+    write_predictions(args.predictions, {split: (labels[split], logits[split]) for split in EVAL_SPLITS})
+    write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predicted, label_names)
     save_confusion_png(
-        args.plots / "confusion.png", labels["validation"], predictions["validation"], label_names,
-        "Fine-tuned model (validation)",
+        args.plots / "confusion.png", labels["validation"], predicted, label_names, "Fine-tuned model (validation)",
     )
     write_json(args.metrics, metrics)
 

@@ -4,6 +4,8 @@ Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param
 the fine-tuned one (``--encoder models/finetuned``, the finetune stage's folder).
 Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
 Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
+``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
+states are exactly what its classification head reads, and the evaluate stage's logits come from them.
 Under `textclf.launch --processes N` the N processes split each split's batches and write their rows
 into the same .npy files; rows are written as computed, so memory holds the model and one batch.
 """
@@ -34,13 +36,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="'pretrained' (the model.checkpoint param) or a model folder (models/finetuned)")
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/hidden/<encoder>)")
+    parser.add_argument("--precision", choices=("param", "fp32"), required=True,
+                        help="param: hidden_states.precision; fp32: always (states that evaluate turns into logits)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
     params, model_params = all_params.hidden_states, all_params.model
 
     device = distributed.local_device(resolve_device(all_params.device))
-    bf16 = use_bf16(params.precision, device)
+    bf16 = args.precision == "param" and use_bf16(params.precision, device)
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     rows = {split: read_token_rows(args.encoded / f"{split}.parquet") for split in SPLITS}

@@ -720,6 +720,7 @@ def test_evaluate_reports_a_collapsed_model(project, tiny_model, caplog):
     run_main("data")
     run_main("encode")
     _collapsed_model(tiny_model, project / "models/finetuned", LABELS.index("joy"))
+    run_main("hidden_states@finetuned")
     with caplog.at_level("WARNING"):
         run_main("evaluate")
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
@@ -748,6 +749,7 @@ def evaluated_inputs(project, tiny_model):
     run_main("data")
     run_main("encode")
     _collapsed_model(tiny_model, project / "models/finetuned", 0)
+    run_main("hidden_states@finetuned")
     return project
 
 

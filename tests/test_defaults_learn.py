@@ -30,7 +30,7 @@ def test_the_committed_params_learn_on_the_demo_sample(tmp_path, monkeypatch):
     """The real packaged encoder and params.yaml as committed, the demo sample: the run a new user makes."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    for stage in ("data", "encode", "hidden_states@pretrained", "baselines", "finetune", "evaluate"):
+    for stage in ("data", "encode", "hidden_states@pretrained", "baselines", "finetune", "hidden_states@finetuned", "evaluate"):
         run_main(stage)
     check(json.loads((tmp_path / "metrics/finetuned.json").read_text()),
           json.loads((tmp_path / "metrics/baselines.json").read_text()))

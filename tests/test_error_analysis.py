@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import LABELS, run_main, run_script
-from textclf.analysis import error_table, label_loss, per_row_loss, summary
+from conftest import LABELS, ROOT, run_main, run_script
+from textclf.analysis import error_table, label_loss, per_row_loss, read_predictions, summary, write_predictions
 from textclf.errors import PipelineError
 
 
@@ -45,10 +47,35 @@ def test_mismatched_model_and_labels_is_one_error():
         error_table(["a"], np.array([0]), np.zeros((1, 2)), ["x", "y", "z"])
 
 
+def test_predictions_round_trip(tmp_path):
+    logits = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0])
+    write_predictions(tmp_path / "predictions", {"validation": (labels, logits)})
+    frame = pd.read_parquet(tmp_path / "predictions/validation.parquet")
+    assert list(frame.columns) == ["label", "predicted", "loss", "logits"]
+    assert frame["predicted"].tolist() == logits.argmax(1).tolist()
+    np.testing.assert_allclose(frame["loss"], per_row_loss(logits, labels))
+    read_labels, read_logits = read_predictions(tmp_path / "predictions/validation.parquet")
+    assert read_labels.tolist() == labels.tolist() and (read_logits == logits).all()
+
+
+def test_top_losses_is_a_cached_output_not_a_plot():
+    """Its texts would be inlined into the plots page; a cache: false entry under outs would cost the run-cache."""
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    stage = spec["stages"]["error_analysis"]
+    plots = [next(iter(p)) if isinstance(p, dict) else p for p in stage.get("plots", []) + spec.get("plots", [])]
+    assert "plots/errors/top_losses.csv" not in plots and "plots/errors/label_loss.csv" in plots
+    assert "plots/errors/top_losses.csv" in stage["outs"], "a cached output (a plain path: cache true)"
+    assert not {"meta", "device"} & set(stage) and "device" not in stage["params"]
+
+
 def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(project):
     run_main("data")
     run_main("encode")
     run_main("finetune")
+    run_main("hidden_states@finetuned")
+    run_main("evaluate")
+    shutil.rmtree(project / "models/finetuned")  # error_analysis reads evaluate's outputs, never the model
     params = (project / "params.yaml").read_text()
     assert "top_n: 50" in params
     (project / "params.yaml").write_text(params.replace("top_n: 50", "top_n: 5"))
@@ -68,3 +95,19 @@ def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(project):
     assert "mean loss" in logs
     for text in validation["text"]:
         assert text not in logs, "row texts never go to the logs"
+
+    labels, logits = read_predictions(project / "data/predictions/validation.parquet")
+    assert metrics["mean_loss"] == pytest.approx(float(per_row_loss(logits, labels).mean()), abs=1e-6)
+    accuracy = json.loads((project / "metrics/finetuned.json").read_text())["validation"]["accuracy"]
+    assert metrics["errors"] == round((1 - accuracy) * 12), "the errors of the rows evaluate scored"
+
+    # predictions of other rows (stale): one line, the earlier outputs kept
+    before = (project / "plots/errors/label_loss.csv").read_bytes()
+    prepared = project / "data/prepared/validation.parquet"
+    pd.read_parquet(prepared).iloc[1:].to_parquet(prepared)
+    result = run_script("error_analysis", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: data/predictions/validation.parquet: rows differ from data/prepared/validation.parquet "
+        "(rerun evaluate: dvc repro)")
+    assert (project / "plots/errors/label_loss.csv").read_bytes() == before

@@ -91,8 +91,8 @@ def _run_all(work: Path, small_folder: Path, tiny_model: Path, monkeypatch) -> N
     run_main("baselines")
     run_main("umap@pretrained")
     run_main("finetune")
-    run_main("evaluate")
     run_main("hidden_states@finetuned")
+    run_main("evaluate")
 
 
 @pytest.mark.slow

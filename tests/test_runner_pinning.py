@@ -38,6 +38,7 @@ def test_gpu_list_matches_dvc_yaml_meta():
     assert len(gpu) == len(set(gpu))
     assert set(gpu) == _gpu_stages_from_yaml()
     assert {"finetune", "hidden_states@pretrained", "hidden_states@finetuned"} <= set(gpu)
+    assert not {"evaluate", "error_analysis"} & set(gpu), "they read saved states and outputs: no GPU"
 
 
 def test_gpu_and_cpu_partition_all_stages():

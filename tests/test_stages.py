@@ -106,14 +106,14 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
         curve = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
         assert curve["step"].tolist() == list(range(1, 11)), f"{name}: one point per optimizer step"
 
+    run_main("hidden_states@finetuned")
+    assert np.load(project / "data/hidden/finetuned/train.npy").shape == (36, 32)
+
     run_main("evaluate")
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     assert set(metrics) == {"validation", "test"}
     assert set(metrics["validation"]["f1_per_label"]) == set(LABELS)
     Image.open(project / "plots/finetuned/confusion.png").verify()
-
-    run_main("hidden_states@finetuned")
-    assert np.load(project / "data/hidden/finetuned/train.npy").shape == (36, 32)
 
 
 def test_frozen_encoder_trains_only_the_head(project, tiny_model):

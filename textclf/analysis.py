@@ -1,4 +1,5 @@
-"""Error analysis of a classifier on one split: per-row loss, the highest-loss rows, per-label mean loss.
+"""Per-row outputs of a classifier (evaluate writes them) and their error analysis on one split: per-row
+loss, the highest-loss rows, per-label mean loss.
 
 The rows' texts go only into the git-tracked table of the highest-loss rows; nothing here logs them
 (they are the user's data: CI logs and the comparison report never show them).
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.errors import PipelineError
-from textclf.io import atomic_path
+from textclf.io import atomic_path, read_parquet
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -72,3 +73,28 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
     frame = frame.assign(**({"loss": frame["loss"].round(6)} if "loss" in frame else {}))
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """``<folder>/<split>.parquet`` per split, atomically (the folder as a whole): one row per data row,
+    in data order, with its gold ``label`` id, ``predicted`` id, ``loss`` (cross-entropy) and ``logits``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with atomic_path(folder, is_dir=True) as out:
+        for split, (labels, logits) in splits.items():
+            labels, logits = np.asarray(labels, dtype=np.int64), np.ascontiguousarray(logits, dtype=np.float32)
+            table = pa.table({
+                "label": labels,
+                "predicted": logits.argmax(axis=1).astype(np.int64),
+                "loss": per_row_loss(logits, labels) if len(labels) else np.zeros(0),
+                "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1]),
+            })
+            pq.write_table(table, out / f"{split}.parquet")
+
+
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(gold label ids, logits) of a split written by ``write_predictions``; a damaged file is one line."""
+    frame = read_parquet(path, columns=("label", "logits"))
+    logits = np.stack(frame["logits"].to_numpy()) if len(frame) else np.zeros((0, 0), dtype=np.float32)
+    return frame["label"].to_numpy(), logits.astype(np.float32)
