@@ -1,7 +1,7 @@
 """Stage baselines: dummy classifiers and logistic regression on the pretrained hidden states.
 
 Reads params: baselines.*
-Writes: <metrics> (accuracy and weighted F1 on every split for each model), <plots>/confusion.csv
+Writes: <metrics> (accuracy, macro and weighted F1 on every split for each model), <plots>/confusion.csv
 (validation predictions of the logistic regression, for DVC's confusion template) and
 <plots>/confusion.png (the notebook's normalized matrix).
 """

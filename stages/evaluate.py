@@ -1,7 +1,7 @@
 """Stage evaluate: the fine-tuned model's predictions on validation and test.
 
 Reads params: evaluate.*, device
-Writes: <metrics> (accuracy, weighted F1 and per-label F1 per split), <plots>/confusion.csv
+Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split), <plots>/confusion.csv
 (validation predictions, for DVC's confusion template) and <plots>/confusion.png (the notebook's
 normalized matrix).
 Under `textclf.launch --processes N` the N processes split the rows; the first writes the outputs.
@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
             ))
             labels[split], predictions[split] = rows.labels, logits.argmax(-1)
             metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
-            log.info("%s: accuracy %.4f, F1 %.4f", split, metrics[split]["accuracy"], metrics[split]["f1"])
+            log.info(
+                "%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f", split, metrics[split]["accuracy"],
+                metrics[split]["f1_macro"], metrics[split]["f1_weighted"],
+            )
     if not distributed.is_main():  # the others computed their rows, the first one writes
         return
 

@@ -153,12 +153,12 @@ class PipelineTrainer(Trainer):
 
 
 def compute_metrics(prediction) -> dict:
-    """Accuracy and weighted F1 of an evaluation pass (as in the notebook)."""
+    """Accuracy, macro F1 and weighted F1 of an evaluation pass."""
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
 class DVCLiveStepLogger(TrainerCallback):
-    """Logs train loss and validation loss/accuracy/F1 to dvclive at every evaluation, on the
+    """Logs train loss and validation loss/accuracy/macro and weighted F1 to dvclive at every evaluation, on the
     optimizer-step axis, and evaluates once more at the last step so the curve ends at the model.
 
     It logs from ``state.log_history`` so that a resumed run first replays the points that the
@@ -176,14 +176,14 @@ class DVCLiveStepLogger(TrainerCallback):
             losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
-            for key in ("loss", "accuracy", "f1"):
+            for key in ("loss", "accuracy", "f1_macro", "f1_weighted"):
                 self.live.log_metric(f"eval/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1
             log.info(
-                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, F1 %.4f", entry["step"],
-                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1"],
+                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f", entry["step"],
+                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1_macro"],
             )
 
     def on_train_begin(self, args, state, control, **kwargs):
