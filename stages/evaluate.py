@@ -1,9 +1,9 @@
 """Stage evaluate: the fine-tuned model's predictions on validation and test.
 
 Reads params: evaluate.*, device
-Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split), <plots>/confusion.csv
-(validation predictions, for DVC's confusion template) and <plots>/confusion.png (the notebook's
-normalized matrix).
+Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split, bootstrap 95% intervals
+of accuracy and macro F1), <plots>/confusion.csv (validation predictions, for DVC's confusion
+template) and <plots>/confusion.png (the notebook's normalized matrix).
 Under `textclf.launch --processes N` the N processes split the rows; the first writes the outputs.
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 from textclf import distributed
 from textclf.batching import run_batched
 from textclf.errors import run_stage
-from textclf.evaluation import classification_metrics, collapse_check, save_confusion_png, write_predictions_csv
+from textclf.evaluation import (
+    bootstrap_ci95, classification_metrics, collapse_check, save_confusion_png, write_predictions_csv,
+)
 from textclf.io import read_json, read_token_rows, write_json
 from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
 from textclf.params import load_params
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
             ))
             labels[split], predictions[split] = rows.labels, logits.argmax(-1)
             metrics[split] = classification_metrics(labels[split], predictions[split], label_names)
+            metrics[split].update(bootstrap_ci95(
+                labels[split], predictions[split], params.bootstrap_resamples, params.bootstrap_seed
+            ))
             log.info(
                 "%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f", split, metrics[split]["accuracy"],
                 metrics[split]["f1_macro"], metrics[split]["f1_weighted"],

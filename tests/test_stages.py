@@ -110,6 +110,10 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     assert set(metrics) == {"validation", "test"}
     assert set(metrics["validation"]["f1_per_label"]) == set(LABELS)
+    for split in ("validation", "test"):
+        for name in ("accuracy", "f1_macro"):
+            low, value, high = (metrics[split][f"{name}{end}"] for end in ("_ci95_low", "", "_ci95_high"))
+            assert low <= value <= high, (split, name)
     Image.open(project / "plots/finetuned/confusion.png").verify()
 
     run_main("hidden_states@finetuned")
