@@ -80,6 +80,9 @@ class FinetuneParams(_Section):
     save_steps: int = Field(ge=1, le=10**9)
     precision: Literal["auto", "fp32", "bf16"]
     seed: int = _seed()
+    best_metric: Literal["accuracy", "f1_macro", "loss"] | None
+    early_stopping_patience: int | None = Field(ge=0, le=10**6)
+    class_weights: Literal["none", "balanced"]
 
 
 class EvaluateParams(_Section):
