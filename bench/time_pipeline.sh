@@ -36,7 +36,7 @@ python - <<'PY'
 import json
 finetuned, baselines = json.load(open("metrics/finetuned.json")), json.load(open("metrics/baselines.json"))
 for split in ("validation", "test"):
-    print(f"fine-tuned {split}: accuracy {finetuned[split]['accuracy']:.4f}, F1 {finetuned[split]['f1']:.4f}")
+    print(f"fine-tuned {split}: accuracy {finetuned[split]['accuracy']:.4f}, macro F1 {finetuned[split]['f1_macro']:.4f}")
 for name, result in baselines.items():
     print(f"{name}: validation accuracy {result['validation']['accuracy']:.4f}, test {result['test']['accuracy']:.4f}")
 print("collapsed:", finetuned["validation"].get("collapsed"))

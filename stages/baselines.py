@@ -3,7 +3,7 @@
 Reads params: baselines.*
 Memory is bounded by ``baselines.max_train_rows``: the models are fitted on a seeded stratified sample of
 at most that many train rows (read from the memory-mapped states), and every split is predicted in slices.
-Writes: <metrics> (accuracy and weighted F1 on every split for each model), <plots>/confusion.csv
+Writes: <metrics> (accuracy, macro and weighted F1 on every split for each model), <plots>/confusion.csv
 (validation predictions of the logistic regression, for DVC's confusion template) and
 <plots>/confusion.png (the notebook's normalized matrix).
 """

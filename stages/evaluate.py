@@ -6,7 +6,8 @@ the model's safetensors, applied to those states (textclf/heads.py), as a forwar
 model would give them, with no second pass of the encoder and no GPU. A model whose head is not of
 that form is run over the rows instead (one log line says why).
 Reads params: evaluate.batch_size and device (only for that forward pass)
-Writes: <metrics> (accuracy, F1 per split), <plots>/confusion.csv (validation predictions, for DVC's
+Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split, bootstrap
+95% intervals of accuracy and macro F1), <plots>/confusion.csv (validation predictions, for DVC's
 confusion template), <plots>/confusion.png (the notebook's normalized matrix) and
 <predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits; read by error_analysis).
 """
@@ -21,7 +22,9 @@ import numpy as np
 
 from textclf.analysis import write_predictions
 from textclf.errors import PipelineError, run_stage
-from textclf.evaluation import classification_metrics, collapse_check, save_confusion_png, write_predictions_csv
+from textclf.evaluation import (
+    bootstrap_ci95, classification_metrics, collapse_check, save_confusion_png, write_predictions_csv,
+)
 from textclf.heads import load_head
 from textclf.io import read_json, read_npy, read_parquet, write_json
 from textclf.params import load_params
@@ -77,8 +80,12 @@ def main(argv: list[str] | None = None) -> None:
             logits[split] = head_logits(head, args.hidden, split, len(labels[split]))
         else:
             logits[split] = forward_pass_logits(args, split, all_params.evaluate.batch_size, all_params.device)
-        metrics[split] = classification_metrics(labels[split], logits[split].argmax(-1), label_names)
-        log.info("%s: accuracy %.4f (%d rows)", split, metrics[split]["accuracy"], len(labels[split]))
+        predicted = logits[split].argmax(-1)
+        metrics[split] = classification_metrics(labels[split], predicted, label_names)
+        params = all_params.evaluate
+        metrics[split].update(bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed))
+        log.info("%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)", split, metrics[split]["accuracy"],
+                 metrics[split]["f1_macro"], metrics[split]["f1_weighted"], len(labels[split]))
 
     predicted = logits["validation"].argmax(-1)
     collapse, warning = collapse_check(labels["validation"], predicted, label_names)

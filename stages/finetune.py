@@ -1,8 +1,10 @@
 """Stage finetune: train a sequence classifier on the encoded data with the HF Trainer.
 
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
-Writes: <out>/ (final model and tokenizer, safetensors) and <live>/ (dvclive: train loss and
-validation loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps). Resumable state goes to <state>/<fingerprint>/ every
+Writes: <out>/ (model and tokenizer, safetensors: the last step's weights, or with
+``finetune.best_metric`` those of the best curve point) and <live>/ (dvclive: train loss and validation
+loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen/*`` mark
+the kept point). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.
 Under `textclf.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
@@ -26,12 +28,15 @@ from textclf.io import atomic_path, read_json, write_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (
+    BestModel,
     DVCLiveStepLogger,
     PipelineTrainer,
+    balanced_class_weights,
     compute_metrics,
     fingerprint,
     freeze_encoder,
     load_split,
+    log_chosen_point,
     resumable_state,
     run_record,
     token_lengths,
@@ -59,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(all_params.device)
     distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)
     processes, main_process = distributed.world_size(), distributed.is_main()
+    if params.early_stopping_patience and params.best_metric is None:
+        raise PipelineError(
+            "params.yaml: finetune.early_stopping_patience: early stopping needs finetune.best_metric "
+            "(accuracy, f1_macro or loss); set one, or set the patience to null"
+        )
     if params.batch_size % processes:
         raise PipelineError(f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes")
     label_names = read_json(args.labels)
@@ -81,6 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     if resume and main_process:
         log.info("resuming from %s", resume)
 
+    weights = None
+    if params.class_weights == "balanced":
+        weights = balanced_class_weights(train.data.column("labels").to_numpy(), len(label_names))
+        log.info("class weights: %s", ", ".join(f"{n} {w:.2f}" for n, w in zip(label_names, weights.tolist())))
+    best_model = BestModel(params.best_metric, params.early_stopping_patience, resume)
+
     from dvclive import Live
 
     # dvclive writes files as it logs: only the first process keeps the curves
@@ -96,12 +112,18 @@ def main(argv: list[str] | None = None) -> None:
             compute_metrics=compute_metrics,
             callbacks=[DVCLiveStepLogger(live)] if main_process else [],
             train_sampler=train_sampler(token_lengths(train), params),
+            class_weights=weights,
+            best_model=best_model,
         )
         result = trainer.train(resume_from_checkpoint=resume)
         if main_process:
             log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+            chosen = log_chosen_point(live, trainer.state.log_history, params.best_metric)
+            log.info("kept the weights of step %d (validation subset: accuracy %.4f, macro F1 %.4f, loss %.4f)",
+                     chosen["step"], chosen["eval_accuracy"], chosen["eval_f1_macro"], chosen["eval_loss"])
     if not main_process:
         return
+    best_model.restore(trainer.model)
 
     inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]
     with atomic_path(args.out, is_dir=True, inputs=inputs) as out:

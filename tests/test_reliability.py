@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import KILLER, ROOT, run_main, run_script, stage_command, write_params
+from conftest import KILLER, LABELS, ROOT, read_jsonl, run_main, run_script, stage_command, write_jsonl, write_params
 
 
-def _prepare(work: Path, small_folder: Path, tiny_model: Path) -> None:
+def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> None:
     work.mkdir()
     write_params(
         work / "params.yaml",
         data={"source": str(small_folder)},
         model={"checkpoint": str(tiny_model)},
-        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4},
+        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune},
     )
     run_script("data", cwd=work, check=True)
     run_script("encode", cwd=work, check=True)
@@ -30,6 +30,17 @@ def _prepare(work: Path, small_folder: Path, tiny_model: Path) -> None:
 
 def _weights(work: Path) -> dict:
     return load_file(work / "models/finetuned/model.safetensors")
+
+
+def _kill_at(step: int, work: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run the finetune stage in ``work``, SIGKILLed once the Trainer reaches ``step``."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    env = {**os.environ, "KILL_AT_STEP": str(step), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(killer), "stages.finetune", *stage_command("finetune")[1]], cwd=work, env=env,
+        capture_output=True, text=True,
+    )
 
 
 @pytest.mark.slow
@@ -40,13 +51,7 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
         _prepare(work, small_folder, tiny_model)
     run_script("finetune", cwd=reference, check=True)
 
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
-    env = {**os.environ, "KILL_AT_STEP": "14", "PYTHONPATH": str(ROOT)}
-    killed = subprocess.run(
-        [sys.executable, str(killer), "stages.finetune", *stage_command("finetune")[1]], cwd=interrupted, env=env,
-        capture_output=True, text=True,
-    )
+    killed = _kill_at(14, interrupted, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not (interrupted / "models/finetuned").exists(), "no half-written model after a kill"
     saved = list((interrupted / "checkpoints/finetune").glob("*/checkpoint-*"))
@@ -67,6 +72,40 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
         assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == ref_curve
         assert len(ref_curve.splitlines()) == 1 + 27
     assert not list((interrupted / "checkpoints/finetune").glob("*")), "state removed after success"
+
+
+@pytest.mark.slow
+def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_path, small_folder, tiny_model):
+    """best_metric loss: killed 2 steps after the first save that follows the best point, whose weights
+    then live only in that checkpoint; the resumed run writes the same weights and marks the same step.
+    Validation rows are the train texts with each label moved to the next: the loss dips early, then rises."""
+    rows = read_jsonl(small_folder / "train.jsonl")
+    write_jsonl(small_folder / "validation.jsonl",
+                [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows])
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    for work in (reference, interrupted):
+        # 36 rows, batch 8: 30 steps, a curve point every 2, saves every 4 (the settings of the early-stopping
+        # test in test_training_choices.py, where the loss dips then rises)
+        _prepare(work, small_folder, tiny_model, best_metric="loss", learning_rate=0.01, batch_size=8, epochs=6,
+                 eval_steps=2, precision="fp32")
+    run_script("finetune", cwd=reference, check=True)
+    best_step = json.loads((reference / "dvclive/metrics.json").read_text())["best_step"]
+    saved_after = -(-best_step // 4) * 4  # the first save at or after the best point
+    curve = (reference / "dvclive/plots/metrics/eval/loss.tsv").read_text()
+    assert saved_after + 2 < 30, f"the test needs a best point before the last save:\n{curve}"
+
+    assert _kill_at(saved_after + 2, interrupted, tmp_path).returncode == -signal.SIGKILL
+    saved = list((interrupted / "checkpoints/finetune").glob(f"*/checkpoint-{saved_after}/best_model.safetensors"))
+    assert len(saved) == 1, "the best weights are part of the resumable state"
+    assert "resuming from" in run_script("finetune", cwd=interrupted, check=True).stderr
+
+    expected, actual = _weights(reference), _weights(interrupted)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
+    assert (reference / "dvclive/metrics.json").read_bytes() == (interrupted / "dvclive/metrics.json").read_bytes()
+    chosen = "dvclive/plots/metrics/chosen/loss.tsv"
+    assert (reference / chosen).read_text() == (interrupted / chosen).read_text()
 
 
 @pytest.mark.slow

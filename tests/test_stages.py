@@ -67,7 +67,7 @@ def test_baselines_stage_metrics_and_plots(project):
     assert set(metrics) == {"dummy_uniform", "dummy_most_frequent", "logistic_regression"}
     for model in metrics.values():
         for split in SPLITS:
-            assert 0.0 <= model[split]["accuracy"] <= 1.0 and 0.0 <= model[split]["f1"] <= 1.0
+            assert 0.0 <= model[split]["accuracy"] <= 1.0 and 0.0 <= model[split]["f1_weighted"] <= 1.0
     # most_frequent predicts one class: 6 balanced labels give exactly 1/6
     assert metrics["dummy_most_frequent"]["train"]["accuracy"] == pytest.approx(1 / 6, abs=1e-6)
     confusion = pd.read_csv(project / "plots/baselines/confusion.csv")
@@ -102,7 +102,7 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     # 36 rows, batch 8: 5 steps an epoch, 2 epochs; eval_steps 0.05 of 10 steps rounds up to every step
     live = json.loads((project / "dvclive/metrics.json").read_text())
     assert live["step"] == 10 and 0 <= live["eval"]["accuracy"] <= 1
-    for name in ("eval/accuracy", "eval/f1", "eval/loss", "train/loss"):
+    for name in ("eval/accuracy", "eval/f1_macro", "eval/f1_weighted", "eval/loss", "train/loss"):
         curve = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
         assert curve["step"].tolist() == list(range(1, 11)), f"{name}: one point per optimizer step"
 
@@ -113,6 +113,10 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     assert set(metrics) == {"validation", "test"}
     assert set(metrics["validation"]["f1_per_label"]) == set(LABELS)
+    for split in ("validation", "test"):
+        for name in ("accuracy", "f1_macro"):
+            low, value, high = (metrics[split][f"{name}{end}"] for end in ("_ci95_low", "", "_ci95_high"))
+            assert low <= value <= high, (split, name)
     Image.open(project / "plots/finetuned/confusion.png").verify()
 
 

@@ -3,7 +3,8 @@
     python -m textclf predict "i feel great today"     # from the project root: this checkout's code
     textclf predict --input tweets.csv --output out.jsonl
 
-Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md).
+Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md),
+sweep (mean ± spread over seeds of each configuration of a `dvc exp run --queue` grid).
 ``textclf <command> --help`` tells more.
 """
 
@@ -13,7 +14,7 @@ import importlib
 import sys
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
-COMMANDS = {"predict": "textclf.predict", "export": "textclf.export"}
+COMMANDS = {"predict": "textclf.predict", "export": "textclf.export", "sweep": "textclf.sweep"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,10 +83,15 @@ class FinetuneParams(_Section):
     save_steps: int = Field(ge=1, le=10**9)
     precision: Literal["auto", "fp32", "bf16"]
     seed: int = _seed()
+    best_metric: Literal["accuracy", "f1_macro", "loss"] | None
+    early_stopping_patience: int | None = Field(ge=0, le=10**6)
+    class_weights: Literal["none", "balanced"]
 
 
 class EvaluateParams(_Section):
     batch_size: int = Field(ge=1, le=BATCH_LIMIT)
+    bootstrap_resamples: int = Field(ge=0, le=10**5)
+    bootstrap_seed: int = _seed()
 
 
 class ErrorAnalysisParams(_Section):

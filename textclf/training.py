@@ -14,9 +14,13 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
+from textclf.errors import PipelineError
 from textclf.evaluation import classification_metrics
 from textclf.io import read_token_rows
 from textclf.modeling import use_bf16
@@ -138,27 +142,126 @@ class SamplerEpoch(TrainerCallback):
         self.sampler.set_epoch(state.global_step // max(steps_per_epoch, 1))
 
 
-class PipelineTrainer(Trainer):
-    """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction)."""
+def curve_evaluations(history: list[dict]) -> list[dict]:
+    """The training-curve evaluations (validation subset) recorded in ``state.log_history``, in step order."""
+    return [entry for entry in history if "eval_accuracy" in entry]
 
-    def __init__(self, *args, train_sampler: EpochSeededSampler, **kwargs):
+
+def best_evaluation(history: list[dict], metric: str | None) -> dict | None:
+    """The curve evaluation whose weights ``finetune`` keeps: the first with the best ``metric``
+    (highest accuracy or macro F1, lowest loss; a later tie does not replace it), or the last one
+    when ``metric`` is None. Derived from the log history alone, so a resumed run chooses the same."""
+    evaluations = curve_evaluations(history)
+    if not evaluations or metric is None:
+        return evaluations[-1] if evaluations else None
+    sign = -1.0 if metric == "loss" else 1.0
+    best = evaluations[0]
+    for entry in evaluations[1:]:
+        if sign * entry[f"eval_{metric}"] > sign * best[f"eval_{metric}"]:
+            best = entry
+    return best
+
+
+class BestModel(TrainerCallback):
+    """Keeps the weights of the best curve evaluation (``finetune.best_metric`` on the validation
+    subset: never test rows) and stops training after ``patience`` evaluations without improvement.
+
+    The weights are a CPU copy of the state dict, taken when an evaluation becomes the best;
+    ``PipelineTrainer`` writes them into every resumable checkpoint (``best_model.safetensors``,
+    before the Trainer's state file that marks the checkpoint complete) and a resumed run reads them
+    back, so it ends with the same weights as an uninterrupted one. With ``metric`` None it keeps nothing.
+    """
+
+    FILE = "best_model.safetensors"
+
+    def __init__(self, metric: str | None, patience: int | None, resume: str | None = None):
+        self.metric, self.patience = metric, patience or 0
+        self.weights, self.step = None, None
+        if metric is not None and resume is not None and (Path(resume) / self.FILE).is_file():
+            with safe_open(str(Path(resume) / self.FILE), "pt") as saved:  # the step is in its metadata
+                self.step = int(saved.metadata()["step"])
+            self.weights = load_file(Path(resume) / self.FILE)
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if self.metric is None:
+            return control
+        best = best_evaluation(state.log_history, self.metric)
+        if best["step"] == state.global_step and self.step != state.global_step:
+            self.weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+            self.step = state.global_step
+        since = sum(entry["step"] > best["step"] for entry in curve_evaluations(state.log_history))
+        if self.patience and since >= self.patience and state.global_step < state.max_steps:
+            log.info("early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
+                     state.global_step, self.metric, since, best["step"])
+            control.should_training_stop = True
+        return control
+
+    def save(self, folder: Path) -> None:
+        """Write the kept weights into a checkpoint folder (nothing when none are kept)."""
+        if self.weights is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            save_file(self.weights, folder / self.FILE, metadata={"step": str(self.step)})
+
+    def restore(self, model) -> int | None:
+        """Load the kept weights into ``model``; the step they are from (None: the model keeps its last weights)."""
+        if self.weights is None:
+            return None
+        model.load_state_dict(self.weights)
+        return self.step
+
+
+def balanced_class_weights(labels: np.ndarray, n_labels: int) -> torch.Tensor:
+    """``finetune.class_weights: balanced``: n_rows / (n_labels * rows of the label), from the train
+    labels (as sklearn's ``class_weight="balanced"``): the mean weight over the train rows is 1."""
+    counts = np.bincount(np.asarray(labels), minlength=n_labels)
+    if (counts == 0).any():
+        raise PipelineError(
+            f"finetune.class_weights: balanced needs train rows of every label (counts {counts.tolist()})"
+        )
+    return torch.tensor(len(labels) / (n_labels * counts), dtype=torch.float32)
+
+
+class PipelineTrainer(Trainer):
+    """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction), an
+    optional class-weighted training loss and the ``BestModel`` weights saved in each checkpoint."""
+
+    def __init__(self, *args, train_sampler: EpochSeededSampler, class_weights: torch.Tensor | None = None,
+                 best_model: BestModel | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.train_sampler = train_sampler
+        self.train_sampler, self.class_weights, self.best_model = train_sampler, class_weights, best_model
         self.add_callback(SamplerEpoch(train_sampler))
+        if best_model is not None:
+            self.add_callback(best_model)
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(StepProgress)
 
     def _get_train_sampler(self, train_dataset=None):
         return self.train_sampler
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """With class weights, the training loss is the mean of weight[label] x cross-entropy over the
+        batch's rows; evaluation losses stay unweighted, comparable between runs."""
+        if self.class_weights is None or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+        logits = outputs["logits"].float()
+        weight = self.class_weights.to(logits.device)
+        loss = F.cross_entropy(logits, inputs["labels"], weight=weight, reduction="none").mean()
+        return (loss, outputs) if return_outputs else loss
+
+    def _save_checkpoint(self, model, trial):
+        if self.best_model is not None and self.args.should_save:
+            self.best_model.save(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
+        super()._save_checkpoint(model, trial)
+
 
 def compute_metrics(prediction) -> dict:
-    """Accuracy and weighted F1 of an evaluation pass (as in the notebook)."""
+    """Accuracy, macro F1 and weighted F1 of an evaluation pass."""
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
 class DVCLiveStepLogger(TrainerCallback):
-    """Logs train loss and validation loss/accuracy/F1 to dvclive at every evaluation, on the
+    """Logs train loss and validation loss/accuracy/macro and weighted F1 to dvclive at every evaluation, on the
     optimizer-step axis, and evaluates once more at the last step so the curve ends at the model.
 
     It logs from ``state.log_history`` so that a resumed run first replays the points that the
@@ -170,20 +273,19 @@ class DVCLiveStepLogger(TrainerCallback):
         self.logged = 0
 
     def _log_new_points(self, history: list[dict]) -> None:
-        evals = [entry for entry in history if "eval_accuracy" in entry]
-        for entry in evals[self.logged :]:
+        for entry in curve_evaluations(history)[self.logged :]:
             self.live.step = int(entry["step"])
             losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
-            for key in ("loss", "accuracy", "f1"):
+            for key in ("loss", "accuracy", "f1_macro", "f1_weighted"):
                 self.live.log_metric(f"eval/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1
             log.info(
-                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, F1 %.4f", entry["step"],
-                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1"],
+                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f", entry["step"],
+                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1_macro"],
             )
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -196,6 +298,20 @@ class DVCLiveStepLogger(TrainerCallback):
 
     def on_evaluate(self, args, state, control, **kwargs):
         self._log_new_points(state.log_history)
+
+
+def log_chosen_point(live, history: list[dict], metric: str | None) -> dict:
+    """Mark the curve point whose weights were kept: ``best_step`` in ``metrics.json`` and one-row
+    ``chosen/{loss,accuracy,f1_macro}`` curves at that step (a point on the training plots)."""
+    chosen = best_evaluation(history, metric)
+    last = live.step
+    live.step = int(chosen["step"])
+    for key in ("loss", "accuracy", "f1_macro"):
+        live.log_metric(f"chosen/{key}", round(chosen[f"eval_{key}"], 6))
+    live.step = last
+    live.summary["best_step"] = int(chosen["step"])
+    live.make_summary()
+    return chosen
 
 
 def last_complete_checkpoint(state_dir: Path) -> str | None:

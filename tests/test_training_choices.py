@@ -1,0 +1,120 @@
+"""finetune's choices: the best curve point's weights, early stopping, class-weighted loss."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import LABELS, read_jsonl, run_main, run_script, write_jsonl
+from textclf.training import balanced_class_weights, best_evaluation
+
+
+def _history(values: list[tuple[float, float]]) -> list[dict]:
+    """A Trainer log history: a train-loss entry, then an evaluation (accuracy, loss) at each step."""
+    history = []
+    for step, (accuracy, loss) in enumerate(values, start=1):
+        history.append({"step": step, "loss": 1.0})
+        history.append({"step": step, "eval_accuracy": accuracy, "eval_f1_macro": accuracy, "eval_loss": loss})
+    return history
+
+
+def test_best_evaluation_takes_the_first_best_point_or_the_last():
+    history = _history([(0.5, 1.0), (0.8, 0.7), (0.8, 0.4), (0.6, 0.9)])
+    assert best_evaluation(history, "accuracy")["step"] == 2, "a later tie does not replace the first best"
+    assert best_evaluation(history, "f1_macro")["step"] == 2
+    assert best_evaluation(history, "loss")["step"] == 3, "loss: the lowest"
+    assert best_evaluation(history, None)["step"] == 4, "no metric: the last point"
+    assert best_evaluation([{"step": 1, "loss": 1.0}], "accuracy") is None
+
+
+def test_balanced_class_weights():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = balanced_class_weights(labels, 3)
+    np.testing.assert_allclose(weights.numpy(), [10 / 18, 10 / 9, 10 / 3], rtol=1e-6)
+    assert weights[labels].mean().item() == pytest.approx(1.0), "the mean weight over the rows is 1"
+
+
+def test_class_weighted_loss_in_training_only(tiny_model, tmp_path):
+    from transformers import TrainingArguments
+
+    from textclf.modeling import load_classifier
+    from textclf.training import EpochSeededSampler, PipelineTrainer
+
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_model), LABELS)
+    weights = torch.tensor([3.0, 1.0, 1.0, 1.0, 1.0, 0.5])
+    trainer = PipelineTrainer(
+        model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none"),
+        train_sampler=EpochSeededSampler([3, 3], 2, 0), class_weights=weights,
+    )
+    inputs = {"input_ids": torch.tensor([[101, 2000, 102], [101, 3000, 102]]), "labels": torch.tensor([0, 5])}
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=inputs["input_ids"]).logits
+        plain = torch.nn.functional.cross_entropy(logits, inputs["labels"])
+        assert trainer.compute_loss(model, dict(inputs)).item() == pytest.approx(plain.item(), rel=1e-5)
+        model.train()
+        torch.manual_seed(1)
+        weighted = trainer.compute_loss(model, dict(inputs))
+        torch.manual_seed(1)
+        train_logits = model(input_ids=inputs["input_ids"]).logits  # the same dropout
+    rows = torch.nn.functional.cross_entropy(train_logits, inputs["labels"], reduction="none")
+    assert weighted.item() == pytest.approx(((rows * weights[inputs["labels"]]).mean()).item(), rel=1e-5)
+
+
+def test_early_stopping_without_a_best_metric_is_one_line(project):
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("early_stopping_patience: null", "early_stopping_patience: 3"))
+    run_main("data")
+    run_main("encode")
+    result = run_script("finetune", cwd=project)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: params.yaml: finetune.early_stopping_patience: early stopping needs")
+    assert "Traceback" not in result.stderr and not (project / "models/finetuned").exists()
+
+
+def _validation_loss(project) -> float:
+    """Mean cross-entropy of the written model on the validation rows (as the curve evaluations pad them)."""
+    from transformers import DataCollatorWithPadding
+
+    from textclf.modeling import load_finetuned, load_tokenizer
+    from textclf.training import load_split
+
+    model = load_finetuned(project / "models/finetuned", LABELS).eval()
+    rows = load_split(project / "data/encoded/validation.parquet", sort_by_length=True)
+    batch = DataCollatorWithPadding(load_tokenizer(str(project / "models/finetuned")))(list(rows))
+    with torch.no_grad():
+        return model(**batch).loss.item()
+
+
+@pytest.mark.slow
+def test_the_model_written_is_the_best_curve_point_and_early_stopping_ends_the_run(project, small_folder):
+    """best_metric loss, patience 6: the run stops 6 points after its lowest validation loss, and the
+    model written has that loss on the same validation rows (all of them: curve_eval_rows 500).
+    The validation rows are the train texts with every label moved to the next one: as the model
+    learns the train labels, the validation loss dips, then rises."""
+    rows = read_jsonl(small_folder / "train.jsonl")
+    write_jsonl(small_folder / "validation.jsonl",
+                [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows])
+    params = project / "params.yaml"
+    text = params.read_text().replace("best_metric: null", "best_metric: loss").replace("precision: auto", "precision: fp32")
+    text = text.replace("early_stopping_patience: null", "early_stopping_patience: 6").replace("eval_steps: 0.05", "eval_steps: 2")
+    params.write_text(text.replace("learning_rate: 0.001", "learning_rate: 0.01").replace("epochs: 2", "epochs: 6"))  # 30 steps
+    run_main("data")
+    run_main("encode")
+    run_main("finetune")
+    curve = pd.read_csv(project / "dvclive/plots/metrics/eval/loss.tsv", sep="\t")
+    live = json.loads((project / "dvclive/metrics.json").read_text())
+    best = int(curve.loc[curve["loss"].idxmin(), "step"])
+    assert live["best_step"] == best, curve.to_dict("list")
+    assert curve["step"].tolist() == list(range(2, best + 13, 2)) and best + 12 < 30, "stopped 6 points after the best"
+    chosen = pd.read_csv(project / "dvclive/plots/metrics/chosen/loss.tsv", sep="\t")
+    assert chosen[["step", "loss"]].values.tolist() == [[best, curve["loss"].min()]]
+    written = _validation_loss(project)
+    assert written == pytest.approx(curve["loss"].min(), abs=1e-5)
+    assert curve["loss"].iloc[-1] - written > 1e-4, "not the last point's weights"

@@ -1,0 +1,156 @@
+"""``textclf sweep``: summarise a sweep of DVC experiments, mean ± spread over seeds per configuration.
+
+    dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'
+    dvc queue start                      # runs the 6 experiments; `dvc queue status` shows them
+    textclf sweep                        # one row per learning rate: mean ± spread of its 3 seeds
+
+Experiments are read from ``dvc exp show --json`` (those of the current commit, as ``dvc exp show``
+lists them) and grouped by every parameter except the seed; the columns that differ between groups
+name them. The best configuration by validation is marked; test is shown, never used to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+WIDTH = 100  # the table fits a 100-column terminal
+SPLITS_SHOWN = (("validation", "val"), ("test", "test"))
+
+
+class SweepError(Exception):
+    """Bad input: printed as one ``error:`` line, exit code 2."""
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """``{"finetune": {"seed": 1}}`` -> ``{"finetune.seed": 1}`` (lists stay values)."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return flat
+
+
+def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple[list[dict], int]:
+    """(experiments with metrics as ``{"name", "params", "metrics"}``, count of those without) from
+    ``dvc exp show --json``: the experiments under each commit, not the commits or the workspace."""
+    found, missing = [], 0
+    for commit in shown:
+        for group in commit.get("experiments") or []:
+            for rev in group.get("revs") or []:
+                data = rev.get("data") or {}
+                params = ((data.get("params") or {}).get(params_file) or {}).get("data")
+                metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data")
+                if not params or not metrics:
+                    missing += 1
+                    continue
+                found.append({"name": rev.get("name") or rev.get("rev", "")[:7], "params": flatten(params),
+                              "metrics": metrics})
+    return found, missing
+
+
+def mean_spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def summarise(found: list[dict], seed_param: str, metric: str) -> tuple[list[str], list[dict]]:
+    """(the parameters that tell the configurations apart, one row per configuration) with each
+    metric's mean and spread over its seeds; rows in the order of their parameters."""
+    keys = sorted({key for exp in found for key in exp["params"]} - {seed_param})
+    varying = [k for k in keys if len({json.dumps(e["params"].get(k), sort_keys=True) for e in found}) > 1]
+    groups: dict[tuple, list[dict]] = {}
+    for exp in found:
+        groups.setdefault(tuple(json.dumps(exp["params"].get(k), sort_keys=True) for k in keys), []).append(exp)
+    rows = []
+    for members in groups.values():
+        row = {"config": {k: members[0]["params"].get(k) for k in varying}, "n": len(members),
+               "seeds": sorted(str(m["params"].get(seed_param)) for m in members)}
+        for split, _ in SPLITS_SHOWN:
+            for name in ("accuracy", "f1_macro"):
+                values = [m["metrics"].get(split, {}).get(name) for m in members]
+                values = [v for v in values if isinstance(v, (int, float))]
+                row[f"{split}.{name}"] = mean_spread(values) if values else None
+        rows.append(row)
+    rows.sort(key=lambda r: [json.dumps(r["config"][k], sort_keys=True) for k in varying])
+    scored = [r for r in rows if r[f"validation.{metric}"] is not None]
+    if scored:
+        max(scored, key=lambda r: r[f"validation.{metric}"][0])["best"] = True
+    return varying, rows
+
+
+def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> str:
+    """The table, at most ``WIDTH`` columns: configuration, seeds, mean±spread of each metric."""
+    short = {k: k.split(".")[-1] for k in varying}
+    if len(set(short.values())) < len(varying):
+        short = {k: k for k in varying}
+    cell = lambda ms: "-" if ms is None else f"{ms[0]:.4f}±{ms[1]:.4f}"  # noqa: E731
+    columns = [f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
+               for _, label in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
+    cells = [[cell(r[f"{split}.{name}"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
+             for r in rows]
+    configs = [" ".join(f"{short[k]}={r['config'][k]}" for k in varying) or "(one configuration)" for r in rows]
+    width = max(len(c) for c in columns + [c for row in cells for c in row])
+    config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
+    fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
+    lines = [f"  {'configuration':<{config_width}} {'n':>3} " + " ".join(f"{c:>{width}}" for c in columns)]
+    for row, config, values in zip(rows, configs, cells):
+        mark = "* " if row.get("best") else "  "
+        lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
+    lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
+    if missing:
+        lines.append(f"({missing} experiment(s) without metrics left out: queued, running or failed)")
+    return "\n".join(lines)
+
+
+def exp_show(repo: Path) -> list[dict]:
+    """``dvc exp show --json`` of the repository at ``repo``, run by this Python's dvc."""
+    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        detail = " ".join((result.stderr or result.stdout).split())[-300:]
+        raise SweepError(f"{repo}: `dvc exp show --json` failed: {detail}")
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        raise SweepError(f"{repo}: `dvc exp show --json` printed no JSON (is this a DVC project?)") from None
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="textclf sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--metric", choices=("accuracy", "f1_macro"), default="accuracy",
+                        help="validation metric that picks the best configuration (default accuracy)")
+    parser.add_argument("--seed-param", default="finetune.seed", help="the parameter seeds vary (finetune.seed)")
+    parser.add_argument("--metrics-file", default="metrics/finetuned.json", help="metrics/finetuned.json")
+    parser.add_argument("--params-file", default="params.yaml")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
+    parser.add_argument("--exp-show-json", type=Path, help="read this saved `dvc exp show --json` instead of running it")
+    args = parser.parse_args(argv)
+    try:
+        if args.exp_show_json is not None:
+            try:
+                shown = json.loads(args.exp_show_json.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise SweepError(f"{args.exp_show_json}: not a readable `dvc exp show --json` file ({exc})") from None
+        else:
+            shown = exp_show(args.repo)
+        found, missing = experiments(shown, args.params_file, args.metrics_file)
+        if not found:
+            raise SweepError(
+                f"no experiment with {args.metrics_file} ({missing} without): queue a grid with "
+                "`dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'`, "
+                "then `dvc queue start`"
+            )
+    except SweepError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    varying, rows = summarise(found, args.seed_param, args.metric)
+    print(render(varying, rows, args.metric, missing))
+    return 0
