@@ -18,6 +18,7 @@ import pandas as pd
 from textclf.errors import run_stage
 from textclf.evaluation import embed_2d, save_umap_png, stratified_sample
 from textclf.io import atomic_path, read_json, read_npy, read_parquet
+from textclf.pagetext import inert_labels
 from textclf.params import load_params
 
 log = logging.getLogger("stage.umap")
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     xy = embed_2d(X, params.n_neighbors, params.min_dist, params.seed)
 
     points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[y]})
-    with atomic_path(args.out.with_suffix(".csv")) as tmp:
-        points.to_csv(tmp, index=False)
+    with atomic_path(args.out.with_suffix(".csv")) as tmp:  # label names made inert for the plots page
+        points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)
     title = f"UMAP of {args.out.name} hidden states (train)"
     save_umap_png(args.out.with_suffix(".png"), points, label_names, title)
 
