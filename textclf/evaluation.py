@@ -88,6 +88,15 @@ def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, la
         frame.to_csv(tmp, index=False)
 
 
+def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: list[str]) -> pd.DataFrame:
+    """The UMAP plot data (x, y rounded to 4 decimals, label name made inert for the plots page, see
+    textclf.pagetext); returns the points with the label names as they are, for the PNG."""
+    points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[labels]})
+    with atomic_path(path) as tmp:
+        points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)
+    return points
+
+
 def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
     """The notebook's normalized confusion matrix, as a PNG (labels in id order, title wrapped to fit)."""
     matrix = confusion_matrix(y_true, y_pred, labels=range(len(label_names)), normalize="true")
@@ -113,7 +122,7 @@ def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], titl
     extent = (points["x"].min(), points["x"].max(), points["y"].min(), points["y"].max()) if len(points) else None
     for i, name in enumerate(label_names):
         subset = points[points["label"] == name]
-        axes[i].scatter(points["x"], points["y"], s=1, c="0.85", linewidths=0, rasterized=True)
+        axes[i].scatter(points["x"], points["y"], s=2, c="0.8", linewidths=0, rasterized=True)
         if len(subset):
             axes[i].hexbin(subset["x"], subset["y"], cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)], gridsize=60,
                            extent=extent, mincnt=1, linewidths=(0,))
