@@ -15,7 +15,7 @@ import yaml
 from _dvc_fixture import dvc, git
 from conftest import ROOT
 from textclf.analysis import write_csv
-from textclf.evaluation import save_confusion_png, save_umap_png, write_predictions_csv, write_umap_csv
+from textclf.evaluation import write_predictions_csv, write_umap_csv
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 # dvclive's curve files (finetune's plot output dvclive/plots): train loss and the curve subset's points
@@ -36,8 +36,16 @@ def _dvc_yaml() -> dict:
     return spec
 
 
-def write_side(root: Path, labels: list[str], seed: int, text: str) -> None:
-    """Every plot file and metrics file the pipeline writes, from seeded random predictions."""
+def write_side(root: Path, labels: list[str], seed: int, text: str, figures: bool = True) -> None:
+    """Every plot file and metrics file the pipeline writes, from seeded random predictions
+    (``figures=False``: one-colour PNGs instead of the matplotlib figures, faster)."""
+    from _dvc_fixture import write_png
+
+    if not figures:
+        save_confusion_png = save_umap_png = lambda path, *args: (  # noqa: E731
+            path.parent.mkdir(parents=True, exist_ok=True), write_png(path, (200, 30 * seed, 30)))
+    else:
+        from textclf.evaluation import save_confusion_png, save_umap_png
     rng = np.random.default_rng(seed)
     n = len(labels)
     y_true = np.repeat(np.arange(n), 8)
@@ -46,9 +54,9 @@ def write_side(root: Path, labels: list[str], seed: int, text: str) -> None:
         write_predictions_csv(root / f"plots/{name}/confusion.csv", y_true, y_pred, labels)
         save_confusion_png(root / f"plots/{name}/confusion.png", y_true, y_pred, labels, f"{name} (seed {seed})")
     for name in ("pretrained", "finetuned"):
-        centres = rng.normal(0, 10, (n, 2))
-        xy = centres[y_true] + rng.normal(0, 1, (len(y_true), 2)) + 50  # far from zero, as UMAP often is
-        points = write_umap_csv(root / f"plots/umap/{name}.csv", xy, y_true, labels)
+        rows = np.repeat(np.arange(n), 50)
+        xy = rng.normal(0, 10, (n, 2))[rows] + rng.normal(0, 1, (len(rows), 2)) + 50  # far from zero, as UMAP is
+        points = write_umap_csv(root / f"plots/umap/{name}.csv", xy, rows, labels)
         save_umap_png(root / f"plots/umap/{name}.png", points, labels, f"UMAP of {name}")
     import pandas as pd
 
@@ -78,7 +86,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str) -> None:
         (root / path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "a plain sentence") -> Path:
+def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "a plain sentence", figures: bool = True) -> Path:
     """main: seed 0; exp (checked out, committed): seed 1. The project's plot declarations and template."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "-b", "main")
@@ -89,10 +97,10 @@ def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "a plain
     shutil.copytree(ROOT / ".dvc/plots", root / ".dvc/plots")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     (root / "dvc.yaml").write_text(yaml.safe_dump(_dvc_yaml(), sort_keys=False))
-    write_side(root, labels, seed=0, text=text)
+    write_side(root, labels, seed=0, text=text, figures=figures)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "main")
     git(root, "checkout", "-q", "-b", "exp")
-    write_side(root, labels, seed=1, text=text)
+    write_side(root, labels, seed=1, text=text, figures=figures)
     git(root, "commit", "-q", "-am", "exp")
     return root
