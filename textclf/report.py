@@ -1,20 +1,23 @@
-#!/usr/bin/env python
-"""Write a Markdown comparison report of the workspace against a base git revision.
+"""``textclf report``: a Markdown comparison report of the workspace against a base git revision.
 
-    python scripts/report.py --base main --out report/
+    textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
 report/report.md holds a heading naming both sides, the `dvc params diff` and
 `dvc metrics diff` tables, the per-label validation loss of the error analysis on both sides
 (plots/errors/label_loss.csv: label names and numbers only; the report never reads or prints the
 rows' texts), and every DVC plot of dvc.yaml as a PNG linked by relative path:
-Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them) are rendered
-offline with vl-convert (no browser, no network); image plots are copied from both revisions.
-CI puts this file into its pull-request comment (scripts/ci_comment.py, `cml comment update`).
+Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them, in DVC's order of the
+revisions: the workspace first, as on its page) are rendered offline with vl-convert (no browser, no
+network); image plots are copied from both revisions, in the same order. Text from DVC's tables and
+label names is escaped for Markdown and HTML (``&``, ``<``, ``>``, ``|`` in table cells).
+CI puts this file into its pull-request comment (`cml comment update`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import re
 import shutil
@@ -49,22 +52,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
 
 
+def escape(text: str, cell: bool = False) -> str:
+    """``text`` safe in Markdown and HTML: ``&``, ``<``, ``>`` as entities (and ``|`` escaped in a table cell)."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|") if cell else text
+
+
 def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
+    """A heading and the Markdown table a dvc command prints (escaped: metric keys hold label names)."""
     res = _run(cmd, cwd)
     lines = [f"## {title}", ""]
     if res.returncode != 0:
         lines += [f"`{' '.join(cmd[1:])}` failed:", "", "```", res.stderr.strip(), "```", ""]
     elif res.stdout.strip():
-        lines += [res.stdout.strip(), ""]
+        lines += [escape(res.stdout.strip()), ""]
     else:
         lines += [empty, ""]
     return lines
 
 
 def _label_loss_rows(text: str) -> dict[str, dict]:
-    import csv
-    import io
-
+    """Rows of a label_loss.csv by label name."""
     return {row["label"]: row for row in csv.DictReader(io.StringIO(text)) if row.get("label")}
 
 
@@ -93,7 +101,7 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     for label in dict.fromkeys([*new, *old]):
         before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
         change = "—" if before is None or after is None else f"{after - before:+.4f}"
-        lines.append(f"| {label} | {cell(before)} | {cell(after)} | {change} | "
+        lines.append(f"| {escape(label, cell=True)} | {cell(before)} | {cell(after)} | {change} | "
                      f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |")
     return lines + [""]
 
@@ -108,20 +116,6 @@ def render_vega(spec: dict, dest: Path) -> None:
     else:
         png = vlc.vegalite_to_png(spec, scale=1)
     dest.write_bytes(png)
-
-
-def order_revisions(spec, order: list[str]):
-    """Every encoding or facet on the ``rev`` field sorted as ``order`` (base left, workspace right):
-    DVC's specs leave it to the data's order or to an alphabetical sort, which flips with branch names."""
-    if isinstance(spec, dict):
-        if spec.get("field") == "rev":
-            spec["sort"] = list(order)
-        for value in spec.values():
-            order_revisions(value, order)
-    elif isinstance(spec, list):
-        for value in spec:
-            order_revisions(value, order)
-    return spec
 
 
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
@@ -140,14 +134,14 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
         if not data:
             return lines + ["No plots declared.", ""]
         for n, (plot_id, entries) in enumerate(data.items()):
-            lines += [f"### {plot_id}", ""]
+            lines += [f"### {escape(plot_id)}", ""]
             images = []
             for entry in entries:
                 revs = entry.get("revisions") or []
                 if entry.get("type") == "vega":
                     name = f"{n:02d}_{_slug(plot_id)}.png"
                     try:
-                        render_vega(order_revisions(entry["content"], [base, WORKSPACE]), plots_dir / name)
+                        render_vega(entry["content"], plots_dir / name)
                     except Exception as exc:  # a broken spec should not lose the rest of the report
                         lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
                         continue
@@ -158,16 +152,15 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                     name = f"{n:02d}_{_slug(rev)}_{_slug(Path(plot_id).name)}"
                     shutil.copyfile(src, plots_dir / name)
                     images.append((rev, name))
-            if images:
-                order = {base: 0, WORKSPACE: 1}
-                images.sort(key=lambda item: order.get(item[0], 2))
-                lines += ["| " + " | ".join(rev for rev, _ in images) + " |",
+            if images:  # DVC's order, as in the Vega plots: the workspace, then the base
+                lines += ["| " + " | ".join(escape(rev, cell=True) for rev, _ in images) + " |",
                           "|" + "---|" * len(images),
                           "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |", ""]
     return lines
 
 
 def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
+    """Write out/report.md (and out/plots/) comparing the workspace of ``repo`` with ``base``."""
     repo, out = repo.resolve(), out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
@@ -194,8 +187,9 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv: list[str] | None = None) -> int:
+    """``textclf report [--base REV] [--out DIR] [--repo DIR] [--note TEXT]``; prints the report's path."""
+    parser = argparse.ArgumentParser(prog="textclf report", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", default="report", help="output folder (default: report/)")
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
@@ -207,4 +201,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
