@@ -13,6 +13,7 @@ from pathlib import Path
 
 from textclf.errors import PipelineError, run_stage
 from textclf.io import read_json, write_json
+from textclf.params import load_params
 
 # split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
 # `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--finetuned", type=Path, required=True, help="the evaluate stage's metrics")
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines stage's metrics")
     parser.add_argument("--out", type=Path, required=True, help="the headline metrics file")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
+    load_params(args.params)  # checked like every stage's, although this one reads none
     numbers = headline(read_json(args.finetuned), read_json(args.baselines), args.finetuned, args.baselines)
     write_json(args.out, numbers)
 
