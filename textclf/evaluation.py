@@ -112,6 +112,14 @@ def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label
 
 
 def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
+    """``umap_figure`` as a PNG."""
+    fig = umap_figure(points, label_names, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
     """The notebook's figure, one hexbin panel per label in its own colour map, on axes shared by every
     panel (the same bins and limits: a cluster sits in the same place in each), with every row as faint
     grey points behind, so each label's cloud reads against the whole."""
@@ -133,9 +141,7 @@ def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], titl
         ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    return fig
 
 
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
