@@ -26,13 +26,15 @@ NOT_PLOTS = {"plots/errors/top_losses.csv"}
 
 
 def _dvc_yaml() -> dict:
+    """The project's dvc.yaml without the plot outputs of NOT_PLOTS."""
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     for stage in spec["stages"].values():
         body = stage.get("do", stage)
-        body["plots"] = [p for p in body.get("plots", []) if next(iter(p)) if next(iter(p)) not in NOT_PLOTS]
-        body["plots"] = body["plots"] or None
-        if body["plots"] is None:
-            del body["plots"]
+        plots = [p for p in body.get("plots", []) if next(iter(p)) not in NOT_PLOTS]
+        if plots:
+            body["plots"] = plots
+        else:
+            body.pop("plots", None)
     return spec
 
 
@@ -75,7 +77,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
               "f1_per_label": dict.fromkeys(labels, accuracy)}
     metrics = {"metrics/finetuned.json": {"validation": scores, "test": scores},
                "metrics/baselines.json": {"logistic_regression": {"validation": {"accuracy": 0.4, "f1_macro": 0.3}}},
-               "metrics/error_analysis.json": {"validation": {"mean_loss": 0.5, "label_loss": dict.fromkeys(labels, 1)}},
+               "metrics/error_analysis.json": {"validation": {"label_loss": dict.fromkeys(labels, 1)}},
                "dvclive/metrics.json": {"train": {"loss": 0.1}, "curve_subset": {"accuracy": accuracy}, "step": 100}}
     from stages.headline import headline
 
@@ -86,7 +88,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         (root / path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "a plain sentence", figures: bool = True) -> Path:
+def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "plain", figures: bool = True) -> Path:
     """main: seed 0; exp (checked out, committed): seed 1. The project's plot declarations and template."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "-b", "main")

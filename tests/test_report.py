@@ -113,3 +113,22 @@ def test_side_by_side_panels_follow_the_data_order_in_both_templates():
         svg = vl_convert.vegalite_to_svg(json.loads(text.replace("<DVC_METRIC_X>", x).replace("<DVC_METRIC_Y>", y)))
         titles = [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if t in ("abase", "workspace")]
         assert titles == ["workspace", "abase"], (name, titles)
+
+
+def test_a_folder_of_the_users_or_a_bad_revision_is_refused_in_one_line(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    mine = repo / "notes"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "report.md").write_text("my own notes")
+    (mine / "plots" / "figure.png").write_text("mine")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, names in ((["--base", "main", "--out", "notes"], "notes"), (["--base", "no-such-rev"], "no-such-rev")):
+        res = subprocess.run([sys.executable, "-m", "textclf", "report", *args], cwd=repo, capture_output=True,
+                             text=True, env=env)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
+        assert names in res.stderr
+    assert (mine / "report.md").read_text() == "my own notes" and (mine / "plots" / "figure.png").read_text() == "mine"
+    assert not (repo / "report").exists()
+    report(repo, "--base", "main", "--out", "report/")
+    report(repo, "--base", "main", "--out", "report/")  # its own folder: replaced
+    assert (repo / "report" / "report.md").is_file()

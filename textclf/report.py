@@ -1,4 +1,4 @@
-"""``textclf report``: a Markdown comparison report of the workspace against a base git revision.
+"""Write a Markdown report comparing the workspace with a base git revision (textclf report).
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
@@ -11,6 +11,8 @@ revisions: the workspace first, as on its page) are rendered offline with vl-con
 network); image plots are copied from both revisions, in the same order. Text from DVC's tables and
 label names is escaped for Markdown and HTML (``&``, ``<``, ``>``, ``|`` in table cells).
 CI puts this file into its pull-request comment (`cml comment update`).
+The report writes only into a folder it made (marked by MARKER) or a new or empty one: a folder of
+the user's is refused, never overwritten. A bad revision or folder is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from textclf.errors import PipelineError
+
 WORKSPACE = "workspace"
+# the file that marks an --out folder as the report's own, so that a rerun may replace it
+MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
 
@@ -44,7 +50,8 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _git(cwd: Path, *args: str) -> str:
     res = _run(["git", *args], cwd)
     if res.returncode != 0:
-        raise SystemExit(f"git {' '.join(args)} failed: {res.stderr.strip()}")
+        reason = (res.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PipelineError(f"{cwd}: git {' '.join(args)}: {reason}")
     return res.stdout.strip()
 
 
@@ -159,16 +166,26 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
     return lines
 
 
+def claim_folder(out: Path) -> None:
+    """Make ``out`` the report's folder: new, empty or marked by an earlier report; else refuse."""
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out}: not a folder: give --out a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise PipelineError(f"{out}: a folder the report did not write: give --out a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by textclf report: a rerun replaces this folder's report.md and plots/\n")
+
+
 def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     """Write out/report.md (and out/plots/) comparing the workspace of ``repo`` with ``base``."""
     repo, out = repo.resolve(), out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
     head_sha = _git(repo, "rev-parse", "--short", "HEAD")
     branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
     head_desc = f"HEAD `{head_sha}`" + (f" on `{branch}`" if branch != "HEAD" else "")
     head_desc += ", with uncommitted changes" if dirty else ""
+    claim_folder(out)
 
     lines = [
         f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})",
@@ -195,8 +212,11 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    report = build_report(Path(args.repo), args.base, Path(args.out), note=args.note)
-    print(report)
+    try:
+        print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note))
+    except PipelineError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 
