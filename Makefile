@@ -6,17 +6,21 @@ DVC ?= $(if $(wildcard $(dir $(PYTHON))dvc),$(dir $(PYTHON))dvc,dvc)
 BASE ?= main
 OUT ?= report
 
-.PHONY: report plots-offline lint-workflows
+.PHONY: report plots-template plots-offline lint-workflows
 
 report:
-	$(PYTHON) scripts/report.py --base $(BASE) --out $(OUT)
+	$(PYTHON) -m textclf report --base $(BASE) --out $(OUT)
 
-# Vega/Vega-Lite/vega-embed for the offline `dvc plots show` page, and the workflow linter.
+# Vega/Vega-Lite/vega-embed (inlined into the plots page template) and the workflow linter.
 node_modules: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch node_modules
 
-plots-offline: node_modules
+# .dvc/plots_template.html again from node_modules, after package-lock.json changed Vega's versions
+plots-template: node_modules
+	$(PYTHON) -m textclf.plots_page
+
+plots-offline:
 	$(DVC) plots show
 
 lint-workflows: node_modules

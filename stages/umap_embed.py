@@ -1,7 +1,7 @@
 """Stage umap: 2-D UMAP of the train hidden states, as the notebook's figure and as plot data.
 
 Reads params: umap.*
-Writes: <out>.csv (x, y, label name) and <out>.png
+Writes: <out>.csv (x, y, label name made inert for the plots page) and <out>.png (panels on shared axes)
 At most ``umap.max_points`` rows are embedded: a stratified sample (each label keeps its share), read
 from the memory-mapped hidden states, so a million rows cost no more memory than the sample.
 """
@@ -13,11 +13,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from textclf.errors import run_stage
-from textclf.evaluation import embed_2d, save_umap_png, stratified_sample
-from textclf.io import atomic_path, read_json, read_npy, read_parquet
+from textclf.evaluation import embed_2d, save_umap_png, stratified_sample, write_umap_csv
+from textclf.io import read_json, read_npy, read_parquet
 from textclf.params import load_params
 
 log = logging.getLogger("stage.umap")
@@ -40,9 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("UMAP of %d x %d hidden states from %s", *X.shape, args.hidden)
     xy = embed_2d(X, params.n_neighbors, params.min_dist, params.seed)
 
-    points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[y]})
-    with atomic_path(args.out.with_suffix(".csv")) as tmp:
-        points.to_csv(tmp, index=False)
+    points = write_umap_csv(args.out.with_suffix(".csv"), xy, y, label_names)
     title = f"UMAP of {args.out.name} hidden states (train)"
     save_umap_png(args.out.with_suffix(".png"), points, label_names, title)
 

@@ -59,7 +59,7 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     assert result.stderr.count("trained 27 steps") == 1, "only the first process reports"
     live = json.loads((reference / "dvclive/metrics.json").read_text())
     assert live["step"] == 27
-    curve = (reference / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
+    curve = (reference / "dvclive/plots/metrics/curve_subset/accuracy.tsv").read_text().splitlines()
     assert len(curve) == 1 + 27, "each curve point logged once, by one process"
     record = json.loads((reference / "checkpoints/finetune-run.json").read_text())
     assert record["processes"] == 2 and record["steps"] == 27
@@ -85,7 +85,7 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     actual = load_file(interrupted / "models/finetuned/model.safetensors")
     for name in expected:
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
-    for name in ("eval/accuracy", "train/loss"):
+    for name in ("curve_subset/accuracy", "train/loss"):
         assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == \
             (reference / f"dvclive/plots/metrics/{name}.tsv").read_text()
 

@@ -31,7 +31,7 @@ COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/confi
 OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 STAGES = {
     "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
-    "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "error_analysis", "model_card",
+    "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "headline", "error_analysis", "model_card",
 }
 
 

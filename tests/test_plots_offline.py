@@ -1,38 +1,128 @@
-"""`dvc plots show` renders every declared plot with no network, using the shipped template
-(.dvc/plots_template.html) that loads Vega from node_modules/ instead of a CDN.
+"""`dvc plots show` / `dvc plots diff`: each intended plot drawn once and right, on a page that carries
+its own Vega (.dvc/plots_template.html, written by textclf.plots_page) and so renders offline in any
+folder, with no text of the data able to run as script.
 
-Needs: node_modules (npm ci) and /usr/bin/chromium (apt-get install chromium), both installed by
-.ci/install-extras.sh. Writes a screenshot to test-artifacts/plots.png.
+The repositories hold the project's own plot declarations (dvc.yaml, .dvc/plots) and plot files written
+by the project's writers (tests/_plots_fixture.py). The browser tests need /usr/bin/chromium
+(.ci/install-extras.sh); they write the screenshot test-artifacts/plots.png (docs/plots.png is a copy).
 """
 
+from __future__ import annotations
+
+import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from _dvc_fixture import DVC, dvc, make_repo
+from _dvc_fixture import DVC, dvc
+from _plots_fixture import CURVES, make_plots_repo
+from conftest import ROOT
+from textclf import plots_page
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = ROOT / ".dvc" / "plots_template.html"
 CHROMIUM = Path("/usr/bin/chromium")
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
-VEGA_FILES = ["vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js", "vega-embed/build/vega-embed.min.js"]
 ARTIFACTS = ROOT / "test-artifacts"
+# every plot meant to be on the page, with the field on its x axis (None: an image)
+INTENDED = {
+    "plots/baselines/confusion.csv": "predicted",
+    "plots/finetuned/confusion.csv": "predicted",
+    "plots/umap/pretrained.csv": "x",
+    "plots/umap/finetuned.csv": "x",
+    "plots/errors/label_loss.csv": "mean_loss",
+    **{f"dvclive/plots/metrics/{curve}.tsv": "step" for curve in CURVES},
+    "plots/baselines/confusion.png": None,
+    "plots/finetuned/confusion.png": None,
+    "plots/umap/pretrained.png": None,
+    "plots/umap/finetuned.png": None,
+}
+HOSTILE = '</script><script>document.title="pwned"</script><img src=x onerror="document.title=1">'
+COMMANDS = {"show": ["plots", "show"], "diff": ["plots", "diff", "main"]}
 
 
-def _require_tools():
-    missing = [f for f in VEGA_FILES if not (ROOT / "node_modules" / f).is_file()]
-    if missing:
-        msg = f"node_modules lacks {', '.join(missing)}: run `npm ci` at the repository root"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " (CI=true: .ci/install-extras.sh should have installed it)")
-        pytest.skip(msg)
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (see .ci/install-extras.sh)")
+def x_field(spec) -> str | None:
+    """The field of the first x encoding in a Vega-Lite spec (layers and facets included)."""
+    if isinstance(spec, dict):
+        if isinstance(spec.get("x"), dict) and "field" in spec["x"]:
+            return spec["x"]["field"]
+        values = spec.values()
+    elif isinstance(spec, list):
+        values = spec
+    else:
+        return None
+    return next((f for f in map(x_field, values) if f), None)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return make_plots_repo(tmp_path_factory.mktemp("plots") / "repo")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_intended_plot_once_and_curves_on_the_step_axis(repo, command):
+    revs = ["workspace"] if command == "show" else ["workspace", "main"]
+    data = json.loads(dvc(repo, *COMMANDS[command], "--json"))["data"]
+    assert set(data) == set(INTENDED), f"unexpected: {set(data) - set(INTENDED)}, missing: {set(INTENDED) - set(data)}"
+    for plot_id, entries in data.items():
+        if INTENDED[plot_id] is None:  # an image: one entry per revision
+            assert [e["type"] for e in entries] == ["image"] * len(revs), plot_id
+            assert [e["revisions"] for e in entries] == [[rev] for rev in revs], plot_id
+            continue
+        assert len(entries) == 1 and entries[0]["type"] == "vega", (plot_id, entries)
+        spec = entries[0]["content"]
+        assert x_field(spec) == INTENDED[plot_id], plot_id
+        assert [rev for rev in dict.fromkeys(v["rev"] for v in spec["data"]["values"])] == revs, plot_id
+        if INTENDED[plot_id] == "step":  # the optimizer step of the file, not DVC's row index
+            steps = [int(v["step"]) for v in spec["data"]["values"] if v["rev"] == "workspace"]
+            assert steps == list(range(10, 110, 10)), plot_id
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_page_draws_each_plot_once(repo, tmp_path, command):
+    out = tmp_path / "page"
+    dvc(repo, *COMMANDS[command], "-o", str(out))
+    body = (out / "index.html").read_text().split("<body>")[-1]
+    divs = re.findall(r'<div id = "([^"]+)">\s*<script', body)
+    images = re.findall(r'<img src="static/([^"]+)"', body)
+    n_revs = 1 if command == "show" else 2
+    vega = [p for p, x in INTENDED.items() if x]
+    assert sorted(divs) == sorted(re.sub(r"[^A-Za-z0-9]", "_", p) for p in vega), divs
+    assert len(images) == len(set(images)) == n_revs * (len(INTENDED) - len(vega)), images
+
+
+def test_the_template_is_built_from_the_pinned_vega_and_loads_nothing():
+    value = subprocess.run([DVC, "config", "plots.html_template"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    assert (ROOT / ".dvc" / value).resolve() == plots_page.TEMPLATE.resolve()  # DVC resolves it against .dvc/
+    html = plots_page.TEMPLATE.read_text()
+    assert "{plot_divs}" in html and "{scripts}" not in html  # DVC fills {scripts} with CDN <script> tags
+    assert not re.search(r"<script[^>]*\bsrc=|<link\b", html), "the page must load no file"
+    node_modules = ROOT / "node_modules"
+    if not all((node_modules / p / f).is_file() for p, f in plots_page.BUILDS.items()):
+        pytest.skip("node_modules is missing (npm ci): cannot compare with the pinned builds")
+    lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
+    for package in plots_page.BUILDS:
+        assert f"<!-- {package} {lock[f'node_modules/{package}']['version']} " in html
+    assert html == plots_page.build(node_modules), "stale: run python -m textclf.plots_page"
+
+
+def test_hostile_label_names_and_texts_add_no_script(tmp_path):
+    """17.3: DVC inlines plot data into <script> unescaped; the plot files carry label names inert."""
+    labels = ["sadness", f"joy{HOSTILE}", "love & <3", "anger", "fear", "surprise"]
+    repos = {"plain": make_plots_repo(tmp_path / "plain", figures=False),
+             "hostile": make_plots_repo(tmp_path / "hostile", labels=labels, text=HOSTILE, figures=False)}
+    for command, args in COMMANDS.items():
+        pages = {}
+        for name, repo in repos.items():
+            dvc(repo, *args, "-o", str(tmp_path / f"{name}-{command}"))
+            pages[name] = (tmp_path / f"{name}-{command}" / "index.html").read_text()
+        count = {name: len(re.findall(r"<\s*script", page, re.I)) for name, page in pages.items()}
+        assert count["hostile"] == count["plain"], (command, count)
+        for raw in ("</script><script>document.title", "<img src=x", "love & <3"):
+            assert raw not in pages["hostile"], (command, raw)
+        assert "joy\\u2039/script\\u203a" in pages["hostile"], command  # the look-alikes, JSON-escaped
+        assert "love & \\u20393" in pages["hostile"], command
 
 
 def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -45,81 +135,47 @@ def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedPro
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def _plots_repo(tmp_path: Path) -> Path:
-    """The report fixture plus the real pipeline's plots section, its plot files and custom template."""
-    repo = make_repo(tmp_path / "repo")
-    spec = yaml.safe_load((repo / "dvc.yaml").read_text())
-    spec["plots"] += yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    for folder in ("plots", "dvclive"):
-        shutil.copytree(ROOT / folder, repo / folder)
-    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots", dirs_exist_ok=True)
-    (repo / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-    return repo
-
-
-def _expected_counts(repo: Path) -> tuple[int, int]:
-    """(Vega plots, image plots) declared in the top-level plots of dvc.yaml."""
-    vega = images = 0
-    for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]:
-        if isinstance(entry, str) and Path(entry).suffix.lower() in IMAGE_EXTS:
-            images += 1
-        else:
-            vega += 1
-    return vega, images
-
-
-def test_configured_template_is_the_offline_one():
-    value = subprocess.run([DVC, "config", "plots.html_template"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip()
-    assert (ROOT / ".dvc" / value).resolve() == TEMPLATE.resolve()  # DVC resolves it against .dvc/
-    html = TEMPLATE.read_text()
-    assert "{plot_divs}" in html
-    assert "{scripts}" not in html  # DVC fills that placeholder with CDN <script> tags
-    assert not re.search(r"https?://", re.sub(r"<!--.*?-->", "", html, flags=re.S))
-    for f in VEGA_FILES:
-        assert f'src="../node_modules/{f}"' in html
-
-
 @pytest.mark.slow
-def test_plots_show_renders_offline(tmp_path):
-    _require_tools()
-    repo = _plots_repo(tmp_path)
-    dvc(repo, "plots", "show", "--html-template", str(TEMPLATE))
-    page = repo / "dvc_plots" / "index.html"
-    html = page.read_text()
-    assert "cdn.jsdelivr" not in html and "{plot_divs}" not in html
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_the_page_renders_offline_in_any_folder_and_runs_no_injected_script(tmp_path, command):
+    if not CHROMIUM.exists():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CHROMIUM} is missing (CI=true: .ci/install-extras.sh installs it)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    labels = ["sadness", f"joy{HOSTILE}", "love & <3", "anger", "fear", "surprise"]
+    repo = make_plots_repo(tmp_path / "repo", labels=labels, text=HOSTILE)
+    out = tmp_path / "elsewhere" / "page"  # outside the project: nothing of it beside the page
+    dvc(repo, *COMMANDS[command], "-o", str(out))
+    page = out / "index.html"
+    head_scripts = len(re.findall(r"<script", page.read_text().split("<body>")[0], re.I))  # the Vega builds
 
-    res = _chromium(page, tmp_path / "profile", "--dump-dom")
-    dom = res.stdout
-    assert "</html>" in dom, f"chromium produced no DOM (rc={res.returncode}): {res.stderr[-2000:]}"
-    assert "dvc-missing-vega\">" not in dom, "the page could not load Vega from node_modules"
-
-    n_vega, n_images = _expected_counts(repo)
-    assert (n_vega, n_images) == (10, 5)  # 3 fixture + 7 pipeline Vega plots; 1 + 4 image plots
-
-    # vega-embed adds class "vega-embed" to each plot's container once it embedded the spec
+    dom = _chromium(page, tmp_path / "profile", "--dump-dom").stdout
+    assert "</html>" in dom, "chromium produced no DOM"
+    assert "<title>DVC Plots</title>" in dom, "a script changed the page title"
+    # vega-embed replaces each plot's <div> (its inline <script> included) by the chart: what is left are the
+    # Vega builds; an element injected through the data would have run and set the title
+    assert len(re.findall(r"<script", dom, re.I)) == head_scripts == 3, "a script element was added"
+    vega = [p for p, x in INTENDED.items() if x]
     containers = re.findall(r'<div id="([^"]+)" class="vega-embed[^"]*">(.*?)<div class="vega-actions">', dom, re.S)
-    assert len(containers) == n_vega, [c[0] for c in containers]
+    assert len(containers) == len(vega), [c[0] for c in containers]
     for plot_id, body in containers:
-        marks = re.search(r'<canvas width="(\d+)" height="(\d+)" class="marks"|<svg[^>]*class="marks"[^>]*>\s*<[^/]',
-                          body)
+        marks = re.search(r'<canvas width="(\d+)" height="(\d+)" class="marks"|<svg[^>]*class="marks"', body)
         assert marks, f"plot {plot_id} has no rendered <canvas>/<svg>"
-        if marks.group(1):
-            assert int(marks.group(1)) > 0 and int(marks.group(2)) > 0, plot_id
-
-    imgs = re.findall(r'<img src="([^"]+)"', dom)
-    assert len(imgs) == n_images, imgs
-    for src in imgs:
+    images = re.findall(r'<img src="([^"]+)"', dom.split("<body")[-1])
+    assert len(images) == (1 if command == "show" else 2) * (len(INTENDED) - len(vega)), images
+    for src in images:
         assert (page.parent / src).is_file(), src
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "plots.png"
-    shot.unlink(missing_ok=True)
-    _chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1400,5200",
-              "--hide-scrollbars")
-    from PIL import Image
+    if command == "diff":  # the screenshot linked by the README (docs/plots.png): plain label names
+        page = make_plots_repo(tmp_path / "plain") / "dvc_plots" / "index.html"
+        dvc(page.parents[1], "plots", "diff", "main")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "plots.png"
+        shot.unlink(missing_ok=True)
+        _chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=2000,4200",
+                  "--hide-scrollbars")
+        from PIL import Image
 
-    with Image.open(shot) as img:
-        colours = img.convert("RGB").resize((350, 1300)).getcolors(maxcolors=1_000_000)
-    assert colours and len(colours) > 50, "the screenshot looks blank"
+        with Image.open(shot) as img:
+            colours = img.convert("RGB").resize((500, 1050)).getcolors(maxcolors=1_000_000)
+        assert colours and len(colours) > 50, "the screenshot looks blank"

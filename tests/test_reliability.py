@@ -66,8 +66,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
     ref_live = json.loads((reference / "dvclive/metrics.json").read_text())
     res_live = json.loads((interrupted / "dvclive/metrics.json").read_text())
-    assert res_live["eval"] == ref_live["eval"] and res_live["step"] == ref_live["step"] == 27
-    for name in ("eval/accuracy", "train/loss"):  # the resumed run's curves are whole: steps 1..27
+    assert res_live["curve_subset"] == ref_live["curve_subset"] and res_live["step"] == ref_live["step"] == 27
+    for name in ("curve_subset/accuracy", "train/loss"):  # the resumed run's curves are whole: steps 1..27
         ref_curve = (reference / f"dvclive/plots/metrics/{name}.tsv").read_text()
         assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == ref_curve
         assert len(ref_curve.splitlines()) == 1 + 27
@@ -142,7 +142,7 @@ def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, t
     files = [
         "metrics/baselines.json", "metrics/finetuned.json", "dvclive/metrics.json",
         "plots/baselines/confusion.csv", "plots/finetuned/confusion.csv", "plots/umap/pretrained.csv",
-        "dvclive/plots/metrics/eval/accuracy.tsv", "dvclive/plots/metrics/train/loss.tsv",
+        "dvclive/plots/metrics/curve_subset/accuracy.tsv", "dvclive/plots/metrics/train/loss.tsv",
     ]
     for name in files:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -1,5 +1,7 @@
-"""End to end: scripts/report.py on a tiny DVC repo (branch exp against main)."""
+"""End to end: `textclf report` on a tiny DVC repo (branch exp against main)."""
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -8,8 +10,14 @@ from pathlib import Path
 from PIL import Image
 
 from _dvc_fixture import git, make_repo
+from conftest import ROOT
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
+
+def report(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m textclf report ...`` in ``repo``, with this checkout's package."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "textclf", "report", *args], cwd=repo, check=True,
+                          capture_output=True, text=True, env=env)
 
 
 def test_report_compares_branch_against_main(tmp_path):
@@ -17,8 +25,7 @@ def test_report_compares_branch_against_main(tmp_path):
     main_sha = git(repo, "rev-parse", "--short", "main").strip()
     head_sha = git(repo, "rev-parse", "--short", "HEAD").strip()
 
-    subprocess.run([sys.executable, str(SCRIPT), "--base", "main", "--out", "report/"],
-                   cwd=repo, check=True, capture_output=True, text=True)
+    report(repo, "--base", "main", "--out", "report/")
     out = repo / "report"
     text = (out / "report.md").read_text()
     heading = text.splitlines()[0]
@@ -50,9 +57,12 @@ def test_report_compares_branch_against_main(tmp_path):
             with Image.open(out / link) as img:
                 colours["main" if "_main_" in link else "workspace"] = img.convert("RGB").getpixel((1, 1))
     assert colours == {"main": (200, 30, 30), "workspace": (30, 30, 200)}
+    # side by side in DVC's order, as on its page: the workspace, then the base
+    assert "| workspace | main |" in text
 
 
 SECRET = "a user's private sentence that must stay out of reports"
+HOSTILE = "a|<b>"
 TOP_LOSSES_PLOT = """\
   - plots/errors/top_losses.csv:
       x: rank
@@ -67,7 +77,8 @@ def test_report_has_the_per_label_loss_table_and_never_the_row_texts(tmp_path):
     def write(loss_joy: float, errors_joy: int) -> None:
         errors.mkdir(parents=True, exist_ok=True)
         (errors / "label_loss.csv").write_text(
-            f"label,mean_loss,rows,errors\nsadness,0.5,10,2\njoy,{loss_joy},12,{errors_joy}\n")
+            f"label,mean_loss,rows,errors\nsadness,0.5,10,2\njoy,{loss_joy},12,{errors_joy}\n{HOSTILE},1,1,1\n")
+        (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.5 + loss_joy / 10, HOSTILE: loss_joy}))
         (errors / "top_losses.csv").write_text(f"rank,row,text,label,predicted,loss\n1,3,{SECRET},joy,sadness,4.2\n"
                                                f"2,7,{SECRET} again,sadness,joy,3.1\n")
 
@@ -78,32 +89,46 @@ def test_report_has_the_per_label_loss_table_and_never_the_row_texts(tmp_path):
     git(repo, "checkout", "-q", "exp")
     write(0.3, 1)  # the workspace: joy got better
 
-    result = subprocess.run([sys.executable, str(SCRIPT), "--base", "main", "--out", "report/"],
-                            cwd=repo, check=True, capture_output=True, text=True)
+    result = report(repo, "--base", "main", "--out", "report/")
     text = (repo / "report" / "report.md").read_text()
     assert "## Per-label validation loss" in text
     assert re.search(r"\|\s*joy\s*\|\s*0\.8000\s*\|\s*0\.3000\s*\|\s*-0\.5000\s*\|\s*4\s*\|\s*1\s*\|", text), text
     assert re.search(r"\|\s*sadness\s*\|\s*0\.5000\s*\|\s*0\.5000\s*\|\s*\+0\.0000\s*\|", text)
     assert SECRET not in text and SECRET not in result.stdout + result.stderr
+    # a label name with markup and a table separator: escaped in the per-label table and in DVC's metrics table
+    assert "<b>" not in text and "a\\|&lt;b&gt;" in text
+    assert re.search(r"\|\s*metrics\.json\s*\|\s*a\|&lt;b&gt;\s*\|", text), text
 
 
-def test_side_by_side_panels_put_the_base_left_whatever_the_names():
-    """`zbase` sorts after `workspace`: without order_revisions the base panel would be on the right."""
-    import json
-
+def test_side_by_side_panels_follow_the_data_order_in_both_templates():
+    """DVC lists the workspace first, then the revisions as given (and so orders its image plots); the
+    confusion and UMAP templates keep that order, where Vega-Lite would sort `abase` before `workspace`."""
     import vl_convert
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from report import order_revisions
+    rows = [{"x": i, "y": i, "actual": "joy", "predicted": "joy", "actual_id": 0, "predicted_id": 0, "weight": 1,
+             "label": "joy", "rev": rev} for rev in ("workspace", "abase") for i in range(3)]
+    for name, x, y in (("umap", "x", "y"), ("confusion", "predicted", "actual")):
+        text = (ROOT / f".dvc/plots/{name}.json").read_text()
+        text = text.replace('"<DVC_METRIC_DATA>"', json.dumps(rows)).replace("<DVC_METRIC_TITLE>", name)
+        svg = vl_convert.vegalite_to_svg(json.loads(text.replace("<DVC_METRIC_X>", x).replace("<DVC_METRIC_Y>", y)))
+        titles = [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if t in ("abase", "workspace")]
+        assert titles == ["workspace", "abase"], (name, titles)
 
-    template = (Path(__file__).resolve().parents[1] / ".dvc/plots/umap.json").read_text()
-    rows = [{"x": i, "y": i, "label": "joy", "rev": rev} for rev in ("workspace", "zbase") for i in range(3)]
-    text = template.replace('"<DVC_METRIC_DATA>"', json.dumps(rows)).replace("<DVC_METRIC_TITLE>", "umap")
-    spec = json.loads(text.replace("<DVC_METRIC_X>", "x").replace("<DVC_METRIC_Y>", "y"))
 
-    def panel_titles(svg: str) -> list[str]:
-        return [t for t in re.findall(r"<text[^>]*>([^<]+)</text>", svg) if t in ("zbase", "workspace")]
-
-    assert panel_titles(vl_convert.vegalite_to_svg(spec)) == ["workspace", "zbase"]  # DVC's order
-    ordered = order_revisions(spec, ["zbase", "workspace"])
-    assert panel_titles(vl_convert.vegalite_to_svg(ordered)) == ["zbase", "workspace"]
+def test_a_folder_of_the_users_or_a_bad_revision_is_refused_in_one_line(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    mine = repo / "notes"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "report.md").write_text("my own notes")
+    (mine / "plots" / "figure.png").write_text("mine")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, names in ((["--base", "main", "--out", "notes"], "notes"), (["--base", "no-such-rev"], "no-such-rev")):
+        res = subprocess.run([sys.executable, "-m", "textclf", "report", *args], cwd=repo, capture_output=True,
+                             text=True, env=env)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
+        assert names in res.stderr
+    assert (mine / "report.md").read_text() == "my own notes" and (mine / "plots" / "figure.png").read_text() == "mine"
+    assert not (repo / "report").exists()
+    report(repo, "--base", "main", "--out", "report/")
+    report(repo, "--base", "main", "--out", "report/")  # its own folder: replaced
+    assert (repo / "report" / "report.md").is_file()

@@ -2,9 +2,11 @@
 
     python -m textclf predict "i feel great today"     # from the project root: this checkout's code
     textclf predict --input tweets.csv --output out.jsonl
+    textclf report --base main                         # report/report.md: the workspace against main
 
 Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md),
-sweep (mean ± spread over seeds of each configuration of a `dvc exp run --queue` grid).
+sweep (mean ± spread over seeds of each configuration of a `dvc exp run --queue` grid),
+report (params, metrics and plots of the workspace against a git revision, as Markdown with PNGs).
 ``textclf <command> --help`` tells more.
 """
 
@@ -14,7 +16,9 @@ import importlib
 import sys
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
-COMMANDS = {"predict": "textclf.predict", "export": "textclf.export", "sweep": "textclf.sweep"}
+COMMANDS = {
+    "predict": "textclf.predict", "export": "textclf.export", "sweep": "textclf.sweep", "report": "textclf.report",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from textclf.errors import PipelineError
 from textclf.io import atomic_path, read_parquet
+from textclf.pagetext import inert_labels
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -69,8 +70,10 @@ def summary(table: pd.DataFrame, per_label: pd.DataFrame) -> dict:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """A CSV, atomically; losses rounded to 6 decimals so that reruns give the same bytes."""
+    """A CSV, atomically; losses rounded to 6 decimals so that reruns give the same bytes; label names
+    made inert for the plots page (textclf.pagetext)."""
     frame = frame.assign(**({"loss": frame["loss"].round(6)} if "loss" in frame else {}))
+    frame = frame.assign(**{col: inert_labels(frame[col]) for col in ("label", "predicted") if col in frame})
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 

@@ -18,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from textclf.io import atomic_path
+from textclf.pagetext import inert_labels
 
 # The notebook's colour maps, one per label; cycled when there are more labels.
 UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
@@ -104,8 +105,9 @@ def collapse_check(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
     """Rows of (actual, predicted) label names with their ids, the input of the confusion template
     (.dvc/plots/confusion.json): one row per prediction (weight 1), then one weight-0 row per label so
-    that every label has a row and a column, in id order, even one that is never predicted."""
-    names, ids = np.asarray(label_names), np.arange(len(label_names))
+    that every label has a row and a column, in id order, even one that is never predicted. Label names
+    are made inert for the plots page (textclf.pagetext)."""
+    names, ids = np.asarray(inert_labels(label_names)), np.arange(len(label_names))
     frame = pd.DataFrame({
         "actual": np.concatenate([names[y_true], names]),
         "predicted": np.concatenate([names[y_pred], names]),
@@ -115,6 +117,15 @@ def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, la
     })
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: list[str]) -> pd.DataFrame:
+    """The UMAP plot data (x, y rounded to 4 decimals, label name made inert for the plots page, see
+    textclf.pagetext); returns the points with the label names as they are, for the PNG."""
+    points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[labels]})
+    with atomic_path(path) as tmp:
+        points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)
+    return points
 
 
 def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
@@ -132,15 +143,28 @@ def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label
 
 
 def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
-    """The notebook's figure: one hexbin panel per label, each in its own colour map."""
+    """``umap_figure`` as a PNG."""
+    fig = umap_figure(points, label_names, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
+    """The notebook's figure, one hexbin panel per label in its own colour map, on axes shared by every
+    panel (the same bins and limits: a cluster sits in the same place in each), with every row as faint
+    grey points behind, so each label's cloud reads against the whole."""
     cols = 3
     rows = -(-len(label_names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(12, 4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 4 * rows), squeeze=False, sharex=True, sharey=True)
     axes = axes.flatten()
+    extent = (points["x"].min(), points["x"].max(), points["y"].min(), points["y"].max()) if len(points) else None
     for i, name in enumerate(label_names):
         subset = points[points["label"] == name]
+        axes[i].scatter(points["x"], points["y"], s=2, c="0.8", linewidths=0, rasterized=True)
         if len(subset):
-            axes[i].hexbin(subset["x"], subset["y"], cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)], gridsize=60, linewidths=(0,))
+            axes[i].hexbin(subset["x"], subset["y"], cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)], gridsize=60,
+                           extent=extent, mincnt=1, linewidths=(0,))
         axes[i].set_title(name)
         axes[i].set_xticks([])
         axes[i].set_yticks([])
@@ -148,9 +172,7 @@ def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], titl
         ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    return fig
 
 
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:

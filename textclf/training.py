@@ -260,6 +260,11 @@ def compute_metrics(prediction) -> dict:
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
+# dvclive's name for the validation points of the curves: scored on finetune.curve_eval_rows rows (a seeded
+# subset), so they must not read as the evaluate stage's metrics (metrics/finetuned.json, every row)
+CURVE_PREFIX = "curve_subset"
+
+
 class DVCLiveStepLogger(TrainerCallback):
     """Logs train loss and validation loss/accuracy/macro and weighted F1 to dvclive at every evaluation, on the
     optimizer-step axis, and evaluates once more at the last step so the curve ends at the model.
@@ -279,7 +284,7 @@ class DVCLiveStepLogger(TrainerCallback):
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
             for key in ("loss", "accuracy", "f1_macro", "f1_weighted"):
-                self.live.log_metric(f"eval/{key}", round(entry[f"eval_{key}"], 6))
+                self.live.log_metric(f"{CURVE_PREFIX}/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1

@@ -1,20 +1,25 @@
-#!/usr/bin/env python
-"""Write a Markdown comparison report of the workspace against a base git revision.
+"""Write a Markdown report comparing the workspace with a base git revision (textclf report).
 
-    python scripts/report.py --base main --out report/
+    textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
 report/report.md holds a heading naming both sides, the `dvc params diff` and
 `dvc metrics diff` tables, the per-label validation loss of the error analysis on both sides
 (plots/errors/label_loss.csv: label names and numbers only; the report never reads or prints the
 rows' texts), and every DVC plot of dvc.yaml as a PNG linked by relative path:
-Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them) are rendered
-offline with vl-convert (no browser, no network); image plots are copied from both revisions.
-CI puts this file into its pull-request comment (scripts/ci_comment.py, `cml comment update`).
+Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them, in DVC's order of the
+revisions: the workspace first, as on its page) are rendered offline with vl-convert (no browser, no
+network); image plots are copied from both revisions, in the same order. Text from DVC's tables and
+label names is escaped for Markdown and HTML (``&``, ``<``, ``>``, ``|`` in table cells).
+CI puts this file into its pull-request comment (`cml comment update`).
+The report writes only into a folder it made (marked by MARKER) or a new or empty one: a folder of
+the user's is refused, never overwritten. A bad revision or folder is one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import re
 import shutil
@@ -23,7 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from textclf.errors import PipelineError
+
 WORKSPACE = "workspace"
+# the file that marks an --out folder as the report's own, so that a rerun may replace it
+MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
 
@@ -41,7 +50,8 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _git(cwd: Path, *args: str) -> str:
     res = _run(["git", *args], cwd)
     if res.returncode != 0:
-        raise SystemExit(f"git {' '.join(args)} failed: {res.stderr.strip()}")
+        reason = (res.stderr.strip().splitlines() or ["failed"])[-1]
+        raise PipelineError(f"{cwd}: git {' '.join(args)}: {reason}")
     return res.stdout.strip()
 
 
@@ -49,22 +59,27 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
 
 
+def escape(text: str, cell: bool = False) -> str:
+    """``text`` safe in Markdown and HTML: ``&``, ``<``, ``>`` as entities (and ``|`` escaped in a table cell)."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|") if cell else text
+
+
 def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
+    """A heading and the Markdown table a dvc command prints (escaped: metric keys hold label names)."""
     res = _run(cmd, cwd)
     lines = [f"## {title}", ""]
     if res.returncode != 0:
         lines += [f"`{' '.join(cmd[1:])}` failed:", "", "```", res.stderr.strip(), "```", ""]
     elif res.stdout.strip():
-        lines += [res.stdout.strip(), ""]
+        lines += [escape(res.stdout.strip()), ""]
     else:
         lines += [empty, ""]
     return lines
 
 
 def _label_loss_rows(text: str) -> dict[str, dict]:
-    import csv
-    import io
-
+    """Rows of a label_loss.csv by label name."""
     return {row["label"]: row for row in csv.DictReader(io.StringIO(text)) if row.get("label")}
 
 
@@ -93,7 +108,7 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     for label in dict.fromkeys([*new, *old]):
         before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
         change = "—" if before is None or after is None else f"{after - before:+.4f}"
-        lines.append(f"| {label} | {cell(before)} | {cell(after)} | {change} | "
+        lines.append(f"| {escape(label, cell=True)} | {cell(before)} | {cell(after)} | {change} | "
                      f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |")
     return lines + [""]
 
@@ -108,20 +123,6 @@ def render_vega(spec: dict, dest: Path) -> None:
     else:
         png = vlc.vegalite_to_png(spec, scale=1)
     dest.write_bytes(png)
-
-
-def order_revisions(spec, order: list[str]):
-    """Every encoding or facet on the ``rev`` field sorted as ``order`` (base left, workspace right):
-    DVC's specs leave it to the data's order or to an alphabetical sort, which flips with branch names."""
-    if isinstance(spec, dict):
-        if spec.get("field") == "rev":
-            spec["sort"] = list(order)
-        for value in spec.values():
-            order_revisions(value, order)
-    elif isinstance(spec, list):
-        for value in spec:
-            order_revisions(value, order)
-    return spec
 
 
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
@@ -140,14 +141,14 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
         if not data:
             return lines + ["No plots declared.", ""]
         for n, (plot_id, entries) in enumerate(data.items()):
-            lines += [f"### {plot_id}", ""]
+            lines += [f"### {escape(plot_id)}", ""]
             images = []
             for entry in entries:
                 revs = entry.get("revisions") or []
                 if entry.get("type") == "vega":
                     name = f"{n:02d}_{_slug(plot_id)}.png"
                     try:
-                        render_vega(order_revisions(entry["content"], [base, WORKSPACE]), plots_dir / name)
+                        render_vega(entry["content"], plots_dir / name)
                     except Exception as exc:  # a broken spec should not lose the rest of the report
                         lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
                         continue
@@ -158,24 +159,33 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                     name = f"{n:02d}_{_slug(rev)}_{_slug(Path(plot_id).name)}"
                     shutil.copyfile(src, plots_dir / name)
                     images.append((rev, name))
-            if images:
-                order = {base: 0, WORKSPACE: 1}
-                images.sort(key=lambda item: order.get(item[0], 2))
-                lines += ["| " + " | ".join(rev for rev, _ in images) + " |",
+            if images:  # DVC's order, as in the Vega plots: the workspace, then the base
+                lines += ["| " + " | ".join(escape(rev, cell=True) for rev, _ in images) + " |",
                           "|" + "---|" * len(images),
                           "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |", ""]
     return lines
 
 
-def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
-    repo, out = repo.resolve(), out.resolve()
+def claim_folder(out: Path) -> None:
+    """Make ``out`` the report's folder: new, empty or marked by an earlier report; else refuse."""
+    if out.exists() and not out.is_dir():
+        raise PipelineError(f"{out}: not a folder: give --out a folder for the report")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise PipelineError(f"{out}: a folder the report did not write: give --out a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by textclf report: a rerun replaces this folder's report.md and plots/\n")
+
+
+def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
+    """Write out/report.md (and out/plots/) comparing the workspace of ``repo`` with ``base``."""
+    repo, out = repo.resolve(), out.resolve()
     base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
     head_sha = _git(repo, "rev-parse", "--short", "HEAD")
     branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
     head_desc = f"HEAD `{head_sha}`" + (f" on `{branch}`" if branch != "HEAD" else "")
     head_desc += ", with uncommitted changes" if dirty else ""
+    claim_folder(out)
 
     lines = [
         f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})",
@@ -194,17 +204,21 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv: list[str] | None = None) -> int:
+    """``textclf report [--base REV] [--out DIR] [--repo DIR] [--note TEXT]``; prints the report's path."""
+    parser = argparse.ArgumentParser(prog="textclf report", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", default="report", help="output folder (default: report/)")
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    report = build_report(Path(args.repo), args.base, Path(args.out), note=args.note)
-    print(report)
+    try:
+        print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note))
+    except PipelineError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

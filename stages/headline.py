@@ -1,0 +1,60 @@
+"""Stage headline: the few numbers people compare between runs, in one small metrics file.
+
+Writes: <out> with the fine-tuned model's validation and test accuracy, macro F1 and weighted F1,
+and the logistic regression's validation accuracy, read from the evaluate and baselines metrics.
+No model, no torch: it reruns in a moment whenever either metrics file changes. Its file is the first
+metrics file of dvc.yaml, so `dvc metrics diff` and `dvc exp show` list these numbers first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from textclf.errors import PipelineError, run_stage
+from textclf.io import read_json, write_json
+from textclf.params import load_params
+
+# split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
+# `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
+SPLITS = {"validation": "val", "test": "test"}
+KEYS = ("accuracy", "f1_macro", "f1_weighted")
+# the name of weighted F1 before the metric keys were agreed (accuracy, f1_macro, f1_weighted)
+LEGACY = {"f1_weighted": "f1"}
+
+
+def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_path: Path) -> dict:
+    """{val_accuracy, val_f1_macro, val_f1_weighted, test_..., logreg_val_accuracy}: a key missing
+    from a split's metrics is left out; a missing accuracy is an error naming the file."""
+    out: dict = {}
+    for split, prefix in SPLITS.items():
+        scores = finetuned.get(split) if isinstance(finetuned, dict) else None
+        if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float)):
+            raise PipelineError(f"{finetuned_path}: no {split} accuracy: rerun the evaluate stage (dvc repro evaluate)")
+        for key in KEYS:
+            value = scores.get(key, scores.get(LEGACY.get(key, key)))
+            if isinstance(value, (int, float)):
+                out[f"{prefix}_{key}"] = value
+    try:
+        out["logreg_val_accuracy"] = baselines["logistic_regression"]["validation"]["accuracy"]
+    except (KeyError, TypeError):
+        raise PipelineError(
+            f"{baselines_path}: no logistic_regression validation accuracy: rerun the baselines stage"
+        ) from None
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--finetuned", type=Path, required=True, help="the evaluate stage's metrics")
+    parser.add_argument("--baselines", type=Path, required=True, help="the baselines stage's metrics")
+    parser.add_argument("--out", type=Path, required=True, help="the headline metrics file")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    load_params(args.params)  # checked like every stage's, although this one reads none
+    numbers = headline(read_json(args.finetuned), read_json(args.baselines), args.finetuned, args.baselines)
+    write_json(args.out, numbers)
+
+
+if __name__ == "__main__":
+    run_stage(main)
