@@ -13,7 +13,7 @@ The launch itself also needs `terraform` and `cml` on PATH (CML drives Terraform
 idle timeout of an hour, so a machine whose job never comes terminates itself; the hour leaves a reviewer time
 to approve the `gpu` job, which waits for approval only once the machine runs.
 
-Standard library only: it runs before anything is installed. Standard library only: no secret is printed.
+Standard library only: it runs before anything is installed. It prints no secret.
 """
 
 from __future__ import annotations
