@@ -4,7 +4,7 @@
     python3 .ci/pr_comment.py --title "GPU tier" --report DIR --result success [--reason TEXT] \
         [--run-url URL] [--images] --out report/comment.md
 
-DIR holds the tier's report.md (scripts/report.py plus the tier's own sections) and its plots/. Out comes a
+DIR holds the tier's report.md (textclf report plus the tier's own sections) and its plots/. Out comes a
 heading with the job result, the reason the tier ran (or why not), the report with its headings one level down,
 and the link to the run. Image links are made relative to --out's folder; without --images (the variable
 CML_PUBLISH_IMAGES is not `true`) they become text pointing at the run's artifacts, since
