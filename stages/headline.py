@@ -20,9 +20,6 @@ from textclf.params import load_params
 SPLITS = {"validation": "val", "test": "test"}
 KEYS = ("accuracy", "f1_macro", "f1_weighted")
 # the name of weighted F1 before the metric keys were agreed (accuracy, f1_macro, f1_weighted)
-LEGACY = {"f1_weighted": "f1"}
-
-
 def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_path: Path) -> dict:
     """{val_accuracy, val_f1_macro, val_f1_weighted, test_..., logreg_val_accuracy}: a key missing
     from a split's metrics is left out; a missing accuracy is an error naming the file."""
@@ -32,7 +29,7 @@ def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_p
         if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float)):
             raise PipelineError(f"{finetuned_path}: no {split} accuracy: rerun the evaluate stage (dvc repro evaluate)")
         for key in KEYS:
-            value = scores.get(key, scores.get(LEGACY.get(key, key)))
+            value = scores.get(key)
             if isinstance(value, (int, float)):
                 out[f"{prefix}_{key}"] = value
     try:
