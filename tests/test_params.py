@@ -228,13 +228,20 @@ def test_a_key_written_twice_is_one_line_naming_it_and_its_lines(tmp_path):
         dvc_parse_yaml(path.read_text(), str(path))
 
 
+LINE = r"\(line {n}\)"
+
+
 @pytest.mark.parametrize(("old", "new", "message"), [
-    ("  learning_rate:", "  learning_rte:", r"unknown parameter 'finetune\.learning_rte' \(line {n}\); did you mean 'learning_rate'\?"),
-    ("finetune:\n", "finetun:\n", r"unknown parameter 'finetun' \(line {n}\); did you mean 'finetune'\?"),
-    ("  n_neighbors:", "  n_neighbours:", r"unknown parameter 'umap\.n_neighbours' \(line {n}\); did you mean 'n_neighbors'\?"),
-    ("  top_n: 50", "  colour: blue", r"unknown parameter 'error_analysis\.colour' \(line {n}\)"),
-    ("  batch_size: 32", "  batch_size: '32'", r"finetune\.batch_size: Input should be a valid integer \(got '32', line {n}\)"),
-    ("  label_names: null", "  label_names: [a, 3]", r"data\.label_names\.1: Input should be a valid string \(got 3, line {n}\)"),
+    ("  learning_rate:", "  learning_rte:",
+     rf"unknown parameter 'finetune\.learning_rte' {LINE}; did you mean 'learning_rate'\?"),
+    ("finetune:\n", "finetun:\n", rf"unknown parameter 'finetun' {LINE}; did you mean 'finetune'\?"),
+    ("  n_neighbors:", "  n_neighbours:",
+     rf"unknown parameter 'umap\.n_neighbours' {LINE}; did you mean 'n_neighbors'\?"),
+    ("  top_n: 50", "  colour: blue", rf"unknown parameter 'error_analysis\.colour' {LINE}"),
+    ("  batch_size: 32", "  batch_size: '32'",
+     r"finetune\.batch_size: Input should be a valid integer \(got '32', line {n}\)"),
+    ("  label_names: null", "  label_names: [a, 3]",
+     r"data\.label_names\.1: Input should be a valid string \(got 3, line {n}\)"),
     ("  label_names: null", "  label_names: [no, yes", r"not valid YAML: line \d+, column \d+: expected ',' or ']'.*"),
 ])
 def test_a_mistake_names_the_param_and_its_line(tmp_path, old, new, message):
@@ -269,7 +276,8 @@ def test_a_missing_path_source_is_no_such_folder_not_a_hub_lookup(project, monke
 
     (project / "data").mkdir()
     monkeypatch.setattr(data, "read_hub", lambda *a: pytest.fail("looked up on the hub"))
-    with pytest.raises(PipelineError, match=rf"^data\.source '{re.escape(source)}': no such folder \(/.*\); fix the path"):
+    expected = rf"^data\.source '{re.escape(source)}': no such folder \(/.*\); fix the path"
+    with pytest.raises(PipelineError, match=expected):
         data.load_dataset(data_params(source=source))
 
 
@@ -277,7 +285,7 @@ def test_a_file_source_and_hub_ids(project):
     from textclf.paths import source_folder
 
     (project / "train.jsonl").write_text("{}\n")
-    with pytest.raises(PipelineError, match=r"^data\.source 'train\.jsonl': is a file, not a folder; point it at the folder"):
+    with pytest.raises(PipelineError, match=r"^data\.source 'train\.jsonl': is a file, not a folder; point it at"):
         source_folder("train.jsonl")
     assert source_folder("dair-ai/emotion") is None and source_folder("emotion") is None  # no local folder: hub ids
     assert source_folder("sample") == ROOT / "data" / "sample"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slow
 COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"]
 OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 STAGES = {
-    "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
+    "params", "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
     "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "headline", "error_analysis", "model_card",
 }
 
@@ -164,7 +165,7 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
     assert {"encode", "finetune", "hidden_states@pretrained", "evaluate"} <= changed and "data" not in changed
     with open(repo / "textclf/io.py", "a") as f:
         f.write("# a change\n")
-    assert set(dvc_status(repo)) == STAGES
+    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check imports no textclf.io
 
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
@@ -352,3 +353,86 @@ def test_queued_experiment_takes_a_relative_data_source(origin, tmp_path):
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
     experiments = [e for rev in shown for e in (rev.get("experiments") or [])]
     assert any(e.get("name") == "relative" for e in experiments), shown
+
+
+# --- params.yaml: checked first, read as DVC reads it ---------------------------------------------
+
+def timed(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run a command: its result, wall seconds and CPU seconds (user + system, all its processes)."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    result = sh(*args, cwd=cwd, ok=False)
+    wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def test_a_params_mistake_stops_repro_in_seconds_and_removes_nothing(origin, tmp_path):
+    """A typo once cost the model: DVC removed models/finetuned, then the stage failed after importing torch."""
+    repo = clone(origin, tmp_path / "repo")
+    before = outputs(repo)
+    good = (repo / "params.yaml").read_text()
+
+    def edited(change) -> str:
+        params = yaml.safe_load(good)
+        change(params)
+        return yaml.safe_dump(params)
+
+    mistakes = [
+        (edited(lambda p: p["finetune"].update(learning_rte=p["finetune"].pop("learning_rate"))),
+         "error: params.yaml: unknown parameter 'finetune.learning_rte' (line ", "did you mean 'learning_rate'?"),
+        (edited(lambda p: p["finetune"].update(batch_size="eight")),
+         "error: params.yaml: finetune.batch_size: Input should be a valid integer", "(got 'eight', line "),
+        (edited(lambda p: p["finetune"].update(warmup_ratio=1.5)),
+         "error: params.yaml: finetune.warmup_ratio: Input should be less than 1", "(got 1.5, line "),
+        (edited(lambda p: p["data"].update(source="../no-such-data")),
+         "error: data.source '../no-such-data': no such folder", "fix the path"),
+        (good.replace("\numap:\n", "\numap:\n  seed: 1\n"), "ERROR: unable to read: 'params.yaml'", "duplicate key"),
+    ]
+    for text, start, detail in mistakes:
+        (repo / "params.yaml").write_text(text)
+        result, wall, cpu = timed("dvc", "repro", cwd=repo)
+        print(f"{start[:60]}: dvc repro failed after {wall:.2f} s wall, {cpu:.2f} s CPU, load {os.getloadavg()[0]:.1f}")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "Traceback" not in output, output[-2000:]
+        assert ran_stages(result) <= {"params"}, output[-2000:]
+        if start.startswith("error:"):  # the check's one line; DVC's own refusal of a key written twice is DVC's
+            (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+            assert line.startswith(start) and detail in line, line
+            assert "no other stage ran and no output was removed" in line
+        else:
+            assert start in output and detail in output, output[-2000:]
+        assert cpu < 3.0, f"{cpu:.2f} s of CPU before the mistake was reported"
+        assert outputs(repo) == before  # models/finetuned and every other output untouched
+    (repo / "params.yaml").write_text(good)  # the fix: the stamp comes back from the cache, nothing runs
+    assert not ran_stages(sh("dvc", "repro", cwd=repo))
+    assert outputs(repo) == before and dvc_status(repo) == {}
+    assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
+
+
+def test_a_valid_param_edit_reruns_only_the_check_and_its_stages(origin, tmp_path):
+    repo = clone(origin, tmp_path / "repo")
+    stamp = (repo / "data/params-checked.txt").read_bytes()
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["umap"]["seed"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    expected = {"params", "umap@pretrained", "umap@finetuned"}
+    assert set(dvc_status(repo)) == expected
+    assert ran_stages(sh("dvc", "repro", cwd=repo)) == expected
+    assert (repo / "data/params-checked.txt").read_bytes() == stamp
+
+
+def test_exp_run_sets_label_names_no_and_yes(origin, tmp_path):
+    """`dvc exp run -S 'data.label_names=[no,yes]'` writes `- no` / `- yes` (YAML 1.2 strings): every stage
+    reads two strings, as DVC does, end to end into the model's labels."""
+    repo = clone(origin, tmp_path / "repo")
+    binary = tmp_path / "binary"
+    for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
+        rows = [{"text": row["text"], "label": int(row["label"] == "joy")}
+                for row in few_rows(split, per_label) if row["label"] in ("sadness", "joy")]
+        write_jsonl(binary / f"{split}.jsonl", rows)
+    sh("dvc", "exp", "run", "-n", "no-yes", "-S", "data.label_names=[no,yes]", "-S", f"data.source={binary}",
+       "-S", "finetune.epochs=1", cwd=repo)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["label_names"] == [False, True]  # YAML 1.1
+    assert json.loads((repo / "data/prepared/labels.json").read_text()) == ["no", "yes"]
+    config = json.loads((repo / "models/finetuned/config.json").read_text())
+    assert config["id2label"] == {"0": "no", "1": "yes"}
+    assert set(pd.read_csv(repo / "plots/umap/finetuned.csv")["label"]) == {"no", "yes"}

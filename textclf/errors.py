@@ -95,7 +95,8 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
     )
     logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ
-    hint = dvc_note or f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
+    restore = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
+    hint = dvc_note or restore
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         if under_dvc and sys.platform.startswith("linux"):

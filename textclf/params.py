@@ -212,7 +212,8 @@ def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = 
                 f"{source}: {where}: missing{more}; every parameter must be set: "
                 "copy it from the project's committed params.yaml"
             ) from None
-        raise PipelineError(f"{source}: {where}: {err['msg']} (got {err.get('input')!r}{f', {at}' if at else ''})") from None
+        got = f"got {err.get('input')!r}" + (f", {at}" if at else "")
+        raise PipelineError(f"{source}: {where}: {err['msg']} ({got})") from None
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:

@@ -14,7 +14,10 @@ from textclf.errors import PipelineError
 # data.source: sample reads the project's own demo sample.
 SAMPLE_SOURCE = "sample"
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
-SOURCE_ADVICE = "fix the path (a relative one starts at the project root), or use 'sample' or a hub dataset id such as dair-ai/emotion"
+SOURCE_ADVICE = (
+    "fix the path (a relative one starts at the project root), "
+    "or use 'sample' or a hub dataset id such as dair-ai/emotion"
+)
 
 
 def user_path(value: str) -> Path:
