@@ -377,3 +377,16 @@ def test_a_json_number_is_not_a_text(classifier, tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": 3}\n')
     one_line(*cli(capsys, "--model", str(classifier), "--input", str(source))[::2], r"not a string in row 2")
+
+
+def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):
+    """finetune --state removes stale training state (fingerprint folders), never other files there."""
+    from textclf.training import resumable_state
+
+    (tmp_path / "0123456789abcdef").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep")
+    (tmp_path / "file.txt").write_text("keep")
+    state_dir, resume = resumable_state(tmp_path, "fedcba9876543210")
+    assert resume is None and state_dir == tmp_path / "fedcba9876543210"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "notes"]
