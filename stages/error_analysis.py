@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     texts = read_parquet(args.data / f"{SPLIT}.parquet")
     if len(texts) != len(encoded) or (texts["label"].to_numpy() != encoded["label"].to_numpy()).any():
         raise PipelineError(f"{args.data / SPLIT}.parquet: rows differ from {args.encoded / SPLIT}.parquet (rerun encode)")
-    model = load_finetuned(args.model)
+    model = load_finetuned(args.model, label_names)  # whole, with the labels of labels.json
     tokenizer = load_tokenizer(str(args.model))
     logits = run_batched(
         model, encoded["input_ids"].tolist(), tokenizer.pad_token_id, all_params.evaluate.batch_size,
