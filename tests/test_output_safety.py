@@ -225,7 +225,8 @@ def test_encoder_without_head_is_not_a_classifier(tiny_model, tmp_path, capsys):
     config = json.loads((folder / "config.json").read_text())
     config.update(id2label={str(i): n for i, n in enumerate(LABELS)}, label2id={n: i for i, n in enumerate(LABELS)})
     (folder / "config.json").write_text(json.dumps(config))
-    one_line(*cli(capsys, "--model", str(folder), "a text")[::2], r"no trained classification head \(classifier\.weight")
+    one_line(*cli(capsys, "--model", str(folder), "a text")[::2],
+             r"no trained classification head \(classifier\.weight")
     one_line(*cli(capsys, "--model", str(tiny_model), "a text")[::2], r"no id2label .*not a fine-tuned classifier")
 
 
@@ -323,7 +324,8 @@ def test_predict_output_folder_means_a_file_inside_it(classifier, tmp_path, caps
     monkeypatch.chdir(tmp_path)
     code, _, err = cli(capsys, "--model", str(classifier), "--input", str(source), "--output", "results")
     assert code == 0, err
-    assert (results / "mine.txt").read_text() == "keep" and len((results / "tweets.labelled.jsonl").read_text().splitlines()) == 2
+    assert (results / "mine.txt").read_text() == "keep"
+    assert len((results / "tweets.labelled.jsonl").read_text().splitlines()) == 2
     code, _, err = cli(capsys, "--model", str(classifier), "--output", "new/", "--format", "csv", "a text")
     assert code == 0 and (tmp_path / "new" / "predictions.csv").is_file()
     before = snapshot(tmp_path)

@@ -395,7 +395,8 @@ def to_json(value) -> str:
     if isinstance(value, RawNumber):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items()) + "}"
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     if isinstance(value, (list, tuple, np.ndarray)):
         return "[" + ", ".join(to_json(v) for v in value) + "]"
     if isinstance(value, np.generic):
