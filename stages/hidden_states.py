@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     log.info("encoder from %s on %s (%s), process %d of %d", checkpoint, device, "bf16" if bf16 else "fp32",
              distributed.rank() + 1, distributed.world_size())
 
-    with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=[args.encoded, resolve_checkpoint(checkpoint)]) as out:
+    inputs = [args.encoded, resolve_checkpoint(checkpoint)]  # never written over
+    with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
         for split, split_rows in rows.items():
             start = time.perf_counter()
             path, shape = out / f"{split}.npy", (len(split_rows), output_width(encoder, "first_token"))

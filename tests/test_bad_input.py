@@ -587,7 +587,8 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
     (project / "broken-model").mkdir()
     broken = _copy_model(tiny_model, project / "broken-model" / "m")
     (broken / "config.json").write_text("[1, 2")
-    for checkpoint, message in [(empty, r"no tokenizer files"), (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file")]:
+    for checkpoint, message in [(empty, r"no tokenizer files"),
+                                (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file")]:
         write_params(project / "params.yaml", data={"source": "sample"}, model={"checkpoint": str(checkpoint)})
         with pytest.raises(PipelineError, match=message) as caught:
             run_main("encode")

@@ -12,12 +12,15 @@ from textclf.export import cli as export_cli
 from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line, weights_sha256
 
 FINETUNED = {
-    "validation": {"accuracy": 0.92, "f1_macro": 0.9011, "f1_weighted": 0.9195, "f1_per_label": {n: 0.9 for n in LABELS}},
+    "validation": {"accuracy": 0.92, "f1_macro": 0.9011, "f1_weighted": 0.9195,
+                   "f1_per_label": {n: 0.9 for n in LABELS}},
     "test": {"accuracy": 0.916, "f1_macro": 0.8977, "f1_weighted": 0.913, "f1_per_label": {n: 0.9 for n in LABELS}},
 }
 BASELINES = {
-    "dummy_uniform": {s: {"accuracy": 0.169, "f1_macro": 0.15, "f1_weighted": 0.186} for s in ("train", "validation", "test")},
-    "logistic_regression": {s: {"accuracy": 0.647, "f1_macro": 0.61, "f1_weighted": 0.64} for s in ("train", "validation", "test")},
+    "dummy_uniform": {s: {"accuracy": 0.169, "f1_macro": 0.15, "f1_weighted": 0.186}
+                      for s in ("train", "validation", "test")},
+    "logistic_regression": {s: {"accuracy": 0.647, "f1_macro": 0.61, "f1_weighted": 0.64}
+                            for s in ("train", "validation", "test")},
 }
 ERRORS = {"validation": {"mean_loss": 0.3, "rows": 2000, "errors": 160, "label_loss": {n: 0.25 for n in LABELS}}}
 TRAINING = {"train_runtime_s": 330.0, "steps": 500, "rows_per_second": 48.5, "hardware": "AMD EPYC, 2 threads",
@@ -55,7 +58,8 @@ def test_metadata_is_hugging_face_model_index_from_the_metrics():
 
 def test_body_has_params_time_hardware_baselines_and_limits():
     text = card()
-    for needle in ("| learning_rate | 1e-4 |", "| validation | 0.9200 | 0.9011 | 0.9195 |", TRAINING_RUN_PLACEHOLDER, "| logistic regression |",
+    for needle in ("| learning_rate | 1e-4 |", "| validation | 0.9200 | 0.9011 | 0.9195 |",
+                   TRAINING_RUN_PLACEHOLDER, "| logistic regression |",
                    "0.6470", "## Where it errs", "research and educational use only", "## Intended use and limits",
                    "hashtags", "textclf predict", 'pipeline("text-classification"'):
         assert needle in text, needle
@@ -80,7 +84,8 @@ def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, t
     assert TRAINING_RUN_PLACEHOLDER in text, "no run-dependent bytes in a pipeline output"
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     meta = front_matter(text)
-    values = {r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]}
+    values = {r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]}
+              for r in meta["model-index"][0]["results"]}
     for split in ("validation", "test"):
         assert values[split]["Accuracy"] == metrics[split]["accuracy"]
         assert values[split]["F1 (weighted)"] == metrics[split].get("f1_weighted", metrics[split].get("f1"))
@@ -168,13 +173,15 @@ def test_label_names_cannot_break_tables_or_format_the_page():
     for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
         widths = {len(re.findall(r"<t[dh][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, flags=re.S)}
         assert len(widths) == 1, table
-    for name in ("a|b", "&lt;script&gt;alert(1)&lt;/script&gt;", "x*y*", "new line", "`code`", "q&amp;a", "[l](http://x)"):
+    for name in ("a|b", "&lt;script&gt;alert(1)&lt;/script&gt;", "x*y*", "new line", "`code`", "q&amp;a",
+                 "[l](http://x)"):
         assert f"<td>{name}</td>" in html, name
 
 
 def test_card_sentences(tmp_path):
     """The opening sentence reads whole for each kind of source; no sentence ends in a dangling phrase."""
-    for source, phrase in (("sample", "on the project's demo sample"), ("dair-ai/emotion", "read from the Hugging Face hub"),
+    for source, phrase in (("sample", "on the project's demo sample"),
+                           ("dair-ai/emotion", "read from the Hugging Face hub"),
                            ("../shared/data/emotion", "read from a local copy (`../shared/data/emotion`)")):
         text = card(source=source)
         first = text.split("# ", 1)[1].split("\n\n")[1]

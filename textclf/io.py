@@ -51,10 +51,11 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
     resolved = target.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
-        raise PipelineError(f"{target}: is the current folder or one of its parents; name a new file or folder inside it")
+        raise PipelineError(f"{target}: is the current folder or one of its parents; "
+                            "name a new file or folder inside it")
     if resolved.is_dir() and any((resolved / name).exists() for name in _ROOT_MARKERS):
-        raise PipelineError(f"{target}: is a project root ({', '.join(n for n in _ROOT_MARKERS if (resolved / n).exists())}); "
-                            "name a new folder instead")
+        found = ", ".join(n for n in _ROOT_MARKERS if (resolved / n).exists())
+        raise PipelineError(f"{target}: is a project root ({found}); name a new folder instead")
     for source in inputs:
         if _overlaps(resolved, Path(source).resolve()):
             raise PipelineError(f"{target}: would replace {source}, which this command reads; write somewhere else")

@@ -69,7 +69,8 @@ def local_name(value: str) -> str:
 def describe_dataset(source: str, label_names: list[str]) -> dict:
     """Name, hub id (or None), a phrase and the licence of what ``data.source`` names."""
     if source == "sample":
-        return {"name": "textclf demo sample", "hub_id": None, "licence": "the project's own sentences, no third-party terms",
+        return {"name": "textclf demo sample", "hub_id": None,
+                "licence": "the project's own sentences, no third-party terms",
                 "text": "the project's demo sample (360 tweet-like sentences written for the project, so its "
                         "metrics say nothing about the real task)"}
     shown = local_name(source)

@@ -218,7 +218,8 @@ def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
                             "tokenizer beside it (tokenizer.save_pretrained(folder))")
     tokenizer = _load("AutoTokenizer", source, "tokenizer", trust_remote_code=trust_remote_code)
     if folder.is_dir() and (folder / "config.json").is_file():
-        check_tokenizer_fits(tokenizer, _load("AutoConfig", source, "config", trust_remote_code=trust_remote_code), folder)
+        config = _load("AutoConfig", source, "config", trust_remote_code=trust_remote_code)
+        check_tokenizer_fits(tokenizer, config, folder)
     return tokenizer
 
 
@@ -277,7 +278,8 @@ def check_tokenizer_fits(tokenizer, config, where: Path | str) -> None:
     vocab, size = getattr(config, "vocab_size", None), len(tokenizer)
     if isinstance(vocab, int) and vocab > 0 and (size > vocab or vocab - size > max(1024, vocab // 20)):
         raise PipelineError(f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json "
-                            f"vocab_size) has {vocab}: they belong to different models (save the model's own tokenizer)")
+                            f"vocab_size) has {vocab}: they belong to different models "
+                            "(save the model's own tokenizer)")
 
 
 def _weight_names(folder: Path) -> set[str]:
@@ -349,14 +351,17 @@ def check_model_folder(folder: Path | str, label_names: list[str] | None = None,
                             "(the model was trained on other data: run dvc repro)")
     try:
         with torch.device("meta"):  # the architecture's tensor names, without memory or initialization
-            model = transformers.AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+            model = transformers.AutoModelForSequenceClassification.from_config(
+                config, trust_remote_code=trust_remote_code)
     except Exception as exc:
-        raise PipelineError(f"{folder}: config.json is not a sequence classifier transformers can build ({_first(exc)})") from None
+        raise PipelineError(f"{folder}: config.json is not a sequence classifier transformers can build "
+                            f"({_first(exc)})") from None
     prefix = f"{model.base_model_prefix}."
     head = [k for k in model.state_dict() if not k.startswith(prefix)]
     missing = [k for k in head if k not in weights]
     if missing:
-        raise PipelineError(f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its safetensors): "
+        raise PipelineError(f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its "
+                            "safetensors): "
                             "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)")
     return config, tokenizer
 

@@ -79,7 +79,7 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
         for frame in _table_slices(path, suffix, rows_per_slice):
             if "text" not in frame.columns:
                 raise PipelineError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
-            bad = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+            bad = ~frame["text"].map(_is_text)
             if bad.any():
                 row = first_row + int(np.flatnonzero(bad)[0]) + 1
                 raise PipelineError(f"{path}: 'text' is empty or not a string in row {row}")
@@ -111,7 +111,7 @@ def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Lone UTF-16 surrogates (half an emoji, as truncated tweets hold) in text become U+FFFD, with a
     warning: they cannot be tokenized nor written as UTF-8."""
     def fix(value):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(value, str) else value
+        return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
     for column in frame.columns:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
@@ -126,6 +126,11 @@ def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 class RawNumber(str):
     """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
     would change them); written back verbatim."""
+
+
+def _is_text(value) -> bool:
+    """A non-blank string (not a number read from JSON, which is kept as its text)."""
+    return isinstance(value, str) and not isinstance(value, RawNumber) and bool(value.strip())
 
 
 def _json_loads(text: str):
@@ -163,7 +168,10 @@ def _json_array(path: Path) -> Iterator[pd.DataFrame]:
         raise PipelineError(f"{path}: a .json input is an array of texts or of objects with a 'text' field")
     if not data:
         return
-    if all(isinstance(item, str) for item in data):
+    if any(isinstance(item, str) and not isinstance(item, RawNumber) for item in data):  # an array of texts
+        bad = next((i for i, item in enumerate(data) if not _is_text(item)), None)
+        if bad is not None:
+            raise PipelineError(f"{path}: item {bad + 1} of the array is not a non-empty text")
         yield pd.DataFrame({"text": data})
         return
     for i, item in enumerate(data):
@@ -387,7 +395,8 @@ def to_json(value) -> str:
     if isinstance(value, RawNumber):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items()) + "}"
+        items = (f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     if isinstance(value, (list, tuple, np.ndarray)):
         return "[" + ", ".join(to_json(v) for v in value) + "]"
     if isinstance(value, np.generic):
@@ -425,22 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_path(output: Path | None, source: Path | None, fmt: str | None) -> Path | None:
+def output_path(output: str | None, source: Path | None, fmt: str | None) -> Path | None:
     """``--output``; an existing folder (or a path ending in /) means a file in it, named after the input
     (``<input>.labelled.<format>``, ``predictions.<format>`` for stdin or arguments): never the folder replaced."""
-    if output is None or not (output.is_dir() or str(output).endswith(("/", os.sep))):
-        output_format(output, fmt)
-        return output
-    stem = source.stem if source is not None and str(source) != "-" else "predictions"
-    return output / f"{stem}{'.labelled' if stem != 'predictions' else ''}.{fmt or 'jsonl'}"
+    if output is None or not (Path(output).is_dir() or output.endswith(("/", os.sep))):
+        output_format(None if output is None else Path(output), fmt)
+        return None if output is None else Path(output)
+    output = Path(output)
+    name = f"{source.stem}.labelled" if source is not None and str(source) != "-" else "predictions"
+    return output / f"{name}.{fmt or 'jsonl'}"
 
 
 def main(argv: list[str] | None = None) -> None:
     from textclf import distributed
 
     args = build_parser().parse_args(argv)
-    args.output = None if args.output is None else (Path(args.output) if not args.output.endswith("/")
-                                                    else Path(args.output) / "")  # keeps "dir/" a folder
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):
         raise PipelineError("--batch-size must be at least 1 and --max-length at least 2")
     if args.texts and args.input is not None:

@@ -387,11 +387,12 @@ def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) ->
     """The state folder of this run's settings and the checkpoint to resume from (or None).
 
     State saved under other settings (another fingerprint) can never be resumed: it is deleted
-    (by one process of a multi-process run: ``remove_stale``).
+    (by one process of a multi-process run: ``remove_stale``). Only folders named like a fingerprint
+    (16 hex digits) go: whatever else ``state_root`` holds is not this stage's and stays.
     """
     state_dir = Path(state_root) / run_id
-    for stale in Path(state_root).glob("*") if remove_stale else ():
-        if stale != state_dir:
+    for stale in Path(state_root).glob("[0-9a-f]" * 16) if remove_stale else ():
+        if stale != state_dir and stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return state_dir, last_complete_checkpoint(state_dir)
 
