@@ -27,6 +27,7 @@ from textclf.evaluation import (
 )
 from textclf.heads import load_head
 from textclf.io import read_json, read_npy, read_parquet, write_json
+from textclf.modeling import check_model_folder
 from textclf.params import load_params
 
 log = logging.getLogger("stage.evaluate")
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(args.params)
 
     label_names = read_json(args.labels)
+    check_model_folder(args.model, label_names)  # whole (tokenizer, labels, trained head) or refused
     head, how = load_head(args.model, label_names)
     log.info("%s", how if head else f"{how}: running the whole model over the rows")
     metrics, labels, logits = {}, {}, {}

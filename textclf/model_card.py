@@ -82,14 +82,13 @@ def describe_dataset(source: str, label_names: list[str]) -> dict:
     return {"name": shown, "hub_id": None, "licence": "see the data's own terms", "text": f"`{shown}`"}
 
 
-# Metric keys of classification_metrics (textclf/evaluation.py) and how the card names them. Metrics
-# files written before `f1` became `f1_weighted` are read too.
+# Metric keys of classification_metrics (textclf/evaluation.py) and how the card names them.
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 
 
 def score(metrics: dict, key: str) -> float | None:
     """One score of a split's metrics (None when the file lacks it)."""
-    return metrics.get(key, metrics.get("f1")) if key == "f1_weighted" else metrics.get(key)
+    return metrics.get(key)
 
 
 def _metric_rows(metrics: dict) -> list[dict]:
