@@ -70,23 +70,20 @@ def _decode(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(number, line) of a UTF-8 text file, split after each "\\n" (kept) and decoded one line at a
-    time, a leading BOM dropped: a bad byte is reported with its line, as decoding all at once did."""
+def _lines(path: Path, breaks: bool = False) -> Iterator[tuple[int, str]]:
+    """(number, line) of a UTF-8 text file split on "\\n" only (str.splitlines would also split inside
+    a text at U+2028, form feeds and other characters that tweets contain), the line break kept only
+    with ``breaks``, a leading BOM dropped. Decoded a line at a time: a bad byte is reported with its
+    line, as decoding the whole file did."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise PipelineError(f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-            yield number, line.removeprefix("\ufeff") if number == 1 else line
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(number, line) pairs split on newlines only, without the line break: str.splitlines would
-    also split inside a text at U+2028, form feeds and other characters that tweets contain."""
-    for number, line in _decoded_lines(path):
-        yield number, line.removesuffix("\n").removesuffix("\r")
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            yield number, line if breaks else line.removesuffix("\n").removesuffix("\r")
 
 
 def _drain(lines: Iterator) -> None:
@@ -129,7 +126,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _JSON.decode(line)
         except json.JSONDecodeError as exc:
             failure = f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
             break
@@ -145,6 +142,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple]:
         _missing_columns(path, list(columns))
 
 
+_JSON = json.JSONDecoder()  # json.loads without its checks of the argument's type
 _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
@@ -160,7 +158,7 @@ def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
 def _read_csv(path: Path) -> Iterator[tuple]:
     """A CSV with a header line; rows are numbered by the line they start on, so a quoted text
     holding newlines does not shift the numbers of the rows after it."""
-    lines = _decoded_lines(path)
+    lines = _lines(path, breaks=True)
     reader = csv.reader(_csv_lines(lines), strict=True)
     header, failure, start = None, None, 1
     try:
@@ -352,10 +350,6 @@ def _is_null(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
 
-def _is_text(text: object) -> bool:
-    return isinstance(text, str) and bool(text.strip())
-
-
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
     """The first pass over a split: count its rows and note the first problem of each kind, in the
     order they are reported (texts of every split, then labels of every split). Labels are checked
@@ -364,7 +358,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
     file = split.file
     for text, label, number in split.read():
         split.rows += 1
-        if not _is_text(text):
+        if not (isinstance(text, str) and text.strip()):
             if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
                 if split.bad_text is None:
                     split.bad_text = f"{_at(file, number)}: the text is a {type(text).__name__} ({text!r}), not a string"
@@ -376,13 +370,18 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         split.kept += 1
         if split.hashes is not None:
             split.hashes.append(hash(text))
-        if _is_null(label):
+        if type(label) is int:  # the usual labels first: ids, then names
+            kind, value = "id", label
+        elif type(label) is str and (value := label.strip()):
+            kind = "name"
+        elif _is_null(label):
             if split.null_label is None:
                 split.null_label = number
             continue
+        else:
+            kind, value = _classify(label)
         if split.bad_label is not None:
             continue
-        kind, value = _classify(label)
         if first is None and kind != "bad":
             first = (kind, f"{file} {_unit(file)} {number}", value)
         if kind == "bad":
@@ -491,16 +490,16 @@ def _infer_names(splits: dict[str, _Split]) -> list[str]:
     return sorted(set().union(*(split.names for split in splits.values())))
 
 
-def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[pd.DataFrame]:
+def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
     """The second pass over a split: its kept rows with label ids (an unknown label is reported with
-    its line or row), ROWS_PER_SLICE at a time; only the first ``limit`` are yielded, but every row
-    is checked. ``counts`` gets the rows of each label id, all of them."""
+    its line or row), ROWS_PER_SLICE at a time, each with the hashes of its texts; only the first
+    ``limit`` are yielded, but every row is checked. ``counts`` gets the rows of each label id, all of them."""
     index = {name: i for i, name in enumerate(names)}
     texts, ids, numbers, kept = [], [], [], 0
     for text, label, number in split.read():
-        if not _is_text(text):
+        if not (isinstance(text, str) and text.strip()):  # dropped (the first pass refused any other)
             continue
-        _, value = _classify(label)
+        value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
         if isinstance(value, int):
             if not 0 <= value < len(names):
                 raise PipelineError(f"{_at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
@@ -520,10 +519,11 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
         yield _slice(texts, ids, numbers)
 
 
-def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> pd.DataFrame:
-    return pd.DataFrame({
+def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.DataFrame({
         "text": texts, "label": np.asarray(ids, dtype="int64"), "line": np.asarray(numbers, dtype="int64"),
     })
+    return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 
 def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
@@ -554,12 +554,11 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
     rows, shared, train, uncapped = dict.fromkeys(SPLITS, 0), set(), np.zeros(len(names), np.int64), [0] * len(names)
     for split in SPLITS:
         limit = params.max_train_samples if split == "train" else params.max_eval_samples
-        for frame in _convert(frames[split], names, limit, uncapped if split == "train" else [0] * len(names)):
+        for frame, hashes in _convert(frames[split], names, limit, uncapped if split == "train" else [0] * len(names)):
             sink(split, frame)
             rows[split] += len(frame)
             if split == "train":
                 train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
-                hashes = np.fromiter(map(hash, frame["text"]), dtype=np.int64, count=len(frame))
                 shared.update(hashes[np.isin(hashes, test_hashes)].tolist())
     missing = [name for i, name in enumerate(names) if train[i] == 0]
     if missing:
