@@ -1,11 +1,16 @@
 """Load a text-classification dataset from the demo sample, a local folder or the hub, and check it.
 
-Every split comes back as a DataFrame with ``text`` (str) and ``label`` (int id), plus the
+Every split comes back as DataFrames with ``text`` (str) and ``label`` (int id), plus the
 label names in id order. Anything malformed is a ``PipelineError`` naming the file and the line
 (text formats: JSONL, CSV, TXT) or row (Parquet, hub), 1-based as a user counts them.
 
 Labels are either label names (strings) or integer ids, one kind throughout the dataset. A null,
 empty, boolean, decimal (``3.0``) or other non-name, non-id label is an error, never a new class.
+
+Files are read twice, a row at a time, so memory does not grow with the data: a first pass over
+every split (parse errors, texts, label kinds and names, counts), then a second that converts labels
+to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors, and which one of several is
+reported, are those of reading, then checking, all rows at once.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ ROWS_PER_SLICE = 100_000
 
 @dataclass
 class Dataset:
-    splits: dict[str, pd.DataFrame]  # columns: text, label (int id), line (1-based line or row in the file)
+    # columns: text, label (int id), line (1-based line or row in the file); empty when a sink took the rows
+    splits: dict[str, pd.DataFrame]
     label_names: list[str]
     files: dict[str, str]  # where each split came from, for messages
     rows: dict[str, int]  # rows given per split (to the sink, or in splits)
@@ -170,7 +176,9 @@ def _read_csv(path: Path) -> Iterator[tuple]:
                 duplicated = sorted({h for h in header if header.count(h) > 1})
                 failure = _missing_column(path, header)
                 if duplicated:
-                    failure = f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
+                    failure = (
+                        f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
+                    )
                 elif not failure:
                     text_at, label_at = header.index("text"), header.index("label")
             elif failure:
@@ -239,7 +247,9 @@ def _read_parquet(path: Path) -> Iterator[tuple]:
                 try:
                     text = text.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise PipelineError(f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})") from None
+                    raise PipelineError(
+                        f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
+                    ) from None
             yield text, label, number
 
 
@@ -361,7 +371,8 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         if not (isinstance(text, str) and text.strip()):
             if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
                 if split.bad_text is None:
-                    split.bad_text = f"{_at(file, number)}: the text is a {type(text).__name__} ({text!r}), not a string"
+                    found = type(text).__name__
+                    split.bad_text = f"{_at(file, number)}: the text is a {found} ({text!r}), not a string"
             else:
                 split.empties += 1
                 if len(split.empty_at) < 10:
