@@ -537,6 +537,12 @@ def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.Dat
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 
+def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_values`` (np.isin sorts both arrays at every call)."""
+    at = np.minimum(np.searchsorted(sorted_values, values), max(len(sorted_values) - 1, 0))
+    return sorted_values[at] == values if len(sorted_values) else np.zeros(len(values), dtype=bool)
+
+
 def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
     """Read ``data.source``; return validated splits (capped by ``max_*_samples``) with integer
     labels and their names. Two passes over the files (see the module's docstring): the rows are
@@ -570,7 +576,7 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
             rows[split] += len(frame)
             if split == "train":
                 train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
-                shared.update(hashes[np.isin(hashes, test_hashes)].tolist())
+                shared.update(hashes[_sorted_contains(test_hashes, hashes)].tolist())
     missing = [name for i, name in enumerate(names) if train[i] == 0]
     if missing:
         lost = [name for name in missing if uncapped[names.index(name)]]
