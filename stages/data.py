@@ -1,6 +1,9 @@
 """Stage data: read ``data.source`` and write each split as Parquet plus ``labels.json``.
 
 Reads params: data.*            Writes: <out>/{train,validation,test}.parquet, <out>/labels.json
+
+The rows are read twice and written a slice at a time (``textclf.data.ROWS_PER_SLICE`` rows, one
+Parquet row group each), so memory does not grow with the data.
 """
 
 from __future__ import annotations
@@ -9,12 +12,35 @@ import argparse
 import logging
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from textclf.data import SPLITS, load_dataset
 from textclf.errors import run_stage
 from textclf.io import atomic_path, write_json
 from textclf.params import load_params
+from textclf.paths import source_folder
 
 log = logging.getLogger("stage.data")
+
+
+class SliceWriter:
+    """Appends each split's slices to ``<folder>/<split>.parquet`` (text, label), with the schema
+    and pandas metadata that ``DataFrame.to_parquet`` writes."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.writers = folder, {}
+
+    def __call__(self, split: str, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame[["text", "label"]], preserve_index=False)
+        if split not in self.writers:
+            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", table.schema)
+        self.writers[split].write_table(table)
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,15 +50,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params).data
 
-    dataset = load_dataset(params)  # checked, and capped by data.max_*_samples
-    # Everything is validated before the old output is replaced, all at once.
-    sources = [Path(f).parent for f in dataset.files.values() if Path(f).exists()]  # never written over
-    with atomic_path(args.out, is_dir=True, inputs=sources) as out:
-        for split in SPLITS:
-            frame = dataset.splits[split][["text", "label"]]
-            frame.to_parquet(out / f"{split}.parquet", index=False)
-            log.info("%s: %d rows from %s", split, len(frame), dataset.files[split])
+    # Written into a temporary folder that replaces the old output only when every row passed its checks.
+    folder = source_folder(params.source)  # the data read is never written over
+    with atomic_path(args.out, is_dir=True, inputs=[folder] if folder else []) as out:
+        writer = SliceWriter(out)
+        try:
+            dataset = load_dataset(params, sink=writer)  # checked, and capped by data.max_*_samples
+        finally:
+            writer.close()
         write_json(out / "labels.json", dataset.label_names)
+    for split in SPLITS:
+        log.info("%s: %d rows from %s", split, dataset.rows[split], dataset.files[split])
     log.info("labels: %s", ", ".join(dataset.label_names))
 
 

@@ -1,14 +1,20 @@
-"""Memory bounded by the batch: streamed encoding, compact token rows, rows written where they belong,
-and UMAP on a stratified sample of memory-mapped hidden states."""
+"""Memory bounded by the batch: the data stage in two passes and slices, streamed encoding, compact
+token rows, rows written where they belong, and UMAP on a stratified sample of memory-mapped hidden states."""
 
 from __future__ import annotations
+
+import io
+import json
+import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_main
+import textclf.data
+from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write_params
+from textclf.data import load_dataset
 from textclf.errors import PipelineError
 from textclf.evaluation import stratified_sample
 from textclf.io import NpyRowWriter, TokenRows, read_npy, read_token_rows
@@ -93,3 +99,92 @@ def test_umap_stage_embeds_a_stratified_sample(project):
     points = pd.read_csv(project / "plots/umap/pretrained.csv")
     assert len(points) == 12
     assert points["label"].value_counts().tolist() == [2] * 6  # 36 rows, 6 a label: 2 of each
+
+
+# --- the data stage: two passes over the files, rows written a slice at a time ------------------------
+
+def _folder(path, train_rows: list[dict]) -> str:
+    write_jsonl(path / "train.jsonl", train_rows)
+    for split in ("validation", "test"):
+        write_jsonl(path / f"{split}.jsonl", few_rows(split, 2))
+    (path / "labels.json").write_text(json.dumps(LABELS))
+    return str(path)
+
+
+def test_data_stage_writes_slices_equal_to_reading_all_at_once(tmp_path, monkeypatch):
+    rows = few_rows("train", 6)
+    rows[3]["text"], rows[11]["text"] = " ", ""  # dropped: 34 rows left, the first 23 kept
+    params = {"source": _folder(tmp_path / "src", rows), "empty_texts": "drop", "max_train_samples": 23}
+    whole = load_dataset(data_params(**params))  # one slice: 100,000 rows
+    monkeypatch.setattr(textclf.data, "ROWS_PER_SLICE", 5)
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", data=params)
+    run_main("data")
+    for split, groups in (("train", 5), ("validation", 3), ("test", 3)):  # 23 rows: 5 row groups; 12: 3
+        path = tmp_path / f"data/prepared/{split}.parquet"
+        assert pq.ParquetFile(path).metadata.num_row_groups == groups
+        pd.testing.assert_frame_equal(pd.read_parquet(path), whole.splits[split][["text", "label"]])
+    assert len(whole.splits["train"]) == 23 and 4 not in whole.splits["train"]["line"].tolist()
+    slices = []
+    streamed = load_dataset(data_params(**params), sink=lambda split, frame: slices.append((split, len(frame))))
+    assert streamed.splits == {} and streamed.rows == {"train": 23, "validation": 12, "test": 12}
+    assert slices[:6] == [("train", 5)] * 4 + [("train", 3), ("validation", 5)]
+
+
+def test_memory_of_the_data_stage_does_not_grow_with_the_rows(tmp_path, monkeypatch):
+    """Python's peak allocation while reading, checking and converting 1,000 and 6,000 train rows,
+    500 at a time (tracemalloc counts pandas' and numpy's buffers too); with all rows in one slice
+    the second peak is 6 times the first."""
+    monkeypatch.setattr(textclf.data, "ROWS_PER_SLICE", 500)
+    template = few_rows("train", 6)
+    peaks = []
+    for n in (1_000, 1_000, 6_000):  # the first run imports and caches what it needs once
+        rows = [{"text": f"{template[i % 36]['text']} {i}", "label": template[i % 36]["label"]} for i in range(n)]
+        params = data_params(source=_folder(tmp_path / f"{len(peaks)}", rows))
+        tracemalloc.start()
+        load_dataset(params, sink=lambda split, frame: None)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[2] < 1.5 * peaks[1], peaks
+
+
+def test_a_bad_label_past_the_cap_is_still_reported(tmp_path):
+    rows = few_rows("train", 6)
+    rows[-1]["label"] = "boredom"
+    with pytest.raises(PipelineError, match=r"train\.jsonl: line 36: unknown label 'boredom'"):
+        load_dataset(data_params(source=_folder(tmp_path, rows), max_train_samples=5))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [  # a bad byte anywhere comes first, then the first parse error, then a missing column
+        ("train.jsonl", b'{"text": "a", "label": 1}\n{"text": oops}\n' + b'{"text": "b", "label": 1}\n' * 20
+         + b'{"text": "\xff", "label": 1}\n', r"train\.jsonl: line 23: not valid UTF-8 \(byte 0xff\)"),
+        ("train.txt", b"i feel\n" + b"i am;joy\n" * 5 + b"\xfe;joy\n",
+         r"train\.txt: line 7: not valid UTF-8 \(byte 0xfe\)"),
+        ("train.csv", b"text,labels\n" + b"i am,joy\n" * 5 + b'"i am,joy\n',
+         r"train\.csv: line 7: a quoted field .* never closed"),
+        ("train.csv", b"text,label\n" + b"i am,joy,1\n" + b"i am,joy\n" * 5 + b"\xfe,joy\n",
+         r"train\.csv: line 8: not valid UTF-8"),
+        ("train.jsonl", b'{"text": "a"}\n' * 5 + b"[1]\n", r"train\.jsonl: line 6: expected a JSON object"),
+    ],
+    ids=["jsonl", "txt", "csv-header", "csv-fields", "jsonl-columns"],
+)
+def test_a_parse_error_waits_for_the_end_of_its_file(tmp_path, name, content, message):
+    """The first pass reads a file to its end before reporting its parse error: the same error as
+    when the whole file was decoded and parsed before any check."""
+    _folder(tmp_path, few_rows("train", 4))
+    (tmp_path / "train.jsonl").unlink()
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(PipelineError, match=message):
+        load_dataset(data_params(source=str(tmp_path)))
+
+
+def test_csv_lines_end_where_the_csv_module_ended_them(tmp_path):
+    """Read a line at a time, a CSV is split where io.StringIO(newline="") split it before: at
+    "\\r\\n", a lone "\\r" and "\\n" (not at U+2028 or form feeds)."""
+    text = 'text,label\r\n"one\rtwo",joy\rthree\u2028x,sadness\n\r\nfour\x0c,joy\r'
+    path = tmp_path / "train.csv"
+    path.write_bytes(text.encode())
+    lines = list(textclf.data._csv_lines(textclf.data._lines(path, breaks=True)))
+    assert lines == list(io.StringIO(text, newline="")) and len(lines) == 6

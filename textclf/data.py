@@ -1,22 +1,29 @@
 """Load a text-classification dataset from the demo sample, a local folder or the hub, and check it.
 
-Every split comes back as a DataFrame with ``text`` (str) and ``label`` (int id), plus the
+Every split comes back as DataFrames with ``text`` (str) and ``label`` (int id), plus the
 label names in id order. Anything malformed is a ``PipelineError`` naming the file and the line
 (text formats: JSONL, CSV, TXT) or row (Parquet, hub), 1-based as a user counts them.
 
 Labels are either label names (strings) or integer ids, one kind throughout the dataset. A null,
 empty, boolean, decimal (``3.0``) or other non-name, non-id label is an error, never a new class.
+
+Files are read twice, a row at a time, so memory does not grow with the data: a first pass over
+every split (parse errors, texts, label kinds and names, counts), then a second that converts labels
+to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors, and which one of several is
+reported, are those of reading, then checking, all rows at once.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +42,18 @@ TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
+# Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
+# the data stage's memory grows with this, not with the data.
+ROWS_PER_SLICE = 100_000
 
 
 @dataclass
 class Dataset:
-    splits: dict[str, pd.DataFrame]  # columns: text, label (int id), line (1-based line or row in the file)
+    # columns: text, label (int id), line (1-based line or row in the file); empty when a sink took the rows
+    splits: dict[str, pd.DataFrame]
     label_names: list[str]
     files: dict[str, str]  # where each split came from, for messages
+    rows: dict[str, int]  # rows given per split (to the sink, or in splits)
 
 
 def _unit(file: str) -> str:
@@ -64,20 +76,27 @@ def _decode(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _lines(text: str):
-    """(number, line) pairs split on newlines only: str.splitlines would also split inside a text
-    at U+2028, form feeds and other characters that tweets contain."""
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line.removesuffix("\r")
+def _lines(path: Path, breaks: bool = False) -> Iterator[tuple[int, str]]:
+    """(number, line) of a UTF-8 text file split on "\\n" only (str.splitlines would also split inside
+    a text at U+2028, form feeds and other characters that tweets contain), the line break kept only
+    with ``breaks``, a leading BOM dropped. Decoded a line at a time: a bad byte is reported with its
+    line, as decoding the whole file did."""
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PipelineError(f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+            if number == 1:
+                line = line.removeprefix("\ufeff")
+            yield number, line if breaks else line.removesuffix("\n").removesuffix("\r")
 
 
-def _frame(texts: list, labels: list, numbers: list[int]) -> pd.DataFrame:
-    # object columns: a null among integers stays None (pandas would turn the column into floats)
-    return pd.DataFrame({
-        "text": pd.Series(texts, dtype=object),
-        "label": pd.Series(labels, dtype=object),
-        "line": pd.Series(numbers, dtype="int64"),
-    })
+def _drain(lines: Iterator) -> None:
+    """Decode the rest of a file after a parse error: a bad byte further on is reported instead,
+    as when the whole file was decoded before parsing."""
+    for _ in lines:
+        pass
 
 
 def _cell_label(cell: str) -> object:
@@ -90,43 +109,90 @@ def _cell_label(cell: str) -> object:
     return cell
 
 
-def _missing_columns(path: Path, columns: list) -> None:
+def _missing_column(path: Path, columns: list) -> str | None:
     for column in ("text", "label"):
         if column not in columns:
             found = ", ".join(map(str, columns)) or "none"
-            raise PipelineError(f"{path}: missing the '{column}' column (found: {found})")
+            return f"{path}: missing the '{column}' column (found: {found})"
+    return None
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows, numbers, columns = [], [], {}
-    for number, line in _lines(_decode(path)):
+def _missing_columns(path: Path, columns: list) -> None:
+    if message := _missing_column(path, columns):
+        raise PipelineError(message)
+
+
+# Each reader yields a file's rows one at a time, as (text, label, line or row number), text and
+# label as the file holds them; a malformed file raises a PipelineError once it is read to the end
+# (a bad UTF-8 byte anywhere is reported before a parse error, a parse error before a missing column).
+
+def _read_jsonl(path: Path) -> Iterator[tuple]:
+    lines, columns, failure = _lines(path), {}, None
+    for number, line in lines:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _JSON.decode(line)
         except json.JSONDecodeError as exc:
-            raise PipelineError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            failure = f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
+            break
         if not isinstance(row, dict):
-            raise PipelineError(f"{path}: line {number}: expected a JSON object, found {type(row).__name__}")
-        rows.append(row)
-        numbers.append(number)
+            failure = f"{path}: line {number}: expected a JSON object, found {type(row).__name__}"
+            break
         columns.update(dict.fromkeys(row))
-    if rows:
+        yield row.get("text"), row.get("label"), number
+    if failure:
+        _drain(lines)
+        raise PipelineError(failure)
+    if columns:
         _missing_columns(path, list(columns))
-    return _frame([r.get("text") for r in rows], [r.get("label") for r in rows], numbers)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+_JSON = json.JSONDecoder()  # json.loads without its checks of the argument's type
+_LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
+    """The lines as the csv module saw them in io.StringIO(text, newline=""): a lone "\\r" ends one too."""
+    for _, line in lines:
+        if "\r" in line:
+            yield from _LINE_BREAKS.findall(line)
+        else:
+            yield line
+
+
+def _read_csv(path: Path) -> Iterator[tuple]:
     """A CSV with a header line; rows are numbered by the line they start on, so a quoted text
     holding newlines does not shift the numbers of the rows after it."""
-    reader = csv.reader(io.StringIO(_decode(path), newline=""), strict=True)
-    records, start = [], 1
+    lines = _lines(path, breaks=True)
+    reader = csv.reader(_csv_lines(lines), strict=True)
+    header, failure, start = None, None, 1
     try:
         for fields in reader:
-            if fields:  # a blank line
-                records.append((start, fields))
+            if not fields:  # a blank line
+                pass
+            elif header is None:
+                header = [h.strip() for h in fields]
+                duplicated = sorted({h for h in header if header.count(h) > 1})
+                failure = _missing_column(path, header)
+                if duplicated:
+                    failure = (
+                        f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
+                    )
+                elif not failure:
+                    text_at, label_at = header.index("text"), header.index("label")
+            elif failure:
+                pass  # read on: a quoting error further on is reported first
+            elif len(fields) != len(header):
+                failure = (
+                    f"{path}: line {start}: {len(fields)} field(s) where the header has {len(header)} "
+                    f"({', '.join(header)}); quote a text that contains a comma"
+                )
+            else:
+                yield fields[text_at], _cell_label(fields[label_at]), start
             start = reader.line_num + 1
     except csv.Error as exc:
+        _drain(lines)
         if "end of data" in str(exc):
             raise PipelineError(
                 f"{path}: line {start}: a quoted field that starts on this line is never closed "
@@ -141,45 +207,50 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"{path}: line {reader.line_num}: bad CSV quoting ({exc}); quote the whole field and double the "
             'quotes inside it: "she said ""hi""",joy'
         ) from None
-    if not records:
+    if header is None:
         raise PipelineError(f"{path}: the file is empty (expected a header line such as 'text,label', then the rows)")
-    header_line, header = records[0]
-    header = [h.strip() for h in header]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
-    if duplicated:
-        raise PipelineError(f"{path}: line {header_line}: column(s) {', '.join(duplicated)} appear more than once in the header")
-    _missing_columns(path, header)
-    text_at, label_at = header.index("text"), header.index("label")
-    texts, labels, numbers = [], [], []
-    for number, fields in records[1:]:
-        if len(fields) != len(header):
-            raise PipelineError(
-                f"{path}: line {number}: {len(fields)} field(s) where the header has {len(header)} "
-                f"({', '.join(header)}); quote a text that contains a comma"
-            )
-        texts.append(fields[text_at])
-        labels.append(_cell_label(fields[label_at]))
-        numbers.append(number)
-    return _frame(texts, labels, numbers)
+    if failure:
+        raise PipelineError(failure)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _unreadable(path: Path, exc: Exception) -> PipelineError:
+    first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+    return PipelineError(f"{path}: not a readable Parquet file ({first})")
+
+
+def _read_parquet(path: Path) -> Iterator[tuple]:
+    """Row groups are read ROWS_PER_SLICE rows at a time (the text and label columns only)."""
     import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-        first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
-        raise PipelineError(f"{path}: not a readable Parquet file ({first})") from None
-    _missing_columns(path, table.column_names)
-    texts, labels = table.column("text").to_pylist(), table.column("label").to_pylist()
-    if _is_binary(table.column("text").type):  # bytes: text in some encoding, read as UTF-8
-        for number, text in enumerate(texts, start=1):
-            try:
-                texts[number - 1] = text if text is None else text.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise PipelineError(f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})") from None
-    return _frame(texts, labels, list(range(1, len(texts) + 1)))
+    try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+    except Exception as exc:
+        try:  # pq.read_table's message names the file; it reads no further than the footer that failed here
+            pq.read_table(path, columns=[])
+        except Exception as named:
+            exc = named
+        raise _unreadable(path, exc) from None
+    _missing_columns(path, schema.names)
+    binary = _is_binary(schema.field("text").type)  # bytes: text in some encoding, read as UTF-8
+    batches, number = parquet.iter_batches(batch_size=ROWS_PER_SLICE, columns=["text", "label"]), 0
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:
+            raise _unreadable(path, exc) from None
+        if batch is None:
+            return
+        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist()):
+            number += 1
+            if binary and text is not None:
+                try:
+                    text = text.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise PipelineError(
+                        f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
+                    ) from None
+            yield text, label, number
 
 
 def _is_binary(kind) -> bool:
@@ -188,19 +259,20 @@ def _is_binary(kind) -> bool:
     return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
-def _read_txt(path: Path) -> pd.DataFrame:
+def _read_txt(path: Path) -> Iterator[tuple]:
     """The original emotion format: one ``text;label-name`` a line."""
-    texts, labels, numbers = [], [], []
-    for number, line in _lines(_decode(path)):
+    lines, failure = _lines(path), None
+    for number, line in lines:
         if not line.strip():
             continue
         text, sep, label = line.rpartition(";")
         if not sep:
-            raise PipelineError(f"{path}: line {number}: no ';' separator between text and label")
-        texts.append(text)
-        labels.append(_cell_label(label))
-        numbers.append(number)
-    return _frame(texts, labels, numbers)
+            failure = f"{path}: line {number}: no ';' separator between text and label"
+            break
+        yield text, _cell_label(label), number
+    if failure:
+        _drain(lines)
+        raise PipelineError(failure)
 
 
 READERS = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet, ".txt": _read_txt}
@@ -252,67 +324,23 @@ def _check_names(names: list[str], where: str) -> list[str]:
     return names
 
 
-def read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str] | None]:
-    """Read the three splits of a local folder, and ``labels.json`` when the folder has one."""
-    frames, files = {}, {}
-    for split in SPLITS:
-        path = _find_split_file(folder, split)
-        frames[split], files[split] = READERS[path.suffix](path), str(path)
-    names = None
-    if (folder / "labels.json").is_file():
-        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
-    return frames, files, names
+@dataclass
+class _Split:
+    """One split: how to read its rows again, and what the first pass over them found."""
 
-
-def read_hub(dataset_id: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str] | None]:
-    """Load a hub dataset with ``datasets.load_dataset``; label names come from its features."""
-    advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
-    reason = None if hub_offline_requested() else hub_unreachable_reason()
-    if reason:
-        raise PipelineError(
-            f"data.source '{dataset_id}': could not reach the Hugging Face hub ({reason}); {advice} "
-            "(or set HF_DATASETS_OFFLINE=1 to use a copy in the local cache)"
-        )
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(dataset_id)
-    except Exception as exc:  # the hub client raises many types; all mean "could not load"
-        if isinstance(exc, (ConnectionError, OSError)) or "connect" in str(exc).lower() or "offline" in str(exc).lower():
-            raise PipelineError(
-                f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
-            ) from None
-        raise PipelineError(f"data.source '{dataset_id}': could not load it from the hub: {exc}") from None
-    frames, files = {}, {}
-    for split in SPLITS:
-        if split not in loaded:
-            raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
-        files[split] = f"{dataset_id}[{split}]"
-        _missing_columns(Path(files[split]), loaded[split].column_names)
-        texts, labels = loaded[split]["text"], loaded[split]["label"]
-        frames[split] = _frame(list(texts), list(labels), list(range(1, len(texts) + 1)))
-    feature = loaded["train"].features.get("label")
-    return frames, files, list(feature.names) if hasattr(feature, "names") else None
-
-
-def _check_texts(frame: pd.DataFrame, file: str, policy: str) -> pd.DataFrame:
-    """Texts must be strings: a number or list is an error; empty, whitespace-only and null
-    texts are an error naming the lines, or dropped with a warning (``data.empty_texts``)."""
-    for text, number in zip(frame["text"], frame["line"]):
-        if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
-            raise PipelineError(f"{_at(file, number)}: the text is a {type(text).__name__} ({text!r}), not a string")
-    bad = ~frame["text"].map(lambda t: isinstance(t, str) and bool(t.strip()))
-    if not bad.any():
-        return frame
-    lines = frame.loc[bad, "line"].tolist()
-    shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
-    if policy == "error":
-        raise PipelineError(
-            f"{file}: {len(lines)} empty, whitespace-only or null text(s) at {_unit(file)}(s) {shown}; "
-            "fix them or set data.empty_texts: drop"
-        )
-    log.warning("%s: dropping %d empty or null text(s) at %s(s) %s", file, len(lines), _unit(file), shown)
-    return frame.loc[~bad]
+    read: Callable[[], Iterator[tuple]]  # the rows as (text, label, line or row number), from the start
+    file: str
+    rows: int = 0
+    kept: int = 0  # rows with a non-empty text
+    bad_text: str | None = None  # the first text that is not a string
+    empties: int = 0  # empty, whitespace-only or null texts
+    empty_at: list[int] = field(default_factory=list)  # the first 10 of their lines
+    null_label: int | None = None  # the first kept row without a label
+    bad_label: str | None = None  # the first kept label that is not a name or id, or not of the dataset's kind
+    kind: str | None = None  # of the split's labels: "name" or "id"
+    names: set[str] = field(default_factory=set)
+    max_id: int = 0
+    hashes: array | None = None  # of the kept texts, in order (test only: for the train/test overlap)
 
 
 def _classify(value: object) -> tuple[str, object]:
@@ -332,106 +360,229 @@ def _is_null(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
 
 
-def _classify_labels(frames: dict[str, pd.DataFrame], files: dict[str, str]) -> dict[str, list]:
-    """Check every label's type, null labels first (they are the usual cause of a float column);
-    all labels must be of one kind: names or ids."""
-    kinds: dict[str, list] = {}
-    first: tuple[str, str, object] | None = None  # (kind, where, value) of the dataset's first label
+def _scan(split: _Split, first: tuple | None) -> tuple | None:
+    """The first pass over a split: count its rows and note the first problem of each kind, in the
+    order they are reported (texts of every split, then labels of every split). Labels are checked
+    on the kept rows (non-empty texts) against the dataset's first label ``first`` (kind, where,
+    value), which is returned."""
+    file = split.file
+    for text, label, number in split.read():
+        split.rows += 1
+        if not (isinstance(text, str) and text.strip()):
+            if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
+                if split.bad_text is None:
+                    found = type(text).__name__
+                    split.bad_text = f"{_at(file, number)}: the text is a {found} ({text!r}), not a string"
+            else:
+                split.empties += 1
+                if len(split.empty_at) < 10:
+                    split.empty_at.append(number)
+            continue
+        split.kept += 1
+        if split.hashes is not None:
+            split.hashes.append(hash(text))
+        if type(label) is int:  # the usual labels first: ids, then names
+            kind, value = "id", label
+        elif type(label) is str and (value := label.strip()):
+            kind = "name"
+        elif _is_null(label):
+            if split.null_label is None:
+                split.null_label = number
+            continue
+        else:
+            kind, value = _classify(label)
+        if split.bad_label is not None:
+            continue
+        if first is None and kind != "bad":
+            first = (kind, f"{file} {_unit(file)} {number}", value)
+        if kind == "bad":
+            split.bad_label = f"{_at(file, number)}: {value}"
+        elif kind != first[0]:
+            split.bad_label = (
+                f"{_at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
+                f"but {first[1]} has {'an integer id' if first[0] == 'id' else 'a name'} ({first[2]!r}): "
+                "use label names or integer ids throughout, not both"
+            )
+        else:
+            split.kind = split.kind or kind
+            if kind == "name":
+                split.names.add(value)
+            else:
+                split.max_id = max(split.max_id, value)
+    return first
+
+
+def read_folder(folder: Path) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
+    """The first pass over the three splits of a local folder, then ``labels.json`` when the folder has one."""
+    frames, files, first = {}, {}, None  # frames: each split's _Split (its rows are read again later)
     for split in SPLITS:
-        frame, file = frames[split], files[split]
-        for value, number in zip(frame["label"], frame["line"]):
-            if _is_null(value):
-                raise PipelineError(f"{_at(file, number)}: no label (null or empty)")
-        values = []
-        for value, number in zip(frame["label"], frame["line"]):
-            kind, label = _classify(value)
-            if kind == "bad":
-                raise PipelineError(f"{_at(file, number)}: {label}")
-            if first is None:
-                first = (kind, f"{file} {_unit(file)} {number}", label)
-            elif kind != first[0]:
+        path = _find_split_file(folder, split)
+        files[split] = str(path)
+        frames[split] = _Split(partial(READERS[path.suffix], path), str(path), hashes=_test_hashes(split))
+        first = _scan(frames[split], first)
+    names = None
+    if (folder / "labels.json").is_file():
+        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
+    return frames, files, names
+
+
+def _test_hashes(split: str) -> array | None:
+    return array("q") if split == "test" else None
+
+
+def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
+    """Load a hub dataset with ``datasets.load_dataset`` (its columns are held in memory, as a list
+    each); label names come from its features."""
+    advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
+    reason = None if hub_offline_requested() else hub_unreachable_reason()
+    if reason:
+        raise PipelineError(
+            f"data.source '{dataset_id}': could not reach the Hugging Face hub ({reason}); {advice} "
+            "(or set HF_DATASETS_OFFLINE=1 to use a copy in the local cache)"
+        )
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(dataset_id)
+    except Exception as exc:  # the hub client raises many types; all mean "could not load"
+        if isinstance(exc, (ConnectionError, OSError)) or "connect" in str(exc).lower() or "offline" in str(exc).lower():
+            raise PipelineError(
+                f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
+            ) from None
+        raise PipelineError(f"data.source '{dataset_id}': could not load it from the hub: {exc}") from None
+    columns, files = {}, {}
+    for split in SPLITS:
+        if split not in loaded:
+            raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
+        files[split] = f"{dataset_id}[{split}]"
+        _missing_columns(Path(files[split]), loaded[split].column_names)
+        columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
+    frames, first = {}, None
+    for split, (texts, labels) in columns.items():
+        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1)), texts, labels)
+        frames[split] = _Split(rows, files[split], hashes=_test_hashes(split))
+        first = _scan(frames[split], first)
+    feature = loaded["train"].features.get("label")
+    return frames, files, list(feature.names) if hasattr(feature, "names") else None
+
+
+def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
+    """Raise what the first pass found, in order: each split's rows and texts (empty texts are an
+    error, or dropped with a warning: ``data.empty_texts``), then each split's labels (null labels first)."""
+    for name in SPLITS:
+        split, file = splits[name], splits[name].file
+        if not split.rows:
+            raise PipelineError(f"{file}: the {name} split is empty (no rows)")
+        if split.bad_text:
+            raise PipelineError(split.bad_text)
+        if split.empties:
+            shown = ", ".join(map(str, split.empty_at)) + (" ..." if split.empties > 10 else "")
+            if policy == "error":
                 raise PipelineError(
-                    f"{_at(file, number)}: the label {label!r} is {'an integer id' if kind == 'id' else 'a name'}, "
-                    f"but {first[1]} has {'an integer id' if first[0] == 'id' else 'a name'} ({first[2]!r}): "
-                    "use label names or integer ids throughout, not both"
+                    f"{file}: {split.empties} empty, whitespace-only or null text(s) at {_unit(file)}(s) {shown}; "
+                    "fix them or set data.empty_texts: drop"
                 )
-            values.append(label)
-        kinds[split] = values
-    return kinds
+            log.warning("%s: dropping %d empty or null text(s) at %s(s) %s", file, split.empties, _unit(file), shown)
+        if not split.kept:
+            raise PipelineError(f"{file}: the {name} split has no rows left after dropping empty texts")
+    for name in SPLITS:
+        split = splits[name]
+        if split.null_label is not None:
+            raise PipelineError(f"{_at(split.file, split.null_label)}: no label (null or empty)")
+        if split.bad_label:
+            raise PipelineError(split.bad_label)
 
 
-def _infer_names(labels: dict[str, list]) -> list[str]:
+def _infer_names(splits: dict[str, _Split]) -> list[str]:
     """Names when the data does not give them: ids name themselves (0..the largest id in train),
     label names are sorted."""
-    train = labels["train"]
-    if train and isinstance(train[0], int):
-        return [str(i) for i in range(max(max(train), 0) + 1)]
-    return sorted({v for values in labels.values() for v in values})
+    if splits["train"].kind == "id":
+        return [str(i) for i in range(splits["train"].max_id + 1)]
+    return sorted(set().union(*(split.names for split in splits.values())))
 
 
-def _to_ids(values: list, numbers: list[int], file: str, names: list[str]) -> list[int]:
-    """Map labels (names or ids) to ids; an unknown one is reported with its line or row."""
+def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
+    """The second pass over a split: its kept rows with label ids (an unknown label is reported with
+    its line or row), ROWS_PER_SLICE at a time, each with the hashes of its texts; only the first
+    ``limit`` are yielded, but every row is checked. ``counts`` gets the rows of each label id, all of them."""
     index = {name: i for i, name in enumerate(names)}
-    ids = []
-    for value, number in zip(values, numbers):
+    texts, ids, numbers, kept = [], [], [], 0
+    for text, label, number in split.read():
+        if not (isinstance(text, str) and text.strip()):  # dropped (the first pass refused any other)
+            continue
+        value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
         if isinstance(value, int):
             if not 0 <= value < len(names):
-                raise PipelineError(f"{_at(file, number)}: label id {value} is outside 0..{len(names) - 1}")
-            ids.append(value)
+                raise PipelineError(f"{_at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
+            label_id = value
         elif value in index:
-            ids.append(index[value])
+            label_id = index[value]
         else:
-            raise PipelineError(f"{_at(file, number)}: unknown label {value!r} (known: {', '.join(names)})")
-    return ids
+            raise PipelineError(f"{_at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
+        counts[label_id] += 1
+        kept += 1
+        if limit is None or kept <= limit:
+            texts.append(text), ids.append(label_id), numbers.append(number)
+            if len(texts) == ROWS_PER_SLICE:
+                yield _slice(texts, ids, numbers)
+                texts, ids, numbers = [], [], []
+    if texts:
+        yield _slice(texts, ids, numbers)
 
 
-def load_dataset(params: DataParams) -> Dataset:
+def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.DataFrame({
+        "text": texts, "label": np.asarray(ids, dtype="int64"), "line": np.asarray(numbers, dtype="int64"),
+    })
+    return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+
+
+def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_values`` (np.isin sorts both arrays at every call)."""
+    at = np.minimum(np.searchsorted(sorted_values, values), max(len(sorted_values) - 1, 0))
+    return sorted_values[at] == values if len(sorted_values) else np.zeros(len(values), dtype=bool)
+
+
+def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
     """Read ``data.source``; return validated splits (capped by ``max_*_samples``) with integer
-    labels and their names."""
+    labels and their names. Two passes over the files (see the module's docstring): the rows are
+    handed to ``sink(split, frame)`` a slice at a time, train first (the data stage writes them to
+    Parquet: a later error discards them); without a sink they are gathered in ``Dataset.splits``."""
     folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
     frames, files, names = read_folder(folder) if folder else read_hub(params.source)
 
-    for split in SPLITS:
-        if frames[split].empty:
-            raise PipelineError(f"{files[split]}: the {split} split is empty (no rows)")
-        frames[split] = _check_texts(frames[split], files[split], params.empty_texts)
-        if frames[split].empty:
-            raise PipelineError(f"{files[split]}: the {split} split has no rows left after dropping empty texts")
-    labels = _classify_labels(frames, files)
+    _check_scanned(frames, params.empty_texts)
     if params.label_names:
         names = _check_names(list(params.label_names), "data.label_names")
     elif names is None:
-        names = _check_names(_infer_names(labels), f"{files['train']} (labels found in the data)")
+        names = _check_names(_infer_names(frames), f"{files['train']} (labels found in the data)")
 
-    splits = {}
+    gathered = {split: [] for split in SPLITS}
+    sink = sink or (lambda split, frame: gathered[split].append(frame))
+    # the caps apply to the rows given, before the per-label check: a cap must not leave a label without train rows
+    test_hashes = np.unique(np.frombuffer(frames["test"].hashes, dtype=np.int64)[: params.max_eval_samples])
+    rows, shared, train, uncapped = dict.fromkeys(SPLITS, 0), set(), np.zeros(len(names), np.int64), [0] * len(names)
     for split in SPLITS:
-        frame = frames[split]
-        ids = _to_ids(labels[split], frame["line"].tolist(), files[split], names)
-        splits[split] = pd.DataFrame({
-            "text": frame["text"].astype(str).to_numpy(),
-            "label": np.asarray(ids, dtype="int64"),
-            "line": frame["line"].to_numpy(),
-        })
-
-    # the caps come before the per-label check: a cap must not leave a label without train rows
-    uncapped = splits["train"]
-    splits["train"] = cap_rows(splits["train"], params.max_train_samples)
-    for split in ("validation", "test"):
-        splits[split] = cap_rows(splits[split], params.max_eval_samples)
-    counts = splits["train"]["label"].value_counts()
-    missing = [name for i, name in enumerate(names) if counts.get(i, 0) == 0]
+        limit = params.max_train_samples if split == "train" else params.max_eval_samples
+        for frame, hashes in _convert(frames[split], names, limit, uncapped if split == "train" else [0] * len(names)):
+            sink(split, frame)
+            rows[split] += len(frame)
+            if split == "train":
+                train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
+                shared.update(hashes[_sorted_contains(test_hashes, hashes)].tolist())
+    missing = [name for i, name in enumerate(names) if train[i] == 0]
     if missing:
-        lost = [name for name in missing if (uncapped["label"] == names.index(name)).any()]
+        lost = [name for name in missing if uncapped[names.index(name)]]
         if lost:
             raise PipelineError(
                 f"data.max_train_samples: {params.max_train_samples} keeps the first {params.max_train_samples} rows "
                 f"of {files['train']}, which hold no rows of label(s) {', '.join(lost)}; raise it, or shuffle the file"
             )
         raise PipelineError(f"{files['train']}: label(s) {', '.join(missing)} have no rows in train")
-    overlap = len(set(splits["train"]["text"]) & set(splits["test"]["text"]))
-    if overlap:
-        log.warning("%d test text(s) also occur in train (duplicates across splits)", overlap)
-    return Dataset(splits=splits, label_names=names, files=files)
+    if shared:  # the texts in both splits (by their 64-bit hash)
+        log.warning("%d test text(s) also occur in train (duplicates across splits)", len(shared))
+    splits = {split: pd.concat(gathered[split], ignore_index=True) for split in SPLITS if gathered[split]}
+    return Dataset(splits=splits, label_names=names, files=files, rows=rows)
 
 
 def cap_rows(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
