@@ -3,7 +3,7 @@
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
 Writes: <out>/ (model and tokenizer, safetensors: the last step's weights, or with
 ``finetune.best_metric`` those of the best curve point) and <live>/ (dvclive: train loss and validation
-loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen/*`` mark
+loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen.*`` (in metrics.json) name
 the kept point). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.

@@ -19,7 +19,9 @@ from textclf.evaluation import write_predictions_csv, write_umap_csv
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 # dvclive's curve files (finetune's plot output dvclive/plots): train loss and the curve subset's points
-CURVES = ["train/loss", "curve_subset/loss", "curve_subset/accuracy", "curve_subset/f1_macro"]
+CURVES = [
+    "train/loss", "curve_subset/loss", "curve_subset/accuracy", "curve_subset/f1_macro", "curve_subset/f1_weighted",
+]
 # 17.3: the error table of raw validation texts is no plot (the error_analysis helper removes it from
 # dvc.yaml's plots); dropped here so that this fixture matches the pipeline once that lands
 NOT_PLOTS = {"plots/errors/top_losses.csv"}

@@ -91,7 +91,7 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
     run_script("finetune", cwd=reference, check=True)
     best_step = json.loads((reference / "dvclive/metrics.json").read_text())["best_step"]
     saved_after = -(-best_step // 4) * 4  # the first save at or after the best point
-    curve = (reference / "dvclive/plots/metrics/eval/loss.tsv").read_text()
+    curve = (reference / "dvclive/plots/metrics/curve_subset/loss.tsv").read_text()
     assert saved_after + 2 < 30, f"the test needs a best point before the last save:\n{curve}"
 
     assert _kill_at(saved_after + 2, interrupted, tmp_path).returncode == -signal.SIGKILL
@@ -104,8 +104,6 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
     for name in expected:
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
     assert (reference / "dvclive/metrics.json").read_bytes() == (interrupted / "dvclive/metrics.json").read_bytes()
-    chosen = "dvclive/plots/metrics/chosen/loss.tsv"
-    assert (reference / chosen).read_text() == (interrupted / chosen).read_text()
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@
 
 Experiments are read from ``dvc exp show --json`` (those of the current commit, as ``dvc exp show``
 lists them) and grouped by every parameter except the seed; the columns that differ between groups
-name them. The best configuration by validation is marked; test is shown, never used to choose.
+name them. The best configuration by mean validation accuracy (or ``--metric f1_macro``) is marked,
+the first in the table of equal ones; test is shown, never used to choose.
 """
 
 from __future__ import annotations

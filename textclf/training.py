@@ -306,15 +306,12 @@ class DVCLiveStepLogger(TrainerCallback):
 
 
 def log_chosen_point(live, history: list[dict], metric: str | None) -> dict:
-    """Mark the curve point whose weights were kept: ``best_step`` in ``metrics.json`` and one-row
-    ``chosen/{loss,accuracy,f1_macro}`` curves at that step (a point on the training plots)."""
+    """Name the curve point whose weights were kept: ``best_step`` and ``chosen.{loss,accuracy,f1_macro}``
+    (its curve-subset scores) in ``dvclive/metrics.json``. Not a plot file: every dvclive file is a plot of
+    its own on the plots page, and a one-point plot tells nothing the number does not."""
     chosen = best_evaluation(history, metric)
-    last = live.step
-    live.step = int(chosen["step"])
-    for key in ("loss", "accuracy", "f1_macro"):
-        live.log_metric(f"chosen/{key}", round(chosen[f"eval_{key}"], 6))
-    live.step = last
     live.summary["best_step"] = int(chosen["step"])
+    live.summary["chosen"] = {key: round(chosen[f"eval_{key}"], 6) for key in ("loss", "accuracy", "f1_macro")}
     live.make_summary()
     return chosen
 
