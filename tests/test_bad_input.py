@@ -440,7 +440,8 @@ def _numeric_params() -> list[tuple[str, type]]:
 NUMERIC = _numeric_params()
 # Zero is a valid value of these; for every other numeric param it is refused.
 ZERO_OK = {"umap.min_dist", "finetune.weight_decay", "finetune.warmup_ratio", "baselines.seed", "umap.seed",
-           "finetune.seed", "finetune.min_steps"}
+           "finetune.seed", "finetune.min_steps", "finetune.early_stopping_patience", "evaluate.bootstrap_resamples",
+           "evaluate.bootstrap_seed"}
 EDGES = {"negative": -1, "zero": 0, "nan": math.nan, "inf": math.inf, "minus_inf": -math.inf, "huge": 10**30,
          "huge_float": 1e30}
 
