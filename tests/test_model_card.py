@@ -76,8 +76,8 @@ def test_demo_sample_and_other_bases():
 
 
 def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, tmp_path, capsys):
-    for stage in ("data", "encode", "finetune", "evaluate", "hidden_states@pretrained", "baselines", "error_analysis",
-                  "model_card"):
+    for stage in ("data", "encode", "finetune", "hidden_states@finetuned", "evaluate", "hidden_states@pretrained",
+                  "baselines", "error_analysis", "model_card"):
         run_main(stage)
     card_file = project / "models/MODEL_CARD.md"
     text = card_file.read_text()
@@ -88,7 +88,7 @@ def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, t
               for r in meta["model-index"][0]["results"]}
     for split in ("validation", "test"):
         assert values[split]["Accuracy"] == metrics[split]["accuracy"]
-        assert values[split]["F1 (weighted)"] == metrics[split].get("f1_weighted", metrics[split].get("f1"))
+        assert values[split]["F1 (weighted)"] == metrics[split]["f1_weighted"]
     assert meta["labels"] == LABELS
     assert card_sha256(text) == weights_sha256(project / "models/finetuned")
 

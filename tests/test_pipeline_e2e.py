@@ -145,7 +145,7 @@ def test_repro_writes_every_output_and_then_has_nothing_to_do(origin):
     assert set(pd.read_csv(origin / "plots/umap/finetuned.csv")["label"]) == set(LABELS)
     assert pd.read_csv(origin / "plots/errors/label_loss.csv")["label"].tolist() == LABELS
     assert len(pd.read_csv(origin / "plots/errors/top_losses.csv")) == 12  # top_n 50 > 12 validation rows
-    assert f"value: {finetuned['test']['f1']}" in (origin / "models/MODEL_CARD.md").read_text()
+    assert f"value: {finetuned['test']['f1_weighted']}" in (origin / "models/MODEL_CARD.md").read_text()
     assert not ran_stages(sh("dvc", "repro", cwd=origin))
     assert sh("git", "status", "--porcelain", cwd=origin).stdout == ""
 
