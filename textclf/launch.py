@@ -1,6 +1,6 @@
 """Run a stage on N processes: ``python -m textclf.launch --processes N stages.<name> [args...]``.
 
-dvc.yaml runs finetune, hidden_states and evaluate this way, with N from the ``processes`` param.
+dvc.yaml runs finetune and hidden_states this way, with N from the ``processes`` param.
 N = 1 runs the stage in this very process, exactly as ``python -m stages.<name>`` would. N > 1 hands it
 to torchrun (``torch.distributed.run``, one machine, a free port), which starts N copies with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set and stops them all when one fails; the HF Trainer then
