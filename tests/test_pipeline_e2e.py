@@ -95,24 +95,29 @@ def outputs(repo: Path) -> dict[str, bytes]:
     return files
 
 
-@pytest.fixture(scope="module")
-def origin(tmp_path_factory, tiny_model) -> Path:
-    """A project repo with the tiny model, the small data as its demo sample, reproduced, committed,
-    and pushed (outputs and run-cache) to a local-folder remote."""
-    base = tmp_path_factory.mktemp("e2e")
-    repo = base / "origin"
+def small_project(repo: Path, dvc_config: str) -> Path:
+    """A new git repo holding a copy of the project whose demo sample is the small data (36/12/12 rows,
+    git-tracked), with ``dvc_config`` as its .dvc/config; nothing committed yet."""
     repo.mkdir()
     sh("git", "init", "-q", "-b", "main", cwd=repo)
     sh("git", "config", "user.email", "test@example.com", cwd=repo)
     sh("git", "config", "user.name", "test", cwd=repo)
     copy_project(repo, COPY)
     (repo / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
-    (repo / ".dvc/config").write_text("[core]\n    analytics = false\n    remote = local\n"
-                                      f"['remote \"local\"']\n    url = {base / 'remote'}\n")
-    sample = repo / "data/sample"  # the small data as the demo sample: 36/12/12 rows, git-tracked
+    (repo / ".dvc/config").write_text(dvc_config)
     for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
-        write_jsonl(sample / f"{split}.jsonl", few_rows(split, per_label))
-    (sample / "labels.json").write_text(json.dumps(LABELS))
+        write_jsonl(repo / f"data/sample/{split}.jsonl", few_rows(split, per_label))
+    (repo / "data/sample/labels.json").write_text(json.dumps(LABELS))
+    return repo
+
+
+@pytest.fixture(scope="module")
+def origin(tmp_path_factory, tiny_model) -> Path:
+    """A project repo with the tiny model, the small data as its demo sample, reproduced, committed,
+    and pushed (outputs and run-cache) to a local-folder remote."""
+    base = tmp_path_factory.mktemp("e2e")
+    repo = small_project(base / "origin", "[core]\n    analytics = false\n    remote = local\n"
+                                          f"['remote \"local\"']\n    url = {base / 'remote'}\n")
     # 300 optimizer steps (36 rows, batch 8); the signal test raises min_steps in its own clone
     write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)},
                  finetune={"epochs": 60, "save_steps": 10})

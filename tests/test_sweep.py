@@ -85,20 +85,10 @@ def test_outside_a_dvc_project_is_one_line(tmp_path):
 def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
     """The README's two commands on a small copy of the project (tiny model, 36 train rows): a 2 x 2 grid
     through `dvc exp run --queue` and `dvc queue start`, then `textclf sweep`."""
-    from conftest import LABELS, copy_project, few_rows, write_jsonl, write_params
-    from test_pipeline_e2e import COPY, sh, wait_for
+    from conftest import write_params
+    from test_pipeline_e2e import sh, small_project, wait_for
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    sh("git", "init", "-q", "-b", "main", cwd=repo)
-    sh("git", "config", "user.email", "test@example.com", cwd=repo)
-    sh("git", "config", "user.name", "test", cwd=repo)
-    copy_project(repo, COPY)
-    (repo / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
-    (repo / ".dvc/config").write_text("[core]\n    analytics = false\n")
-    for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
-        write_jsonl(repo / f"data/sample/{split}.jsonl", few_rows(split, per_label))
-    (repo / "data/sample/labels.json").write_text(json.dumps(LABELS))
+    repo = small_project(tmp_path / "repo", "[core]\n    analytics = false\n")
     write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})  # 10 steps
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
