@@ -22,7 +22,8 @@ for item in sys.argv[1:]:
     params[section][name] = yaml.safe_load(value)
 yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
 PY
-stages=$(dvc stage list --name-only)
+# dependency order (as `dvc repro` runs them), not file order: headline must follow the metrics it reads
+stages=$(dvc repro --dry --force 2>/dev/null | sed -n "s/^Running stage '\(.*\)':$/\1/p")
 start=$(date +%s.%N)
 for stage in $stages; do
   t0=$(date +%s.%N)
