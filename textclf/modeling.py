@@ -56,19 +56,20 @@ def resolve_device(device: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with Intel AMX (amx_bf16), where ``precision: auto`` picks bf16 on the CPU.
+    """True on CPUs with native bf16 arithmetic (``avx512_bf16`` or Intel AMX's ``amx_bf16``), where
+    ``precision: auto`` picks bf16 on the CPU.
 
-    avx512_bf16 alone does not count. On an AMD EPYC with it (bench/RESULTS.md, section 4) bf16
-    autocast trained 1.40x and inferred 1.62x as fast as fp32 on an idle machine, but 0.91x and
-    0.68x with the 2 cores oversubscribed. The defaults' accuracy was validated in fp32, and a
-    default that follows a CPU flag would make the same commit train differently on machines of one
-    kind where the flag comes and goes. ``precision: bf16`` opts in.
+    Measured on an idle AMD EPYC with avx512_bf16, the full default pipeline in bf16 was faster at
+    fp32's accuracy (bench/RESULTS.md, section 8). With the cores oversubscribed (more busy threads
+    than cores) bf16 was slower than fp32 (section 4): set ``precision: fp32`` on such machines.
+    A CPU without these flags computes in fp32, so results (and output hashes) differ between
+    machines that have the flag and machines that do not.
     """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "amx_bf16" in flags
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
