@@ -68,7 +68,7 @@ def compare_hidden_states(bench: Bench, nb: Extraction, ours: Extraction, pipeli
             "notebook_features_validation_accuracy": nb_acc,
             "pipeline_features_validation_accuracy": ours_acc,
             "difference_points": 100 * (ours_acc - nb_acc),
-            "within_0_5_points": abs(ours_acc - nb_acc) <= 0.005,
+            "within_0_3_points": abs(ours_acc - nb_acc) <= 0.003,  # issue 22: bf16 features as good as fp32
             "max_abs_diff": float(np.abs(Xn - Xp).max()),
             "mean_cosine_similarity": float(cosine.mean()),
             "min_cosine_similarity": float(cosine.min()),

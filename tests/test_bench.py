@@ -140,3 +140,21 @@ def test_skip_quality(tmp_path, tiny_model):
     for run in (result, committed):
         del run["settings"]["params"]
     assert key_tree(result) == key_tree(committed)
+
+
+def test_the_flop_formula_counts_what_torch_counts():
+    """bench.flops' FLOPs a token against torch's own count of one forward pass of a BERT encoder."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import BertConfig, BertModel
+
+    from bench.flops import forward_flops_per_token
+
+    config = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                        intermediate_size=256, max_position_embeddings=64)
+    config._attn_implementation = "eager"  # the attention products as matmuls torch counts (its SDPA kernel is not)
+    model = BertModel(config, add_pooling_layer=False).eval()
+    batch, seq = 4, 24
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(input_ids=torch.randint(0, 100, (batch, seq)))
+    expected = forward_flops_per_token(hidden=64, intermediate=256, layers=3, seq_len=seq) * batch * seq
+    assert counter.get_total_flops() == pytest.approx(expected, rel=0.01)
