@@ -37,6 +37,7 @@ from textclf.training import (
     freeze_encoder,
     load_split,
     log_chosen_point,
+    mark_chosen_step,
     resumable_state,
     run_record,
     token_lengths,
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                      chosen["step"], chosen["eval_accuracy"], chosen["eval_f1_macro"], chosen["eval_loss"])
     if not main_process:
         return
+    mark_chosen_step(args.live, int(chosen["step"]))
     best_model.restore(trainer.model)
 
     inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]

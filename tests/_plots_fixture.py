@@ -73,7 +73,9 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         path = root / f"dvclive/plots/metrics/{curve}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         name = curve.split("/")[-1]
-        path.write_text(f"step\t{name}\n" + "".join(f"{s}\t{rng.random():.4f}\n" for s in range(10, 110, 10)))
+        chosen = 60 + 10 * seed  # the step whose weights finetune kept (textclf.training.mark_chosen_step)
+        path.write_text(f"step\tchosen\t{name}\n"
+                        + "".join(f"{s}\t{int(s == chosen)}\t{rng.random():.4f}\n" for s in range(10, 110, 10)))
     accuracy = round(0.5 + 0.1 * seed, 4)
     scores = {"accuracy": accuracy, "f1_macro": accuracy - 0.01, "f1_weighted": accuracy - 0.005,
               "f1_per_label": dict.fromkeys(labels, accuracy)}

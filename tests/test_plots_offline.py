@@ -54,6 +54,20 @@ def x_field(spec) -> str | None:
     return next((f for f in map(x_field, values) if f), None)
 
 
+def _encodings(spec, channel: str) -> list[str]:
+    """The fields of every ``channel`` encoding in a Vega-Lite spec, depth first (layers included)."""
+    found = []
+    if isinstance(spec, dict):
+        if isinstance(spec.get(channel), dict) and "field" in spec[channel]:
+            found.append(spec[channel]["field"])
+        for value in spec.values():
+            found += _encodings(value, channel)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += _encodings(value, channel)
+    return found
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     return make_plots_repo(tmp_path_factory.mktemp("plots") / "repo")
@@ -76,6 +90,12 @@ def test_each_intended_plot_once_and_curves_on_the_step_axis(repo, command):
         if INTENDED[plot_id] == "step":  # the optimizer step of the file, not DVC's row index
             steps = [int(v["step"]) for v in spec["data"]["values"] if v["rev"] == "workspace"]
             assert steps == list(range(10, 110, 10)), plot_id
+            assert _encodings(spec, "y")[0] == plot_id.rsplit("/", 1)[-1].removesuffix(".tsv"), plot_id  # not 'chosen'
+            # the rule at the step whose weights were kept: one row a revision passes the template's filter
+            rule = next(layer for layer in spec["layer"] if {"filter": "datum.chosen == 1"} in layer.get("transform", []))
+            assert rule["layer"][0]["mark"]["type"] == "rule", plot_id
+            kept = [(v["rev"], int(v["step"])) for v in spec["data"]["values"] if int(v["chosen"]) == 1]
+            assert kept == [("workspace", 70), ("main", 60)][: len(revs)], (plot_id, kept)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

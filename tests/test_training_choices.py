@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import LABELS, read_jsonl, run_main, run_script, write_jsonl
-from textclf.training import balanced_class_weights, best_evaluation
+from textclf.training import balanced_class_weights, best_evaluation, mark_chosen_step
 
 
 def _history(values: list[tuple[float, float]]) -> list[dict]:
@@ -114,6 +114,21 @@ def test_the_model_written_is_the_best_curve_point_and_early_stopping_ends_the_r
     assert live["best_step"] == best, curve.to_dict("list")
     assert curve["step"].tolist() == list(range(2, best + 13, 2)) and best + 12 < 30, "stopped 6 points after the best"
     assert live["chosen"]["loss"] == pytest.approx(curve["loss"].min(), abs=1e-6)
+    for name in ("curve_subset/loss", "curve_subset/accuracy", "train/loss"):  # the plots page's rule at the kept step
+        marked = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
+        assert list(marked.columns[:2]) == ["step", "chosen"] and marked.columns[-1] != "chosen", name
+        assert marked.loc[marked["chosen"] == 1, "step"].tolist() == [best], name
     written = _validation_loss(project)
     assert written == pytest.approx(curve["loss"].min(), abs=1e-5)
     assert curve["loss"].iloc[-1] - written > 1e-4, "not the last point's weights"
+
+
+def test_mark_chosen_step_adds_the_column_after_step_once(tmp_path):
+    curve = tmp_path / "plots/metrics/curve_subset/accuracy.tsv"
+    curve.parent.mkdir(parents=True)
+    curve.write_text("step\taccuracy\n10\t0.5\n20\t0.75\n30\t0.7\n")
+    mark_chosen_step(tmp_path, 20)
+    expected = "step\tchosen\taccuracy\n10\t0\t0.5\n20\t1\t0.75\n30\t0\t0.7\n"
+    assert curve.read_text() == expected
+    mark_chosen_step(tmp_path, 30)  # a file already marked is left as it is
+    assert curve.read_text() == expected

@@ -316,6 +316,25 @@ def log_chosen_point(live, history: list[dict], metric: str | None) -> dict:
     return chosen
 
 
+def mark_chosen_step(live_dir: Path | str, step: int) -> None:
+    """Give every dvclive curve file a ``chosen`` column, 1 at ``step`` (whose weights were kept) and 0
+    elsewhere, so that the curve template (.dvc/plots/curve.json) draws a rule there on the plots page.
+
+    The column goes right after ``step``: DVC plots the last column when no ``y`` is given. Done once
+    training has ended; dvclive starts its files afresh every run, so a rerun never sees the column.
+    """
+    for path in sorted((Path(live_dir) / "plots" / "metrics").rglob("*.tsv")):
+        header, *rows = path.read_text(encoding="utf-8").splitlines()
+        names = header.split("\t")
+        if names[0] != "step" or "chosen" in names:
+            continue
+        lines = ["\t".join(["step", "chosen", *names[1:]])]
+        for row in rows:
+            first, *rest = row.split("\t")
+            lines.append("\t".join([first, "1" if int(first) == step else "0", *rest]))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def last_complete_checkpoint(state_dir: Path) -> str | None:
     """The newest ``checkpoint-N`` whose ``trainer_state.json`` (written last by the Trainer) parses.
 
