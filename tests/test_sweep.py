@@ -127,3 +127,44 @@ def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
     for lr, mean in means.items():
         assert rows[f"learning_rate={lr}"].split()[-5] == "2", "two seeds a configuration"
         assert f"{mean:.4f}±" in rows[f"learning_rate={lr}"]
+
+
+def test_running_and_queued_experiments_are_left_out_though_they_show_their_commits_metrics(tmp_path):
+    """A queued or running experiment lists its parent commit's metrics files in `dvc exp show`."""
+    shown = exp_show(unfinished=0)
+    stale = shown[1]["experiments"][0]["revs"][0]
+    for state in ("running", "queued", "failed"):
+        copy = json.loads(json.dumps(stale))
+        copy["data"]["params"]["params.yaml"]["data"]["finetune"]["learning_rate"] = 0.5
+        copy["data"]["metrics"]["metrics/finetuned.json"]["data"]["validation"]["accuracy"] = 0.99
+        shown[1]["experiments"].append({"executor": {"state": state}, "revs": [copy]})
+    result = run_sweep(tmp_path, shown)
+    assert "learning_rate=0.5" not in result.stdout and "0.99" not in result.stdout, result.stdout
+    assert "3 experiment(s) without metrics left out" in result.stdout
+
+
+def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
+    """Many params varied one at a time (the full-data runs of bench/RESULTS.md): each row names its change."""
+    def run(name, seed, accuracy, **changes):
+        params = {"finetune": {"seed": seed, "precision": "fp32", "class_weights": "none", "epochs": 1.5},
+                  "hidden_states": {"precision": "fp32"}}
+        for key, value in changes.items():
+            section, field = key.split("__")
+            params[section][field] = value
+        metrics = {"validation": {"accuracy": accuracy, "f1_macro": accuracy}, "test": {"accuracy": 0.5, "f1_macro": 0.5}}
+        return {"revs": [{"rev": name, "name": name, "data": {"params": {"params.yaml": {"data": params}},
+                                                               "metrics": {"metrics/finetuned.json": {"data": metrics}}}}]}
+
+    shown = [{"rev": "workspace", "data": {}, "experiments": None}, {"rev": "c" * 40, "data": {}, "experiments": [
+        run("s1", 1, 0.92), run("s2", 2, 0.93), run("balanced", 42, 0.91, finetune__class_weights="balanced"),
+        run("bf16", 42, 0.94, finetune__precision="bf16", hidden_states__precision="bf16"),
+        run("e3", 42, 0.935, finetune__epochs=3)]}]
+    lines = run_sweep(tmp_path, shown).stdout.splitlines()
+    assert all(len(line) <= 100 for line in lines), lines
+    labels = {line[2:40].strip() for line in lines[1:5]}
+    assert labels == {"(common values)", "epochs=3", "class_weights=balanced",
+                      "finetune.precision=bf16 hidden_states…"}, lines  # cut at the column's width
+    assert any(line.startswith("* finetune.precision=bf16") for line in lines), "best by validation"
+    common = [line for line in lines if line.startswith("common values: ")]
+    assert common == ["common values: class_weights=none, epochs=1.5, finetune.precision=fp32, "
+                      "hidden_states.precision=fp32"], lines

@@ -17,6 +17,7 @@ import json
 import math
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 WIDTH = 100  # the table fits a 100-column terminal
@@ -42,6 +43,10 @@ def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple
     found, missing = [], 0
     for commit in shown:
         for group in commit.get("experiments") or []:
+            # a queued or running experiment shows its parent commit's metrics files: not its results
+            if ((group.get("executor") or {}).get("state") or "success") != "success":
+                missing += len(group.get("revs") or [])
+                continue
             for rev in group.get("revs") or []:
                 data = rev.get("data") or {}
                 params = ((data.get("params") or {}).get(params_file) or {}).get("data")
@@ -87,17 +92,43 @@ def summarise(found: list[dict], seed_param: str, metric: str) -> tuple[list[str
     return varying, rows
 
 
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Each dotted key by its shortest ending that no other key shares (``finetune.precision`` stays
+    whole beside ``hidden_states.precision``; ``finetune.learning_rate`` becomes ``learning_rate``)."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts) + 1):
+            ending = ".".join(parts[-n:])
+            if not any(other != key and (other == ending or other.endswith("." + ending)) for other in keys):
+                break
+        names[key] = ending
+    return names
+
+
+def common_values(varying: list[str], rows: list[dict]) -> dict[str, object]:
+    """The value of each key that more than half of the configurations share (those keys are named in a
+    row only where it differs, and once below the table); keys without one are named in every row."""
+    common = {}
+    for key in varying:
+        values = [json.dumps(r["config"][key], sort_keys=True) for r in rows]
+        top = max(set(values), key=values.count)
+        if values.count(top) * 2 > len(values):
+            common[key] = json.loads(top)
+    return common
+
+
 def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> str:
     """The table, at most ``WIDTH`` columns: configuration, seeds, mean±spread of each metric."""
-    short = {k: k.split(".")[-1] for k in varying}
-    if len(set(short.values())) < len(varying):
-        short = {k: k for k in varying}
+    short = short_names(varying)
+    common = common_values(varying, rows)
     cell = lambda ms: "-" if ms is None else f"{ms[0]:.4f}±{ms[1]:.4f}"  # noqa: E731
     columns = [f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
                for _, label in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
     cells = [[cell(r[f"{split}.{name}"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
              for r in rows]
-    configs = [" ".join(f"{short[k]}={r['config'][k]}" for k in varying) or "(one configuration)" for r in rows]
+    configs = [" ".join(f"{short[k]}={r['config'][k]}" for k in varying
+                        if k not in common or r["config"][k] != common[k]) or "(common values)" for r in rows]
     width = max(len(c) for c in columns + [c for row in cells for c in row])
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
@@ -106,6 +137,8 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
         mark = "* " if row.get("best") else "  "
         lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
+    if common:
+        lines += textwrap.wrap("common values: " + ", ".join(f"{short[k]}={v}" for k, v in common.items()), WIDTH)
     if missing:
         lines.append(f"({missing} experiment(s) without metrics left out: queued, running or failed)")
     return "\n".join(lines)
