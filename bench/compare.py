@@ -8,7 +8,7 @@ One process, the same data, model and machine; each pair is measured back to bac
      per-batch padding, bf16 where native); quality: the pipeline's logistic regression fitted
      on each feature set, and how far apart the two feature sets are;
   B. logistic-regression fit: the notebook's ``LogisticRegression(max_iter=3000)`` on its features
-     vs ``textclf.evaluation.baseline_classifiers(...)["logistic_regression"]`` on the pipeline's;
+     vs ``stages.baselines.baseline_classifiers(...)["logistic_regression"]`` on the pipeline's;
   C. fine-tuning: the notebook's ``Trainer`` on its padded-to-max dataset vs the finetune stage's
      ``PipelineTrainer`` + ``EpochSeededSampler`` + ``DataCollatorWithPadding``: training
      throughput over ``--train-steps`` optimizer steps (after 3 untimed warm-up steps), and
@@ -45,7 +45,7 @@ from bench.steps import (  # noqa: E402
     compare_logistic_regression,
     extract_features,
 )
-from textclf.errors import run_stage  # noqa: E402
+from textclf.stage import run_stage
 
 log = logging.getLogger("bench")
 COMMAND = "python -m bench.compare" if __package__ else "python bench/compare.py"

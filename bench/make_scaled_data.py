@@ -59,7 +59,7 @@ def perturb(text: str, ops: np.ndarray, where: np.ndarray) -> str:
     ``where[k]`` holds two numbers in [0, 1) that pick the words of operation k. A text keeps at
     least 3 words (shorter texts are never shortened)."""
     words = text.split()
-    for op, (a, b) in zip(ops, where):
+    for op, (a, b) in zip(ops, where, strict=True):
         i, j = int(a * len(words)), int(b * len(words))
         if op == SWAP:
             words[i], words[j] = words[j], words[i]
@@ -103,7 +103,7 @@ def make_scaled_data(rows: int, out: Path, source: Path, seed: int = 0) -> dict[
     names, pools = read_source(source)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"train": rows, "validation": eval_rows(rows), "test": eval_rows(rows)}
-    for split, generator in zip(SPLITS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))):
+    for split, generator in zip(SPLITS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)), strict=True):
         write_split(out / f"{split}.jsonl", pools[split], counts[split], generator)
     (out / "labels.json").write_text(json.dumps(names) + "\n", encoding="utf-8")
     return counts

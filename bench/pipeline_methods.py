@@ -14,8 +14,8 @@ import torch
 
 from bench.measure import Extraction, StepMeter, sync
 from textclf.batching import length_sorted_batches, run_batched
-from textclf.data import SPLITS
-from textclf.evaluation import baseline_classifiers
+from textclf.tables import SPLITS
+from stages.baselines import baseline_classifiers
 from textclf.modeling import encode_texts, load_classifier, load_encoder, use_bf16
 from textclf.params import Params
 from textclf.training import PipelineTrainer, freeze_encoder, load_split, token_lengths, train_sampler, training_arguments

@@ -72,9 +72,9 @@ def timed(cmd: list[str]) -> dict:
 def accuracy(predicted: list[str], rows: list[dict], label_names: list[str]) -> dict:
     result = {}
     for split in SPLITS:
-        pairs = [(p, r) for p, r in zip(predicted, rows) if r["split"] == split]
+        pairs = [(p, r) for p, r in zip(predicted, rows, strict=True) if r["split"] == split]
         gold = [label_names[r["label"]] if isinstance(r["label"], int) else r["label"] for _, r in pairs]
-        result[split] = round(sum(p == g for (p, _), g in zip(pairs, gold)) / len(pairs), 4)
+        result[split] = round(sum(p == g for (p, _), g in zip(pairs, gold, strict=True)) / len(pairs), 4)
     return result
 
 

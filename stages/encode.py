@@ -16,9 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from textclf.data import SPLITS
-from textclf.errors import PipelineError, run_stage
-from textclf.io import atomic_path, iter_parquet, parquet_rows
+from textclf.tables import SPLITS
+from textclf.errors import PipelineError
+from textclf.stage import run_stage
+from textclf.files import atomic_path
+from textclf.tables import iter_parquet, parquet_rows
 from textclf.modeling import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 from textclf.params import load_params
 

@@ -15,8 +15,10 @@ import logging
 from pathlib import Path
 
 from textclf.analysis import error_table, label_loss, read_predictions, summary, write_csv
-from textclf.errors import PipelineError, run_stage
-from textclf.io import read_json, read_parquet, write_json
+from textclf.errors import PipelineError
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_parquet
+from textclf.files import write_json
 from textclf.params import load_params
 
 log = logging.getLogger("stage.error_analysis")

@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from textclf.analysis import write_predictions
-from textclf.errors import PipelineError, run_stage
-from textclf.evaluation import (
-    bootstrap_ci95, classification_metrics, collapse_check, save_confusion_png, write_predictions_csv,
-)
+from textclf.errors import PipelineError
+from textclf.stage import run_stage
+from textclf.metrics import bootstrap_ci95, classification_metrics, collapse_check
+from textclf.plots import save_confusion_png, write_predictions_csv
 from textclf.heads import load_head
-from textclf.io import read_json, read_npy, read_parquet, write_json
+from textclf.tables import read_json, read_npy, read_parquet, read_token_rows
+from textclf.files import write_json
 from textclf.modeling import check_model_folder
 from textclf.params import load_params
 
@@ -37,7 +38,6 @@ EVAL_SPLITS = ("validation", "test")
 def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, device: str) -> np.ndarray:
     """Logits of a whole-model forward pass over the split's encoded rows (the fallback)."""
     from textclf.batching import run_batched
-    from textclf.io import read_token_rows
     from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
 
     model, tokenizer = load_finetuned(args.model), load_tokenizer(str(args.model))

@@ -23,8 +23,10 @@ from pathlib import Path
 from transformers import DataCollatorWithPadding, set_seed
 
 from textclf import distributed
-from textclf.errors import PipelineError, run_stage
-from textclf.io import atomic_path, read_json, write_json
+from textclf.errors import PipelineError
+from textclf.stage import run_stage
+from textclf.files import atomic_path, write_json
+from textclf.tables import read_json
 from textclf.modeling import load_classifier, load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
 from textclf.params import load_params
 from textclf.training import (

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.errors import PipelineError, run_stage
-from textclf.io import read_json, write_json
+from textclf.errors import PipelineError
+from textclf.stage import run_stage
+from textclf.tables import read_json
+from textclf.files import write_json
 from textclf.params import load_params
 
 # split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that

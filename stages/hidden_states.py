@@ -21,9 +21,9 @@ import torch
 
 from textclf import distributed
 from textclf.batching import output_width, run_batched
-from textclf.data import SPLITS
-from textclf.errors import run_stage
-from textclf.io import NpyRowWriter, read_token_rows
+from textclf.tables import SPLITS
+from textclf.stage import run_stage
+from textclf.tables import NpyRowWriter, read_token_rows
 from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
 

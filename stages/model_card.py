@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.errors import run_stage
-from textclf.io import atomic_path, read_json
-from textclf.model_card import render, weights_sha256
+from textclf.stage import run_stage
+from textclf.files import atomic_path
+from textclf.tables import read_json
+from textclf.model_card import render
+from textclf.modeling import weights_sha256
 from textclf.params import load_params
 
 

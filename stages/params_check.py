@@ -15,7 +15,7 @@ import argparse
 import os
 from pathlib import Path
 
-from textclf.errors import run_stage
+from textclf.stage import run_stage
 from textclf.params import load_params
 from textclf.paths import source_folder
 

@@ -15,7 +15,7 @@ import yaml
 from _dvc_fixture import dvc, git
 from conftest import ROOT
 from textclf.analysis import write_csv
-from textclf.evaluation import write_predictions_csv, write_umap_csv
+from textclf.plots import write_predictions_csv, write_umap_csv
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 # dvclive's curve files (finetune's plot output dvclive/plots): train loss and the curve subset's points
@@ -49,7 +49,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         save_confusion_png = save_umap_png = lambda path, *args: (  # noqa: E731
             path.parent.mkdir(parents=True, exist_ok=True), write_png(path, (200, 30 * seed, 30)))
     else:
-        from textclf.evaluation import save_confusion_png, save_umap_png
+        from textclf.plots import save_confusion_png, save_umap_png
     rng = np.random.default_rng(seed)
     n = len(labels)
     y_true = np.repeat(np.arange(n), 8)

@@ -508,7 +508,7 @@ def test_negative_seed_stops_the_stage_before_work(prepared):
 # --- damaged files between stages, and model folders ---------------------------------------------
 
 def test_damaged_stage_outputs_are_one_line(tmp_path):
-    from textclf.io import read_json, read_npy, read_parquet
+    from textclf.tables import read_json, read_npy, read_parquet
 
     good = tmp_path / "good.parquet"
     pq.write_table(pa.table({"input_ids": [[1, 2]], "label": [0]}), good)
@@ -601,7 +601,7 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
 @pytest.fixture
 def online_env(monkeypatch):
     """No HF_*_OFFLINE variable and no proxy, as a new user's shell; the reachability answer is not cached."""
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy",
                  "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
@@ -614,7 +614,7 @@ def online_env(monkeypatch):
 def test_hub_check_does_not_wait_for_a_hanging_dns(online_env):
     import socket
 
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
     online_env.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     start = time.perf_counter()
@@ -634,7 +634,7 @@ def _closed_port() -> int:
 def test_hub_check_does_not_wait_for_a_silent_host(online_env):
     import socket
 
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
     def silent(self, address):  # a host that never answers: the connect times out
         time.sleep(self.gettimeout())
@@ -690,7 +690,7 @@ def test_hub_checkpoint_stage_without_offline_variables(project):
 # --- collapse ---------------------------------------------------------------------------------
 
 def test_collapse_check_threshold():
-    from textclf.evaluation import collapse_check
+    from textclf.metrics import collapse_check
 
     names = ["a", "b", "c"]
     y_true = np.array([0, 1, 2] * 10)

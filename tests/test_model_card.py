@@ -9,7 +9,8 @@ import yaml
 
 from conftest import LABELS, run_main
 from textclf.export import cli as export_cli
-from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line, weights_sha256
+from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line
+from textclf.modeling import weights_sha256
 
 FINETUNED = {
     "validation": {"accuracy": 0.92, "f1_macro": 0.9011, "f1_weighted": 0.9195,

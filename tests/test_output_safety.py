@@ -18,7 +18,7 @@ from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
 from textclf import predict
 from textclf.errors import PipelineError
 from textclf.export import cli as export_cli
-from textclf.io import MARKER, atomic_path, check_output
+from textclf.files import MARKER, atomic_path, check_output
 
 TEXTS = ["i feel so happy and content today", "this is so unfair i am furious"]
 
@@ -154,7 +154,7 @@ def test_stage_rewrites_its_own_output_and_encode_never_its_input(project):
 @pytest.fixture
 def shipped(classifier, tmp_path, monkeypatch):
     """A project folder holding the model, its card and a user's file, as the cwd."""
-    from textclf.model_card import weights_sha256
+    from textclf.modeling import weights_sha256
 
     work = tmp_path / "proj"
     (work / ".git").mkdir(parents=True)

@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from conftest import LABELS, ROOT, copy_project, few_rows, write_jsonl, write_params
-from textclf.errors import RESTORE_COMMAND
+from textclf.stage import RESTORE_COMMAND
 
 pytestmark = pytest.mark.slow
 
@@ -168,9 +168,9 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
     changed = set(dvc_status(repo))
     assert changed == stages_depending_on("textclf/modeling.py")
     assert {"encode", "finetune", "hidden_states@pretrained", "evaluate"} <= changed and "data" not in changed
-    with open(repo / "textclf/io.py", "a") as f:
+    with open(repo / "textclf/files.py", "a") as f:
         f.write("# a change\n")
-    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check imports no textclf.io
+    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check writes through no textclf.files
 
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):

@@ -60,7 +60,7 @@ def test_texts_as_arguments_agree_with_transformers_pipeline(classifier, capsys)
     rows = jsonl(out)
     assert [r["text"] for r in rows] == TEXTS, "rows come back in input order"
     reference = pipeline("text-classification", model=str(classifier), device="cpu")(TEXTS)
-    for row, ref in zip(rows, reference):
+    for row, ref in zip(rows, reference, strict=True):
         assert row["label"] == ref["label"] and row["label"] in LABELS
         assert row["score"] == pytest.approx(ref["score"], abs=1e-4)
         assert set(row["scores"]) == set(LABELS) and sum(row["scores"].values()) == pytest.approx(1, abs=1e-4)
@@ -309,5 +309,5 @@ def test_two_processes_label_like_one(classifier, tmp_path):
         results[processes] = jsonl(target.read_text())
     assert [r["text"] for r in results[2]] == [r["text"] for r in rows]
     assert [r["label"] for r in results[2]] == [r["label"] for r in results[1]]
-    for one, two in zip(results[1], results[2]):
+    for one, two in zip(results[1], results[2], strict=True):
         assert one["scores"] == pytest.approx(two["scores"], abs=1e-5)

@@ -16,8 +16,8 @@ import textclf.data
 from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write_params
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
-from textclf.evaluation import stratified_sample
-from textclf.io import NpyRowWriter, TokenRows, read_npy, read_token_rows
+from textclf.sampling import stratified_sample
+from textclf.tables import NpyRowWriter, TokenRows, read_npy, read_token_rows
 
 
 def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, monkeypatch):

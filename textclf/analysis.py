@@ -10,10 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pandas as pd
 
 from textclf.errors import PipelineError
-from textclf.io import atomic_path, read_parquet
+from textclf.files import atomic_path
+from textclf.tables import read_parquet
 from textclf.pagetext import inert_labels
 
 
@@ -81,9 +84,6 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """``<folder>/<split>.parquet`` per split, atomically (the folder as a whole): one row per data row,
     in data order, with its gold ``label`` id, ``predicted`` id, ``loss`` (cross-entropy) and ``logits``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     with atomic_path(folder, is_dir=True) as out:
         for split, (labels, logits) in splits.items():
             labels, logits = np.asarray(labels, dtype=np.int64), np.ascontiguousarray(logits, dtype=np.float32)

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from textclf import distributed
-from textclf.io import NpyRowWriter, TokenRows
+from textclf.tables import NpyRowWriter, TokenRows
 from textclf.modeling import autocast
 
 

@@ -28,18 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from textclf.errors import PipelineError
-from textclf.io import hub_offline_requested, hub_unreachable_reason
+from textclf.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.params import DataParams
 from textclf.paths import source_folder
+from textclf.tables import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # The original emotion release ships text;label files named like this.
 TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
-TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 # Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
@@ -213,24 +213,10 @@ def _read_csv(path: Path) -> Iterator[tuple]:
         raise PipelineError(failure)
 
 
-def _unreadable(path: Path, exc: Exception) -> PipelineError:
-    first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
-    return PipelineError(f"{path}: not a readable Parquet file ({first})")
-
-
 def _read_parquet(path: Path) -> Iterator[tuple]:
     """Row groups are read ROWS_PER_SLICE rows at a time (the text and label columns only)."""
-    import pyarrow.parquet as pq
-
-    try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-    except Exception as exc:
-        try:  # pq.read_table's message names the file; it reads no further than the footer that failed here
-            pq.read_table(path, columns=[])
-        except Exception as named:
-            exc = named
-        raise _unreadable(path, exc) from None
+    parquet = open_parquet(path, hint="")
+    schema = parquet.schema_arrow
     _missing_columns(path, schema.names)
     binary = _is_binary(schema.field("text").type)  # bytes: text in some encoding, read as UTF-8
     batches, number = parquet.iter_batches(batch_size=ROWS_PER_SLICE, columns=["text", "label"]), 0
@@ -238,10 +224,10 @@ def _read_parquet(path: Path) -> Iterator[tuple]:
         try:
             batch = next(batches, None)
         except Exception as exc:
-            raise _unreadable(path, exc) from None
+            raise unreadable_parquet(path, exc, hint="") from None
         if batch is None:
             return
-        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist()):
+        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
             number += 1
             if binary and text is not None:
                 try:
@@ -254,8 +240,6 @@ def _read_parquet(path: Path) -> Iterator[tuple]:
 
 
 def _is_binary(kind) -> bool:
-    import pyarrow as pa
-
     return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
@@ -459,7 +443,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
         columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
     frames, first = {}, None
     for split, (texts, labels) in columns.items():
-        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1)), texts, labels)
+        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1), strict=True), texts, labels)
         frames[split] = _Split(rows, files[split], hashes=_test_hashes(split))
         first = _scan(frames[split], first)
     feature = loaded["train"].features.get("label")

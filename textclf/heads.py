@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 
 from textclf.errors import PipelineError
-from textclf.io import read_json
+from textclf.tables import read_json
 
 # architecture -> its head's layers in order: (weight name prefix in the checkpoint, activation after it)
 HEADS: dict[str, tuple[tuple[str, str | None], ...]] = {
@@ -95,8 +96,6 @@ def load_head(folder: Path | str, label_names: list[str] | None = None) -> tuple
 def _read_tensors(folder: Path, names: list[str]) -> dict[str, np.ndarray | None]:
     """The tensors called ``names`` from the folder's safetensors files (nothing else is read);
     None for one that is not float32."""
-    from safetensors import safe_open
-
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise PipelineError(f"{folder}: no model.safetensors (run the finetune stage first: dvc repro)")

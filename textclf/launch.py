@@ -22,8 +22,11 @@ import argparse
 import logging
 import os
 import runpy
+import shlex
 import signal
 import sys
+
+from textclf.errors import first_line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,8 +50,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def dvc_stage_command(stage: str) -> list[str]:
     """The arguments after ``python -m textclf.launch`` in ``stage``'s command as DVC resolves it
     (params interpolated), for the machines that join a run ``dvc repro`` started on the first one."""
-    import shlex
-
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -56,7 +57,7 @@ def dvc_stage_command(stage: str) -> list[str]:
         with Repo() as repo:
             commands = [s.cmd for s in repo.stage.collect(stage)]
     except DvcException as exc:
-        sys.exit(f"error: --dvc-stage {stage}: {str(exc).splitlines()[0]}")
+        sys.exit(f"error: --dvc-stage {stage}: {first_line(exc)}")
     words = shlex.split(commands[0]) if len(commands) == 1 else []
     if words[:3] != ["python", "-m", "textclf.launch"]:
         sys.exit(f"error: --dvc-stage {stage}: not one stage run through textclf.launch (see dvc.yaml)")

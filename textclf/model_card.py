@@ -8,7 +8,6 @@ that ``textclf export`` refuses to ship it beside other weights.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -28,22 +27,8 @@ KNOWN_BASES = {
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 EMOTION_HUB_ID = "dair-ai/emotion"
 EMOTION_LICENCE = "research and educational use only (the emotion dataset's terms: Saravia et al., 2018)"
-WEIGHTS = "model.safetensors"
 _SHA_LINE = "<!-- textclf model sha256: {} -->"
 _SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")
-
-
-def weights_sha256(model_dir: Path) -> str:
-    """SHA-256 of the model's weights (``model.safetensors``, or its shards in name order)."""
-    files = sorted(Path(model_dir).glob("model*.safetensors"))
-    if not files:
-        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def card_sha256(card_text: str) -> str | None:
@@ -82,7 +67,7 @@ def describe_dataset(source: str, label_names: list[str]) -> dict:
     return {"name": shown, "hub_id": None, "licence": "see the data's own terms", "text": f"`{shown}`"}
 
 
-# Metric keys of classification_metrics (textclf/evaluation.py) and how the card names them.
+# Metric keys of classification_metrics (textclf/metrics.py) and how the card names them.
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 
 

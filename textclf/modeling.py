@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
-from textclf.errors import PipelineError
-from textclf.io import hub_unreachable_reason, user_path
+from textclf.errors import PipelineError, first_line
+from textclf.files import sha256_files
+from textclf.hub import hub_unreachable_reason
+from textclf.paths import user_path
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +154,8 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
         except PipelineError:
             raise
         except Exception as exc:  # safetensors, tokenizers, json and transformers each raise their own types
-            first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
             where = _weights_files(Path(source)) if type(exc).__name__ == "SafetensorError" else source
-            raise PipelineError(f"{where}: could not load the {what} ({first}); the folder is damaged or incomplete") from None
+            raise PipelineError(f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete") from None
 
     def refuse(reason: str) -> PipelineError:
         return PipelineError(
@@ -178,8 +179,7 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
     except OSError:
         raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
     except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
-        first = " ".join(str(exc).split("\n")[0].split())
-        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first}") from None
+        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first_line(exc)}") from None
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -296,12 +296,8 @@ def _weight_names(folder: Path) -> set[str]:
         raise PipelineError(f"{folder}: could not load the model (no model.safetensors in it); "
                             "the folder is damaged or incomplete") from None
     except Exception as exc:  # safetensors' own error type, bad JSON, no weight_map
-        raise PipelineError(f"{_weights_files(folder)}: could not load the model ({_first(exc)}); "
+        raise PipelineError(f"{_weights_files(folder)}: could not load the model ({first_line(exc)}); "
                             "the folder is damaged or incomplete") from None
-
-
-def _first(exc: BaseException) -> str:
-    return " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
 
 
 def _labels_of(folder: Path) -> list[str]:
@@ -355,7 +351,7 @@ def check_model_folder(folder: Path | str, label_names: list[str] | None = None,
                 config, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise PipelineError(f"{folder}: config.json is not a sequence classifier transformers can build "
-                            f"({_first(exc)})") from None
+                            f"({first_line(exc)})") from None
     prefix = f"{model.base_model_prefix}."
     head = [k for k in model.state_dict() if not k.startswith(prefix)]
     missing = [k for k in head if k not in weights]
@@ -366,18 +362,34 @@ def check_model_folder(folder: Path | str, label_names: list[str] | None = None,
     return config, tokenizer
 
 
+# Models whose position table starts after the padding id: two of its rows are never a text position.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
+
+
+def position_limit(config) -> int | None:
+    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or positions >= 10**6:
+        return None
+    return positions - (2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else 0)
+
+
+def input_limit(config, tokenizer) -> int | None:
+    """The longest input the model takes: its position table, capped by the tokenizer's limit (None: neither
+    says; tokenizers without a limit report a huge sentinel, int(1e30), which does not count)."""
+    known = [int(n) for n in (position_limit(config), getattr(tokenizer, "model_max_length", None)) if n and n < 10**6]
+    return min(known) if known else None
+
+
 def max_positions(checkpoint: str, tokenizer) -> int:
-    """The longest input the model takes: its position table, capped by the tokenizer's limit.
-    A local checkpoint folder is checked whole first (``check_model_folder``, as an encoder)."""
+    """``input_limit`` of a checkpoint (10**6 when nothing limits it). A local checkpoint folder is
+    checked whole first (``check_model_folder``, as an encoder)."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         config, _ = check_model_folder(source, classifier=False)
     else:
         config = _load("AutoConfig", source, "config")
-    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
-    known = [int(n) for n in limits if n and n < 10**6]
-    return min(known) if known else 10**6
+    return input_limit(config, tokenizer) or 10**6
 
 
 def hardware_description(device: torch.device) -> str:
@@ -393,3 +405,15 @@ def hardware_description(device: torch.device) -> str:
     except OSError:
         pass
     return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
+
+
+WEIGHTS = "model.safetensors"
+
+
+def weights_sha256(model_dir: Path | str) -> str:
+    """SHA-256 of the model's weights (``model.safetensors``, or its shards in name order): ties a model
+    card and a run record to the weights they describe."""
+    files = sorted(Path(model_dir).glob("model*.safetensors"))
+    if not files:
+        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
+    return sha256_files(files)

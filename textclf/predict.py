@@ -34,14 +34,17 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from textclf.errors import PipelineError
+from textclf.errors import PipelineError, one_line, run_cli
+from textclf.files import atomic_path, check_output
+from textclf.tables import TABLE_SUFFIXES, open_parquet
 
 DEFAULT_MODEL = "models/finetuned"
 # Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
 TEXT_SUFFIXES = ("", ".txt", ".text")
 INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
-OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 log = logging.getLogger("textclf.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
@@ -88,7 +91,7 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
+        raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {one_line(exc)[:200]}") from None
     if first_row == 0:
         raise PipelineError(f"{path}: no rows to label (empty input)")
 
@@ -182,9 +185,7 @@ def _json_array(path: Path) -> Iterator[pd.DataFrame]:
 
 def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        for batch in open_parquet(path, hint="").iter_batches(batch_size=rows):
             yield batch.to_pandas()
     elif suffix in (".csv", ".tsv"):  # every field as its text: 007 stays 007, 1.10 stays 1.10, NA stays NA
         if path.stat().st_size == 0:
@@ -238,32 +239,20 @@ def load_model(folder: Path):
     return model.eval(), tokenizer
 
 
-# Models whose position table starts after the padding id: two of its rows are never a text position.
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
-
-
-def position_limit(model) -> int | None:
-    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if not positions or positions >= 10**6:
-        return None
-    return positions - (2 if getattr(model.config, "model_type", "") in _OFFSET_POSITIONS else 0)
-
-
 def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
     """Tokens kept per text: ``asked`` (--max-length), else the length the model was trained with (the
     tokenizer's ``model_max_length``, which the encode stage sets to ``model.max_length``); never more
     than the model's positions (a longer ``asked`` is lowered to that, with a warning)."""
-    limit = position_limit(model)
-    trained = getattr(tokenizer, "model_max_length", None)
+    from textclf.modeling import input_limit, position_limit  # torch: loaded with the model, not before
+
+    limit = position_limit(model.config)
     if asked is not None:
         if limit is not None and asked > limit:
             log.warning("--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
                         asked, limit, limit)
             return limit
         return asked
-    known = [int(n) for n in (limit, trained) if n and n < 10**6]
-    return min(known) if known else 512
+    return input_limit(model.config, tokenizer) or 512
 
 
 def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, device: str = "auto",
@@ -295,14 +284,14 @@ def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list
     out["label"] = np.asarray(label_names, dtype=object)[best]
     out["score"] = np.round(probabilities[np.arange(len(best)), best].astype(float), 6)
     if all_scores:
-        out["scores"] = [dict(zip(label_names, np.round(row.astype(float), 6))) for row in probabilities]
+        out["scores"] = [dict(zip(label_names, np.round(row.astype(float), 6), strict=True)) for row in probabilities]
     return out
 
 
 def output_format(path: Path | None, fmt: str | None) -> str:
     """``fmt``, else the output file's extension, else jsonl (stdout); checked before any work is done."""
     fmt = fmt or (path.suffix.lower().lstrip(".") if path else "jsonl")
-    if f".{fmt}" not in OUTPUT_SUFFIXES:
+    if f".{fmt}" not in TABLE_SUFFIXES:
         raise PipelineError(f"{path}: unknown output format '{fmt}' (use .jsonl, .csv or .parquet)")
     if path is None and fmt == "parquet":
         raise PipelineError("--format parquet needs --output FILE")
@@ -331,8 +320,6 @@ class OutputWriter:
 
     def __enter__(self) -> OutputWriter:
         if self.path is not None:
-            from textclf.io import atomic_path
-
             self._atomic = atomic_path(self.path, inputs=self.inputs)
             self._tmp = self._atomic.__enter__()
         return self
@@ -341,9 +328,6 @@ class OutputWriter:
         frame = _flat_scores(frame, self.fmt)
         try:
             if self.fmt == "parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
                 if self._parquet is None:
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     self._parquet = pq.ParquetWriter(self._tmp, table.schema)
@@ -357,7 +341,7 @@ class OutputWriter:
         except OSError as exc:
             raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
-            raise PipelineError(f"{self.path}: could not write it: {' '.join(str(exc).split())[:200]}") from None
+            raise PipelineError(f"{self.path}: could not write it: {one_line(exc)[:200]}") from None
         self.rows += len(frame)
 
     def __exit__(self, *exc_info) -> None:
@@ -373,12 +357,6 @@ class OutputWriter:
             raise error from None
         if self._atomic is not None:
             self._atomic.__exit__(*exc_info)
-
-
-def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
-    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
-    with OutputWriter(path, fmt) as writer:
-        writer.write(frame)
 
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
@@ -456,8 +434,6 @@ def main(argv: list[str] | None = None) -> None:
     output = output_path(args.output, args.input, args.format)
     inputs = tuple(p for p in (args.input, args.model) if p is not None and str(p) != "-")
     if output is not None:
-        from textclf.io import check_output
-
         check_output(output, inputs)  # never the input, the model, a folder, the current folder: before any work
     slices = read_input(args.input, args.texts)
     first = next(slices)  # a bad or empty input stops here, before the model is loaded
@@ -483,25 +459,20 @@ def cli(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars: stderr keeps our own bar and errors only
     hf_logging.set_verbosity_error()
+
+    def body() -> None:
+        try:
+            main(argv)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
+        except BrokenPipeError:  # `textclf predict ... | head`
+            _quiet_stdout()
+            sys.stderr.close()
+
     try:
-        main(argv)
-        if sys.stdout is not None:
-            sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
-    except PipelineError as exc:
-        _quiet_stdout()
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `textclf predict ... | head`
-        _quiet_stdout()
-        sys.stderr.close()
-        return 0
-    except OSError as exc:  # anything the file system refuses: one line, no traceback
-        _quiet_stdout()
-        print(f"error: {exc.filename or 'stdout'}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return run_cli(body, "stdout", before_error=_quiet_stdout)
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 def _quiet_stdout() -> None:

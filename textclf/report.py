@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from textclf.errors import PipelineError
+from textclf.errors import PipelineError, run_cli
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
@@ -212,13 +212,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    try:
-        print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note))
-    except PipelineError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
-
+    return run_cli(lambda: print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note)), args.out)
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -102,7 +102,7 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
     lines = [f"  {'configuration':<{config_width}} {'n':>3} " + " ".join(f"{c:>{width}}" for c in columns)]
-    for row, config, values in zip(rows, configs, cells):
+    for row, config, values in zip(rows, configs, cells, strict=True):
         mark = "* " if row.get("best") else "  "
         lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -13,6 +12,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -21,9 +21,10 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from textclf.errors import PipelineError
-from textclf.evaluation import classification_metrics
-from textclf.io import read_token_rows
-from textclf.modeling import use_bf16
+from textclf.metrics import classification_metrics
+from textclf.tables import read_token_rows
+from textclf.files import sha256_files
+from textclf.modeling import hardware_description, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
 
 log = logging.getLogger(__name__)
@@ -335,12 +336,7 @@ def last_complete_checkpoint(state_dir: Path) -> str | None:
 
 def fingerprint(files: Sequence[Path], settings: dict) -> str:
     """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_files(files, prefix=json.dumps(settings, sort_keys=True).encode())[:16]
 
 
 def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0) -> datasets.Dataset:
@@ -367,8 +363,6 @@ def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = 
 
 def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
     """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
-    import pyarrow.compute as pc
-
     chunks = dataset.data.column("input_ids").chunks
     return np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)])
 
@@ -397,9 +391,6 @@ def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) ->
 def run_record(result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1) -> dict:
     """What ``textclf export`` writes into the shipped model card about the run that trained these
     weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256."""
-    from textclf.model_card import weights_sha256
-    from textclf.modeling import hardware_description
-
     return {
         "weights_sha256": weights_sha256(model_dir),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
