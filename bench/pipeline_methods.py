@@ -16,9 +16,10 @@ from bench.measure import Extraction, StepMeter, sync
 from textclf.batching import length_sorted_batches, run_batched
 from textclf.tables import SPLITS
 from stages.baselines import baseline_classifiers
-from textclf.modeling import encode_texts, load_classifier, load_encoder, use_bf16
+from textclf.modeling import encode_texts, load_encoder, use_bf16
 from textclf.params import Params
-from textclf.training import PipelineTrainer, freeze_encoder, load_split, token_lengths, train_sampler, training_arguments
+from textclf import training
+from textclf.training import load_split
 
 
 def padded_tokens(lengths: list[int], batch_size: int) -> int:
@@ -82,29 +83,17 @@ def train_split(ids: list[list[int]], labels: np.ndarray, folder: Path):
 
 def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], params: Params, device: torch.device,
                   out_dir: str, **run) -> tuple:
-    """The finetune stage's ``PipelineTrainer`` + ``EpochSeededSampler`` + ``DataCollatorWithPadding``
-    with params.yaml's ``finetune:`` values, without checkpoints, evaluation or dvclive.
+    """The finetune stage's trainer (``textclf.training.build_trainer``) with params.yaml's ``finetune:``
+    values, without checkpoints, evaluation or dvclive.
 
     ``run``: ``max_steps`` (the step count replaces the stage's schedule). Returns the trainer and its ``StepMeter``.
     """
-    from transformers import DataCollatorWithPadding, set_seed
-
-    p = params.finetune
-    set_seed(p.seed)  # before the model is built: the new head's initialization is seeded
-    model = load_classifier(checkpoint, label_names, params.model.trust_remote_code)
-    if not p.train_feature_extractor:
-        freeze_encoder(model)
-    training_args = training_arguments(p, device, out_dir, len(train), eval_strategy="no", save_strategy="no", **run)
-    meter = StepMeter(model, device)
-    trainer = PipelineTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        callbacks=[meter.callback],
-        train_sampler=train_sampler(token_lengths(train), p),
+    trainer = training.build_trainer(
+        params.finetune, checkpoint, params.model.trust_remote_code, label_names, tokenizer, train, device, out_dir,
+        eval_strategy="no", save_strategy="no", **run,
     )
+    meter = StepMeter(trainer.model, device)
+    trainer.add_callback(meter.callback)
     return trainer, meter
 
 

@@ -17,14 +17,14 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from textclf.errors import PipelineError
 from textclf.metrics import classification_metrics
 from textclf.tables import read_token_rows
 from textclf.files import sha256_files
-from textclf.modeling import hardware_description, use_bf16, weights_sha256
+from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
 
 log = logging.getLogger(__name__)
@@ -254,6 +254,33 @@ class PipelineTrainer(Trainer):
         if self.best_model is not None and self.args.should_save:
             self.best_model.save(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
         super()._save_checkpoint(model, trial)
+
+
+def build_trainer(
+    params: FinetuneParams, checkpoint: str, trust_remote_code: bool, label_names: list[str], tokenizer,
+    train: datasets.Dataset, device: torch.device, output_dir: Path | str, *, validation: datasets.Dataset | None = None,
+    class_weights: torch.Tensor | None = None, best_model: BestModel | None = None, processes: int = 1, **overrides,
+) -> PipelineTrainer:
+    """The finetune stage's ``PipelineTrainer``: ``checkpoint`` as a classifier of ``label_names`` with a
+    seeded new head (its encoder frozen unless ``finetune.train_feature_extractor``), the stage's
+    ``TrainingArguments`` (``overrides`` replace any of them), the length-grouped sampler and a padding
+    collator; curve points on ``validation`` when given. The benchmark builds its trainer here too."""
+    set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
+    model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
+    if not params.train_feature_extractor:
+        log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
+    return PipelineTrainer(
+        model=model,
+        args=training_arguments(params, device, output_dir, len(train), processes=processes, **overrides),
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=None if validation is None else compute_metrics,
+        train_sampler=train_sampler(token_lengths(train), params),
+        class_weights=class_weights,
+        best_model=best_model,
+    )
 
 
 def compute_metrics(prediction) -> dict:
