@@ -13,12 +13,12 @@ import pandas as pd
 import torch
 
 from bench.measure import Extraction, StepMeter, sync
-from textclf.batching import length_sorted_batches, run_batched
-from textclf.tables import SPLITS
 from stages.baselines import baseline_classifiers
+from textclf import training
+from textclf.batching import length_sorted_batches, run_batched
 from textclf.modeling import encode_texts, load_encoder, use_bf16
 from textclf.params import Params
-from textclf import training
+from textclf.tables import SPLITS
 from textclf.training import load_split
 
 

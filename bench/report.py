@@ -22,7 +22,8 @@ def table_rows(steps: dict) -> list[tuple[str, str, str, str, str]]:
     ))
     rows.append((
         "A hidden states", *_speeds(a),
-        f"LR val acc nb-feat {q['notebook_features_validation_accuracy']:.4f} / ours {q['pipeline_features_validation_accuracy']:.4f}; "
+        f"LR val acc nb-feat {q['notebook_features_validation_accuracy']:.4f} / "
+        f"ours {q['pipeline_features_validation_accuracy']:.4f}; "
         f"max|diff| {q['max_abs_diff']:.2g}, cos {q['mean_cosine_similarity']:.5f}",
     ))
     rows.append((

@@ -166,7 +166,8 @@ def markdown_table(sizes: dict[str, dict]) -> str:
     for rows, size in ordered:
         for stage, rec in size["stages"].items():
             if rec.get("failed"):
-                lines.append(f"| {int(rows):,} | {stage} | {fmt(rec.get('seconds'), '.1f')} | failed (exit {rec['returncode']}) | | | |")
+                seconds = fmt(rec.get("seconds"), ".1f")
+                lines.append(f"| {int(rows):,} | {stage} | {seconds} | failed (exit {rec['returncode']}) | | | |")
                 continue
             speed = rec["rows_per_s"]
             if speed and stage not in base:

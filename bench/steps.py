@@ -116,7 +116,8 @@ def compare_finetune_throughput(bench: Bench, nb: Extraction, train, tmp: str) -
                **meter.throughput()}
     del trainer, meter
     return {
-        "what": f"training rows/s over {bench.options.train_steps} optimizer steps after {WARMUP_STEPS} untimed warm-up steps",
+        "what": f"training rows/s over {bench.options.train_steps} optimizer steps "
+        f"after {WARMUP_STEPS} untimed warm-up steps",
         **side_by_side(tp_nb["rows_per_s"], tp_ours["rows_per_s"]),
         "notebook": tp_nb,
         "pipeline": tp_ours,

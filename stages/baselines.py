@@ -14,20 +14,19 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf.tables import SPLITS
-from textclf.stage import run_stage
 import numpy as np
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from textclf.files import write_json
 from textclf.metrics import classification_metrics
+from textclf.params import load_params
 from textclf.plots import save_confusion_png, write_predictions_csv
 from textclf.sampling import stratified_sample
-from textclf.tables import read_json, read_npy, read_parquet
-from textclf.files import write_json
-from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, read_json, read_npy, read_parquet
 
 log = logging.getLogger("stage.baselines")
 

@@ -16,12 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textclf.tables import SPLITS
 from textclf.data import load_dataset
-from textclf.stage import run_stage
 from textclf.files import atomic_path, write_json
 from textclf.params import load_params
 from textclf.paths import source_folder
+from textclf.stage import run_stage
+from textclf.tables import SPLITS
 
 log = logging.getLogger("stage.data")
 

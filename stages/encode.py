@@ -16,13 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from textclf.tables import SPLITS
 from textclf.errors import PipelineError
-from textclf.stage import run_stage
 from textclf.files import atomic_path
-from textclf.tables import iter_parquet, parquet_rows
 from textclf.modeling import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, iter_parquet, parquet_rows
 
 log = logging.getLogger("stage.encode")
 ROWS_PER_SLICE = 10_000

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from textclf.analysis import error_table, label_loss, read_predictions, summary, write_csv
 from textclf.errors import PipelineError
-from textclf.stage import run_stage
-from textclf.tables import read_json, read_parquet
 from textclf.files import write_json
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_parquet
 
 log = logging.getLogger("stage.error_analysis")
 SPLIT = "validation"

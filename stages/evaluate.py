@@ -22,14 +22,14 @@ import numpy as np
 
 from textclf.analysis import write_predictions
 from textclf.errors import PipelineError
-from textclf.stage import run_stage
-from textclf.metrics import bootstrap_ci95, classification_metrics, collapse_check
-from textclf.plots import save_confusion_png, write_predictions_csv
-from textclf.heads import load_head
-from textclf.tables import read_json, read_npy, read_parquet, read_token_rows
 from textclf.files import write_json
+from textclf.heads import load_head
+from textclf.metrics import bootstrap_ci95, classification_metrics, collapse_check
 from textclf.modeling import check_model_folder
 from textclf.params import load_params
+from textclf.plots import save_confusion_png, write_predictions_csv
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_npy, read_parquet, read_token_rows
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")

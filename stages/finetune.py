@@ -3,8 +3,8 @@
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
 Writes: <out>/ (model and tokenizer, safetensors: the last step's weights, or with
 ``finetune.best_metric`` those of the best curve point) and <live>/ (dvclive: train loss and validation
-loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen.*`` (in metrics.json) name
-the kept point). Resumable state goes to <state>/<fingerprint>/ every
+loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen.*`` (in
+metrics.json) name the kept point). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.
 Under `textclf.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
@@ -21,7 +21,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
-
 from textclf import distributed
 from textclf.errors import PipelineError
 from textclf.files import atomic_path, write_json

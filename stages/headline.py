@@ -12,10 +12,10 @@ import argparse
 from pathlib import Path
 
 from textclf.errors import PipelineError
-from textclf.stage import run_stage
-from textclf.tables import read_json
 from textclf.files import write_json
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json
 
 # split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
 # `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns

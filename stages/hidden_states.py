@@ -21,11 +21,10 @@ import torch
 
 from textclf import distributed
 from textclf.batching import output_width, run_batched
-from textclf.tables import SPLITS
-from textclf.stage import run_stage
-from textclf.tables import NpyRowWriter, read_token_rows
 from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, NpyRowWriter, read_token_rows
 
 log = logging.getLogger("stage.hidden_states")
 

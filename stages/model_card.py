@@ -2,8 +2,8 @@
 
 Reads params: data.source, model.checkpoint, model.max_length, finetune.*
 Writes: <out> (Markdown with YAML metadata: model-index with validation and test accuracy and F1, base
-model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use and limits). `textclf export`
-copies it beside the weights as README.md, adding the training time and hardware of the run that
+model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use
+and limits). `textclf export` copies it beside the weights as README.md, adding the training time and hardware of the run that
 trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.stage import run_stage
 from textclf.files import atomic_path
-from textclf.tables import read_json
 from textclf.model_card import render
 from textclf.modeling import weights_sha256
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import MinMaxScaler
 
-from textclf.stage import run_stage
+from textclf.params import load_params
 from textclf.plots import save_umap_png, write_umap_csv
 from textclf.sampling import stratified_sample
+from textclf.stage import run_stage
 from textclf.tables import read_json, read_npy, read_parquet
-from textclf.params import load_params
 
 log = logging.getLogger("stage.umap")
 

@@ -77,7 +77,8 @@ def test_every_executed_project_file_is_a_dep(stage):
 def test_the_import_walk_finds_every_module_python_loads():
     """What importing a stage loads from the project (transitively) is inside the walk of its imports;
     the walk also sees the imports inside functions, which loading alone does not run."""
-    code = "import sys, stages.evaluate; print(' '.join(m for m in sys.modules if m.split('.')[0] in ('textclf', 'stages')))"
+    project = "('textclf', 'stages')"
+    code = f"import sys, stages.evaluate; print(' '.join(m for m in sys.modules if m.split('.')[0] in {project}))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     loaded = {str(_module_file(name).relative_to(ROOT)) for name in result.stdout.split()}

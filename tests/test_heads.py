@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModel, AutoModelForSequenceClassification
 
 from conftest import LABELS, run_main
 from textclf.batching import run_batched
 from textclf.errors import PipelineError
 from textclf.heads import load_head
-from transformers import AutoModel, AutoModelForSequenceClassification
 
 TINY = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
             vocab_size=100)

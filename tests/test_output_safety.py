@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
+from conftest import LABELS, ROOT, run_main, write_jsonl
 from textclf import predict
 from textclf.errors import PipelineError
 from textclf.export import cli as export_cli

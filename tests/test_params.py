@@ -214,7 +214,8 @@ def test_dvc_set_param_values_mean_the_same_to_the_stages(tmp_path):
 
 
 def test_a_key_written_twice_is_one_line_naming_it_and_its_lines(tmp_path):
-    from dvc.utils.serialize._yaml import YAMLFileCorruptedError, parse_yaml as dvc_parse_yaml
+    from dvc.utils.serialize._yaml import YAMLFileCorruptedError
+    from dvc.utils.serialize._yaml import parse_yaml as dvc_parse_yaml
 
     path = _with_line(tmp_path, "  top_n: 50\n", "  top_n: 50\n  top_n: 5\n")
     first = _line_of(path, "  top_n: 50")

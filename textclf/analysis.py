@@ -10,14 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pandas as pd
 
 from textclf.errors import PipelineError
 from textclf.files import atomic_path
-from textclf.tables import read_parquet
 from textclf.pagetext import inert_labels
+from textclf.tables import read_parquet
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from textclf.errors import PipelineError
 
-
 # Written into every folder this project's commands create: an existing folder is replaced only when it
 # holds this file (the command wrote it), never a folder of the user's. Constant bytes: outputs reproduce.
 MARKER = ".textclf-output"

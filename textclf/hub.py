@@ -19,7 +19,7 @@ def hub_offline_requested() -> bool:
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARIABLES)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
     """Why the Hugging Face hub cannot be reached, or None when a TCP connection to it opens.
 

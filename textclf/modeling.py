@@ -131,7 +131,8 @@ def _log_key_changes(source: str, info: dict) -> None:
     if info.get("unexpected_keys"):
         parts.append(f"not used: {short(info['unexpected_keys'])}")
     if info.get("mismatched_keys"):
-        parts.append(f"re-initialized (shape differs): {short(k[0] if isinstance(k, tuple) else k for k in info['mismatched_keys'])}")
+        mismatched = (k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])
+        parts.append(f"re-initialized (shape differs): {short(mismatched)}")
     if parts:
         log.info("loaded %s; %s", source, "; ".join(parts))
 

@@ -14,8 +14,8 @@ Speed comes from the stage code: texts are tokenized once, sorted by length and 
 natively. Rows stream through in slices of ``ROWS_PER_SLICE`` (read, labelled, written), so memory
 holds one slice whatever the input's size. On N processes
 (``python -m textclf.launch --processes N textclf predict ...``) each slice's batches are split
-between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or unreadable input, no ``text`` column)
-stops with one line ``error: ...`` and exit code 2.
+between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or
+unreadable input, no ``text`` column) stops with one line ``error: ...`` and exit code 2.
 """
 
 from __future__ import annotations
@@ -260,10 +260,9 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, devi
     """Class probabilities (rows x labels, float32) for ``texts``, in their order."""
     import torch
 
+    from textclf import distributed
     from textclf.batching import run_batched
     from textclf.modeling import encode_texts, resolve_device, use_bf16
-
-    from textclf import distributed
 
     torch_device = distributed.local_device(resolve_device(device))
     input_ids = encode_texts(tokenizer, texts, max_input_tokens(model, tokenizer, max_length))

@@ -21,11 +21,11 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 from transformers.trainer_callback import ProgressCallback
 
 from textclf.errors import PipelineError
-from textclf.metrics import classification_metrics
-from textclf.tables import read_token_rows
 from textclf.files import sha256_files
+from textclf.metrics import classification_metrics
 from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
+from textclf.tables import read_token_rows
 
 log = logging.getLogger(__name__)
 
