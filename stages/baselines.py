@@ -40,13 +40,15 @@ def baseline_classifiers(max_iter: int, seed: int) -> dict:
     return {
         "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
         "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
-        "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)),
+        "logistic_regression": make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)
+        ),
     }
 
 
 def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
     """``model.predict`` over a (memory-mapped) array, one slice of rows in memory at a time."""
-    parts = [model.predict(np.asarray(X[start:start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
+    parts = [model.predict(np.asarray(X[start : start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 
 
@@ -62,12 +64,17 @@ def main(argv: list[str] | None = None) -> None:
 
     label_names = read_json(args.data / "labels.json")
     X = {split: read_npy(args.hidden / f"{split}.npy", mmap=True) for split in SPLITS}
-    y = {split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS}
+    y = {
+        split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS
+    }
     fit_rows = np.arange(len(y["train"]))
     if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
         fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)
-        log.info("fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
-                 len(fit_rows), len(y["train"]))
+        log.info(
+            "fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
+            len(fit_rows),
+            len(y["train"]),
+        )
     X_fit, y_fit = np.asarray(X["train"][fit_rows]), y["train"][fit_rows]
 
     metrics, predictions = {}, {}
@@ -80,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     y_pred = predictions["logistic_regression"]["validation"]
     write_predictions_csv(args.plots / "confusion.csv", y["validation"], y_pred, label_names)
     save_confusion_png(
-        args.plots / "confusion.png", y["validation"], y_pred, label_names,
+        args.plots / "confusion.png",
+        y["validation"],
+        y_pred,
+        label_names,
         "Logistic regression on pretrained hidden states (validation)",
     )
     write_json(args.metrics, metrics)

@@ -36,11 +36,21 @@ def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: st
         for _, batch in iter_parquet(source, ("text", "label"), ROWS_PER_SLICE):
             ids = encode_texts(tokenizer, batch.column("text").to_pylist(), max_length)
             lengths = [len(row) for row in ids]
-            writer.write_table(pa.Table.from_arrays(
-                [pa.array(ids, type=pa.list_(pa.int32())), batch.column("label").cast(pa.int64()),
-                 pa.array(lengths, type=pa.int32())], schema=SCHEMA,
-            ))
-            rows, tokens, truncated = rows + len(ids), tokens + sum(lengths), truncated + sum(n >= max_length for n in lengths)
+            writer.write_table(
+                pa.Table.from_arrays(
+                    [
+                        pa.array(ids, type=pa.list_(pa.int32())),
+                        batch.column("label").cast(pa.int64()),
+                        pa.array(lengths, type=pa.int32()),
+                    ],
+                    schema=SCHEMA,
+                )
+            )
+            rows, tokens, truncated = (
+                rows + len(ids),
+                tokens + sum(lengths),
+                truncated + sum(n >= max_length for n in lengths),
+            )
             bar.update(len(ids))
     return rows, tokens, truncated
 
@@ -61,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out, is_dir=True, inputs=[args.data, resolve_checkpoint(params.checkpoint)]) as out:
         for split in SPLITS:
             rows, tokens, truncated = encode_file(
-                tokenizer, args.data / f"{split}.parquet", out / f"{split}.parquet", params.max_length, f"encode {split}"
+                tokenizer,
+                args.data / f"{split}.parquet",
+                out / f"{split}.parquet",
+                params.max_length,
+                f"encode {split}",
             )
             log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, rows, tokens / max(rows, 1), truncated)
         save_tokenizer(tokenizer, out / "tokenizer", max_length=params.max_length)

@@ -42,8 +42,15 @@ def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, d
 
     model, tokenizer = load_finetuned(args.model), load_tokenizer(str(args.model))
     rows = read_token_rows(args.encoded / f"{split}.parquet")
-    return run_batched(model, rows, tokenizer.pad_token_id, batch_size, output="logits",
-                       device=resolve_device(device), desc=f"predict {split}")
+    return run_batched(
+        model,
+        rows,
+        tokenizer.pad_token_id,
+        batch_size,
+        output="logits",
+        device=resolve_device(device),
+        desc=f"predict {split}",
+    )
 
 
 def head_logits(head, hidden: Path, split: str, n_rows: int) -> np.ndarray:
@@ -85,9 +92,17 @@ def main(argv: list[str] | None = None) -> None:
         predicted = logits[split].argmax(-1)
         metrics[split] = classification_metrics(labels[split], predicted, label_names)
         params = all_params.evaluate
-        metrics[split].update(bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed))
-        log.info("%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)", split, metrics[split]["accuracy"],
-                 metrics[split]["f1_macro"], metrics[split]["f1_weighted"], len(labels[split]))
+        metrics[split].update(
+            bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed)
+        )
+        log.info(
+            "%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)",
+            split,
+            metrics[split]["accuracy"],
+            metrics[split]["f1_macro"],
+            metrics[split]["f1_weighted"],
+            len(labels[split]),
+        )
 
     predicted = logits["validation"].argmax(-1)
     collapse, warning = collapse_check(labels["validation"], predicted, label_names)
@@ -97,7 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     write_predictions(args.predictions, {split: (labels[split], logits[split]) for split in EVAL_SPLITS})
     write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predicted, label_names)
     save_confusion_png(
-        args.plots / "confusion.png", labels["validation"], predicted, label_names, "Fine-tuned model (validation)",
+        args.plots / "confusion.png",
+        labels["validation"],
+        predicted,
+        label_names,
+        "Fine-tuned model (validation)",
     )
     write_json(args.metrics, metrics)
 

@@ -49,9 +49,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
-    parser.add_argument("--state", type=Path, required=True, help="resumable state, never cached (checkpoints/finetune)")
-    parser.add_argument("--run-record", type=Path, required=True,
-                        help="time and hardware of this run, for `textclf export`; never a DVC output (checkpoints/finetune-run.json)")
+    parser.add_argument(
+        "--state", type=Path, required=True, help="resumable state, never cached (checkpoints/finetune)"
+    )
+    parser.add_argument(
+        "--run-record",
+        type=Path,
+        required=True,
+        help="time and hardware of this run, for `textclf export`; never a DVC output (checkpoints/finetune-run.json)",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -64,7 +70,9 @@ def check_params(params: FinetuneParams, processes: int) -> None:
             "(accuracy, f1_macro or loss); set one, or set the patience to null"
         )
     if params.batch_size % processes:
-        raise PipelineError(f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes")
+        raise PipelineError(
+            f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes"
+        )
 
 
 def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
@@ -84,8 +92,13 @@ def train(trainer, live, resume: str | None, best_metric: str | None):
     if live is not None:
         log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
         chosen = log_chosen_point(live, trainer.state.log_history, best_metric)
-        log.info("kept the weights of step %d (validation subset: accuracy %.4f, macro F1 %.4f, loss %.4f)",
-                 chosen["step"], chosen["eval_accuracy"], chosen["eval_f1_macro"], chosen["eval_loss"])
+        log.info(
+            "kept the weights of step %d (validation subset: accuracy %.4f, macro F1 %.4f, loss %.4f)",
+            chosen["step"],
+            chosen["eval_accuracy"],
+            chosen["eval_f1_macro"],
+            chosen["eval_loss"],
+        )
     return result
 
 
@@ -103,8 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     validation = load_split(
         args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
     )
-    settings = {"finetune": params.model_dump(), "model": model_params.model_dump(), "device": device.type,
-                "processes": processes}
+    settings = {
+        "finetune": params.model_dump(),
+        "model": model_params.model_dump(),
+        "device": device.type,
+        "processes": processes,
+    }
     run_id = fingerprint([args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels], settings)
     state_dir, resume = resumable_state(args.state, run_id, remove_stale=main_process)
     if resume and main_process:
@@ -112,8 +129,18 @@ def main(argv: list[str] | None = None) -> None:
     weights = class_weights(params, train_rows, label_names)
     best_model = BestModel(params.best_metric, params.early_stopping_patience, resume)
     trainer = build_trainer(
-        params, model_params.checkpoint, model_params.trust_remote_code, label_names, tokenizer, train_rows, device,
-        state_dir, validation=validation, class_weights=weights, best_model=best_model, processes=processes,
+        params,
+        model_params.checkpoint,
+        model_params.trust_remote_code,
+        label_names,
+        tokenizer,
+        train_rows,
+        device,
+        state_dir,
+        validation=validation,
+        class_weights=weights,
+        best_model=best_model,
+        processes=processes,
     )
     # dvclive writes files as it logs: only the first process keeps the curves
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext() as live:

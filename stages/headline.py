@@ -21,6 +21,8 @@ from textclf.tables import read_json
 # `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
 SPLITS = {"validation": "val", "test": "test"}
 KEYS = ("accuracy", "f1_macro", "f1_weighted")
+
+
 # the name of weighted F1 before the metric keys were agreed (accuracy, f1_macro, f1_weighted)
 def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_path: Path) -> dict:
     """{val_accuracy, val_f1_macro, val_f1_weighted, test_..., logreg_val_accuracy}: a key missing

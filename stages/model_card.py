@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
-    parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)")
+    parser.add_argument(
+        "--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)"
+    )
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
     parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
     parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
@@ -33,9 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
 
     card = render(
-        label_names=read_json(args.labels), checkpoint=params.model.checkpoint, source=params.data.source,
-        max_length=params.model.max_length, finetune=params.finetune.model_dump(),
-        finetuned=read_json(args.metrics), baselines=read_json(args.baselines), error_analysis=read_json(args.errors),
+        label_names=read_json(args.labels),
+        checkpoint=params.model.checkpoint,
+        source=params.data.source,
+        max_length=params.model.max_length,
+        finetune=params.finetune.model_dump(),
+        finetuned=read_json(args.metrics),
+        baselines=read_json(args.baselines),
+        error_analysis=read_json(args.errors),
         sha256=weights_sha256(args.model),
     )
     with atomic_path(args.out, inputs=[args.model, args.labels, args.metrics, args.baselines, args.errors]) as tmp:

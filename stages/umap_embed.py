@@ -30,8 +30,11 @@ def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.
 
     scaled = MinMaxScaler().fit_transform(X)
     mapper = UMAP(
-        n_components=2, metric="cosine", n_neighbors=min(n_neighbors, len(X) - 1),
-        min_dist=min_dist, random_state=seed,
+        n_components=2,
+        metric="cosine",
+        n_neighbors=min(n_neighbors, len(X) - 1),
+        min_dist=min_dist,
+        random_state=seed,
     )
     return mapper.fit_transform(scaled)
 

@@ -74,10 +74,22 @@ def test_entry_points(command):
 def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
     data = write_int_folder(tmp_path / "data")
     out = tmp_path / "results.json"
-    compare.main([
-        "--data", str(data), "--out", str(out), "--checkpoint", str(tiny_model),
-        "--params", str(ROOT / "params.yaml"), "--train-steps", "3", "--epochs", "0.5",
-    ])
+    compare.main(
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_model),
+            "--params",
+            str(ROOT / "params.yaml"),
+            "--train-steps",
+            "3",
+            "--epochs",
+            "0.5",
+        ]
+    )
     result = json.loads(out.read_text())
 
     assert result["rows"] == {"train": 18, "validation": 6, "test": 6}
@@ -112,10 +124,23 @@ def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
 def test_skip_quality(tmp_path, tiny_model):
     data = write_int_folder(tmp_path / "data")
     out = tmp_path / "results.json"
-    compare.main([
-        "--data", str(data), "--out", str(out), "--checkpoint", str(tiny_model),
-        "--params", str(ROOT / "params.yaml"), "--train-steps", "2", "--rows", "12", "--skip-quality",
-    ])
+    compare.main(
+        [
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(tiny_model),
+            "--params",
+            str(ROOT / "params.yaml"),
+            "--train-steps",
+            "2",
+            "--rows",
+            "12",
+            "--skip-quality",
+        ]
+    )
     result = json.loads(out.read_text())
     assert result["steps"]["finetune_quality"] is None
     assert result["rows"] == {"train": 12, "validation": 6, "test": 6}

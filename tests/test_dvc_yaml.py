@@ -79,8 +79,14 @@ def test_the_import_walk_finds_every_module_python_loads():
     the walk also sees the imports inside functions, which loading alone does not run."""
     project = "('textclf', 'stages')"
     code = f"import sys, stages.evaluate; print(' '.join(m for m in sys.modules if m.split('.')[0] in {project}))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     loaded = {str(_module_file(name).relative_to(ROOT)) for name in result.stdout.split()}
     walked = executed_files("stages.evaluate")
     assert loaded <= walked, sorted(loaded - walked)
@@ -124,8 +130,12 @@ def test_the_params_check_imports_no_heavy_module(tmp_path):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     module, args = stage_command(CHECK_STAGE)
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", module, *args], cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True,
+        [sys.executable, "-X", "importtime", "-m", module, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
     )
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "pydantic" in imported and "ruamel" in imported  # the walk sees third-party imports

@@ -18,8 +18,19 @@ from _dvc_fixture import DVC
 from conftest import ROOT
 
 EVERY = {
-    "params", "data", "encode", "headline", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
-    "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "error_analysis", "model_card",
+    "params",
+    "data",
+    "encode",
+    "headline",
+    "finetune",
+    "hidden_states@pretrained",
+    "hidden_states@finetuned",
+    "baselines",
+    "umap@pretrained",
+    "umap@finetuned",
+    "evaluate",
+    "error_analysis",
+    "model_card",
 }
 HIDDEN = {"hidden_states@pretrained", "hidden_states@finetuned"}
 UMAP = {"umap@pretrained", "umap@finetuned"}

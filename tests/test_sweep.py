@@ -16,15 +16,18 @@ TWO_LRS = {"5e-05": [(0.80, 0.78, 0.95), (0.84, 0.80, 0.10)], "0.0001": [(0.82, 
 def exp_show(grid: dict = TWO_LRS, unfinished: int = 1) -> list[dict]:
     """A `dvc exp show --json` answer: a workspace, a commit and its experiments (seed i+1 of each lr),
     each with validation accuracy, macro F1 and a test accuracy that would pick the other lr."""
+
     def rev(name, lr, seed, metrics):
         params = {"finetune": {"learning_rate": float(lr), "seed": seed, "epochs": 1.5}, "data": {"source": "sample"}}
         data = {"params": {"params.yaml": {"data": params}}, "metrics": {}}
         if metrics:
             val_acc, val_f1, test_acc = metrics
-            data["metrics"]["metrics/finetuned.json"] = {"data": {
-                "validation": {"accuracy": val_acc, "f1_macro": val_f1},
-                "test": {"accuracy": test_acc, "f1_macro": test_acc},
-            }}
+            data["metrics"]["metrics/finetuned.json"] = {
+                "data": {
+                    "validation": {"accuracy": val_acc, "f1_macro": val_f1},
+                    "test": {"accuracy": test_acc, "f1_macro": test_acc},
+                }
+            }
         return {"rev": f"{abs(hash(name)):040x}"[:40], "name": name, "data": data}
 
     runs = [rev(f"exp-{lr}-{i}", lr, i + 1, m) for lr, seeds in grid.items() for i, m in enumerate(seeds)]
@@ -37,8 +40,12 @@ def exp_show(grid: dict = TWO_LRS, unfinished: int = 1) -> list[dict]:
 def run_sweep(tmp_path, shown, *args) -> subprocess.CompletedProcess:
     path = tmp_path / "shown.json"
     path.write_text(json.dumps(shown))
-    return subprocess.run([sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path), *args],
-                          cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_groups_by_everything_but_the_seed_and_marks_the_best_by_validation(tmp_path):
@@ -68,15 +75,20 @@ def test_the_metric_that_chooses_is_an_option(tmp_path):
 def test_nothing_to_summarise_is_one_line(tmp_path, content):
     path = tmp_path / "shown.json"
     path.write_text(content)
-    result = subprocess.run([sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
 def test_outside_a_dvc_project_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "textclf", "sweep", "--repo", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--repo", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2, result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
@@ -94,8 +106,18 @@ def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
 
     # evaluate: the grid needs metrics/finetuned.json, not the stages after it
-    sh("dvc", "exp", "run", "--queue", "-S", "finetune.learning_rate=0.001,0.003", "-S", "finetune.seed=1,2",
-       "evaluate", cwd=repo)
+    sh(
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "finetune.learning_rate=0.001,0.003",
+        "-S",
+        "finetune.seed=1,2",
+        "evaluate",
+        cwd=repo,
+    )
     sh("dvc", "queue", "start", "-j", "1", cwd=repo)
 
     def finished():

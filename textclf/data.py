@@ -126,6 +126,7 @@ def _missing_columns(path: Path, columns: list) -> None:
 # label as the file holds them; a malformed file raises a PipelineError once it is read to the end
 # (a bad UTF-8 byte anywhere is reported before a parse error, a parse error before a missing column).
 
+
 def _read_jsonl(path: Path) -> Iterator[tuple]:
     lines, columns, failure = _lines(path), {}, None
     for number, line in lines:
@@ -201,7 +202,7 @@ def _read_csv(path: Path) -> Iterator[tuple]:
         if reader.line_num > start:  # a quote left open swallowed the line break(s) after it
             raise PipelineError(
                 f"{path}: line {start}: a quoted field that starts on this line is not closed before line "
-                f"{reader.line_num} ({exc}); close it, and double a quote inside a quoted field: \"\""
+                f'{reader.line_num} ({exc}); close it, and double a quote inside a quoted field: ""'
             ) from None
         raise PipelineError(
             f"{path}: line {reader.line_num}: bad CSV quoting ({exc}); quote the whole field and double the "
@@ -290,7 +291,9 @@ def read_label_names(path: Path) -> list[str]:
         else:
             raise PipelineError(f"{path}: {expected}")
         if len(by_id) != len(value) or sorted(by_id) != list(range(len(by_id))):
-            raise PipelineError(f"{path}: the ids of the mapping must be 0..{len(value) - 1}, each once (found {sorted(by_id)})")
+            raise PipelineError(
+                f"{path}: the ids of the mapping must be 0..{len(value) - 1}, each once (found {sorted(by_id)})"
+            )
         value = [by_id[i] for i in range(len(by_id))]
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
         raise PipelineError(f"{path}: {expected}")
@@ -304,7 +307,9 @@ def _check_names(names: list[str], where: str) -> list[str]:
     if duplicated:
         raise PipelineError(f"{where}: label name(s) {', '.join(duplicated)} appear more than once")
     if len(names) < 2:
-        raise PipelineError(f"{where}: only one label ({names[0] if names else 'none'}): a classifier needs at least two")
+        raise PipelineError(
+            f"{where}: only one label ({names[0] if names else 'none'}): a classifier needs at least two"
+        )
     return names
 
 
@@ -341,7 +346,11 @@ def _classify(value: object) -> tuple[str, object]:
 
 
 def _is_null(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
@@ -429,7 +438,11 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
     try:
         loaded = datasets.load_dataset(dataset_id)
     except Exception as exc:  # the hub client raises many types; all mean "could not load"
-        if isinstance(exc, (ConnectionError, OSError)) or "connect" in str(exc).lower() or "offline" in str(exc).lower():
+        if (
+            isinstance(exc, (ConnectionError, OSError))
+            or "connect" in str(exc).lower()
+            or "offline" in str(exc).lower()
+        ):
             raise PipelineError(
                 f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
             ) from None
@@ -515,9 +528,13 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
 
 
 def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
-    frame = pd.DataFrame({
-        "text": texts, "label": np.asarray(ids, dtype="int64"), "line": np.asarray(numbers, dtype="int64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "text": texts,
+            "label": np.asarray(ids, dtype="int64"),
+            "line": np.asarray(numbers, dtype="int64"),
+        }
+    )
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 

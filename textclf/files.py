@@ -43,8 +43,9 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
     resolved = target.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
-        raise PipelineError(f"{target}: is the current folder or one of its parents; "
-                            "name a new file or folder inside it")
+        raise PipelineError(
+            f"{target}: is the current folder or one of its parents; name a new file or folder inside it"
+        )
     if resolved.is_dir() and any((resolved / name).exists() for name in _ROOT_MARKERS):
         found = ", ".join(n for n in _ROOT_MARKERS if (resolved / n).exists())
         raise PipelineError(f"{target}: is a project root ({found}); name a new folder instead")
@@ -57,8 +58,10 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
         if not is_dir:
             raise PipelineError(f"{target}: is a folder; name a file (the folder is left as it is)")
         if not (resolved / MARKER).is_file():
-            raise PipelineError(f"{target}: is a folder this project did not write (no {MARKER} in it); "
-                                "move it away or name another folder: it is left as it is")
+            raise PipelineError(
+                f"{target}: is a folder this project did not write (no {MARKER} in it); "
+                "move it away or name another folder: it is left as it is"
+            )
     return target
 
 
@@ -105,7 +108,6 @@ def write_json(path: Path | str, data: object, inputs: Sequence[Path | str] = ()
     """``data`` as indented JSON, written atomically (``atomic_path``)."""
     with atomic_path(path, inputs=inputs) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
 
 
 def sha256_files(paths: Iterable[Path | str], prefix: bytes = b"") -> str:

@@ -88,8 +88,10 @@ def load_head(folder: Path | str, label_names: list[str] | None = None) -> tuple
         return None, f"{folder}: the head's weights are not float32"
     layers = [(tensors[f"{p}.weight"], tensors[f"{p}.bias"], act) for p, act in HEADS[architecture]]
     if len(layers[-1][1]) != len(config.get("id2label") or {}):
-        raise PipelineError(f"{folder}: the classifier has {len(layers[-1][1])} outputs, config.json names "
-                            f"{len(config.get('id2label') or {})} labels; the folder is damaged or incomplete")
+        raise PipelineError(
+            f"{folder}: the classifier has {len(layers[-1][1])} outputs, config.json names "
+            f"{len(config.get('id2label') or {})} labels; the folder is damaged or incomplete"
+        )
     return FirstTokenHead(architecture, layers), f"{architecture} head from {folder}"
 
 

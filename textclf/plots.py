@@ -26,13 +26,15 @@ def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, la
     that every label has a row and a column, in id order, even one that is never predicted. Label names
     are made inert for the plots page (textclf.pagetext)."""
     names, ids = np.asarray(inert_labels(label_names)), np.arange(len(label_names))
-    frame = pd.DataFrame({
-        "actual": np.concatenate([names[y_true], names]),
-        "predicted": np.concatenate([names[y_pred], names]),
-        "actual_id": np.concatenate([y_true, ids]),
-        "predicted_id": np.concatenate([y_pred, ids]),
-        "weight": np.concatenate([np.ones(len(y_true), dtype=int), np.zeros(len(names), dtype=int)]),
-    })
+    frame = pd.DataFrame(
+        {
+            "actual": np.concatenate([names[y_true], names]),
+            "predicted": np.concatenate([names[y_pred], names]),
+            "actual_id": np.concatenate([y_true, ids]),
+            "predicted_id": np.concatenate([y_pred, ids]),
+            "weight": np.concatenate([np.ones(len(y_true), dtype=int), np.zeros(len(names), dtype=int)]),
+        }
+    )
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
@@ -81,8 +83,15 @@ def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
         subset = points[points["label"] == name]
         axes[i].scatter(points["x"], points["y"], s=2, c="0.8", linewidths=0, rasterized=True)
         if len(subset):
-            axes[i].hexbin(subset["x"], subset["y"], cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)], gridsize=60,
-                           extent=extent, mincnt=1, linewidths=(0,))
+            axes[i].hexbin(
+                subset["x"],
+                subset["y"],
+                cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)],
+                gridsize=60,
+                extent=extent,
+                mincnt=1,
+                linewidths=(0,),
+            )
         axes[i].set_title(name)
         axes[i].set_xticks([])
         axes[i].set_yticks([])

@@ -69,8 +69,9 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
         return
     suffix = path.suffix.lower()
     if suffix not in INPUT_FORMATS:
-        raise PipelineError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, "
-                            "or .txt for one text a line)")
+        raise PipelineError(
+            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
+        )
     if not path.is_file():
         raise PipelineError(f"{path}: input file not found")
     if suffix in TEXT_SUFFIXES:
@@ -113,6 +114,7 @@ def _stdin_slices(rows: int) -> Iterator[pd.DataFrame]:
 def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Lone UTF-16 surrogates (half an emoji, as truncated tweets hold) in text become U+FFFD, with a
     warning: they cannot be tokenized nor written as UTF-8."""
+
     def fix(value):
         return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
@@ -120,8 +122,12 @@ def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
             broken = frame[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
             if broken.any():
-                log.warning("%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
-                            source, int(broken.sum()), column)
+                log.warning(
+                    "%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
+                    source,
+                    int(broken.sum()),
+                    column,
+                )
                 frame[column] = frame[column].map(fix)
     return frame
 
@@ -149,8 +155,9 @@ def _json_lines(path: Path, rows: int) -> Iterator[pd.DataFrame]:
             try:
                 record = _json_loads(line)
             except json.JSONDecodeError as exc:
-                raise PipelineError(f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} "
-                                    f"(column {exc.colno})") from None
+                raise PipelineError(
+                    f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} (column {exc.colno})"
+                ) from None
             if not isinstance(record, dict):
                 raise PipelineError(f"{path}: line {line_no} is not a JSON object with a 'text' field")
             records.append(record)
@@ -165,8 +172,9 @@ def _json_array(path: Path) -> Iterator[pd.DataFrame]:
     try:
         data = _json_loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} "
-                            f"(column {exc.colno})") from None
+        raise PipelineError(
+            f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} (column {exc.colno})"
+        ) from None
     if not isinstance(data, list):
         raise PipelineError(f"{path}: a .json input is an array of texts or of objects with a 'text' field")
     if not data:
@@ -190,8 +198,15 @@ def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
     elif suffix in (".csv", ".tsv"):  # every field as its text: 007 stays 007, 1.10 stays 1.10, NA stays NA
         if path.stat().st_size == 0:
             return
-        yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                               na_filter=False, encoding="utf-8-sig", chunksize=rows)
+        yield from pd.read_csv(
+            path,
+            sep="\t" if suffix == ".tsv" else ",",
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            chunksize=rows,
+        )
     elif suffix == ".json":
         yield from _json_array(path)
     else:
@@ -205,8 +220,10 @@ def _line_slices(handle: BinaryIO, source: str, rows: int) -> Iterator[pd.DataFr
         try:
             line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
-            raise PipelineError(f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
-                                "convert it to UTF-8 (e.g. iconv -t UTF-8)") from None
+            raise PipelineError(
+                f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
+                "convert it to UTF-8 (e.g. iconv -t UTF-8)"
+            ) from None
         if line_no == 1:
             line = line.removeprefix("\ufeff")
         line = line.rstrip("\r\n")
@@ -248,15 +265,27 @@ def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
     limit = position_limit(model.config)
     if asked is not None:
         if limit is not None and asked > limit:
-            log.warning("--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
-                        asked, limit, limit)
+            log.warning(
+                "--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
+                asked,
+                limit,
+                limit,
+            )
             return limit
         return asked
     return input_limit(model.config, tokenizer) or 512
 
 
-def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, device: str = "auto",
-                  precision: str = "auto", max_length: int | None = None, progress: bool | None = None) -> np.ndarray:
+def predict_proba(
+    model,
+    tokenizer,
+    texts: list[str],
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = "auto",
+    max_length: int | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
     """Class probabilities (rows x labels, float32) for ``texts``, in their order."""
     import torch
 
@@ -266,15 +295,25 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, devi
 
     torch_device = distributed.local_device(resolve_device(device))
     input_ids = encode_texts(tokenizer, texts, max_input_tokens(model, tokenizer, max_length))
-    logits = distributed.combine(run_batched(  # under several processes each ran its share of the batches
-        model, input_ids, tokenizer.pad_token_id, batch_size, output="logits", device=torch_device,
-        bf16=use_bf16(precision, torch_device), desc="predict",
-        progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
-    ))
+    logits = distributed.combine(
+        run_batched(  # under several processes each ran its share of the batches
+            model,
+            input_ids,
+            tokenizer.pad_token_id,
+            batch_size,
+            output="logits",
+            device=torch_device,
+            bf16=use_bf16(precision, torch_device),
+            desc="predict",
+            progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
+        )
+    )
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
-def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool) -> pd.DataFrame:
+def label_rows(
+    frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool
+) -> pd.DataFrame:
     """The input rows with ``label`` and ``score`` (and ``scores``: label -> probability) added.
 
     Input columns of those names (a gold ``label``, say) are kept as ``input_<name>``."""
@@ -335,7 +374,9 @@ class OutputWriter:
                 self._parquet.write_table(table)
             else:
                 if self._handle is None:
-                    self._handle = sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                    self._handle = (
+                        sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                    )
                 _write(frame, self._handle, self.fmt, header=self.rows == 0)
         except OSError as exc:
             raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
@@ -391,22 +432,42 @@ def to_json(value) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="textclf predict", description=__doc__.split("\n\n")[0].strip("` "),
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+        prog="textclf predict",
+        description=__doc__.split("\n\n")[0].strip("` "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("texts", nargs="*", help="texts to label (else --input FILE, else stdin)")
-    parser.add_argument("-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin")
-    parser.add_argument("-o", "--output", type=str, help="a .jsonl, .csv or .parquet file, or a folder to write "
-                        "<input>.labelled.jsonl in (default: JSON lines on stdout)")
-    parser.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)")
-    parser.add_argument("-m", "--model", type=Path, default=Path(DEFAULT_MODEL),
-                        help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=str,
+        help="a .jsonl, .csv or .parquet file, or a folder to write "
+        "<input>.labelled.jsonl in (default: JSON lines on stdout)",
+    )
+    parser.add_argument(
+        "--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)"
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        type=Path,
+        default=Path(DEFAULT_MODEL),
+        help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})",
+    )
     parser.add_argument("--all-scores", action="store_true", help="add every label's probability")
     parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass (default: 64)")
     parser.add_argument("--max-length", type=int, help="tokens kept per text (default: the model's limit)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto: bf16 where the hardware computes it natively, else fp32")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 where the hardware computes it natively, else fp32",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
@@ -442,8 +503,14 @@ def main(argv: list[str] | None = None) -> None:
     with distributed.process_group(), writer:
         for frame in itertools.chain([first], slices):
             probabilities = predict_proba(
-                model, tokenizer, frame["text"].tolist(), batch_size=args.batch_size, device=args.device,
-                precision=args.precision, max_length=args.max_length, progress=False if args.no_progress else None,
+                model,
+                tokenizer,
+                frame["text"].tolist(),
+                batch_size=args.batch_size,
+                device=args.device,
+                precision=args.precision,
+                max_length=args.max_length,
+                progress=False if args.no_progress else None,
             )
             if distributed.is_main():
                 writer.write(label_rows(frame, probabilities, label_names, args.all_scores))

@@ -21,5 +21,7 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
         quota[np.argmax(np.where(quota < counts, exact - quota, -np.inf))] += 1
     while quota.sum() > n:  # the minimum of one row per label overshot: take back from the largest
         quota[np.argmax(quota)] -= 1
-    picked = [rng.choice(np.flatnonzero(labels == value), q, replace=False) for value, q in zip(values, quota, strict=True)]
+    picked = [
+        rng.choice(np.flatnonzero(labels == value), q, replace=False) for value, q in zip(values, quota, strict=True)
+    ]
     return np.sort(np.concatenate(picked))

@@ -88,9 +88,7 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
     outputs are removed. Any other exception keeps its traceback: that is a bug, not bad input.
     Under ``dvc repro`` the message ends with how to restore the outputs DVC removed, or ``dvc_note``.
     """
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ
     restore = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
@@ -113,9 +111,12 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
         if not _lost_a_peer(exc):
             raise
         world = int(os.environ["WORLD_SIZE"])
-        print(f"error: process {int(os.environ.get('RANK', 0)) + 1} of {world} lost its connection to another process "
-              "of this run (that process or its machine stopped; its own message, if any, is on its machine); "
-              "run the same command again: fine-tuning resumes from its last saved state", file=sys.stderr)
+        print(
+            f"error: process {int(os.environ.get('RANK', 0)) + 1} of {world} lost its connection to another process "
+            "of this run (that process or its machine stopped; its own message, if any, is on its machine); "
+            "run the same command again: fine-tuning resumes from its last saved state",
+            file=sys.stderr,
+        )
         sys.exit(1)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT

@@ -73,7 +73,11 @@ def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
 
 
 def training_arguments(
-    params: FinetuneParams, device: torch.device, output_dir: Path | str, n_train_rows: int, processes: int = 1,
+    params: FinetuneParams,
+    device: torch.device,
+    output_dir: Path | str,
+    n_train_rows: int,
+    processes: int = 1,
     **overrides,
 ) -> TrainingArguments:
     """The finetune stage's ``TrainingArguments`` for ``processes`` DDP processes; ``overrides`` replace
@@ -192,8 +196,13 @@ class BestModel(TrainerCallback):
             self.step = state.global_step
         since = sum(entry["step"] > best["step"] for entry in curve_evaluations(state.log_history))
         if self.patience and since >= self.patience and state.global_step < state.max_steps:
-            log.info("early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
-                     state.global_step, self.metric, since, best["step"])
+            log.info(
+                "early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
+                state.global_step,
+                self.metric,
+                since,
+                best["step"],
+            )
             control.should_training_stop = True
         return control
 
@@ -226,8 +235,14 @@ class PipelineTrainer(Trainer):
     """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction), an
     optional class-weighted training loss and the ``BestModel`` weights saved in each checkpoint."""
 
-    def __init__(self, *args, train_sampler: EpochSeededSampler, class_weights: torch.Tensor | None = None,
-                 best_model: BestModel | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        train_sampler: EpochSeededSampler,
+        class_weights: torch.Tensor | None = None,
+        best_model: BestModel | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.train_sampler, self.class_weights, self.best_model = train_sampler, class_weights, best_model
         self.add_callback(SamplerEpoch(train_sampler))
@@ -257,9 +272,20 @@ class PipelineTrainer(Trainer):
 
 
 def build_trainer(
-    params: FinetuneParams, checkpoint: str, trust_remote_code: bool, label_names: list[str], tokenizer,
-    train: datasets.Dataset, device: torch.device, output_dir: Path | str, *, validation: datasets.Dataset | None = None,
-    class_weights: torch.Tensor | None = None, best_model: BestModel | None = None, processes: int = 1, **overrides,
+    params: FinetuneParams,
+    checkpoint: str,
+    trust_remote_code: bool,
+    label_names: list[str],
+    tokenizer,
+    train: datasets.Dataset,
+    device: torch.device,
+    output_dir: Path | str,
+    *,
+    validation: datasets.Dataset | None = None,
+    class_weights: torch.Tensor | None = None,
+    best_model: BestModel | None = None,
+    processes: int = 1,
+    **overrides,
 ) -> PipelineTrainer:
     """The finetune stage's ``PipelineTrainer``: ``checkpoint`` as a classifier of ``label_names`` with a
     seeded new head (its encoder frozen unless ``finetune.train_feature_extractor``), the stage's
@@ -317,8 +343,12 @@ class DVCLiveStepLogger(TrainerCallback):
             self.live.make_summary()
             self.logged += 1
             log.info(
-                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f", entry["step"],
-                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1_macro"],
+                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f",
+                entry["step"],
+                f"{losses[-1]:.4f}" if losses else "-",
+                entry["eval_loss"],
+                entry["eval_accuracy"],
+                entry["eval_f1_macro"],
             )
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -366,7 +396,9 @@ def fingerprint(files: Sequence[Path], settings: dict) -> str:
     return sha256_files(files, prefix=json.dumps(settings, sort_keys=True).encode())[:16]
 
 
-def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0) -> datasets.Dataset:
+def load_split(
+    path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0
+) -> datasets.Dataset:
     """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take, backed by
     one Arrow table (4 bytes a token: no Python list per row, whatever the split's size).
 
@@ -391,7 +423,9 @@ def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = 
 def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
     """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
     chunks = dataset.data.column("input_ids").chunks
-    return np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)])
+    return np.concatenate(
+        [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)]
+    )
 
 
 def freeze_encoder(model) -> int:
