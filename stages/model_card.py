@@ -3,8 +3,8 @@
 Reads params: data.source, model.checkpoint, model.max_length, finetune.*
 Writes: <out> (Markdown with YAML metadata: model-index with validation and test accuracy and F1, base
 model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use
-and limits). `textclf export` copies it beside the weights as README.md, adding the training time and hardware of the run that
-trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
+and limits). `textclf export` copies it beside the weights as README.md, adding the training time and
+hardware of the run that trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
 """
 
 from __future__ import annotations
