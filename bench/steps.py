@@ -109,16 +109,7 @@ def compare_finetune_throughput(bench: Bench, nb: Extraction, train, tmp: str) -
     tp_nb = {"batch_size": notebook.BATCH_SIZE, **meter.throughput()}
     del trainer, meter
     log.info("C. fine-tuning throughput: pipeline PipelineTrainer, %d steps (%d untimed)", steps, WARMUP_STEPS)
-    trainer, meter = pipeline.build_trainer(
-        bench.options.checkpoint,
-        bench.tokenizer,
-        train,
-        bench.label_names,
-        bench.params,
-        bench.device,
-        f"{tmp}/ours",
-        max_steps=steps,
-    )
+    trainer, meter = pipeline_trainer(bench, train, f"{tmp}/ours", max_steps=steps)
     trainer.train()
     p = bench.params.finetune
     tp_ours = {
@@ -137,6 +128,13 @@ def compare_finetune_throughput(bench: Bench, nb: Extraction, train, tmp: str) -
         "started": started,
         "finished": now(),
     }
+
+
+def pipeline_trainer(bench: Bench, train, out_dir: str, **run) -> tuple:
+    """``pipeline_methods.build_trainer`` with the bench's checkpoint, tokenizer, labels, params and device."""
+    return pipeline.build_trainer(
+        bench.options.checkpoint, bench.tokenizer, train, bench.label_names, bench.params, bench.device, out_dir, **run
+    )
 
 
 def timed_training(trainer) -> dict:
@@ -164,15 +162,8 @@ def compare_finetune_quality(bench: Bench, nb: Extraction, ours: Extraction, tra
     q_nb["validation_accuracy"] = notebook.validation_accuracy(trainer, nb.encoded)
     del trainer
     log.info("C. fine-tuning quality: pipeline PipelineTrainer, %g epochs", epochs)
-    trainer, _ = pipeline.build_trainer(
-        bench.options.checkpoint,
-        bench.tokenizer,
-        train,
-        bench.label_names,
-        bench.params,
-        bench.device,
-        f"{tmp}/oursq",
-        max_steps=math.ceil(epochs * len(train) / bench.params.finetune.batch_size),
+    trainer, _ = pipeline_trainer(
+        bench, train, f"{tmp}/oursq", max_steps=math.ceil(epochs * len(train) / bench.params.finetune.batch_size)
     )
     q_ours = timed_training(trainer)
     q_ours["validation_accuracy"] = pipeline.validation_accuracy(

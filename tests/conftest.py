@@ -55,6 +55,14 @@ def launched(stage: str) -> bool:
     return f"-m {LAUNCHER} " in stage_spec(stage)["cmd"]
 
 
+def dvc_stages() -> set[str]:
+    """The name of every stage of dvc.yaml, a foreach stage's items as ``name@key``."""
+    names = set()
+    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        names |= {f"{name}@{key}" for key in spec["foreach"]} if "foreach" in spec else {name}
+    return names
+
+
 def stage_spec(stage: str) -> dict:
     name, _, _ = stage.partition("@")
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]

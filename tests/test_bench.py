@@ -39,6 +39,16 @@ def write_int_folder(folder):
     return folder
 
 
+def run_compare(tmp_path, tiny_model, *args: str) -> dict:
+    """``bench.compare`` on the 30-row integer-label folder and the tiny model; its results.json."""
+    data, out = write_int_folder(tmp_path / "data"), tmp_path / "results.json"
+    compare.main([
+        "--data", str(data), "--out", str(out), "--checkpoint", str(tiny_model),
+        "--params", str(ROOT / "params.yaml"), *args,
+    ])  # fmt: skip
+    return json.loads(out.read_text())
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """One torch thread while these tests run: on a shared, busy CPU two OpenMP threads make each tiny
@@ -72,25 +82,7 @@ def test_entry_points(command):
 
 @pytest.mark.slow
 def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
-    data = write_int_folder(tmp_path / "data")
-    out = tmp_path / "results.json"
-    compare.main(
-        [
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--checkpoint",
-            str(tiny_model),
-            "--params",
-            str(ROOT / "params.yaml"),
-            "--train-steps",
-            "3",
-            "--epochs",
-            "0.5",
-        ]
-    )
-    result = json.loads(out.read_text())
+    result = run_compare(tmp_path, tiny_model, "--train-steps", "3", "--epochs", "0.5")
 
     assert result["rows"] == {"train": 18, "validation": 6, "test": 6}
     assert result["machine"]["cpu_cores"] >= 1 and result["machine"]["torch"]
@@ -122,26 +114,7 @@ def test_compare_on_tiny_data(tmp_path, tiny_model, capsys):
 
 @pytest.mark.slow
 def test_skip_quality(tmp_path, tiny_model):
-    data = write_int_folder(tmp_path / "data")
-    out = tmp_path / "results.json"
-    compare.main(
-        [
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--checkpoint",
-            str(tiny_model),
-            "--params",
-            str(ROOT / "params.yaml"),
-            "--train-steps",
-            "2",
-            "--rows",
-            "12",
-            "--skip-quality",
-        ]
-    )
-    result = json.loads(out.read_text())
+    result = run_compare(tmp_path, tiny_model, "--train-steps", "2", "--rows", "12", "--skip-quality")
     assert result["steps"]["finetune_quality"] is None
     assert result["rows"] == {"train": 12, "validation": 6, "test": 6}
     assert result["steps"]["finetune_throughput"]["pipeline"]["timed_steps"] == 2

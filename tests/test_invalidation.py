@@ -15,23 +15,9 @@ from pathlib import Path
 import pytest
 
 from _dvc_fixture import DVC
-from conftest import ROOT
+from conftest import ROOT, dvc_stages
 
-EVERY = {
-    "params",
-    "data",
-    "encode",
-    "headline",
-    "finetune",
-    "hidden_states@pretrained",
-    "hidden_states@finetuned",
-    "baselines",
-    "umap@pretrained",
-    "umap@finetuned",
-    "evaluate",
-    "error_analysis",
-    "model_card",
-}
+EVERY = dvc_stages()  # every stage of dvc.yaml, foreach items by name (hidden_states@pretrained, ...)
 HIDDEN = {"hidden_states@pretrained", "hidden_states@finetuned"}
 UMAP = {"umap@pretrained", "umap@finetuned"}
 # The stages that load a model (and so resolve a checkpoint, maybe through the hub).
