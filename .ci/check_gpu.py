@@ -38,8 +38,9 @@ def check_driver(min_driver: int) -> int:
     if smi is None:
         print("::error::GPU check: nvidia-smi not found: this machine has no NVIDIA driver (wrong runner or image?)")
         return 1
-    res = subprocess.run([smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], capture_output=True, text=True
+    )
     rows = [(line.split(", ") + ["?", "?"])[:3] for line in res.stdout.splitlines() if line.strip()]
     if res.returncode != 0 or not rows:
         print(f"::error::GPU check: nvidia-smi lists no GPU (exit {res.returncode}): {res.stderr.strip()}")
@@ -48,8 +49,10 @@ def check_driver(min_driver: int) -> int:
         print(f"GPU check: {name}, driver {version}, {memory}")
         major = version.split(".")[0]
         if not major.isdigit() or int(major) < min_driver:
-            print(f"::error::GPU check: NVIDIA driver {version} is older than {min_driver}, which torch's CUDA build "
-                  "needs: use a machine image with a newer driver, or the variable TORCH_CUDA (docs/ci.md).")
+            print(
+                f"::error::GPU check: NVIDIA driver {version} is older than {min_driver}, which torch's CUDA build "
+                "needs: use a machine image with a newer driver, or the variable TORCH_CUDA (docs/ci.md)."
+            )
             return 1
     print(f"GPU check: {len(rows)} GPU(s), driver >= {min_driver}: ok")
     return 0
@@ -61,17 +64,23 @@ def check_torch() -> int:
 
     print(f"torch {torch.__version__}, built for CUDA {torch.version.cuda or '(none: a CPU-only build)'}")
     if not torch.version.cuda:
-        print("::error::GPU check: this torch is a CPU-only build; install the CUDA build "
-              "(pip install -r requirements.txt from PyPI on Linux)")
+        print(
+            "::error::GPU check: this torch is a CPU-only build; install the CUDA build "
+            "(pip install -r requirements.txt from PyPI on Linux)"
+        )
         return 1
     if not torch.cuda.is_available():
-        print(f"::error::GPU check: torch sees no CUDA device (driver missing or older than CUDA {torch.version.cuda} "
-              "needs, or no GPU attached). Refusing to run the GPU stages on CPU.")
+        print(
+            f"::error::GPU check: torch sees no CUDA device (driver missing or older than CUDA {torch.version.cuda} "
+            "needs, or no GPU attached). Refusing to run the GPU stages on CPU."
+        )
         return 1
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
-        print(f"cuda:{index}: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute capability "
-              f"{props.major}.{props.minor}")
+        print(
+            f"cuda:{index}: {props.name}, {props.total_memory / 2**30:.1f} GiB, compute capability "
+            f"{props.major}.{props.minor}"
+        )
     a = torch.randn(256, 256, device="cuda")
     value = float((a @ a.T).trace())
     torch.cuda.synchronize()

@@ -60,9 +60,15 @@ def compare(committed: dict, reproduced: dict) -> list[dict]:
     for name in sorted(set(committed) | set(reproduced), key=lambda n: (list(reproduced) + list(committed)).index(n)):
         old, new = committed.get(name), reproduced.get(name)
         if old is None or new is None:
-            rows.append({"stage": name, "kind": "definitions",
-                         "changes": ["not in the committed dvc.lock" if old is None
-                                     else "not reproduced (gone from dvc.yaml?)"]})
+            rows.append(
+                {
+                    "stage": name,
+                    "kind": "definitions",
+                    "changes": [
+                        "not in the committed dvc.lock" if old is None else "not reproduced (gone from dvc.yaml?)"
+                    ],
+                }
+            )
             continue
         definition, output = [], []
         if old.get("cmd") != new.get("cmd"):
@@ -93,8 +99,12 @@ def compare(committed: dict, reproduced: dict) -> list[dict]:
 def markdown(rows: list[dict], committed_rev: str) -> str:
     if not rows:
         return f"The run reproduced the committed `dvc.lock` ({committed_rev}) exactly: every stage, every hash.\n"
-    lines = [f"Stages whose reproduced `dvc.lock` entry differs from the committed one ({committed_rev}):", "",
-             "| stage | kind | what differs |", "|---|---|---|"]
+    lines = [
+        f"Stages whose reproduced `dvc.lock` entry differs from the committed one ({committed_rev}):",
+        "",
+        "| stage | kind | what differs |",
+        "|---|---|---|",
+    ]
     for row in rows:
         changes = "<br>".join(c.replace("|", "\\|") for c in row["changes"])
         lines.append(f"| `{row['stage']}` | {row['kind']} | {changes} |")
@@ -125,15 +135,21 @@ def main(argv: list[str] | None = None) -> int:
     stale = [r["stage"] for r in rows if r["kind"] == "definitions"]
     drift = [r["stage"] for r in rows if r["kind"] == "outputs"]
     if stale:
-        print(f"::error::The committed dvc.lock is stale for {', '.join(stale)}: it was not written by this "
-              "branch's dvc.yaml, params and code. Run `dvc repro` and commit dvc.lock (and the metrics/plots).")
+        print(
+            f"::error::The committed dvc.lock is stale for {', '.join(stale)}: it was not written by this "
+            "branch's dvc.yaml, params and code. Run `dvc repro` and commit dvc.lock (and the metrics/plots)."
+        )
     if drift:
         level = "error" if args.fail_on == "outputs" else "warning"
-        print(f"::{level}::Same definitions, other output hashes for {', '.join(drift)}: this machine did not "
-              "reproduce the committed bytes (see the table).")
+        print(
+            f"::{level}::Same definitions, other output hashes for {', '.join(drift)}: this machine did not "
+            "reproduce the committed bytes (see the table)."
+        )
     failed = bool(stale) or (args.fail_on == "outputs" and bool(drift))
-    print(f"check_lock: {len(rows)} stage(s) differ; stale: {len(stale)}, other outputs: {len(drift)}; "
-          f"fail on {args.fail_on}: {'FAIL' if failed else 'ok'}")
+    print(
+        f"check_lock: {len(rows)} stage(s) differ; stale: {len(stale)}, other outputs: {len(drift)}; "
+        f"fail on {args.fail_on}: {'FAIL' if failed else 'ok'}"
+    )
     return 1 if failed else 0
 
 

@@ -17,8 +17,19 @@ import re
 import sys
 from pathlib import Path
 
-EXTRAS = {"s3": "s3", "gs": "gs", "gcs": "gs", "azure": "azure", "ssh": "ssh", "gdrive": "gdrive",
-          "hdfs": "hdfs", "webhdfs": "webhdfs", "oss": "oss", "webdav": "webdav", "webdavs": "webdav"}
+EXTRAS = {
+    "s3": "s3",
+    "gs": "gs",
+    "gcs": "gs",
+    "azure": "azure",
+    "ssh": "ssh",
+    "gdrive": "gdrive",
+    "hdfs": "hdfs",
+    "webhdfs": "webhdfs",
+    "oss": "oss",
+    "webdav": "webdav",
+    "webdavs": "webdav",
+}
 BUILTIN = {"", "file", "http", "https"}
 
 

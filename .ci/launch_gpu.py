@@ -32,8 +32,11 @@ from dvc_remote_plugin import default_remote  # noqa: E402
 AWS_IMAGE = "ubuntu@898082745236:x86_64:Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 24.04) *"
 DEFAULT_TYPE = {"aws": "g4dn.xlarge", "gcp": "n1-standard-4", "azure": "Standard_NC4as_T4_v3"}
 DEFAULT_GPU = {"gcp": "nvidia-tesla-t4"}
-CREDENTIALS = {"aws": ["AWS_ROLE_ARN"], "gcp": ["GCP_CREDENTIALS_JSON"],
-               "azure": ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID"]}
+CREDENTIALS = {
+    "aws": ["AWS_ROLE_ARN"],
+    "gcp": ["GCP_CREDENTIALS_JSON"],
+    "azure": ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID"],
+}
 
 
 def problems(env: dict[str, str], root: Path) -> list[str]:
@@ -57,10 +60,17 @@ def problems(env: dict[str, str], root: Path) -> list[str]:
 def launch_args(env: dict[str, str]) -> list[str]:
     """The `cml runner launch` options for this run's machine."""
     cloud, label = env["CLOUD"], env["LABEL"]
-    args = [f"--cloud={cloud}", f"--cloud-region={env.get('CLOUD_REGION') or 'us-west'}",
-            f"--cloud-type={env.get('CLOUD_TYPE') or DEFAULT_TYPE[cloud]}",
-            f"--cloud-image={env.get('CLOUD_IMAGE') or AWS_IMAGE}", "--cloud-hdd-size=100",
-            f"--labels={label}", f"--name={label}", "--single", "--idle-timeout=3600"]
+    args = [
+        f"--cloud={cloud}",
+        f"--cloud-region={env.get('CLOUD_REGION') or 'us-west'}",
+        f"--cloud-type={env.get('CLOUD_TYPE') or DEFAULT_TYPE[cloud]}",
+        f"--cloud-image={env.get('CLOUD_IMAGE') or AWS_IMAGE}",
+        "--cloud-hdd-size=100",
+        f"--labels={label}",
+        f"--name={label}",
+        "--single",
+        "--idle-timeout=3600",
+    ]
     gpu = env.get("CLOUD_GPU") or DEFAULT_GPU.get(cloud)
     if gpu:
         args.append(f"--cloud-gpu={gpu}")
@@ -83,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if found else 0
     tools = [tool for tool in ("terraform", "cml") if shutil.which(tool) is None]
     if tools:
-        print(f"::error::launch_gpu: {' and '.join(tools)} not on PATH: cml runner launch drives terraform "
-              "(the workflow installs both before this step)")
+        print(
+            f"::error::launch_gpu: {' and '.join(tools)} not on PATH: cml runner launch drives terraform "
+            "(the workflow installs both before this step)"
+        )
         return 1
     command = ["cml", "runner", "launch", *launch_args(env)]
     print(" ".join(command), flush=True)

@@ -100,12 +100,16 @@ def changed_gpu_stages(repo_root: str | Path = ".", base: str | None = None) -> 
     with lock_of(root, base), pipeline(root) as (repo, stages), repo.lock:
         graph = repo.index.graph  # edges go from a stage to the stages whose outputs it depends on
         changed = {s for s in stages if s.changed(allow_missing=True)}
-        return [s.addressing for s in stages if runner_of(s) == "gpu"
-                and (s in changed or changed & nx.descendants(graph, s))]
+        return [
+            s.addressing
+            for s in stages
+            if runner_of(s) == "gpu" and (s in changed or changed & nx.descendants(graph, s))
+        ]
 
 
-def decide(event: str, labels: list[str], fork: bool, dispatch_gpu: bool, changed: list[str] | None,
-           missing_setup: list[str]) -> tuple[bool, str, str]:
+def decide(
+    event: str, labels: list[str], fork: bool, dispatch_gpu: bool, changed: list[str] | None, missing_setup: list[str]
+) -> tuple[bool, str, str]:
     """(run the GPU tier?, why, annotation level: notice, warning or error). `changed` None: not computed."""
     asked = []
     if event == "workflow_dispatch":
@@ -121,9 +125,15 @@ def decide(event: str, labels: list[str], fork: bool, dispatch_gpu: bool, change
         return False, f"GPU tier not needed: no GPU-pinned stage changed against the base's dvc.lock{hint}", "notice"
     why = "; ".join(wanted)
     if event == "pull_request" and fork:
-        return False, (f"GPU tier skipped: this pull request comes from a fork, which GitHub gives no secrets. It "
-                       f"would have run because {why}. A maintainer can push the branch here or start the workflow "
-                       "by hand."), "warning"
+        return (
+            False,
+            (
+                f"GPU tier skipped: this pull request comes from a fork, which GitHub gives no secrets. It "
+                f"would have run because {why}. A maintainer can push the branch here or start the workflow "
+                "by hand."
+            ),
+            "warning",
+        )
     if missing_setup:
         setup = f"This repository has no GPU set-up: it needs {' and '.join(missing_setup)} (docs/ci.md, First set-up)."
         if asked:
@@ -138,10 +148,17 @@ def runner(runs_on: str, run_label: str) -> tuple[bool, str]:
         try:
             value = json.loads(runs_on)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"GPU_RUNS_ON: not JSON ({exc}): give a label in quotes, e.g. '\"gpu-t4\"', "
-                             "or a list, e.g. '[\"self-hosted\", \"gpu\"]'") from exc
-        if not (isinstance(value, str) and value
-                or isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)):
+            raise ValueError(
+                f"GPU_RUNS_ON: not JSON ({exc}): give a label in quotes, e.g. '\"gpu-t4\"', "
+                'or a list, e.g. \'["self-hosted", "gpu"]\''
+            ) from exc
+        if not (
+            isinstance(value, str)
+            and value
+            or isinstance(value, list)
+            and value
+            and all(isinstance(v, str) and v for v in value)
+        ):
             raise ValueError(f"GPU_RUNS_ON: {runs_on!r} is neither a label nor a list of labels")
         return False, json.dumps(value)
     return True, json.dumps(["self-hosted", run_label or "cml-gpu"])
@@ -174,14 +191,27 @@ def main(argv: list[str] | None = None) -> int:
     if not default_remote(Path(args.repo)):
         missing.append(SETUP_REMOTE)
     truthy = ("1", "true", "yes", "on")
-    gpu, reason, level = decide(args.event, json.loads(args.labels or "[]") or [], args.fork.lower() in truthy,
-                                args.dispatch_gpu.lower() in truthy, changed, missing)
-    print(f"plan: GPU-pinned stages changed against {args.base or 'the checkout'}'s dvc.lock: "
-          f"{', '.join(changed or []) or '(none)'}")
+    gpu, reason, level = decide(
+        args.event,
+        json.loads(args.labels or "[]") or [],
+        args.fork.lower() in truthy,
+        args.dispatch_gpu.lower() in truthy,
+        changed,
+        missing,
+    )
+    print(
+        f"plan: GPU-pinned stages changed against {args.base or 'the checkout'}'s dvc.lock: "
+        f"{', '.join(changed or []) or '(none)'}"
+    )
     print(f"::{level}::{reason}")
     print(f"plan: gpu={str(gpu).lower()} runs_on={runs_on} launch={str(gpu and launch).lower()}")
-    outputs = {"gpu": str(gpu).lower(), "reason": reason, "runs_on": runs_on,
-               "launch": str(gpu and launch).lower(), "label": args.run_label}
+    outputs = {
+        "gpu": str(gpu).lower(),
+        "reason": reason,
+        "runs_on": runs_on,
+        "launch": str(gpu and launch).lower(),
+        "label": args.run_label,
+    }
     if os.environ.get("GITHUB_OUTPUT"):
         with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf8") as fh:
             fh.writelines(f"{key}={value}\n" for key, value in outputs.items())

@@ -20,12 +20,15 @@ import sys
 from pathlib import Path
 
 IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
-RERUN = ("After a failure use *Re-run all jobs*, not *Re-run failed jobs*: the GPU job's runner label belongs to "
-         "the first attempt, whose machine is gone.")
+RERUN = (
+    "After a failure use *Re-run all jobs*, not *Re-run failed jobs*: the GPU job's runner label belongs to "
+    "the first attempt, whose machine is gone."
+)
 
 
-def comment(title: str, report: Path | None, result: str, out_dir: Path, images: bool, reason: str = "",
-            run_url: str = "") -> str:
+def comment(
+    title: str, report: Path | None, result: str, out_dir: Path, images: bool, reason: str = "", run_url: str = ""
+) -> str:
     """The comment's Markdown."""
     lines = [f"# textclf CI, {title}: {result or 'not run'}", ""]
     if reason:
@@ -62,8 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(comment(args.title, Path(args.report) if args.report else None, args.result, out.parent,
-                           args.images, args.reason, args.run_url), encoding="utf8")
+    out.write_text(
+        comment(
+            args.title,
+            Path(args.report) if args.report else None,
+            args.result,
+            out.parent,
+            args.images,
+            args.reason,
+            args.run_url,
+        ),
+        encoding="utf8",
+    )
     print(out)
     return 0
 

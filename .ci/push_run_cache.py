@@ -53,18 +53,29 @@ def main(argv: list[str] | None = None) -> int:
         objs = set().union(*used.values()) if used else set()
         result = repo.cloud.push(objs, remote=args.remote)
         if result.failed:
-            print(f"push_run_cache: error: {len(result.failed)} run-cache object(s) could not be pushed: "
-                  + ", ".join(sorted(str(h) for h in result.failed)[:10]), file=sys.stderr)
+            print(
+                f"push_run_cache: error: {len(result.failed)} run-cache object(s) could not be pushed: "
+                + ", ".join(sorted(str(h) for h in result.failed)[:10]),
+                file=sys.stderr,
+            )
             return 1
         odb = repo.cloud.get_remote_odb(args.remote, "push --run-cache", hash_name="md5-dos2unix")
-        missing = [f"{key}/{value}" for key, value in entries
-                   if not odb.fs.exists(odb.fs.join(odb.path, "runs", key[:2], key, value))]
+        missing = [
+            f"{key}/{value}"
+            for key, value in entries
+            if not odb.fs.exists(odb.fs.join(odb.path, "runs", key[:2], key, value))
+        ]
         if missing:
-            print(f"push_run_cache: error: {len(missing)} run-cache entr(y/ies) missing on the remote after the push: "
-                  + ", ".join(missing[:10]), file=sys.stderr)
+            print(
+                f"push_run_cache: error: {len(missing)} run-cache entr(y/ies) missing on the remote after the push: "
+                + ", ".join(missing[:10]),
+                file=sys.stderr,
+            )
             return 1
-        print(f"push_run_cache: {len(entries)} run-cache entries and their {len(objs)} objects are on the remote "
-              f"({len(result.transferred)} object(s) sent besides `dvc push`)")
+        print(
+            f"push_run_cache: {len(entries)} run-cache entries and their {len(objs)} objects are on the remote "
+            f"({len(result.transferred)} object(s) sent besides `dvc push`)"
+        )
     return 0
 
 

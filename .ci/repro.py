@@ -60,7 +60,6 @@ def set_params(assignments: list[str], path: str = "params.yaml") -> None:
             print(f"repro: {path}: {key} = {node[leaf]!r}")
 
 
-
 class Guard:
     """Records each stage whose command DVC executes; refuses GPU-pinned ones when `forbid` is set."""
 
@@ -75,8 +74,10 @@ class Guard:
         from dvc.exceptions import DvcException
 
         if not callable(getattr(stage_run, "cmd_run", None)):
-            raise SystemExit("repro: dvc.stage.run.cmd_run not found: this DVC version is not supported "
-                             "(requirements.txt pins the one this script was written for)")
+            raise SystemExit(
+                "repro: dvc.stage.run.cmd_run not found: this DVC version is not supported "
+                "(requirements.txt pins the one this script was written for)"
+            )
         original = stage_run.cmd_run
         guard = self
 
@@ -98,15 +99,24 @@ class Guard:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["gpu", "cpu"], help="gpu: the GPU job's stages; cpu: the rest")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="params.yaml override applied first (repeatable); use the same in both jobs")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params.yaml override applied first (repeatable); use the same in both jobs",
+    )
     parser.add_argument("--summary", metavar="FILE", help="also write {mode, executed, blocked, rc} as JSON")
     args = parser.parse_args(argv)
 
     remote = default_remote()
     if not remote:
-        print("repro: error: no default DVC remote (`dvc remote add -d NAME URL`, committed in .dvc/config): "
-              "the GPU and CPU jobs exchange results through it. See docs/ci.md.", file=sys.stderr)
+        print(
+            "repro: error: no default DVC remote (`dvc remote add -d NAME URL`, committed in .dvc/config): "
+            "the GPU and CPU jobs exchange results through it. See docs/ci.md.",
+            file=sys.stderr,
+        )
         return EXIT_NO_REMOTE
     set_params(args.assignments)
 
@@ -129,14 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     print(f"repro: stages executed on this runner: {', '.join(guard.executed) or '(none)'}")
     if guard.blocked:
-        print(f"repro: error: GPU-pinned stage(s) would have run on this CPU runner: {', '.join(guard.blocked)}. "
-              "The GPU job must reproduce them and `dvc push --run-cache` first, with the same --set values "
-              f"({' '.join(args.assignments) or 'none'}); run the GPU tier (label `gpu` or workflow_dispatch).",
-              file=sys.stderr)
+        print(
+            f"repro: error: GPU-pinned stage(s) would have run on this CPU runner: {', '.join(guard.blocked)}. "
+            "The GPU job must reproduce them and `dvc push --run-cache` first, with the same --set values "
+            f"({' '.join(args.assignments) or 'none'}); run the GPU tier (label `gpu` or workflow_dispatch).",
+            file=sys.stderr,
+        )
         rc = EXIT_GPU_STAGE_ON_CPU
     if args.summary:
-        Path(args.summary).write_text(json.dumps(
-            {"mode": args.mode, "executed": guard.executed, "blocked": guard.blocked, "rc": rc}, indent=1))
+        Path(args.summary).write_text(
+            json.dumps({"mode": args.mode, "executed": guard.executed, "blocked": guard.blocked, "rc": rc}, indent=1)
+        )
     return rc
 
 

@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
             model(input_ids=infer_ids, attention_mask=torch.ones_like(infer_ids))
 
     flags = open("/proc/cpuinfo").read()
-    print(f"avx512_bf16: {'avx512_bf16' in flags}, amx_bf16: {'amx_bf16' in flags}, "
-          f"auto picks bf16: {cpu_has_fast_bf16()}, threads: {torch.get_num_threads()}")
+    print(
+        f"avx512_bf16: {'avx512_bf16' in flags}, amx_bf16: {'amx_bf16' in flags}, "
+        f"auto picks bf16: {cpu_has_fast_bf16()}, threads: {torch.get_num_threads()}"
+    )
     for name, work in (("training step", train_step), ("inference batch", infer)):
         work(False), work(True)  # warm-up
         seconds = {False: 0.0, True: 0.0}

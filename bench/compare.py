@@ -8,7 +8,7 @@ One process, the same data, model and machine; each pair is measured back to bac
      per-batch padding, bf16 where native); quality: the pipeline's logistic regression fitted
      on each feature set, and how far apart the two feature sets are;
   B. logistic-regression fit: the notebook's ``LogisticRegression(max_iter=3000)`` on its features
-     vs ``textclf.evaluation.baseline_classifiers(...)["logistic_regression"]`` on the pipeline's;
+     vs ``stages.baselines.baseline_classifiers(...)["logistic_regression"]`` on the pipeline's;
   C. fine-tuning: the notebook's ``Trainer`` on its padded-to-max dataset vs the finetune stage's
      ``PipelineTrainer`` + ``EpochSeededSampler`` + ``DataCollatorWithPadding``: training
      throughput over ``--train-steps`` optimizer steps (after 3 untimed warm-up steps), and
@@ -45,7 +45,7 @@ from bench.steps import (  # noqa: E402
     compare_logistic_regression,
     extract_features,
 )
-from textclf.errors import run_stage  # noqa: E402
+from textclf.stage import run_stage
 
 log = logging.getLogger("bench")
 COMMAND = "python -m bench.compare" if __package__ else "python bench/compare.py"
@@ -60,7 +60,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--checkpoint", default=d.checkpoint, help="packaged encoder, local folder or hub id")
     parser.add_argument("--params", type=Path, default=d.params)
     parser.add_argument("--rows", type=int, default=d.rows, help="keep only the first N rows of every split")
-    parser.add_argument("--train-steps", type=int, default=d.train_steps, help="timed optimizer steps (after 3 warm-up steps)")
+    parser.add_argument(
+        "--train-steps", type=int, default=d.train_steps, help="timed optimizer steps (after 3 warm-up steps)"
+    )
     parser.add_argument("--epochs", type=float, default=d.epochs, help="epochs of the fine-tuning quality runs")
     parser.add_argument("--skip-quality", action="store_true", help="skip the fine-tuning quality runs")
     args = parser.parse_args(argv)
@@ -108,12 +110,16 @@ def main(argv: list[str] | None = None) -> dict:
     a_started = now()
     nb, ours = extract_features(bench)
     lr_step = compare_logistic_regression(bench, nb, ours)
-    steps = {"hidden_states": compare_hidden_states(bench, nb, ours, lr_step["pipeline"], a_started),
-             "logistic_regression": lr_step}
+    steps = {
+        "hidden_states": compare_hidden_states(bench, nb, ours, lr_step["pipeline"], a_started),
+        "logistic_regression": lr_step,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         train = pipeline.train_split(ours.encoded["train"], bench.y["train"], tmp)
         steps["finetune_throughput"] = compare_finetune_throughput(bench, nb, train, tmp)
-        steps["finetune_quality"] = None if options.skip_quality else compare_finetune_quality(bench, nb, ours, train, tmp)
+        steps["finetune_quality"] = (
+            None if options.skip_quality else compare_finetune_quality(bench, nb, ours, train, tmp)
+        )
 
     table = format_table(steps)
     result.update(steps=steps, finished=now(), wall_s=time.perf_counter() - wall_start, table=table.splitlines())

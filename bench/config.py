@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 
 from bench.measure import SEED
-from textclf.data import SPLITS, cap_rows, load_dataset
+from textclf.data import cap_rows, load_dataset
 from textclf.modeling import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
 from textclf.params import Params, load_params
+from textclf.tables import SPLITS
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")
@@ -64,12 +65,25 @@ def prepare(options: Options) -> Bench:
     tokenizer = load_tokenizer(options.checkpoint, params.model.trust_remote_code)
     max_length = min(params.model.max_length, max_positions(options.checkpoint, tokenizer))
     if max_length < params.model.max_length:
-        log.warning("model.max_length %d is above the checkpoint's limit: using %d", params.model.max_length, max_length)
-    data = load_dataset(params.data.model_copy(
-        update={"source": str(options.data), "max_train_samples": None, "max_eval_samples": None}
-    ))
+        log.warning(
+            "model.max_length %d is above the checkpoint's limit: using %d", params.model.max_length, max_length
+        )
+    data = load_dataset(
+        params.data.model_copy(
+            update={"source": str(options.data), "max_train_samples": None, "max_eval_samples": None}
+        )
+    )
     frames = {s: cap_rows(data.splits[s], options.rows) for s in SPLITS}
-    bench = Bench(options, params, device, source, tokenizer, max_length, data.label_names, frames,
-                  {s: frames[s]["label"].to_numpy() for s in SPLITS})
+    bench = Bench(
+        options,
+        params,
+        device,
+        source,
+        tokenizer,
+        max_length,
+        data.label_names,
+        frames,
+        {s: frames[s]["label"].to_numpy() for s in SPLITS},
+    )
     log.info("data %s: %s rows; checkpoint %s on %s", options.data, bench.rows, source, device)
     return bench

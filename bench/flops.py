@@ -52,11 +52,19 @@ def achieved(results: dict, config) -> dict[str, dict]:
     fed_per_s = training["real_tokens_per_s"] / (1 - training["padding_fraction"])
     train_seq = fed_per_s * training["timed_s"] / training["timed_rows"]
     return {
-        "extraction": {"precision": extraction["precision"], "tokens_per_s": extraction["tokens_fed"] / extraction["extract_s"],
-                       "gflops": extraction["tokens_fed"] / extraction["extract_s"]
-                       * forward_flops_per_token(**shape, seq_len=seq) / 1e9},
-        "training": {"precision": "bf16" if training["bf16"] else "fp32", "tokens_per_s": fed_per_s,
-                     "gflops": 3 * fed_per_s * forward_flops_per_token(**shape, seq_len=train_seq) / 1e9},
+        "extraction": {
+            "precision": extraction["precision"],
+            "tokens_per_s": extraction["tokens_fed"] / extraction["extract_s"],
+            "gflops": extraction["tokens_fed"]
+            / extraction["extract_s"]
+            * forward_flops_per_token(**shape, seq_len=seq)
+            / 1e9,
+        },
+        "training": {
+            "precision": "bf16" if training["bf16"] else "fp32",
+            "tokens_per_s": fed_per_s,
+            "gflops": 3 * fed_per_s * forward_flops_per_token(**shape, seq_len=train_seq) / 1e9,
+        },
     }
 
 
@@ -72,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{torch.get_num_threads()} threads; matmul peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f}")
     for step, figures in achieved(results, config).items():
         share = figures["gflops"] / peak[figures["precision"]]
-        print(f"{step:<10} {figures['precision']}: {figures['tokens_per_s']:,.0f} tokens/s, "
-              f"{figures['gflops']:.1f} GFLOP/s = {share:.0%} of the {figures['precision']} matmul peak")
+        print(
+            f"{step:<10} {figures['precision']}: {figures['tokens_per_s']:,.0f} tokens/s, "
+            f"{figures['gflops']:.1f} GFLOP/s = {share:.0%} of the {figures['precision']} matmul peak"
+        )
 
 
 if __name__ == "__main__":

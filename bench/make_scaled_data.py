@@ -59,7 +59,7 @@ def perturb(text: str, ops: np.ndarray, where: np.ndarray) -> str:
     ``where[k]`` holds two numbers in [0, 1) that pick the words of operation k. A text keeps at
     least 3 words (shorter texts are never shortened)."""
     words = text.split()
-    for op, (a, b) in zip(ops, where):
+    for op, (a, b) in zip(ops, where, strict=True):
         i, j = int(a * len(words)), int(b * len(words))
         if op == SWAP:
             words[i], words[j] = words[j], words[i]
@@ -81,8 +81,9 @@ def template_indices(rng: np.random.Generator, pool_size: int, rows: int, chunk:
         buffer = buffer[need:]
 
 
-def write_split(path: Path, pool: list[tuple[str, int]], rows: int, rng: np.random.Generator,
-                chunk: int = CHUNK_ROWS) -> None:
+def write_split(
+    path: Path, pool: list[tuple[str, int]], rows: int, rng: np.random.Generator, chunk: int = CHUNK_ROWS
+) -> None:
     """Write ``rows`` perturbed rows of ``pool`` to ``path`` as JSON lines, a chunk at a time."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
@@ -103,7 +104,9 @@ def make_scaled_data(rows: int, out: Path, source: Path, seed: int = 0) -> dict[
     names, pools = read_source(source)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"train": rows, "validation": eval_rows(rows), "test": eval_rows(rows)}
-    for split, generator in zip(SPLITS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))):
+    for split, generator in zip(
+        SPLITS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)), strict=True
+    ):
         write_split(out / f"{split}.jsonl", pools[split], counts[split], generator)
     (out / "labels.json").write_text(json.dumps(names) + "\n", encoding="utf-8")
     return counts
@@ -113,8 +116,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, required=True, help="train rows (validation and test: max(rows // 8, 60))")
     parser.add_argument("--out", type=Path, required=True, help="folder to write (created; files replaced)")
-    parser.add_argument("--source", type=Path, default=Path("data/sample"),
-                        help="folder with {train,validation,test}.jsonl and labels.json (default: data/sample)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=Path("data/sample"),
+        help="folder with {train,validation,test}.jsonl and labels.json (default: data/sample)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.rows < 1:

@@ -83,11 +83,19 @@ class Extraction:
 
     def report(self, rows: int) -> dict:
         """The JSON record of this side (``rows``: rows extracted over all splits)."""
-        record = {"tokenize_s": self.tokenize_s, "tokenize_rows_per_s": rows / self.tokenize_s, "extract_s": self.extract_s}
+        record = {
+            "tokenize_s": self.tokenize_s,
+            "tokenize_rows_per_s": rows / self.tokenize_s,
+            "extract_s": self.extract_s,
+        }
         if self.padded_width is not None:
             record["padded_width"] = self.padded_width
-        record.update(tokens_fed=self.tokens_fed, tokens_real=self.tokens_real, precision=self.precision,
-                      batch_size=self.batch_size)
+        record.update(
+            tokens_fed=self.tokens_fed,
+            tokens_real=self.tokens_real,
+            precision=self.precision,
+            batch_size=self.batch_size,
+        )
         return record
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bench.measure import SEED, Extraction, StepMeter, sync
-from textclf.data import SPLITS
+from textclf.tables import SPLITS
 
 # The notebook's fixed settings (reference notebook, "Fine-tuning" cells).
 BATCH_SIZE = 16
@@ -75,8 +75,9 @@ def classifier():
     return LogisticRegression(max_iter=LR_MAX_ITER)
 
 
-def build_trainer(source: str, tokenizer, dataset_encoded, num_labels: int, device: torch.device, out_dir: str,
-                  **run) -> tuple:
+def build_trainer(
+    source: str, tokenizer, dataset_encoded, num_labels: int, device: torch.device, out_dir: str, **run
+) -> tuple:
     """The notebook's fine-tuning cells: ``AutoModelForSequenceClassification``, its
     ``TrainingArguments`` and a plain ``Trainer`` on the padded-to-max dataset.
 

@@ -13,12 +13,13 @@ import pandas as pd
 import torch
 
 from bench.measure import Extraction, StepMeter, sync
+from stages.baselines import baseline_classifiers
+from textclf import training
 from textclf.batching import length_sorted_batches, run_batched
-from textclf.data import SPLITS
-from textclf.evaluation import baseline_classifiers
-from textclf.modeling import encode_texts, load_classifier, load_encoder, use_bf16
+from textclf.modeling import encode_texts, load_encoder, use_bf16
 from textclf.params import Params
-from textclf.training import PipelineTrainer, freeze_encoder, load_split, token_lengths, train_sampler, training_arguments
+from textclf.tables import SPLITS
+from textclf.training import load_split
 
 
 def padded_tokens(lengths: list[int], batch_size: int) -> int:
@@ -27,8 +28,9 @@ def padded_tokens(lengths: list[int], batch_size: int) -> int:
     return int(sum(len(b) * lengths[b].max() for b in length_sorted_batches(lengths, batch_size)))
 
 
-def extract_hidden_states(checkpoint: str, tokenizer, frames: dict, max_length: int, params: Params,
-                          device: torch.device) -> Extraction:
+def extract_hidden_states(
+    checkpoint: str, tokenizer, frames: dict, max_length: int, params: Params, device: torch.device
+) -> Extraction:
     """The encode and hidden_states stages: unpadded ids (``encode_texts``), then ``run_batched``
     with params.yaml's ``hidden_states.batch_size`` and ``precision``."""
     encoder = load_encoder(checkpoint, params.model.trust_remote_code)
@@ -43,8 +45,14 @@ def extract_hidden_states(checkpoint: str, tokenizer, frames: dict, max_length: 
     start = time.perf_counter()
     X = {
         s: run_batched(
-            encoder, ids[s], tokenizer.pad_token_id, batch_size, output="first_token",
-            device=device, bf16=bf16, desc=f"pipeline hidden states {s}",
+            encoder,
+            ids[s],
+            tokenizer.pad_token_id,
+            batch_size,
+            output="first_token",
+            device=device,
+            bf16=bf16,
+            desc=f"pipeline hidden states {s}",
         )
         for s in SPLITS
     }
@@ -80,39 +88,43 @@ def train_split(ids: list[list[int]], labels: np.ndarray, folder: Path):
     return load_split(path)
 
 
-def build_trainer(checkpoint: str, tokenizer, train, label_names: list[str], params: Params, device: torch.device,
-                  out_dir: str, **run) -> tuple:
-    """The finetune stage's ``PipelineTrainer`` + ``EpochSeededSampler`` + ``DataCollatorWithPadding``
-    with params.yaml's ``finetune:`` values, without checkpoints, evaluation or dvclive.
+def build_trainer(
+    checkpoint: str, tokenizer, train, label_names: list[str], params: Params, device: torch.device, out_dir: str, **run
+) -> tuple:
+    """The finetune stage's trainer (``textclf.training.build_trainer``) with params.yaml's ``finetune:``
+    values, without checkpoints, evaluation or dvclive.
 
     ``run``: ``max_steps`` (the step count replaces the stage's schedule). Returns the trainer and its ``StepMeter``.
     """
-    from transformers import DataCollatorWithPadding, set_seed
-
-    p = params.finetune
-    set_seed(p.seed)  # before the model is built: the new head's initialization is seeded
-    model = load_classifier(checkpoint, label_names, params.model.trust_remote_code)
-    if not p.train_feature_extractor:
-        freeze_encoder(model)
-    training_args = training_arguments(p, device, out_dir, len(train), eval_strategy="no", save_strategy="no", **run)
-    meter = StepMeter(model, device)
-    trainer = PipelineTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        processing_class=tokenizer,
-        callbacks=[meter.callback],
-        train_sampler=train_sampler(token_lengths(train), p),
+    trainer = training.build_trainer(
+        params.finetune,
+        checkpoint,
+        params.model.trust_remote_code,
+        label_names,
+        tokenizer,
+        train,
+        device,
+        out_dir,
+        eval_strategy="no",
+        save_strategy="no",
+        **run,
     )
+    meter = StepMeter(trainer.model, device)
+    trainer.add_callback(meter.callback)
     return trainer, meter
 
 
-def validation_accuracy(trainer, ids: list[list[int]], labels: np.ndarray, pad_id: int, params: Params,
-                        device: torch.device) -> float:
+def validation_accuracy(
+    trainer, ids: list[list[int]], labels: np.ndarray, pad_id: int, params: Params, device: torch.device
+) -> float:
     """The evaluate stage's way: ``run_batched`` logits with ``evaluate.batch_size``."""
     logits = run_batched(
-        trainer.model, ids, pad_id, params.evaluate.batch_size, output="logits", device=device,
+        trainer.model,
+        ids,
+        pad_id,
+        params.evaluate.batch_size,
+        output="logits",
+        device=device,
         desc="pipeline predict validation",
     )
     return float((logits.argmax(-1) == labels).mean())

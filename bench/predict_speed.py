@@ -61,8 +61,13 @@ def load() -> float:
 def timed(cmd: list[str]) -> dict:
     before = load()
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    result = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stderr[-2000:]}")
@@ -72,9 +77,9 @@ def timed(cmd: list[str]) -> dict:
 def accuracy(predicted: list[str], rows: list[dict], label_names: list[str]) -> dict:
     result = {}
     for split in SPLITS:
-        pairs = [(p, r) for p, r in zip(predicted, rows) if r["split"] == split]
+        pairs = [(p, r) for p, r in zip(predicted, rows, strict=True) if r["split"] == split]
         gold = [label_names[r["label"]] if isinstance(r["label"], int) else r["label"] for _, r in pairs]
-        result[split] = round(sum(p == g for (p, _), g in zip(pairs, gold)) / len(pairs), 4)
+        result[split] = round(sum(p == g for (p, _), g in zip(pairs, gold, strict=True)) / len(pairs), 4)
     return result
 
 
@@ -88,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = args.model.resolve()
-    label_names = [json.loads((model / "config.json").read_text())["id2label"][str(i)]
-                   for i in range(len(json.loads((model / "config.json").read_text())["id2label"]))]
+    label_names = [
+        json.loads((model / "config.json").read_text())["id2label"][str(i)]
+        for i in range(len(json.loads((model / "config.json").read_text())["id2label"]))
+    ]
     rows = read_rows(args.data)[: args.rows]
     variants = {
         "pipeline, batch 1": ("pipeline", 1),
@@ -97,8 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         "textclf predict": ("predict", []),
         "textclf predict --precision fp32": ("predict", ["--precision", "fp32"]),
     }
-    report = {"rows": len(rows), "model": str(args.model), "cpu_count": os.cpu_count(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load_start": load(), "runs": {}}
+    report = {
+        "rows": len(rows),
+        "model": str(args.model),
+        "cpu_count": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "load_start": load(),
+        "runs": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "texts.jsonl"
         source.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows), encoding="utf-8")
@@ -109,16 +122,31 @@ def main(argv: list[str] | None = None) -> int:
             if kind == "pipeline":
                 cmd = [sys.executable, "-c", PIPELINE_CODE, str(model), str(source), str(target), str(option)]
             else:
-                cmd = [sys.executable, "-m", "textclf", "predict", "--model", str(model), "--input", str(source),
-                       "--output", str(target), "--no-progress", *option]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "textclf",
+                    "predict",
+                    "--model",
+                    str(model),
+                    "--input",
+                    str(source),
+                    "--output",
+                    str(target),
+                    "--no-progress",
+                    *option,
+                ]
             run = timed(cmd)
             predicted = [json.loads(line)["label"] for line in target.read_text(encoding="utf-8").splitlines()]
             assert len(predicted) == len(rows), name
             run["rows_per_s"] = round(len(rows) / run["seconds"], 1)
             run["accuracy"] = accuracy(predicted, rows, label_names)
             report["runs"][name] = run
-            print(f"{name:34s} {run['seconds']:7.1f} s {run['rows_per_s']:8.1f} rows/s  accuracy {run['accuracy']}  "
-                  f"load {run['load_before']} -> {run['load_after']}", flush=True)
+            print(
+                f"{name:34s} {run['seconds']:7.1f} s {run['rows_per_s']:8.1f} rows/s  accuracy {run['accuracy']}  "
+                f"load {run['load_before']} -> {run['load_after']}",
+                flush=True,
+            )
     base = report["runs"].get("pipeline, batch 1")
     if base:
         for run in report["runs"].values():
@@ -128,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| run | seconds | rows/s | vs pipeline | validation acc. | test acc. | load before -> after |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, run in report["runs"].items():
-        print(f"| {name} | {run['seconds']} | {run['rows_per_s']} | {run.get('speedup_vs_pipeline', '')}x | "
-              f"{run['accuracy']['validation']:.4f} | {run['accuracy']['test']:.4f} | "
-              f"{run['load_before']} -> {run['load_after']} |")
+        print(
+            f"| {name} | {run['seconds']} | {run['rows_per_s']} | {run.get('speedup_vs_pipeline', '')}x | "
+            f"{run['accuracy']['validation']:.4f} | {run['accuracy']['test']:.4f} | "
+            f"{run['load_before']} -> {run['load_after']} |"
+        )
     return 0
 
 

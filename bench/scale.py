@@ -64,8 +64,9 @@ from bench.make_scaled_data import SPLITS, eval_rows, make_scaled_data
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STAGES = ["data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned", "evaluate"]
-TINY_BERT = dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=256,
-                 max_position_embeddings=512)
+TINY_BERT = dict(
+    num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=256, max_position_embeddings=512
+)
 LOG_TAIL_LINES = 25
 
 
@@ -85,6 +86,7 @@ def yaml_value(text: str) -> object:
 
 
 # ---- pure functions (unit-tested in tests/test_bench_scale.py) ----
+
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
     """``["finetune.epochs=0.01", "device=cpu"]`` -> ``{"finetune.epochs": 0.01, "device": "cpu"}``."""
@@ -156,28 +158,35 @@ def markdown_table(sizes: dict[str, dict]) -> str:
     """rows | stage | seconds | rows/s | peak RSS MB | above model MB | rows/s vs the smallest size.
     ``sizes`` maps train rows (str or int) to {"stages": {stage: record}}; the ratio compares a
     stage's rows/s with that of the same stage at the smallest size that measured it."""
+
     def fmt(value, spec: str) -> str:
         return "" if value is None else format(value, spec)
 
     ordered = sorted(sizes.items(), key=lambda kv: int(kv[0]))
     base: dict[str, float] = {}
-    lines = ["| rows | stage | seconds | rows/s | peak RSS MB | above model MB | rows/s vs smallest |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| rows | stage | seconds | rows/s | peak RSS MB | above model MB | rows/s vs smallest |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for rows, size in ordered:
         for stage, rec in size["stages"].items():
             if rec.get("failed"):
-                lines.append(f"| {int(rows):,} | {stage} | {fmt(rec.get('seconds'), '.1f')} | failed (exit {rec['returncode']}) | | | |")
+                seconds = fmt(rec.get("seconds"), ".1f")
+                lines.append(f"| {int(rows):,} | {stage} | {seconds} | failed (exit {rec['returncode']}) | | | |")
                 continue
             speed = rec["rows_per_s"]
             if speed and stage not in base:
                 base[stage] = speed
             ratio = f"{speed / base[stage]:.2f}x" if speed and stage in base else ""
-            lines.append(f"| {int(rows):,} | {stage} | {rec['seconds']:.1f} | {fmt(speed, ',.0f')} | "
-                         f"{rec['peak_rss_mb']:,.0f} | {fmt(rec['above_model_mb'], ',.0f')} | {ratio} |")
+            lines.append(
+                f"| {int(rows):,} | {stage} | {rec['seconds']:.1f} | {fmt(speed, ',.0f')} | "
+                f"{rec['peak_rss_mb']:,.0f} | {fmt(rec['above_model_mb'], ',.0f')} | {ratio} |"
+            )
     return "\n".join(lines)
 
 
 # ---- running things ----
+
 
 def count_lines(path: Path) -> int:
     with open(path, "rb") as f:
@@ -187,8 +196,11 @@ def count_lines(path: Path) -> int:
 def data_ready(folder: Path, rows: int) -> bool:
     """True when ``folder`` holds a complete generated dataset with ``rows`` train rows."""
     files = [folder / f"{split}.jsonl" for split in SPLITS] + [folder / "labels.json"]
-    return all(f.is_file() for f in files) and count_lines(folder / "train.jsonl") == rows \
+    return (
+        all(f.is_file() for f in files)
+        and count_lines(folder / "train.jsonl") == rows
         and count_lines(folder / "validation.jsonl") == eval_rows(rows)
+    )
 
 
 def build_tiny_model(folder: Path) -> Path:
@@ -217,8 +229,13 @@ def measured(command: list[str], cwd: Path, log: Path, env: dict) -> tuple[int, 
     peak_file = log.with_name(log.name + ".peak-rss")
     start = time.perf_counter()
     with open(log, "w") as out:
-        rc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *command],
-                            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(peak_file), *command],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
     return rc, time.perf_counter() - start, read_peak_kb(peak_file.read_text())
 
 
@@ -254,8 +271,10 @@ def clone(repo: Path, overrides: dict[str, object]) -> dict:
 
 def model_footprint_kb(repo: Path, checkpoint: str, labels: Path, env: dict) -> int:
     """Peak RSS of a python that imports the stack and loads the classifier, run in ``repo``."""
-    code = ("import json, sys; from textclf.modeling import load_classifier; "
-            "load_classifier(sys.argv[1], json.load(open(sys.argv[2])))")
+    code = (
+        "import json, sys; from textclf.modeling import load_classifier; "
+        "load_classifier(sys.argv[1], json.load(open(sys.argv[2])))"
+    )
     log = repo / "log.model-footprint"
     rc, _, peak_kb = measured([sys.executable, "-c", code, checkpoint, str(labels)], repo, log, env)
     if rc != 0:
@@ -273,8 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", required=True, help="train rows of each size")
     parser.add_argument("--workdir", type=Path, required=True, help="where data-N, repo-N and tiny-model go")
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="params.yaml overrides, e.g. finetune.epochs=0.01 (values are YAML)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params.yaml overrides, e.g. finetune.epochs=0.01 (values are YAML)",
+    )
     parser.add_argument("--stages", nargs="+", default=DEFAULT_STAGES, help=f"default: {' '.join(DEFAULT_STAGES)}")
     parser.add_argument("--tiny-model", action="store_true", help="use a random 2-layer BERT (WORKDIR/tiny-model)")
     parser.add_argument("--source", type=Path, default=ROOT / "data" / "sample", help="texts to scale up")
@@ -311,8 +336,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{rows}] generated {data} in {time.perf_counter() - start:.1f} s")
         repo = workdir / f"repo-{rows}"
         params = clone(repo, {**overrides, "data.source": str(data), "data.label_names": None})
-        available = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=repo, env=env,
-                                   capture_output=True, text=True, check=True).stdout.split()
+        available = subprocess.run(
+            ["dvc", "stage", "list", "--name-only"], cwd=repo, env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
         stages = ordered_stages(args.stages, available)
         if model_kb is None:
             checkpoint = params["model"]["checkpoint"]
@@ -321,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model footprint ({checkpoint}): {model_kb / 1024:.0f} MB peak RSS")
         size = results["sizes"][str(rows)] = {"splits": None, "stages": {}}
         if "params" in available:  # every stage depends on the params check's stamp: not measured, a second
-            subprocess.run(["dvc", "repro", "--single-item", "params"], cwd=repo, env=env, capture_output=True,
-                           check=True)
+            subprocess.run(
+                ["dvc", "repro", "--single-item", "params"], cwd=repo, env=env, capture_output=True, check=True
+            )
         for stage in stages:
             log = repo / f"log.{stage}"
             load = os.getloadavg()[0]
@@ -330,23 +357,38 @@ def main(argv: list[str] | None = None) -> int:
             size["splits"] = size["splits"] or prepared_rows(repo)
             if rc != 0:
                 failed = True
-                size["stages"][stage] = {"failed": True, "returncode": rc, "seconds": round(seconds, 2),
-                                         "peak_rss_mb": round(peak_kb / 1024, 1), "log": str(log), "log_tail": log_tail(log)}
-                print(f"[{rows}] {stage} FAILED (exit {rc}) after {seconds:.1f} s; tail of {log}:\n{log_tail(log)}",
-                      file=sys.stderr)
+                size["stages"][stage] = {
+                    "failed": True,
+                    "returncode": rc,
+                    "seconds": round(seconds, 2),
+                    "peak_rss_mb": round(peak_kb / 1024, 1),
+                    "log": str(log),
+                    "log_tail": log_tail(log),
+                }
+                print(
+                    f"[{rows}] {stage} FAILED (exit {rc}) after {seconds:.1f} s; tail of {log}:\n{log_tail(log)}",
+                    file=sys.stderr,
+                )
                 write_results(args.out, results)
                 break
             steps = finetune_steps(repo, log) if stage == "finetune" else None
-            done = stage_rows(stage, size["splits"], steps, params["finetune"]["batch_size"]) if size["splits"] else None
+            done = (
+                stage_rows(stage, size["splits"], steps, params["finetune"]["batch_size"]) if size["splits"] else None
+            )
             record = stage_record(seconds, done, peak_kb, model_kb)
             size["stages"][stage] = {**record, "load_average_before": load, "log": str(log)}
-            print(f"[{rows}] {stage:<26} {seconds:7.1f} s  {record['rows_per_s'] or 0:9.1f} rows/s  "
-                  f"peak {record['peak_rss_mb']:6.0f} MB ({record['above_model_mb']:+.0f} MB above the model)")
+            print(
+                f"[{rows}] {stage:<26} {seconds:7.1f} s  {record['rows_per_s'] or 0:9.1f} rows/s  "
+                f"peak {record['peak_rss_mb']:6.0f} MB ({record['above_model_mb']:+.0f} MB above the model)"
+            )
             run_file = repo / "checkpoints" / "finetune-run.json"
             if stage == "finetune" and run_file.is_file():  # the Trainer's own loop, start-up and loading left out
                 run = json.loads(run_file.read_text())
                 size["stages"]["finetune (training loop)"] = {
-                    **record, "seconds": run["train_runtime_s"], "rows_per_s": run["rows_per_second"]}
+                    **record,
+                    "seconds": run["train_runtime_s"],
+                    "rows_per_s": run["rows_per_second"],
+                }
             write_results(args.out, results)
         if failed and not args.keep_going:
             break

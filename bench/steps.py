@@ -17,7 +17,7 @@ from bench import notebook_methods as notebook
 from bench import pipeline_methods as pipeline
 from bench.config import Bench
 from bench.measure import WARMUP_STEPS, Extraction, fit_and_score, now
-from textclf.data import SPLITS
+from textclf.tables import SPLITS
 
 log = logging.getLogger("bench")
 
@@ -102,27 +102,39 @@ def compare_finetune_throughput(bench: Bench, nb: Extraction, train, tmp: str) -
     steps = WARMUP_STEPS + bench.options.train_steps
     started = now()
     log.info("C. fine-tuning throughput: notebook Trainer, %d steps (%d untimed)", steps, WARMUP_STEPS)
-    trainer, meter = notebook.build_trainer(bench.source, bench.tokenizer, nb.encoded, len(bench.label_names),
-                                            bench.device, f"{tmp}/nb", max_steps=steps)
+    trainer, meter = notebook.build_trainer(
+        bench.source, bench.tokenizer, nb.encoded, len(bench.label_names), bench.device, f"{tmp}/nb", max_steps=steps
+    )
     trainer.train()
     tp_nb = {"batch_size": notebook.BATCH_SIZE, **meter.throughput()}
     del trainer, meter
     log.info("C. fine-tuning throughput: pipeline PipelineTrainer, %d steps (%d untimed)", steps, WARMUP_STEPS)
-    trainer, meter = pipeline.build_trainer(bench.options.checkpoint, bench.tokenizer, train, bench.label_names,
-                                            bench.params, bench.device, f"{tmp}/ours", max_steps=steps)
+    trainer, meter = pipeline_trainer(bench, train, f"{tmp}/ours", max_steps=steps)
     trainer.train()
     p = bench.params.finetune
-    tp_ours = {"batch_size": p.batch_size, "bf16": trainer.args.bf16, "group_by_length": p.group_by_length,
-               **meter.throughput()}
+    tp_ours = {
+        "batch_size": p.batch_size,
+        "bf16": trainer.args.bf16,
+        "group_by_length": p.group_by_length,
+        **meter.throughput(),
+    }
     del trainer, meter
     return {
-        "what": f"training rows/s over {bench.options.train_steps} optimizer steps after {WARMUP_STEPS} untimed warm-up steps",
+        "what": f"training rows/s over {bench.options.train_steps} optimizer steps "
+        f"after {WARMUP_STEPS} untimed warm-up steps",
         **side_by_side(tp_nb["rows_per_s"], tp_ours["rows_per_s"]),
         "notebook": tp_nb,
         "pipeline": tp_ours,
         "started": started,
         "finished": now(),
     }
+
+
+def pipeline_trainer(bench: Bench, train, out_dir: str, **run) -> tuple:
+    """``pipeline_methods.build_trainer`` with the bench's checkpoint, tokenizer, labels, params and device."""
+    return pipeline.build_trainer(
+        bench.options.checkpoint, bench.tokenizer, train, bench.label_names, bench.params, bench.device, out_dir, **run
+    )
 
 
 def timed_training(trainer) -> dict:
@@ -137,18 +149,30 @@ def compare_finetune_quality(bench: Bench, nb: Extraction, ours: Extraction, tra
     epochs = bench.options.epochs
     started = now()
     log.info("C. fine-tuning quality: notebook Trainer, %g epochs", epochs)
-    trainer, _ = notebook.build_trainer(bench.source, bench.tokenizer, nb.encoded, len(bench.label_names),
-                                        bench.device, f"{tmp}/nbq", num_train_epochs=epochs)
+    trainer, _ = notebook.build_trainer(
+        bench.source,
+        bench.tokenizer,
+        nb.encoded,
+        len(bench.label_names),
+        bench.device,
+        f"{tmp}/nbq",
+        num_train_epochs=epochs,
+    )
     q_nb = timed_training(trainer)
     q_nb["validation_accuracy"] = notebook.validation_accuracy(trainer, nb.encoded)
     del trainer
     log.info("C. fine-tuning quality: pipeline PipelineTrainer, %g epochs", epochs)
-    trainer, _ = pipeline.build_trainer(bench.options.checkpoint, bench.tokenizer, train, bench.label_names,
-                                        bench.params, bench.device, f"{tmp}/oursq",
-                                        max_steps=math.ceil(epochs * len(train) / bench.params.finetune.batch_size))
+    trainer, _ = pipeline_trainer(
+        bench, train, f"{tmp}/oursq", max_steps=math.ceil(epochs * len(train) / bench.params.finetune.batch_size)
+    )
     q_ours = timed_training(trainer)
     q_ours["validation_accuracy"] = pipeline.validation_accuracy(
-        trainer, ours.encoded["validation"], bench.y["validation"], bench.tokenizer.pad_token_id, bench.params, bench.device
+        trainer,
+        ours.encoded["validation"],
+        bench.y["validation"],
+        bench.tokenizer.pad_token_id,
+        bench.params,
+        bench.device,
     )
     del trainer
     rows_trained = bench.rows["train"] * epochs

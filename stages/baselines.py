@@ -14,24 +14,41 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf.data import SPLITS
-from textclf.errors import run_stage
 import numpy as np
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from textclf.evaluation import (
-    baseline_classifiers, classification_metrics, save_confusion_png, stratified_sample, write_predictions_csv,
-)
-from textclf.io import read_json, read_npy, read_parquet, write_json
+from textclf.files import write_json
+from textclf.metrics import classification_metrics
 from textclf.params import load_params
+from textclf.plots import save_confusion_png, write_predictions_csv
+from textclf.sampling import stratified_sample
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, read_json, read_npy, read_parquet
 
 log = logging.getLogger("stage.baselines")
 
 PREDICT_ROWS = 100_000  # rows predicted at a time: 150 MB of float32 states at 384 features
 
 
+def baseline_classifiers(max_iter: int, seed: int) -> dict:
+    """The notebook's three baselines, seeded. The logistic regression sees standardized features:
+    raw hidden states have a few dimensions of large scale, and lbfgs needs far fewer iterations
+    (and seconds) to converge on standardized ones."""
+    return {
+        "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
+        "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
+        "logistic_regression": make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed)
+        ),
+    }
+
+
 def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
     """``model.predict`` over a (memory-mapped) array, one slice of rows in memory at a time."""
-    parts = [model.predict(np.asarray(X[start:start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
+    parts = [model.predict(np.asarray(X[start : start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 
 
@@ -47,12 +64,17 @@ def main(argv: list[str] | None = None) -> None:
 
     label_names = read_json(args.data / "labels.json")
     X = {split: read_npy(args.hidden / f"{split}.npy", mmap=True) for split in SPLITS}
-    y = {split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS}
+    y = {
+        split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS
+    }
     fit_rows = np.arange(len(y["train"]))
     if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
         fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)
-        log.info("fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
-                 len(fit_rows), len(y["train"]))
+        log.info(
+            "fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
+            len(fit_rows),
+            len(y["train"]),
+        )
     X_fit, y_fit = np.asarray(X["train"][fit_rows]), y["train"][fit_rows]
 
     metrics, predictions = {}, {}
@@ -65,7 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     y_pred = predictions["logistic_regression"]["validation"]
     write_predictions_csv(args.plots / "confusion.csv", y["validation"], y_pred, label_names)
     save_confusion_png(
-        args.plots / "confusion.png", y["validation"], y_pred, label_names,
+        args.plots / "confusion.png",
+        y["validation"],
+        y_pred,
+        label_names,
         "Logistic regression on pretrained hidden states (validation)",
     )
     write_json(args.metrics, metrics)

@@ -16,11 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textclf.data import SPLITS, load_dataset
-from textclf.errors import run_stage
-from textclf.io import atomic_path, write_json
+from textclf.data import load_dataset
+from textclf.files import atomic_path, write_json
 from textclf.params import load_params
 from textclf.paths import source_folder
+from textclf.stage import run_stage
+from textclf.tables import SPLITS
 
 log = logging.getLogger("stage.data")
 

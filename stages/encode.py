@@ -16,11 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from textclf.data import SPLITS
-from textclf.errors import PipelineError, run_stage
-from textclf.io import atomic_path, iter_parquet, parquet_rows
+from textclf.errors import PipelineError
+from textclf.files import atomic_path
 from textclf.modeling import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, iter_parquet, parquet_rows
 
 log = logging.getLogger("stage.encode")
 ROWS_PER_SLICE = 10_000
@@ -35,11 +36,21 @@ def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: st
         for _, batch in iter_parquet(source, ("text", "label"), ROWS_PER_SLICE):
             ids = encode_texts(tokenizer, batch.column("text").to_pylist(), max_length)
             lengths = [len(row) for row in ids]
-            writer.write_table(pa.Table.from_arrays(
-                [pa.array(ids, type=pa.list_(pa.int32())), batch.column("label").cast(pa.int64()),
-                 pa.array(lengths, type=pa.int32())], schema=SCHEMA,
-            ))
-            rows, tokens, truncated = rows + len(ids), tokens + sum(lengths), truncated + sum(n >= max_length for n in lengths)
+            writer.write_table(
+                pa.Table.from_arrays(
+                    [
+                        pa.array(ids, type=pa.list_(pa.int32())),
+                        batch.column("label").cast(pa.int64()),
+                        pa.array(lengths, type=pa.int32()),
+                    ],
+                    schema=SCHEMA,
+                )
+            )
+            rows, tokens, truncated = (
+                rows + len(ids),
+                tokens + sum(lengths),
+                truncated + sum(n >= max_length for n in lengths),
+            )
             bar.update(len(ids))
     return rows, tokens, truncated
 
@@ -60,7 +71,11 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out, is_dir=True, inputs=[args.data, resolve_checkpoint(params.checkpoint)]) as out:
         for split in SPLITS:
             rows, tokens, truncated = encode_file(
-                tokenizer, args.data / f"{split}.parquet", out / f"{split}.parquet", params.max_length, f"encode {split}"
+                tokenizer,
+                args.data / f"{split}.parquet",
+                out / f"{split}.parquet",
+                params.max_length,
+                f"encode {split}",
             )
             log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, rows, tokens / max(rows, 1), truncated)
         save_tokenizer(tokenizer, out / "tokenizer", max_length=params.max_length)

@@ -15,9 +15,11 @@ import logging
 from pathlib import Path
 
 from textclf.analysis import error_table, label_loss, read_predictions, summary, write_csv
-from textclf.errors import PipelineError, run_stage
-from textclf.io import read_json, read_parquet, write_json
+from textclf.errors import PipelineError
+from textclf.files import write_json
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_parquet
 
 log = logging.getLogger("stage.error_analysis")
 SPLIT = "validation"
@@ -26,13 +28,15 @@ SPLIT = "validation"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--predictions", type=Path, required=True, help="evaluate's per-row outputs (data/predictions)")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="the data stage's folder, for the texts (data/prepared)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="the data stage's folder, for the texts (data/prepared)"
+    )
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/error_analysis.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/errors)")
-    parser.add_argument("--top-losses", type=Path, required=True,
-                        help="highest-loss rows (plots/errors/top_losses.csv)")
+    parser.add_argument(
+        "--top-losses", type=Path, required=True, help="highest-loss rows (plots/errors/top_losses.csv)"
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     params = load_params(args.params).error_analysis
@@ -47,8 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     table = error_table(texts["text"].tolist(), labels, logits, label_names)
     per_label = label_loss(table, label_names)
     metrics = summary(table, per_label)
-    log.info("%s: mean loss %.4f, %d of %d rows misclassified",
-             SPLIT, metrics["mean_loss"], metrics["errors"], metrics["rows"])
+    log.info(
+        "%s: mean loss %.4f, %d of %d rows misclassified",
+        SPLIT,
+        metrics["mean_loss"],
+        metrics["errors"],
+        metrics["rows"],
+    )
     for row in per_label.itertuples():
         log.info("  %-12s mean loss %.4f (%d rows, %d errors)", row.label, row.mean_loss, row.rows, row.errors)
 

@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from textclf.analysis import write_predictions
-from textclf.errors import PipelineError, run_stage
-from textclf.evaluation import (
-    bootstrap_ci95, classification_metrics, collapse_check, save_confusion_png, write_predictions_csv,
-)
+from textclf.errors import PipelineError
+from textclf.files import write_json
 from textclf.heads import load_head
-from textclf.io import read_json, read_npy, read_parquet, write_json
+from textclf.metrics import bootstrap_ci95, classification_metrics, collapse_check
 from textclf.modeling import check_model_folder
 from textclf.params import load_params
+from textclf.plots import save_confusion_png, write_predictions_csv
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_npy, read_parquet, read_token_rows
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")
@@ -37,13 +38,19 @@ EVAL_SPLITS = ("validation", "test")
 def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, device: str) -> np.ndarray:
     """Logits of a whole-model forward pass over the split's encoded rows (the fallback)."""
     from textclf.batching import run_batched
-    from textclf.io import read_token_rows
     from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
 
     model, tokenizer = load_finetuned(args.model), load_tokenizer(str(args.model))
     rows = read_token_rows(args.encoded / f"{split}.parquet")
-    return run_batched(model, rows, tokenizer.pad_token_id, batch_size, output="logits",
-                       device=resolve_device(device), desc=f"predict {split}")
+    return run_batched(
+        model,
+        rows,
+        tokenizer.pad_token_id,
+        batch_size,
+        output="logits",
+        device=resolve_device(device),
+        desc=f"predict {split}",
+    )
 
 
 def head_logits(head, hidden: Path, split: str, n_rows: int) -> np.ndarray:
@@ -85,9 +92,17 @@ def main(argv: list[str] | None = None) -> None:
         predicted = logits[split].argmax(-1)
         metrics[split] = classification_metrics(labels[split], predicted, label_names)
         params = all_params.evaluate
-        metrics[split].update(bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed))
-        log.info("%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)", split, metrics[split]["accuracy"],
-                 metrics[split]["f1_macro"], metrics[split]["f1_weighted"], len(labels[split]))
+        metrics[split].update(
+            bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed)
+        )
+        log.info(
+            "%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)",
+            split,
+            metrics[split]["accuracy"],
+            metrics[split]["f1_macro"],
+            metrics[split]["f1_weighted"],
+            len(labels[split]),
+        )
 
     predicted = logits["validation"].argmax(-1)
     collapse, warning = collapse_check(labels["validation"], predicted, label_names)
@@ -97,7 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     write_predictions(args.predictions, {split: (labels[split], logits[split]) for split in EVAL_SPLITS})
     write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predicted, label_names)
     save_confusion_png(
-        args.plots / "confusion.png", labels["validation"], predicted, label_names, "Fine-tuned model (validation)",
+        args.plots / "confusion.png",
+        labels["validation"],
+        predicted,
+        label_names,
+        "Fine-tuned model (validation)",
     )
     write_json(args.metrics, metrics)
 

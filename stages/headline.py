@@ -11,14 +11,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.errors import PipelineError, run_stage
-from textclf.io import read_json, write_json
+from textclf.errors import PipelineError
+from textclf.files import write_json
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json
 
 # split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
 # `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
 SPLITS = {"validation": "val", "test": "test"}
 KEYS = ("accuracy", "f1_macro", "f1_weighted")
+
+
 # the name of weighted F1 before the metric keys were agreed (accuracy, f1_macro, f1_weighted)
 def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_path: Path) -> dict:
     """{val_accuracy, val_f1_macro, val_f1_weighted, test_..., logreg_val_accuracy}: a key missing

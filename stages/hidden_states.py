@@ -21,23 +21,29 @@ import torch
 
 from textclf import distributed
 from textclf.batching import output_width, run_batched
-from textclf.data import SPLITS
-from textclf.errors import run_stage
-from textclf.io import NpyRowWriter, read_token_rows
 from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import SPLITS, NpyRowWriter, read_token_rows
 
 log = logging.getLogger("stage.hidden_states")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", required=True,
-                        help="'pretrained' (the model.checkpoint param) or a model folder (models/finetuned)")
+    parser.add_argument(
+        "--encoder",
+        required=True,
+        help="'pretrained' (the model.checkpoint param) or a model folder (models/finetuned)",
+    )
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/hidden/<encoder>)")
-    parser.add_argument("--precision", choices=("param", "fp32"), required=True,
-                        help="param: hidden_states.precision; fp32: always (states that evaluate turns into logits)")
+    parser.add_argument(
+        "--precision",
+        choices=("param", "fp32"),
+        required=True,
+        help="param: hidden_states.precision; fp32: always (states that evaluate turns into logits)",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
@@ -50,8 +56,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = {split: read_token_rows(args.encoded / f"{split}.parquet") for split in SPLITS}
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
-    log.info("encoder from %s on %s (%s), process %d of %d", checkpoint, device, "bf16" if bf16 else "fp32",
-             distributed.rank() + 1, distributed.world_size())
+    log.info(
+        "encoder from %s on %s (%s), process %d of %d",
+        checkpoint,
+        device,
+        "bf16" if bf16 else "fp32",
+        distributed.rank() + 1,
+        distributed.world_size(),
+    )
 
     inputs = [args.encoded, resolve_checkpoint(checkpoint)]  # never written over
     with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
@@ -64,8 +76,15 @@ def main(argv: list[str] | None = None) -> None:
             sink = NpyRowWriter(path, *shape, create=False)
             try:
                 run_batched(
-                    encoder, split_rows, tokenizer.pad_token_id, params.batch_size, output="first_token",
-                    device=device, bf16=bf16, desc=f"{args.out.name} {split}", sink=sink,
+                    encoder,
+                    split_rows,
+                    tokenizer.pad_token_id,
+                    params.batch_size,
+                    output="first_token",
+                    device=device,
+                    bf16=bf16,
+                    desc=f"{args.out.name} {split}",
+                    sink=sink,
                 )
             finally:
                 sink.close()

@@ -2,9 +2,9 @@
 
 Reads params: data.source, model.checkpoint, model.max_length, finetune.*
 Writes: <out> (Markdown with YAML metadata: model-index with validation and test accuracy and F1, base
-model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use and limits). `textclf export`
-copies it beside the weights as README.md, adding the training time and hardware of the run that
-trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
+model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use
+and limits). `textclf export` copies it beside the weights as README.md, adding the training time and
+hardware of the run that trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
 """
 
 from __future__ import annotations
@@ -12,17 +12,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.errors import run_stage
-from textclf.io import atomic_path, read_json
-from textclf.model_card import render, weights_sha256
+from textclf.files import atomic_path
+from textclf.model_card import render
+from textclf.modeling import weights_sha256
 from textclf.params import load_params
+from textclf.stage import run_stage
+from textclf.tables import read_json
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
-    parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)")
+    parser.add_argument(
+        "--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)"
+    )
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
     parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
     parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
@@ -31,9 +35,14 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
 
     card = render(
-        label_names=read_json(args.labels), checkpoint=params.model.checkpoint, source=params.data.source,
-        max_length=params.model.max_length, finetune=params.finetune.model_dump(),
-        finetuned=read_json(args.metrics), baselines=read_json(args.baselines), error_analysis=read_json(args.errors),
+        label_names=read_json(args.labels),
+        checkpoint=params.model.checkpoint,
+        source=params.data.source,
+        max_length=params.model.max_length,
+        finetune=params.finetune.model_dump(),
+        finetuned=read_json(args.metrics),
+        baselines=read_json(args.baselines),
+        error_analysis=read_json(args.errors),
         sha256=weights_sha256(args.model),
     )
     with atomic_path(args.out, inputs=[args.model, args.labels, args.metrics, args.baselines, args.errors]) as tmp:

@@ -15,9 +15,9 @@ import argparse
 import os
 from pathlib import Path
 
-from textclf.errors import run_stage
 from textclf.params import load_params
 from textclf.paths import source_folder
+from textclf.stage import run_stage
 
 STAMP = "params.yaml was checked against the schema of textclf/params.py\n"
 DVC_NOTE = " (dvc repro stopped at this first stage: no other stage ran and no output was removed)"

@@ -13,13 +13,30 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from sklearn.preprocessing import MinMaxScaler
 
-from textclf.errors import run_stage
-from textclf.evaluation import embed_2d, save_umap_png, stratified_sample, write_umap_csv
-from textclf.io import read_json, read_npy, read_parquet
 from textclf.params import load_params
+from textclf.plots import save_umap_png, write_umap_csv
+from textclf.sampling import stratified_sample
+from textclf.stage import run_stage
+from textclf.tables import read_json, read_npy, read_parquet
 
 log = logging.getLogger("stage.umap")
+
+
+def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded."""
+    from umap import UMAP  # numba compiles UMAP's code at import: only when embedding
+
+    scaled = MinMaxScaler().fit_transform(X)
+    mapper = UMAP(
+        n_components=2,
+        metric="cosine",
+        n_neighbors=min(n_neighbors, len(X) - 1),
+        min_dist=min_dist,
+        random_state=seed,
+    )
+    return mapper.fit_transform(scaled)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,8 +37,13 @@ plots:
 
 
 def git(cwd, *args):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -59,7 +64,9 @@ def write_side(root: Path, *, lr: float, accuracy: float, shift: float, color) -
     rows = ["actual,predicted"] + [f"{a},{p}" for i, a in enumerate(labels) for p in labels[i:] + labels[:1]]
     (root / "confusion.csv").write_text("\n".join(rows) + "\n")
     (root / "scatter.csv").write_text("x,y\n" + "".join(f"{i},{(i * 7 % 5) + shift}\n" for i in range(8)))
-    (root / "loss.tsv").write_text("step\tloss\n" + "".join(f"{i}\t{round(2.0 / (i + 1) + shift, 3)}\n" for i in range(6)))
+    (root / "loss.tsv").write_text(
+        "step\tloss\n" + "".join(f"{i}\t{round(2.0 / (i + 1) + shift, 3)}\n" for i in range(6))
+    )
     write_png(root / "image.png", color)
 
 

@@ -15,12 +15,16 @@ import yaml
 from _dvc_fixture import dvc, git
 from conftest import ROOT
 from textclf.analysis import write_csv
-from textclf.evaluation import write_predictions_csv, write_umap_csv
+from textclf.plots import write_predictions_csv, write_umap_csv
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 # dvclive's curve files (finetune's plot output dvclive/plots): train loss and the curve subset's points
 CURVES = [
-    "train/loss", "curve_subset/loss", "curve_subset/accuracy", "curve_subset/f1_macro", "curve_subset/f1_weighted",
+    "train/loss",
+    "curve_subset/loss",
+    "curve_subset/accuracy",
+    "curve_subset/f1_macro",
+    "curve_subset/f1_weighted",
 ]
 # 17.3: the error table of raw validation texts is no plot (the error_analysis helper removes it from
 # dvc.yaml's plots); dropped here so that this fixture matches the pipeline once that lands
@@ -47,9 +51,11 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
 
     if not figures:
         save_confusion_png = save_umap_png = lambda path, *args: (  # noqa: E731
-            path.parent.mkdir(parents=True, exist_ok=True), write_png(path, (200, 30 * seed, 30)))
+            path.parent.mkdir(parents=True, exist_ok=True),
+            write_png(path, (200, 30 * seed, 30)),
+        )
     else:
-        from textclf.evaluation import save_confusion_png, save_umap_png
+        from textclf.plots import save_confusion_png, save_umap_png
     rng = np.random.default_rng(seed)
     n = len(labels)
     y_true = np.repeat(np.arange(n), 8)
@@ -64,29 +70,52 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         save_umap_png(root / f"plots/umap/{name}.png", points, labels, f"UMAP of {name}")
     import pandas as pd
 
-    write_csv(root / "plots/errors/label_loss.csv", pd.DataFrame(
-        {"label": labels, "mean_loss": rng.random(n).round(4), "rows": 8, "errors": rng.integers(0, 8, n)}))
-    write_csv(root / "plots/errors/top_losses.csv", pd.DataFrame(
-        {"rank": [1, 2], "row": [3, 7], "text": [text, text + " 2"], "label": labels[:2], "predicted": labels[1:3],
-         "loss": [4.2, 3.1]}))
+    write_csv(
+        root / "plots/errors/label_loss.csv",
+        pd.DataFrame(
+            {"label": labels, "mean_loss": rng.random(n).round(4), "rows": 8, "errors": rng.integers(0, 8, n)}
+        ),
+    )
+    write_csv(
+        root / "plots/errors/top_losses.csv",
+        pd.DataFrame(
+            {
+                "rank": [1, 2],
+                "row": [3, 7],
+                "text": [text, text + " 2"],
+                "label": labels[:2],
+                "predicted": labels[1:3],
+                "loss": [4.2, 3.1],
+            }
+        ),
+    )
     for curve in CURVES:
         path = root / f"dvclive/plots/metrics/{curve}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         name = curve.split("/")[-1]
         chosen = 60 + 10 * seed  # the step whose weights finetune kept (textclf.training.mark_chosen_step)
-        path.write_text(f"step\tchosen\t{name}\n"
-                        + "".join(f"{s}\t{int(s == chosen)}\t{rng.random():.4f}\n" for s in range(10, 110, 10)))
+        path.write_text(
+            f"step\tchosen\t{name}\n"
+            + "".join(f"{s}\t{int(s == chosen)}\t{rng.random():.4f}\n" for s in range(10, 110, 10))
+        )
     accuracy = round(0.5 + 0.1 * seed, 4)
-    scores = {"accuracy": accuracy, "f1_macro": accuracy - 0.01, "f1_weighted": accuracy - 0.005,
-              "f1_per_label": dict.fromkeys(labels, accuracy)}
-    metrics = {"metrics/finetuned.json": {"validation": scores, "test": scores},
-               "metrics/baselines.json": {"logistic_regression": {"validation": {"accuracy": 0.4, "f1_macro": 0.3}}},
-               "metrics/error_analysis.json": {"validation": {"label_loss": dict.fromkeys(labels, 1)}},
-               "dvclive/metrics.json": {"train": {"loss": 0.1}, "curve_subset": {"accuracy": accuracy}, "step": 100}}
+    scores = {
+        "accuracy": accuracy,
+        "f1_macro": accuracy - 0.01,
+        "f1_weighted": accuracy - 0.005,
+        "f1_per_label": dict.fromkeys(labels, accuracy),
+    }
+    metrics = {
+        "metrics/finetuned.json": {"validation": scores, "test": scores},
+        "metrics/baselines.json": {"logistic_regression": {"validation": {"accuracy": 0.4, "f1_macro": 0.3}}},
+        "metrics/error_analysis.json": {"validation": {"label_loss": dict.fromkeys(labels, 1)}},
+        "dvclive/metrics.json": {"train": {"loss": 0.1}, "curve_subset": {"accuracy": accuracy}, "step": 100},
+    }
     from stages.headline import headline
 
-    metrics["metrics/headline.json"] = headline(metrics["metrics/finetuned.json"], metrics["metrics/baselines.json"],
-                                                Path("f"), Path("b"))
+    metrics["metrics/headline.json"] = headline(
+        metrics["metrics/finetuned.json"], metrics["metrics/baselines.json"], Path("f"), Path("b")
+    )
     for path, data in metrics.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(json.dumps(data, indent=2) + "\n")

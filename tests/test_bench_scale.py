@@ -98,13 +98,27 @@ def test_data_ready(generated, tmp_path):
 
 
 def test_parse_and_apply_overrides():
-    overrides = scale.parse_overrides(["finetune.learning_rate=2e-5", "data.label_names=null",
-                                       "data.label_names=[a, b]", "device=cpu", "finetune.epochs=0.01"])
-    assert overrides == {"finetune.learning_rate": 2e-5, "data.label_names": ["a", "b"], "device": "cpu",
-                         "finetune.epochs": 0.01}
+    overrides = scale.parse_overrides(
+        [
+            "finetune.learning_rate=2e-5",
+            "data.label_names=null",
+            "data.label_names=[a, b]",
+            "device=cpu",
+            "finetune.epochs=0.01",
+        ]
+    )
+    assert overrides == {
+        "finetune.learning_rate": 2e-5,
+        "data.label_names": ["a", "b"],
+        "device": "cpu",
+        "finetune.epochs": 0.01,
+    }
     params = {"device": "auto", "data": {"label_names": None}, "finetune": {"learning_rate": 1.0, "epochs": 1}}
     assert scale.apply_overrides(params, overrides) == {
-        "device": "cpu", "data": {"label_names": ["a", "b"]}, "finetune": {"learning_rate": 2e-5, "epochs": 0.01}}
+        "device": "cpu",
+        "data": {"label_names": ["a", "b"]},
+        "finetune": {"learning_rate": 2e-5, "epochs": 0.01},
+    }
     for bad in (["finetune.epochs"], ["a.b.c=1"], ["=1"]):
         with pytest.raises(ValueError):
             scale.parse_overrides(bad)
@@ -132,7 +146,12 @@ def test_stage_rows():
 
 def test_stage_record_and_time_output():
     assert scale.stage_record(2.0, 1000, 600 * 1024, 400 * 1024) == {
-        "seconds": 2.0, "rows": 1000, "rows_per_s": 500.0, "peak_rss_mb": 600.0, "above_model_mb": 200.0}
+        "seconds": 2.0,
+        "rows": 1000,
+        "rows_per_s": 500.0,
+        "peak_rss_mb": 600.0,
+        "above_model_mb": 200.0,
+    }
     assert scale.stage_record(2.0, None, 1024, None)["rows_per_s"] is None
     assert scale.read_peak_kb("123456\n") == 123456
     assert scale.read_peak_kb("Command exited with non-zero status 2\n98765\n") == 98765
@@ -145,7 +164,9 @@ def test_markdown_table():
         return scale.stage_record(seconds, rows, peak * 1024, 300 * 1024)
 
     sizes = {
-        "100000": {"stages": {"data": rec(40.0, 125_000, 1500), "encode": {"failed": True, "returncode": 2, "seconds": 3.0}}},
+        "100000": {
+            "stages": {"data": rec(40.0, 125_000, 1500), "encode": {"failed": True, "returncode": 2, "seconds": 3.0}}
+        },
         "16000": {"stages": {"data": rec(10.0, 20_000, 500), "encode": rec(5.0, 20_000, 700)}},
     }
     lines = scale.markdown_table(sizes).splitlines()
@@ -161,8 +182,20 @@ def test_scale_end_to_end(tmp_path):
     """bench.scale on 240 rows, data and encode, with its tiny model: a git clone and two dvc repro
     runs (~1 minute on 2 cores). Measures the committed HEAD, as the script always does."""
     out = tmp_path / "scale.json"
-    rc = scale.main(["--rows", "240", "--workdir", str(tmp_path / "work"), "--tiny-model",
-                     "--stages", "encode", "data", "--out", str(out)])
+    rc = scale.main(
+        [
+            "--rows",
+            "240",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--tiny-model",
+            "--stages",
+            "encode",
+            "data",
+            "--out",
+            str(out),
+        ]
+    )
     result = json.loads(out.read_text())
     assert rc == 0
     assert result["model"]["footprint_mb"] > 0

@@ -39,6 +39,7 @@ def guarded(app, token: str):
             start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Length", "0")])
             return [b""]
         return app(environ, start_response)
+
     return wrapper
 
 
@@ -77,18 +78,28 @@ def checkout(tmp_path, server):
     url, _ = server
     home = tmp_path / "home"
     home.mkdir()
-    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home),
-           "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": "", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com", "GIT_COMMITTER_NAME": "ci",
-           "GIT_COMMITTER_EMAIL": "ci@example.com", "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(home),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "",
+        "SSH_ASKPASS": "",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
     repo = tmp_path / "repo"
     repo.mkdir()
     sh("git", "init", "-q", "-b", "main", cwd=repo, env=env)
     sh(DVC, "init", "-q", cwd=repo, env=env)
     sh(DVC, "remote", "add", "-d", "storage", str(tmp_path / "dvc-remote"), cwd=repo, env=env)
     (repo / "params.yaml").write_text("n: 1\n")
-    (repo / "dvc.yaml").write_text("stages:\n  s:\n    cmd: echo ${n} > out.txt\n    params: [n]\n"
-                                   "    outs: [out.txt]\n")
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: echo ${n} > out.txt\n    params: [n]\n    outs: [out.txt]\n"
+    )
     sh(DVC, "repro", "-q", cwd=repo, env=env)
     sh("git", "add", "-A", cwd=repo, env=env)
     sh("git", "commit", "-qm", "pipeline", cwd=repo, env=env)
@@ -111,8 +122,7 @@ def test_token_in_the_local_config_reaches_git_but_not_dvc(checkout, server):
 
 def test_the_workflows_token_step_lets_dvc_exp_push(checkout, server):
     repo, env, url = checkout
-    sh("bash", "-eo", "pipefail", "-c", workflow_step(STEP), cwd=repo,
-       env={**env, "TOKEN": TOKEN, "SERVER_URL": url})
+    sh("bash", "-eo", "pipefail", "-c", workflow_step(STEP), cwd=repo, env={**env, "TOKEN": TOKEN, "SERVER_URL": url})
     assert TOKEN not in (repo / ".git" / "config").read_text()  # the token went to the global config only
     res = sh(DVC, "exp", "push", "origin", "ci-1-1", cwd=repo, env=env)
     pushed = [p.name for p in Path(server[1], "refs", "exps").rglob("*") if p.is_file()]

@@ -27,8 +27,11 @@ OVERRIDE = "device=cpu"  # the workflow passes device=cuda in both jobs; a CPU-o
 
 
 def sh(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+    }
     env.pop("DVC_EXP_BASELINE_REV", None)
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
     if check:
@@ -58,8 +61,9 @@ def upstream(tmp_path, small_folder, tiny_model) -> Path:
     sh("dvc", "init", "-q", cwd=repo)
     copy_project(repo, COPY)
     # params.yaml as committed says device: auto; both jobs override it the same way
-    write_params(repo / "params.yaml", device="auto", data={"source": str(small_folder)},
-                 model={"checkpoint": str(tiny_model)})
+    write_params(
+        repo / "params.yaml", device="auto", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)}
+    )
     sh("dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote"), cwd=repo)
     # remotes for the variants: one the GPU job never pushed to, one that got only `dvc push --run-cache`
     sh("dvc", "remote", "add", "empty", str(tmp_path / "remote-empty"), cwd=repo)
@@ -85,8 +89,7 @@ def test_gpu_job_then_cpu_job_through_the_run_cache(upstream):
 
     # --- the GPU job: GPU-pinned stages and their upstream, then push with the run-cache
     gpu_job = clone(upstream, "gpu-job")
-    run = sh(sys.executable, ".ci/repro.py", "gpu", "--set", OVERRIDE, "--summary", "ci-summary.json",
-             cwd=gpu_job)
+    run = sh(sys.executable, ".ci/repro.py", "gpu", "--set", OVERRIDE, "--summary", "ci-summary.json", cwd=gpu_job)
     upstream_of_gpu = {"params", "data", "encode"}  # params: the check that runs before every stage
     assert ran(run) == gpu | upstream_of_gpu == set(summary(gpu_job)["executed"])
     push = sh(sys.executable, ".ci/push_run_cache.py", cwd=gpu_job)
@@ -96,8 +99,7 @@ def test_gpu_job_then_cpu_job_through_the_run_cache(upstream):
     # --- the CPU job, in a fresh clone: the rest of the pipeline, GPU stages from the remote
     cpu_job = clone(upstream, "cpu-job")
     assert not (cpu_job / "models").exists() or not any((cpu_job / "models").iterdir())
-    run = sh(sys.executable, ".ci/repro.py", "cpu", "--set", OVERRIDE, "--summary", "ci-summary.json",
-             cwd=cpu_job)
+    run = sh(sys.executable, ".ci/repro.py", "cpu", "--set", OVERRIDE, "--summary", "ci-summary.json", cwd=cpu_job)
     executed = ran(run)
     assert executed == set(summary(cpu_job)["executed"])
     assert not executed & gpu, f"GPU-pinned stages executed on the CPU job: {executed & gpu}"
@@ -130,8 +132,17 @@ def test_gpu_job_then_cpu_job_through_the_run_cache(upstream):
     for remote in ("empty", "dvc-push-only"):
         bare = clone(upstream, f"cpu-job-{remote}")
         sh("dvc", "remote", "default", "--local", remote, cwd=bare)
-        run = sh(sys.executable, ".ci/repro.py", "cpu", "--set", OVERRIDE, "--summary", "ci-summary.json",
-                 cwd=bare, check=False)
+        run = sh(
+            sys.executable,
+            ".ci/repro.py",
+            "cpu",
+            "--set",
+            OVERRIDE,
+            "--summary",
+            "ci-summary.json",
+            cwd=bare,
+            check=False,
+        )
         assert run.returncode == 3, remote + "\n" + run.stdout + run.stderr
         blocked = summary(bare)["blocked"]
         assert len(blocked) == 1 and blocked[0] in gpu, (remote, blocked)

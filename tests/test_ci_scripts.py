@@ -22,8 +22,14 @@ import plan  # noqa: E402
 import pr_comment  # noqa: E402
 
 DVC = str(Path(sys.executable).with_name("dvc"))
-ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-       "GIT_COMMITTER_EMAIL": "t@example.com", "DVC_NO_ANALYTICS": "1"}
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "DVC_NO_ANALYTICS": "1",
+}
 
 
 def run(*args, cwd, check=True, env=None):
@@ -150,22 +156,25 @@ SET_UP: list[str] = []
 NO_RUNNER = [plan.SETUP_RUNNER]
 
 
-@pytest.mark.parametrize(("event", "labels", "fork", "dispatch", "changed", "missing", "gpu", "level", "words"), [
-    ("workflow_dispatch", [], False, True, None, SET_UP, True, "notice", "by hand"),
-    ("workflow_dispatch", [], False, False, None, SET_UP, False, "notice", "gpu: false"),
-    ("pull_request", ["gpu"], False, False, [], SET_UP, True, "notice", "`gpu` label"),
-    ("pull_request", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
-    ("pull_request", ["docs"], False, False, [], SET_UP, False, "notice", "add the `gpu` label"),
-    ("pull_request", ["gpu"], True, False, ["finetune"], SET_UP, False, "warning", "from a fork"),
-    ("pull_request", [], True, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
-    ("push", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
-    ("push", [], False, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
-    # no GPU set-up: an automatic trigger is a notice, a person asking for the tier gets an error
-    ("push", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "GPU_RUNS_ON"),
-    ("pull_request", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "no GPU set-up"),
-    ("pull_request", ["gpu"], False, False, [], NO_RUNNER, False, "error", "GPU_RUNS_ON"),
-    ("workflow_dispatch", [], False, True, None, NO_RUNNER, False, "error", "CML_CLOUD"),
-])
+@pytest.mark.parametrize(
+    ("event", "labels", "fork", "dispatch", "changed", "missing", "gpu", "level", "words"),
+    [
+        ("workflow_dispatch", [], False, True, None, SET_UP, True, "notice", "by hand"),
+        ("workflow_dispatch", [], False, False, None, SET_UP, False, "notice", "gpu: false"),
+        ("pull_request", ["gpu"], False, False, [], SET_UP, True, "notice", "`gpu` label"),
+        ("pull_request", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
+        ("pull_request", ["docs"], False, False, [], SET_UP, False, "notice", "add the `gpu` label"),
+        ("pull_request", ["gpu"], True, False, ["finetune"], SET_UP, False, "warning", "from a fork"),
+        ("pull_request", [], True, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
+        ("push", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
+        ("push", [], False, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
+        # no GPU set-up: an automatic trigger is a notice, a person asking for the tier gets an error
+        ("push", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "GPU_RUNS_ON"),
+        ("pull_request", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "no GPU set-up"),
+        ("pull_request", ["gpu"], False, False, [], NO_RUNNER, False, "error", "GPU_RUNS_ON"),
+        ("workflow_dispatch", [], False, True, None, NO_RUNNER, False, "error", "CML_CLOUD"),
+    ],
+)
 def test_plan_decision(event, labels, fork, dispatch, changed, missing, gpu, level, words):
     decided, reason, got_level = plan.decide(event, labels, fork, dispatch, changed, missing)
     assert (decided, got_level) == (gpu, level) and words in reason, reason
@@ -197,13 +206,15 @@ def test_plan_command_outputs(toy, tmp_path):
     res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base)
     assert res.returncode == 0 and out["gpu"] == "false" and "::notice::" in res.stdout, res.stdout + res.stderr
     # a GPU runner of one's own
-    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base,
-                     "--gpu-runs-on", '["self-hosted", "gpu"]')
+    res, out = _plan(
+        toy, tmp_path, "--event", "pull_request", "--base", base, "--gpu-runs-on", '["self-hosted", "gpu"]'
+    )
     assert res.returncode == 0 and out["gpu"] == "true" and out["launch"] == "false"
     assert json.loads(out["runs_on"]) == ["self-hosted", "gpu"]
     # CML: a machine with the run's label
-    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, "--cml-cloud", "aws",
-                     "--run-label", "cml-gpu-1-2")
+    res, out = _plan(
+        toy, tmp_path, "--event", "pull_request", "--base", base, "--cml-cloud", "aws", "--run-label", "cml-gpu-1-2"
+    )
     assert out["launch"] == "true" and json.loads(out["runs_on"]) == ["self-hosted", "cml-gpu-1-2"]
     # the label asks for the tier, the repository cannot run it: red, with what to set up
     res, out = _plan(toy, tmp_path, "--event", "pull_request", "--labels", '["gpu"]')
@@ -212,8 +223,18 @@ def test_plan_command_outputs(toy, tmp_path):
     res, out = _plan(toy, tmp_path, "--event", "push", "--gpu-runs-on", '"gpu"')
     assert out["gpu"] == "false"
     # a GPU_RUNS_ON that is not JSON: one error line, exit 2, nothing decided
-    res = run(sys.executable, str(CI / "plan.py"), "--repo", str(toy), "--event", "push", "--gpu-runs-on", "gpu",
-              cwd=toy, check=False)
+    res = run(
+        sys.executable,
+        str(CI / "plan.py"),
+        "--repo",
+        str(toy),
+        "--event",
+        "push",
+        "--gpu-runs-on",
+        "gpu",
+        cwd=toy,
+        check=False,
+    )
     assert res.returncode == 2 and res.stderr.startswith("error: GPU_RUNS_ON: not JSON") and res.stdout == ""
 
 
@@ -250,9 +271,12 @@ def _lock(**stages) -> dict:
 
 
 def _stage(cmd="python -m stages.x", lr=0.1, src="aaa", data="bbb", out="ccc"):
-    return {"cmd": cmd, "params": {"params.yaml": {"x.lr": lr}},
-            "deps": [{"path": "stages/x.py", "md5": src}, {"path": "data/prepared", "md5": data + ".dir"}],
-            "outs": [{"path": "data/x", "md5": out + ".dir"}]}
+    return {
+        "cmd": cmd,
+        "params": {"params.yaml": {"x.lr": lr}},
+        "deps": [{"path": "stages/x.py", "md5": src}, {"path": "data/prepared", "md5": data + ".dir"}],
+        "outs": [{"path": "data/x", "md5": out + ".dir"}],
+    }
 
 
 def test_lock_compare_kinds():
@@ -269,8 +293,10 @@ def test_lock_compare_kinds():
         assert [(r["stage"], r["kind"]) for r in rows] == [("x", "definitions")], change
     rows = check_lock.compare(old, _lock(p=producer, x=_stage(), y=_stage())["stages"])
     assert rows == [{"stage": "y", "kind": "definitions", "changes": ["not in the committed dvc.lock"]}]
-    assert "param params.yaml:x.lr: 0.1 -> 0.2" in check_lock.compare(
-        old, _lock(p=producer, x=_stage(lr=0.2))["stages"])[0]["changes"]
+    assert (
+        "param params.yaml:x.lr: 0.1 -> 0.2"
+        in check_lock.compare(old, _lock(p=producer, x=_stage(lr=0.2))["stages"])[0]["changes"]
+    )
 
 
 def test_lock_check_exit_status(tmp_path):
@@ -298,13 +324,20 @@ def test_lock_check_exit_status(tmp_path):
     assert "param params.yaml:x.lr: 0.1 -> 0.5" in (repo / "lock.md").read_text()
 
 
-@pytest.mark.parametrize(("config", "expected", "default"), [
-    ("", [], ""),
-    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = /mnt/dvc-storage\n', [], "storage"),
-    ('[core]\n    remote = storage\n[\'remote "storage"\']\n    url = s3://bucket/path\n', ["dvc[s3]==PIN"], "storage"),
-    ('[\'remote "a"\']\n    url = gs://b/p\n[\'remote "b"\']\n    url = azure://c/p\n', ["dvc[azure,gs]==PIN"], ""),
-    ('[\'remote "h"\']\n    url = https://example.com/dvc\n', [], ""),
-])
+@pytest.mark.parametrize(
+    ("config", "expected", "default"),
+    [
+        ("", [], ""),
+        ("[core]\n    remote = storage\n['remote \"storage\"']\n    url = /mnt/dvc-storage\n", [], "storage"),
+        (
+            "[core]\n    remote = storage\n['remote \"storage\"']\n    url = s3://bucket/path\n",
+            ["dvc[s3]==PIN"],
+            "storage",
+        ),
+        ("['remote \"a\"']\n    url = gs://b/p\n['remote \"b\"']\n    url = azure://c/p\n", ["dvc[azure,gs]==PIN"], ""),
+        ("['remote \"h\"']\n    url = https://example.com/dvc\n", [], ""),
+    ],
+)
 def test_dvc_remote_plugin_and_default(tmp_path, config, expected, default):
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text(config)
@@ -339,8 +372,14 @@ def test_launch_check_names_every_missing_piece(tmp_path):
     assert any("GCP_CREDENTIALS_JSON" in p for p in found) and any("CML_CLOUD_IMAGE" in p for p in found)
     assert any("DVC remote" in p for p in found)
     assert "must be aws, gcp or azure" in launch_gpu.problems({**AWS_READY, "CLOUD": "aws "}, tmp_path)[0]
-    res = run(sys.executable, str(CI / "launch_gpu.py"), "--check", cwd=_with_remote(tmp_path),
-              env={"PATH": os.environ["PATH"], "CLOUD": "azure", "REPO_TOKEN": "t"}, check=False)
+    res = run(
+        sys.executable,
+        str(CI / "launch_gpu.py"),
+        "--check",
+        cwd=_with_remote(tmp_path),
+        env={"PATH": os.environ["PATH"], "CLOUD": "azure", "REPO_TOKEN": "t"},
+        check=False,
+    )
     assert res.returncode == 1 and res.stdout.count("::error::") == 2 and "AZURE_TENANT_ID" in res.stdout
 
 
@@ -361,22 +400,33 @@ def test_launch_needs_terraform_before_cml_runs(tmp_path):
     assert f"--cloud-image={launch_gpu.AWS_IMAGE}" in args and "(Ubuntu 24.04)" in launch_gpu.AWS_IMAGE
 
 
-@pytest.mark.parametrize(("smi", "torch_cuda", "rc", "words"), [
-    ('echo "Tesla T4, 580.65.06, 15360 MiB"', "", 0, "driver >= 580: ok"),
-    ('echo "Tesla T4, 590.10, 15360 MiB"; echo "Tesla T4, 590.10, 15360 MiB"', "", 0, "2 GPU(s)"),
-    ('echo "Tesla T4, 570.133.20, 15360 MiB"', "", 1, "driver 570.133.20 is older than 580"),
-    ('echo "Tesla T4, 570.133.20, 15360 MiB"', "cu126", 0, "driver >= 525: ok"),  # a CUDA 12 build of torch
-    ('echo "No devices were found"; exit 6', "", 1, "lists no GPU"),
-    (None, "", 1, "nvidia-smi not found"),
-    ('echo "Tesla T4, 580.65.06, 15360 MiB"', "rocm6", 2, ""),  # a bad TORCH_CUDA: one error line, exit 2
-])
+@pytest.mark.parametrize(
+    ("smi", "torch_cuda", "rc", "words"),
+    [
+        ('echo "Tesla T4, 580.65.06, 15360 MiB"', "", 0, "driver >= 580: ok"),
+        ('echo "Tesla T4, 590.10, 15360 MiB"; echo "Tesla T4, 590.10, 15360 MiB"', "", 0, "2 GPU(s)"),
+        ('echo "Tesla T4, 570.133.20, 15360 MiB"', "", 1, "driver 570.133.20 is older than 580"),
+        ('echo "Tesla T4, 570.133.20, 15360 MiB"', "cu126", 0, "driver >= 525: ok"),  # a CUDA 12 build of torch
+        ('echo "No devices were found"; exit 6', "", 1, "lists no GPU"),
+        (None, "", 1, "nvidia-smi not found"),
+        ('echo "Tesla T4, 580.65.06, 15360 MiB"', "rocm6", 2, ""),  # a bad TORCH_CUDA: one error line, exit 2
+    ],
+)
 def test_gpu_driver_check_before_the_install(tmp_path, smi, torch_cuda, rc, words):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     if smi is not None:
         fake_tool(bin_dir, "nvidia-smi", smi)
-    res = run(sys.executable, str(CI / "check_gpu.py"), "driver", "--torch-cuda", torch_cuda, cwd=tmp_path,
-              env={"PATH": str(bin_dir)}, check=False)
+    res = run(
+        sys.executable,
+        str(CI / "check_gpu.py"),
+        "driver",
+        "--torch-cuda",
+        torch_cuda,
+        cwd=tmp_path,
+        env={"PATH": str(bin_dir)},
+        check=False,
+    )
     assert res.returncode == rc and words in res.stdout, res.stdout + res.stderr
     if rc == 2:
         assert res.stderr.startswith("error: TORCH_CUDA 'rocm6'") and res.stderr.count("\n") == 1
@@ -396,11 +446,22 @@ def test_torch_check_fails_without_a_gpu():
 def test_comment_of_a_tier(tmp_path):
     cpu = tmp_path / "report" / "ci-report-cpu"
     (cpu / "plots").mkdir(parents=True)
-    (cpu / "report.md").write_text("# DVC report: main vs workspace\n\n## Metrics\n\n| a | b |\n\n"
-                                   "![Loss](plots/00_loss.png)\n")
+    (cpu / "report.md").write_text(
+        "# DVC report: main vs workspace\n\n## Metrics\n\n| a | b |\n\n![Loss](plots/00_loss.png)\n"
+    )
     out = tmp_path / "report" / "comment.md"
-    args = ["--title", "CPU tier", "--report", str(cpu), "--result", "success", "--run-url", "https://x/runs/1",
-            "--out", str(out)]
+    args = [
+        "--title",
+        "CPU tier",
+        "--report",
+        str(cpu),
+        "--result",
+        "success",
+        "--run-url",
+        "https://x/runs/1",
+        "--out",
+        str(out),
+    ]
     pr_comment.main(args)
     text = out.read_text()
     assert text.startswith("# textclf CI, CPU tier: success\n") and "https://x/runs/1" in text
@@ -408,8 +469,19 @@ def test_comment_of_a_tier(tmp_path):
     assert "![" not in text and "*Loss* (image: in the run's artifacts)" in text  # no broken local images
     pr_comment.main([*args, "--images"])
     assert "![Loss](ci-report-cpu/plots/00_loss.png)" in out.read_text()  # relative to the comment, for CML
-    pr_comment.main(["--title", "GPU tier", "--report", str(tmp_path / "none"), "--result", "failure",
-                     "--reason", "Ran because: label", "--out", str(out)])
+    pr_comment.main(
+        [
+            "--title",
+            "GPU tier",
+            "--report",
+            str(tmp_path / "none"),
+            "--result",
+            "failure",
+            "--reason",
+            "Ran because: label",
+            "--out",
+            str(out),
+        ]
+    )
     text = out.read_text()
     assert "GPU tier: failure" in text and "before writing one" in text and "Re-run all jobs" in text
-

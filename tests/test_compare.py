@@ -33,8 +33,9 @@ def test_readme_compare_commands_fit_100_columns_and_show_validation_accuracy(tm
     assert any(c.startswith("dvc exp show") for c in commands) and any("dvc metrics diff" in c for c in commands)
     shown = ""
     for command in commands:
-        res = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=repo, capture_output=True, text=True,
-                             env=env)
+        res = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command], cwd=repo, capture_output=True, text=True, env=env
+        )
         assert res.returncode == 0, f"{command}: {res.stderr}"
         wide = [line for line in res.stdout.splitlines() if len(line) > WIDTH]
         assert not wide, f"{command}: {len(wide[0])} columns:\n{wide[0]}"
@@ -52,8 +53,13 @@ def test_readme_compare_commands_fit_100_columns_and_show_validation_accuracy(tm
 
 def test_headline_is_the_first_metrics_file(tmp_path):
     repo = make_plots_repo(tmp_path / "repo", figures=False)
-    shown = subprocess.run([str(Path(sys.executable).with_name("dvc")), "metrics", "show", "--json"], cwd=repo,
-                           check=True, capture_output=True, text=True).stdout
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("dvc")), "metrics", "show", "--json"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert next(iter(json.loads(shown)[""]["data"])) == "metrics/headline.json"
 
 
@@ -69,31 +75,62 @@ BASELINES = {"logistic_regression": {"validation": {"accuracy": 0.7}}, "dummy_un
 def test_headline_stage_writes_the_few_numbers_without_torch(tmp_path):
     finetuned = write(tmp_path / "finetuned.json", {"validation": SCORES, "test": {**SCORES, "accuracy": 0.8}})
     baselines = write(tmp_path / "baselines.json", BASELINES)
-    code = ("import runpy, sys; sys.argv = ['headline', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('stages.headline', run_name='__main__')\n"
-            "finally:\n    assert 'torch' not in sys.modules and 'sklearn' not in sys.modules\n")
-    args = ["--finetuned", str(finetuned), "--baselines", str(baselines), "--out", str(tmp_path / "headline.json"),
-            "--params", str(ROOT / "params.yaml")]
+    code = (
+        "import runpy, sys; sys.argv = ['headline', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('stages.headline', run_name='__main__')\n"
+        "finally:\n    assert 'torch' not in sys.modules and 'sklearn' not in sys.modules\n"
+    )
+    args = [
+        "--finetuned",
+        str(finetuned),
+        "--baselines",
+        str(baselines),
+        "--out",
+        str(tmp_path / "headline.json"),
+        "--params",
+        str(ROOT / "params.yaml"),
+    ]
     res = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "headline.json").read_text()) == {
-        "val_accuracy": 0.9, "val_f1_macro": 0.85, "val_f1_weighted": 0.88,
-        "test_accuracy": 0.8, "test_f1_macro": 0.85, "test_f1_weighted": 0.88, "logreg_val_accuracy": 0.7}
+        "val_accuracy": 0.9,
+        "val_f1_macro": 0.85,
+        "val_f1_weighted": 0.88,
+        "test_accuracy": 0.8,
+        "test_f1_macro": 0.85,
+        "test_f1_weighted": 0.88,
+        "logreg_val_accuracy": 0.7,
+    }
 
 
-@pytest.mark.parametrize("which, data", [
-    ("finetuned", {"validation": SCORES}),  # no test split
-    ("finetuned", {"validation": {"f1_macro": 0.5}, "test": SCORES}),  # no accuracy
-    ("baselines", {"dummy_uniform": {}}),
-    ("baselines", "not a mapping"),
-])
+@pytest.mark.parametrize(
+    "which, data",
+    [
+        ("finetuned", {"validation": SCORES}),  # no test split
+        ("finetuned", {"validation": {"f1_macro": 0.5}, "test": SCORES}),  # no accuracy
+        ("baselines", {"dummy_uniform": {}}),
+        ("baselines", "not a mapping"),
+    ],
+)
 def test_headline_stage_names_the_file_it_cannot_use(tmp_path, which, data):
-    files = {"finetuned": write(tmp_path / "finetuned.json", {"validation": SCORES, "test": SCORES}),
-             "baselines": write(tmp_path / "baselines.json", BASELINES)}
+    files = {
+        "finetuned": write(tmp_path / "finetuned.json", {"validation": SCORES, "test": SCORES}),
+        "baselines": write(tmp_path / "baselines.json", BASELINES),
+    }
     write(files[which], data)
     out = tmp_path / "headline.json"
-    res = run_script("headline", "--finetuned", str(files["finetuned"]), "--baselines", str(files["baselines"]),
-                     "--out", str(out), "--params", str(ROOT / "params.yaml"), cwd=tmp_path)
+    res = run_script(
+        "headline",
+        "--finetuned",
+        str(files["finetuned"]),
+        "--baselines",
+        str(files["baselines"]),
+        "--out",
+        str(out),
+        "--params",
+        str(ROOT / "params.yaml"),
+        cwd=tmp_path,
+    )
     assert res.returncode == 2 and not out.exists()
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {files[which]}: "), res.stderr

@@ -72,15 +72,16 @@ def test_original_txt_files(tmp_path):
 def test_hub_source_uses_load_dataset_and_its_label_names(monkeypatch):
     import datasets
 
-    features = datasets.Features(
-        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABELS)}
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABELS)})
+    fake = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {"text": [r["text"] for r in rows], "label": [LABELS.index(r["label"]) for r in rows]},
+                features=features,
+            )
+            for split, rows in split_rows().items()
+        }
     )
-    fake = datasets.DatasetDict({
-        split: datasets.Dataset.from_dict(
-            {"text": [r["text"] for r in rows], "label": [LABELS.index(r["label"]) for r in rows]}, features=features
-        )
-        for split, rows in split_rows().items()
-    })
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name: calls.append(name) or fake)
     check_loaded(load_dataset(data_params(source="dair-ai/emotion")))
@@ -94,12 +95,15 @@ def test_hub_source_offline_says_how_to_use_local_files():
 
 def test_max_samples_caps_rows(tmp_path, small_folder, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_params(tmp_path / "params.yaml", data={"source": str(small_folder), "max_train_samples": 10, "max_eval_samples": 3})
+    write_params(
+        tmp_path / "params.yaml", data={"source": str(small_folder), "max_train_samples": 10, "max_eval_samples": 3}
+    )
     run_main("data")
     assert [len(pd.read_parquet(tmp_path / f"data/prepared/{s}.parquet")) for s in SPLITS] == [10, 3, 3]
 
 
 # --- bad data -------------------------------------------------------------------------------
+
 
 def _write(folder: Path, rows: dict[str, list[dict]]) -> None:
     for split, split_rows_ in rows.items():
@@ -162,8 +166,16 @@ def _bad_case(name: str, folder: Path) -> str:
 
 
 BAD_CASES = [
-    "missing_split", "missing_text_column", "missing_label_column", "empty_split", "empty_texts",
-    "unknown_label_name", "label_id_out_of_range", "label_without_train_rows", "non_utf8", "txt_without_separator",
+    "missing_split",
+    "missing_text_column",
+    "missing_label_column",
+    "empty_split",
+    "empty_texts",
+    "unknown_label_name",
+    "label_id_out_of_range",
+    "label_without_train_rows",
+    "non_utf8",
+    "txt_without_separator",
 ]
 
 
@@ -225,5 +237,7 @@ def test_sample_is_not_the_research_dataset():
     if not shared.is_dir():
         pytest.skip("../shared/data/emotion is not here to compare with")
     real = {json.loads(line)["text"] for f in shared.glob("*.jsonl") for line in f.read_text().splitlines()}
-    ours = {r["text"] for s in SPLITS for r in map(json.loads, (ROOT / f"data/sample/{s}.jsonl").read_text().splitlines())}
+    ours = {
+        r["text"] for s in SPLITS for r in map(json.loads, (ROOT / f"data/sample/{s}.jsonl").read_text().splitlines())
+    }
     assert not ours & real

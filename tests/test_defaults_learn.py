@@ -21,8 +21,10 @@ def check(finetuned: dict, baselines: dict) -> None:
 
 def test_the_committed_results_beat_the_probe():
     """metrics/ as committed beside dvc.lock (CI checks that dvc.lock reproduces)."""
-    check(json.loads((ROOT / "metrics/finetuned.json").read_text()),
-          json.loads((ROOT / "metrics/baselines.json").read_text()))
+    check(
+        json.loads((ROOT / "metrics/finetuned.json").read_text()),
+        json.loads((ROOT / "metrics/baselines.json").read_text()),
+    )
 
 
 @pytest.mark.slow
@@ -30,7 +32,17 @@ def test_the_committed_params_learn_on_the_demo_sample(tmp_path, monkeypatch):
     """The real packaged encoder and params.yaml as committed, the demo sample: the run a new user makes."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    for stage in ("data", "encode", "hidden_states@pretrained", "baselines", "finetune", "hidden_states@finetuned", "evaluate"):
+    for stage in (
+        "data",
+        "encode",
+        "hidden_states@pretrained",
+        "baselines",
+        "finetune",
+        "hidden_states@finetuned",
+        "evaluate",
+    ):
         run_main(stage)
-    check(json.loads((tmp_path / "metrics/finetuned.json").read_text()),
-          json.loads((tmp_path / "metrics/baselines.json").read_text()))
+    check(
+        json.loads((tmp_path / "metrics/finetuned.json").read_text()),
+        json.loads((tmp_path / "metrics/baselines.json").read_text()),
+    )

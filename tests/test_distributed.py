@@ -24,8 +24,11 @@ SPLITS = ("train", "validation", "test")
 def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> Path:
     work.mkdir()
     write_params(
-        work / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model)},
-        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune}, hidden_states={"batch_size": 4},
+        work / "params.yaml",
+        data={"source": str(small_folder)},
+        model={"checkpoint": str(tiny_model)},
+        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune},
+        hidden_states={"batch_size": 4},
         evaluate={"batch_size": 4},
     )
     run_script("data", cwd=work, check=True)
@@ -67,8 +70,20 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     (tmp_path / "killer.py").write_text(KILLER)
     env = {**os.environ, "KILL_AT_STEP": "14", "KILL_RANK": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
     killed = subprocess.run(
-        [sys.executable, "-m", LAUNCHER, "--processes", "2", "killer", "stages.finetune", *stage_command("finetune")[1]],
-        cwd=interrupted, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            LAUNCHER,
+            "--processes",
+            "2",
+            "killer",
+            "stages.finetune",
+            *stage_command("finetune")[1],
+        ],
+        cwd=interrupted,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert killed.returncode != 0, killed.stderr[-2000:]
     last = [line for line in killed.stderr.splitlines() if line.strip()][-1]
@@ -76,8 +91,10 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     assert not (interrupted / "models/finetuned").exists(), "no half-written model after a kill"
     saved = sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-*"))
     assert saved == ["checkpoint-12"]
-    assert sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-12/rng_state_*")) == \
-        ["rng_state_0.pth", "rng_state_1.pth"]
+    assert sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-12/rng_state_*")) == [
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    ]
 
     resumed = run_script("finetune", cwd=interrupted, check=True, processes=2)
     assert "resuming from" in resumed.stderr and "checkpoint-12" in resumed.stderr
@@ -86,8 +103,9 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
     for name in expected:
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
     for name in ("curve_subset/accuracy", "train/loss"):
-        assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == \
-            (reference / f"dvclive/plots/metrics/{name}.tsv").read_text()
+        assert (interrupted / f"dvclive/plots/metrics/{name}.tsv").read_text() == (
+            reference / f"dvclive/plots/metrics/{name}.tsv"
+        ).read_text()
 
 
 def test_batch_that_does_not_split_evenly_is_one_line(tmp_path, small_folder, tiny_model):

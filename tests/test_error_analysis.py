@@ -109,5 +109,6 @@ def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(project):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: data/predictions/validation.parquet: rows differ from data/prepared/validation.parquet "
-        "(rerun evaluate: dvc repro)")
+        "(rerun evaluate: dvc repro)"
+    )
     assert (project / "plots/errors/label_loss.csv").read_bytes() == before

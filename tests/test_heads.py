@@ -9,25 +9,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModel, AutoModelForSequenceClassification
 
 from conftest import LABELS, run_main
 from textclf.batching import run_batched
 from textclf.errors import PipelineError
 from textclf.heads import load_head
-from transformers import AutoModel, AutoModelForSequenceClassification
 
-TINY = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
-            vocab_size=100)
+TINY = dict(
+    num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, vocab_size=100
+)
 
 
 def _config(kind: str):
     from transformers import BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
 
-    labels = dict(num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-                  label2id={n: i for i, n in enumerate(LABELS)})
+    labels = dict(
+        num_labels=len(LABELS), id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)}
+    )
     if kind == "distilbert":
-        return DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
-                                max_position_embeddings=64, **labels)
+        return DistilBertConfig(
+            vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64, **labels
+        )
     if kind == "roberta":
         return RobertaConfig(hidden_size=32, pad_token_id=1, **TINY, **labels)
     if kind == "electra":
@@ -80,8 +83,9 @@ def test_another_head_or_other_precision_is_not_taken_for_one_of_these(tmp_path)
     assert head is None and "ElectraForSequenceClassification head is not one of" in why
     folder = _classifier("bert", tmp_path / "bert")
     tensors = load_file(folder / "model.safetensors")
-    save_file({k: v.bfloat16() if k.startswith("classifier") else v for k, v in tensors.items()},
-              folder / "model.safetensors")
+    save_file(
+        {k: v.bfloat16() if k.startswith("classifier") else v for k, v in tensors.items()}, folder / "model.safetensors"
+    )
     head, why = load_head(folder, LABELS)
     assert head is None and why.endswith("the head's weights are not float32")
 
@@ -108,8 +112,11 @@ def _tiny_classifier(tiny_model: Path, out: Path) -> None:
 
     torch.manual_seed(1)
     model = BertForSequenceClassification.from_pretrained(
-        tiny_model, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
-        label2id={n: i for i, n in enumerate(LABELS)})
+        tiny_model,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)},
+    )
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "classifier" in name or "pooler" in name:
@@ -154,7 +161,10 @@ def test_evaluate_refuses_states_of_other_rows(project, tiny_model):
     run_main("hidden_states@finetuned")
     states = project / "data/hidden/finetuned/validation.npy"
     np.save(states, np.load(states)[:5])
-    with pytest.raises(PipelineError, match=r"^data/hidden/finetuned/validation\.npy: states of shape \(5, 32\), "
-                                            r"expected \(12, 32\) .* rerun hidden_states@finetuned"):
+    with pytest.raises(
+        PipelineError,
+        match=r"^data/hidden/finetuned/validation\.npy: states of shape \(5, 32\), "
+        r"expected \(12, 32\) .* rerun hidden_states@finetuned",
+    ):
         run_main("evaluate")
     assert not (project / "data/predictions").exists() and not (project / "metrics/finetuned.json").exists()

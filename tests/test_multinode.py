@@ -26,16 +26,32 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _machines(cwd: Path, module: tuple[str, ...] = ("stages.finetune",), extra_env: dict | None = None, python_path: str = str(ROOT),
-              timeout: int = 600) -> list[subprocess.CompletedProcess]:
+def _machines(
+    cwd: Path,
+    module: tuple[str, ...] = ("stages.finetune",),
+    extra_env: dict | None = None,
+    python_path: str = str(ROOT),
+    timeout: int = 600,
+) -> list[subprocess.CompletedProcess]:
     """Start one launcher a machine, both joining one rendezvous; wait for both."""
-    env = {**os.environ, "PET_NNODES": "2", "PET_RDZV_ENDPOINT": f"localhost:{_free_port()}",
-           "PET_RDZV_ID": uuid.uuid4().hex, "PYTHONPATH": python_path, **(extra_env or {})}
+    env = {
+        **os.environ,
+        "PET_NNODES": "2",
+        "PET_RDZV_ENDPOINT": f"localhost:{_free_port()}",
+        "PET_RDZV_ID": uuid.uuid4().hex,
+        "PYTHONPATH": python_path,
+        **(extra_env or {}),
+    }
     args = stage_command("finetune")[1]
     launchers = [
-        subprocess.Popen([sys.executable, "-m", LAUNCHER, "--processes", "1", *module, *args], cwd=cwd,
-                         env={**env, "PET_NODE_RANK": str(machine)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", LAUNCHER, "--processes", "1", *module, *args],
+            cwd=cwd,
+            env={**env, "PET_NODE_RANK": str(machine)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for machine in (0, 1)
     ]
     results = []
@@ -67,8 +83,12 @@ def test_a_killed_machine_gives_one_line_and_a_resumable_state(tmp_path, small_f
     work = _prepare(tmp_path / "work", small_folder, tiny_model)
     run_script("finetune", cwd=reference, check=True, processes=2)
     (tmp_path / "killer.py").write_text(KILLER)
-    results = _machines(work, module=("killer", "stages.finetune"), python_path=f"{ROOT}{os.pathsep}{tmp_path}",
-                        extra_env={"KILL_AT_STEP": "14", "KILL_RANK": "1"})
+    results = _machines(
+        work,
+        module=("killer", "stages.finetune"),
+        python_path=f"{ROOT}{os.pathsep}{tmp_path}",
+        extra_env={"KILL_AT_STEP": "14", "KILL_RANK": "1"},
+    )
     assert all(r.returncode != 0 for r in results), [r.returncode for r in results]
     last_lines = []
     for result in results:
@@ -89,4 +109,3 @@ def test_a_killed_machine_gives_one_line_and_a_resumable_state(tmp_path, small_f
     actual = load_file(work / "models/finetuned/model.safetensors")
     for name, tensor in expected.items():
         assert (tensor - actual[name]).abs().max() <= 1e-5, f"{name} differs after resume"
-

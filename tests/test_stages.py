@@ -102,8 +102,13 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
     # 36 rows, batch 8: 5 steps an epoch, 2 epochs; eval_steps 0.05 of 10 steps rounds up to every step
     live = json.loads((project / "dvclive/metrics.json").read_text())
     assert live["step"] == 10 and 0 <= live["curve_subset"]["accuracy"] <= 1
-    for name in ("curve_subset/accuracy", "curve_subset/f1_macro", "curve_subset/f1_weighted", "curve_subset/loss",
-                 "train/loss"):
+    for name in (
+        "curve_subset/accuracy",
+        "curve_subset/f1_macro",
+        "curve_subset/f1_weighted",
+        "curve_subset/loss",
+        "train/loss",
+    ):
         curve = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
         assert curve["step"].tolist() == list(range(1, 11)), f"{name}: one point per optimizer step"
 

@@ -16,8 +16,8 @@ import textclf.data
 from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write_params
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
-from textclf.evaluation import stratified_sample
-from textclf.io import NpyRowWriter, TokenRows, read_npy, read_token_rows
+from textclf.sampling import stratified_sample
+from textclf.tables import NpyRowWriter, TokenRows, read_npy, read_token_rows
 
 
 def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, monkeypatch):
@@ -103,6 +103,7 @@ def test_umap_stage_embeds_a_stratified_sample(project):
 
 # --- the data stage: two passes over the files, rows written a slice at a time ------------------------
 
+
 def _folder(path, train_rows: list[dict]) -> str:
     write_jsonl(path / "train.jsonl", train_rows)
     for split in ("validation", "test"):
@@ -158,14 +159,28 @@ def test_a_bad_label_past_the_cap_is_still_reported(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [  # a bad byte anywhere comes first, then the first parse error, then a missing column
-        ("train.jsonl", b'{"text": "a", "label": 1}\n{"text": oops}\n' + b'{"text": "b", "label": 1}\n' * 20
-         + b'{"text": "\xff", "label": 1}\n', r"train\.jsonl: line 23: not valid UTF-8 \(byte 0xff\)"),
-        ("train.txt", b"i feel\n" + b"i am;joy\n" * 5 + b"\xfe;joy\n",
-         r"train\.txt: line 7: not valid UTF-8 \(byte 0xfe\)"),
-        ("train.csv", b"text,labels\n" + b"i am,joy\n" * 5 + b'"i am,joy\n',
-         r"train\.csv: line 7: a quoted field .* never closed"),
-        ("train.csv", b"text,label\n" + b"i am,joy,1\n" + b"i am,joy\n" * 5 + b"\xfe,joy\n",
-         r"train\.csv: line 8: not valid UTF-8"),
+        (
+            "train.jsonl",
+            b'{"text": "a", "label": 1}\n{"text": oops}\n'
+            + b'{"text": "b", "label": 1}\n' * 20
+            + b'{"text": "\xff", "label": 1}\n',
+            r"train\.jsonl: line 23: not valid UTF-8 \(byte 0xff\)",
+        ),
+        (
+            "train.txt",
+            b"i feel\n" + b"i am;joy\n" * 5 + b"\xfe;joy\n",
+            r"train\.txt: line 7: not valid UTF-8 \(byte 0xfe\)",
+        ),
+        (
+            "train.csv",
+            b"text,labels\n" + b"i am,joy\n" * 5 + b'"i am,joy\n',
+            r"train\.csv: line 7: a quoted field .* never closed",
+        ),
+        (
+            "train.csv",
+            b"text,label\n" + b"i am,joy,1\n" + b"i am,joy\n" * 5 + b"\xfe,joy\n",
+            r"train\.csv: line 8: not valid UTF-8",
+        ),
         ("train.jsonl", b'{"text": "a"}\n' * 5 + b"[1]\n", r"train\.jsonl: line 6: expected a JSON object"),
     ],
     ids=["jsonl", "txt", "csv-header", "csv-fields", "jsonl-columns"],

@@ -16,15 +16,18 @@ TWO_LRS = {"5e-05": [(0.80, 0.78, 0.95), (0.84, 0.80, 0.10)], "0.0001": [(0.82, 
 def exp_show(grid: dict = TWO_LRS, unfinished: int = 1) -> list[dict]:
     """A `dvc exp show --json` answer: a workspace, a commit and its experiments (seed i+1 of each lr),
     each with validation accuracy, macro F1 and a test accuracy that would pick the other lr."""
+
     def rev(name, lr, seed, metrics):
         params = {"finetune": {"learning_rate": float(lr), "seed": seed, "epochs": 1.5}, "data": {"source": "sample"}}
         data = {"params": {"params.yaml": {"data": params}}, "metrics": {}}
         if metrics:
             val_acc, val_f1, test_acc = metrics
-            data["metrics"]["metrics/finetuned.json"] = {"data": {
-                "validation": {"accuracy": val_acc, "f1_macro": val_f1},
-                "test": {"accuracy": test_acc, "f1_macro": test_acc},
-            }}
+            data["metrics"]["metrics/finetuned.json"] = {
+                "data": {
+                    "validation": {"accuracy": val_acc, "f1_macro": val_f1},
+                    "test": {"accuracy": test_acc, "f1_macro": test_acc},
+                }
+            }
         return {"rev": f"{abs(hash(name)):040x}"[:40], "name": name, "data": data}
 
     runs = [rev(f"exp-{lr}-{i}", lr, i + 1, m) for lr, seeds in grid.items() for i, m in enumerate(seeds)]
@@ -37,8 +40,12 @@ def exp_show(grid: dict = TWO_LRS, unfinished: int = 1) -> list[dict]:
 def run_sweep(tmp_path, shown, *args) -> subprocess.CompletedProcess:
     path = tmp_path / "shown.json"
     path.write_text(json.dumps(shown))
-    return subprocess.run([sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path), *args],
-                          cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_groups_by_everything_but_the_seed_and_marks_the_best_by_validation(tmp_path):
@@ -68,15 +75,20 @@ def test_the_metric_that_chooses_is_an_option(tmp_path):
 def test_nothing_to_summarise_is_one_line(tmp_path, content):
     path = tmp_path / "shown.json"
     path.write_text(content)
-    result = subprocess.run([sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--exp-show-json", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
 def test_outside_a_dvc_project_is_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "textclf", "sweep", "--repo", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "textclf", "sweep", "--repo", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2, result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
@@ -94,8 +106,18 @@ def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
     sh("git", "commit", "-qm", "pipeline", cwd=repo)
 
     # evaluate: the grid needs metrics/finetuned.json, not the stages after it
-    sh("dvc", "exp", "run", "--queue", "-S", "finetune.learning_rate=0.001,0.003", "-S", "finetune.seed=1,2",
-       "evaluate", cwd=repo)
+    sh(
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-S",
+        "finetune.learning_rate=0.001,0.003",
+        "-S",
+        "finetune.seed=1,2",
+        "evaluate",
+        cwd=repo,
+    )
     sh("dvc", "queue", "start", "-j", "1", cwd=repo)
 
     def finished():
@@ -145,26 +167,57 @@ def test_running_and_queued_experiments_are_left_out_though_they_show_their_comm
 
 def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
     """Many params varied one at a time (the full-data runs of bench/RESULTS.md): each row names its change."""
+
     def run(name, seed, accuracy, **changes):
-        params = {"finetune": {"seed": seed, "precision": "fp32", "class_weights": "none", "epochs": 1.5},
-                  "hidden_states": {"precision": "fp32"}}
+        params = {
+            "finetune": {"seed": seed, "precision": "fp32", "class_weights": "none", "epochs": 1.5},
+            "hidden_states": {"precision": "fp32"},
+        }
         for key, value in changes.items():
             section, field = key.split("__")
             params[section][field] = value
-        metrics = {"validation": {"accuracy": accuracy, "f1_macro": accuracy}, "test": {"accuracy": 0.5, "f1_macro": 0.5}}
-        return {"revs": [{"rev": name, "name": name, "data": {"params": {"params.yaml": {"data": params}},
-                                                               "metrics": {"metrics/finetuned.json": {"data": metrics}}}}]}
+        metrics = {
+            "validation": {"accuracy": accuracy, "f1_macro": accuracy},
+            "test": {"accuracy": 0.5, "f1_macro": 0.5},
+        }
+        return {
+            "revs": [
+                {
+                    "rev": name,
+                    "name": name,
+                    "data": {
+                        "params": {"params.yaml": {"data": params}},
+                        "metrics": {"metrics/finetuned.json": {"data": metrics}},
+                    },
+                }
+            ]
+        }
 
-    shown = [{"rev": "workspace", "data": {}, "experiments": None}, {"rev": "c" * 40, "data": {}, "experiments": [
-        run("s1", 1, 0.92), run("s2", 2, 0.93), run("balanced", 42, 0.91, finetune__class_weights="balanced"),
-        run("bf16", 42, 0.94, finetune__precision="bf16", hidden_states__precision="bf16"),
-        run("e3", 42, 0.935, finetune__epochs=3)]}]
+    shown = [
+        {"rev": "workspace", "data": {}, "experiments": None},
+        {
+            "rev": "c" * 40,
+            "data": {},
+            "experiments": [
+                run("s1", 1, 0.92),
+                run("s2", 2, 0.93),
+                run("balanced", 42, 0.91, finetune__class_weights="balanced"),
+                run("bf16", 42, 0.94, finetune__precision="bf16", hidden_states__precision="bf16"),
+                run("e3", 42, 0.935, finetune__epochs=3),
+            ],
+        },
+    ]
     lines = run_sweep(tmp_path, shown).stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), lines
     labels = {line[2:40].strip() for line in lines[1:5]}
-    assert labels == {"(common values)", "epochs=3", "class_weights=balanced",
-                      "finetune.precision=bf16 hidden_states…"}, lines  # cut at the column's width
+    assert labels == {
+        "(common values)",
+        "epochs=3",
+        "class_weights=balanced",
+        "finetune.precision=bf16 hidden_states…",
+    }, lines  # cut at the column's width
     assert any(line.startswith("* finetune.precision=bf16") for line in lines), "best by validation"
     common = [line for line in lines if line.startswith("common values: ")]
-    assert common == ["common values: class_weights=none, epochs=1.5, finetune.precision=fp32, "
-                      "hidden_states.precision=fp32"], lines
+    assert common == [
+        "common values: class_weights=none, epochs=1.5, finetune.precision=fp32, hidden_states.precision=fp32"
+    ], lines

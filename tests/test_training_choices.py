@@ -48,8 +48,10 @@ def test_class_weighted_loss_in_training_only(tiny_model, tmp_path):
     model = load_classifier(str(tiny_model), LABELS)
     weights = torch.tensor([3.0, 1.0, 1.0, 1.0, 1.0, 0.5])
     trainer = PipelineTrainer(
-        model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none"),
-        train_sampler=EpochSeededSampler([3, 3], 2, 0), class_weights=weights,
+        model=model,
+        args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none"),
+        train_sampler=EpochSeededSampler([3, 3], 2, 0),
+        class_weights=weights,
     )
     inputs = {"input_ids": torch.tensor([[101, 2000, 102], [101, 3000, 102]]), "labels": torch.tensor([0, 5])}
     model.eval()
@@ -99,12 +101,22 @@ def test_the_model_written_is_the_best_curve_point_and_early_stopping_ends_the_r
     The validation rows are the train texts with every label moved to the next one: as the model
     learns the train labels, the validation loss dips, then rises."""
     rows = read_jsonl(small_folder / "train.jsonl")
-    write_jsonl(small_folder / "validation.jsonl",
-                [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows])
+    write_jsonl(
+        small_folder / "validation.jsonl",
+        [{"text": r["text"], "label": LABELS[(LABELS.index(r["label"]) + 1) % len(LABELS)]} for r in rows],
+    )
     params = project / "params.yaml"
-    text = params.read_text().replace("best_metric: null", "best_metric: loss").replace("precision: auto", "precision: fp32")
-    text = text.replace("early_stopping_patience: null", "early_stopping_patience: 6").replace("eval_steps: 0.05", "eval_steps: 2")
-    params.write_text(text.replace("learning_rate: 0.001", "learning_rate: 0.01").replace("epochs: 2", "epochs: 6"))  # 30 steps
+    text = (
+        params.read_text()
+        .replace("best_metric: null", "best_metric: loss")
+        .replace("precision: auto", "precision: fp32")
+    )
+    text = text.replace("early_stopping_patience: null", "early_stopping_patience: 6").replace(
+        "eval_steps: 0.05", "eval_steps: 2"
+    )
+    params.write_text(
+        text.replace("learning_rate: 0.001", "learning_rate: 0.01").replace("epochs: 2", "epochs: 6")
+    )  # 30 steps
     run_main("data")
     run_main("encode")
     run_main("finetune")

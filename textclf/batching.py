@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from textclf import distributed
-from textclf.io import NpyRowWriter, TokenRows
 from textclf.modeling import autocast
+from textclf.tables import NpyRowWriter, TokenRows
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:

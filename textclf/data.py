@@ -28,18 +28,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from textclf.errors import PipelineError
-from textclf.io import hub_offline_requested, hub_unreachable_reason
+from textclf.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.params import DataParams
 from textclf.paths import source_folder
+from textclf.tables import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 # The original emotion release ships text;label files named like this.
 TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
-TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 # Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
@@ -126,6 +126,7 @@ def _missing_columns(path: Path, columns: list) -> None:
 # label as the file holds them; a malformed file raises a PipelineError once it is read to the end
 # (a bad UTF-8 byte anywhere is reported before a parse error, a parse error before a missing column).
 
+
 def _read_jsonl(path: Path) -> Iterator[tuple]:
     lines, columns, failure = _lines(path), {}, None
     for number, line in lines:
@@ -201,7 +202,7 @@ def _read_csv(path: Path) -> Iterator[tuple]:
         if reader.line_num > start:  # a quote left open swallowed the line break(s) after it
             raise PipelineError(
                 f"{path}: line {start}: a quoted field that starts on this line is not closed before line "
-                f"{reader.line_num} ({exc}); close it, and double a quote inside a quoted field: \"\""
+                f'{reader.line_num} ({exc}); close it, and double a quote inside a quoted field: ""'
             ) from None
         raise PipelineError(
             f"{path}: line {reader.line_num}: bad CSV quoting ({exc}); quote the whole field and double the "
@@ -213,24 +214,10 @@ def _read_csv(path: Path) -> Iterator[tuple]:
         raise PipelineError(failure)
 
 
-def _unreadable(path: Path, exc: Exception) -> PipelineError:
-    first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
-    return PipelineError(f"{path}: not a readable Parquet file ({first})")
-
-
 def _read_parquet(path: Path) -> Iterator[tuple]:
     """Row groups are read ROWS_PER_SLICE rows at a time (the text and label columns only)."""
-    import pyarrow.parquet as pq
-
-    try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-        parquet = pq.ParquetFile(path)
-        schema = parquet.schema_arrow
-    except Exception as exc:
-        try:  # pq.read_table's message names the file; it reads no further than the footer that failed here
-            pq.read_table(path, columns=[])
-        except Exception as named:
-            exc = named
-        raise _unreadable(path, exc) from None
+    parquet = open_parquet(path, hint="")
+    schema = parquet.schema_arrow
     _missing_columns(path, schema.names)
     binary = _is_binary(schema.field("text").type)  # bytes: text in some encoding, read as UTF-8
     batches, number = parquet.iter_batches(batch_size=ROWS_PER_SLICE, columns=["text", "label"]), 0
@@ -238,10 +225,10 @@ def _read_parquet(path: Path) -> Iterator[tuple]:
         try:
             batch = next(batches, None)
         except Exception as exc:
-            raise _unreadable(path, exc) from None
+            raise unreadable_parquet(path, exc, hint="") from None
         if batch is None:
             return
-        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist()):
+        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
             number += 1
             if binary and text is not None:
                 try:
@@ -254,8 +241,6 @@ def _read_parquet(path: Path) -> Iterator[tuple]:
 
 
 def _is_binary(kind) -> bool:
-    import pyarrow as pa
-
     return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
 
 
@@ -306,7 +291,9 @@ def read_label_names(path: Path) -> list[str]:
         else:
             raise PipelineError(f"{path}: {expected}")
         if len(by_id) != len(value) or sorted(by_id) != list(range(len(by_id))):
-            raise PipelineError(f"{path}: the ids of the mapping must be 0..{len(value) - 1}, each once (found {sorted(by_id)})")
+            raise PipelineError(
+                f"{path}: the ids of the mapping must be 0..{len(value) - 1}, each once (found {sorted(by_id)})"
+            )
         value = [by_id[i] for i in range(len(by_id))]
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
         raise PipelineError(f"{path}: {expected}")
@@ -320,7 +307,9 @@ def _check_names(names: list[str], where: str) -> list[str]:
     if duplicated:
         raise PipelineError(f"{where}: label name(s) {', '.join(duplicated)} appear more than once")
     if len(names) < 2:
-        raise PipelineError(f"{where}: only one label ({names[0] if names else 'none'}): a classifier needs at least two")
+        raise PipelineError(
+            f"{where}: only one label ({names[0] if names else 'none'}): a classifier needs at least two"
+        )
     return names
 
 
@@ -357,7 +346,11 @@ def _classify(value: object) -> tuple[str, object]:
 
 
 def _is_null(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
@@ -445,7 +438,11 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
     try:
         loaded = datasets.load_dataset(dataset_id)
     except Exception as exc:  # the hub client raises many types; all mean "could not load"
-        if isinstance(exc, (ConnectionError, OSError)) or "connect" in str(exc).lower() or "offline" in str(exc).lower():
+        if (
+            isinstance(exc, (ConnectionError, OSError))
+            or "connect" in str(exc).lower()
+            or "offline" in str(exc).lower()
+        ):
             raise PipelineError(
                 f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
             ) from None
@@ -459,7 +456,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
         columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
     frames, first = {}, None
     for split, (texts, labels) in columns.items():
-        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1)), texts, labels)
+        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1), strict=True), texts, labels)
         frames[split] = _Split(rows, files[split], hashes=_test_hashes(split))
         first = _scan(frames[split], first)
     feature = loaded["train"].features.get("label")
@@ -531,9 +528,13 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
 
 
 def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
-    frame = pd.DataFrame({
-        "text": texts, "label": np.asarray(ids, dtype="int64"), "line": np.asarray(numbers, dtype="int64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "text": texts,
+            "label": np.asarray(ids, dtype="int64"),
+            "line": np.asarray(numbers, dtype="int64"),
+        }
+    )
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from textclf.errors import PipelineError
-from textclf.io import atomic_path
+from textclf.files import atomic_path
 
 
 def rank() -> int:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from textclf.errors import PipelineError
-from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line, weights_sha256
+from textclf.errors import PipelineError, run_cli
+from textclf.files import MARKER, atomic_path, check_output
+from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line
+from textclf.modeling import check_model_folder, weights_sha256
 
 
 def with_training_run(text: str, record_file: Path, sha256: str) -> str:
@@ -32,14 +33,12 @@ def with_training_run(text: str, record_file: Path, sha256: str) -> str:
     return text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
 
 
-def export(model: Path, card: Path, out: Path, force: bool = False,
-           run_record: Path = Path("checkpoints/finetune-run.json")) -> Path:
+def export(
+    model: Path, card: Path, out: Path, force: bool = False, run_record: Path = Path("checkpoints/finetune-run.json")
+) -> Path:
     """Copy the checked model folder and its card (as README.md) to ``out``, world-readable. ``out`` is
     never the model, the card, the current folder or one of its parents, a project root, nor a folder this
     command did not write; one it wrote is replaced only with ``force``. Nothing is touched on refusal."""
-    from textclf.io import MARKER, atomic_path, check_output
-    from textclf.modeling import check_model_folder
-
     inputs = [model, card, run_record]
     check_output(out, inputs, is_dir=True)  # before any work: a refusal leaves everything as it was
     if out.exists() and not force:
@@ -60,22 +59,22 @@ def export(model: Path, card: Path, out: Path, force: bool = False,
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="textclf export", description=__doc__.splitlines()[0].strip("` "),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog="textclf export",
+        description=__doc__.splitlines()[0].strip("` "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--model", type=Path, default=Path("models/finetuned"), help="default: models/finetuned")
     parser.add_argument("--card", type=Path, default=Path("models/MODEL_CARD.md"), help="default: models/MODEL_CARD.md")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (model files + README.md)")
-    parser.add_argument("--run-record", type=Path, default=Path("checkpoints/finetune-run.json"),
-                        help="the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json")
+    parser.add_argument(
+        "--run-record",
+        type=Path,
+        default=Path("checkpoints/finetune-run.json"),
+        help="the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json",
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if an earlier export wrote it")
     args = parser.parse_args(argv)
-    try:
-        print(export(args.model, args.card, args.out, args.force, args.run_record))
-    except PipelineError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # an unreadable model file, say: nothing was replaced (atomic_path)
-        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    return 0
+    # an unreadable model file, say, is named by its OSError: nothing was replaced (atomic_path)
+    return run_cli(lambda: print(export(args.model, args.card, args.out, args.force, args.run_record)), str(args.out))

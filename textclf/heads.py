@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors import safe_open
 
 from textclf.errors import PipelineError
-from textclf.io import read_json
+from textclf.tables import read_json
 
 # architecture -> its head's layers in order: (weight name prefix in the checkpoint, activation after it)
 HEADS: dict[str, tuple[tuple[str, str | None], ...]] = {
@@ -87,16 +88,16 @@ def load_head(folder: Path | str, label_names: list[str] | None = None) -> tuple
         return None, f"{folder}: the head's weights are not float32"
     layers = [(tensors[f"{p}.weight"], tensors[f"{p}.bias"], act) for p, act in HEADS[architecture]]
     if len(layers[-1][1]) != len(config.get("id2label") or {}):
-        raise PipelineError(f"{folder}: the classifier has {len(layers[-1][1])} outputs, config.json names "
-                            f"{len(config.get('id2label') or {})} labels; the folder is damaged or incomplete")
+        raise PipelineError(
+            f"{folder}: the classifier has {len(layers[-1][1])} outputs, config.json names "
+            f"{len(config.get('id2label') or {})} labels; the folder is damaged or incomplete"
+        )
     return FirstTokenHead(architecture, layers), f"{architecture} head from {folder}"
 
 
 def _read_tensors(folder: Path, names: list[str]) -> dict[str, np.ndarray | None]:
     """The tensors called ``names`` from the folder's safetensors files (nothing else is read);
     None for one that is not float32."""
-    from safetensors import safe_open
-
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise PipelineError(f"{folder}: no model.safetensors (run the finetune stage first: dvc repro)")

@@ -22,20 +22,27 @@ import argparse
 import logging
 import os
 import runpy
+import shlex
 import signal
 import sys
+
+from textclf.errors import first_line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m textclf.launch", description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, help="how many processes a machine (the `processes` param)")
-    parser.add_argument("--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)")
+    parser.add_argument(
+        "--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)"
+    )
     parser.add_argument("module", nargs="?", help="the stage to run, e.g. stages.finetune")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")
     args = parser.parse_args(argv)
     if args.dvc_stage:
         if args.processes is not None or args.module:
-            parser.error("--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else")
+            parser.error(
+                "--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else"
+            )
         return parse_args(dvc_stage_command(args.dvc_stage))
     if args.processes is None or not args.module:
         parser.error("--processes N and a module (e.g. stages.finetune) are required")
@@ -47,8 +54,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def dvc_stage_command(stage: str) -> list[str]:
     """The arguments after ``python -m textclf.launch`` in ``stage``'s command as DVC resolves it
     (params interpolated), for the machines that join a run ``dvc repro`` started on the first one."""
-    import shlex
-
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -56,7 +61,7 @@ def dvc_stage_command(stage: str) -> list[str]:
         with Repo() as repo:
             commands = [s.cmd for s in repo.stage.collect(stage)]
     except DvcException as exc:
-        sys.exit(f"error: --dvc-stage {stage}: {str(exc).splitlines()[0]}")
+        sys.exit(f"error: --dvc-stage {stage}: {first_line(exc)}")
     words = shlex.split(commands[0]) if len(commands) == 1 else []
     if words[:3] != ["python", "-m", "textclf.launch"]:
         sys.exit(f"error: --dvc-stage {stage}: not one stage run through textclf.launch (see dvc.yaml)")
@@ -67,11 +72,15 @@ def nodes() -> int:
     """Machines taking part, from torchrun's ``PET_NNODES`` (1 when unset)."""
     value = os.environ.get("PET_NNODES", "1")
     if not value.isdigit() or int(value) < 1:
-        sys.exit(f"error: PET_NNODES: {value!r} is not a positive count of machines (a range such as 1:2 is not "
-                 "supported: the outputs must not depend on how many machines joined)")
+        sys.exit(
+            f"error: PET_NNODES: {value!r} is not a positive count of machines (a range such as 1:2 is not "
+            "supported: the outputs must not depend on how many machines joined)"
+        )
     if int(value) > 1 and not os.environ.get("PET_RDZV_ENDPOINT"):
-        sys.exit("error: PET_NNODES is above 1 but PET_RDZV_ENDPOINT is unset: set it to host:port of the first "
-                 "machine (the same on every machine)")
+        sys.exit(
+            "error: PET_NNODES is above 1 but PET_RDZV_ENDPOINT is unset: set it to host:port of the first "
+            "machine (the same on every machine)"
+        )
     return int(value)
 
 
@@ -95,15 +104,20 @@ def torchrun(processes: int, module: str, args: list[str], machines: int = 1) ->
         code = failure.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         total = processes * machines
-        print(f"error: {module} failed in process {rank + 1} of {total} ({how}); its own message, if any, "
-              "is above", file=sys.stderr)
+        print(
+            f"error: {module} failed in process {rank + 1} of {total} ({how}); its own message, if any, is above",
+            file=sys.stderr,
+        )
         return 128 - code if code < 0 else code or 1
     except SignalException as exc:
         return 128 + int(exc.sigval)
     except RendezvousError as exc:  # another machine (the one hosting the rendezvous) went away
-        print(f"error: {module}: lost the rendezvous at {os.environ.get('PET_RDZV_ENDPOINT')} "
-              f"({type(exc).__name__}: the machine hosting it stopped?); its processes were stopped: run the same "
-              "command again on every machine to resume", file=sys.stderr)
+        print(
+            f"error: {module}: lost the rendezvous at {os.environ.get('PET_RDZV_ENDPOINT')} "
+            f"({type(exc).__name__}: the machine hosting it stopped?); its processes were stopped: run the same "
+            "command again on every machine to resume",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -8,7 +8,6 @@ that ``textclf export`` refuses to ship it beside other weights.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -28,22 +27,8 @@ KNOWN_BASES = {
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 EMOTION_HUB_ID = "dair-ai/emotion"
 EMOTION_LICENCE = "research and educational use only (the emotion dataset's terms: Saravia et al., 2018)"
-WEIGHTS = "model.safetensors"
 _SHA_LINE = "<!-- textclf model sha256: {} -->"
 _SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")
-
-
-def weights_sha256(model_dir: Path) -> str:
-    """SHA-256 of the model's weights (``model.safetensors``, or its shards in name order)."""
-    files = sorted(Path(model_dir).glob("model*.safetensors"))
-    if not files:
-        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
-    digest = hashlib.sha256()
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def card_sha256(card_text: str) -> str | None:
@@ -69,20 +54,27 @@ def local_name(value: str) -> str:
 def describe_dataset(source: str, label_names: list[str]) -> dict:
     """Name, hub id (or None), a phrase and the licence of what ``data.source`` names."""
     if source == "sample":
-        return {"name": "textclf demo sample", "hub_id": None,
-                "licence": "the project's own sentences, no third-party terms",
-                "text": "the project's demo sample (360 tweet-like sentences written for the project, so its "
-                        "metrics say nothing about the real task)"}
+        return {
+            "name": "textclf demo sample",
+            "hub_id": None,
+            "licence": "the project's own sentences, no third-party terms",
+            "text": "the project's demo sample (360 tweet-like sentences written for the project, so its "
+            "metrics say nothing about the real task)",
+        }
     shown = local_name(source)
     emotion = label_names == EMOTION_LABELS or source == EMOTION_HUB_ID
     if emotion:
         where = "the Hugging Face hub" if source == EMOTION_HUB_ID else f"a local copy (`{shown}`)"
-        return {"name": "emotion", "hub_id": EMOTION_HUB_ID, "licence": EMOTION_LICENCE,
-                "text": f"the emotion dataset ({EMOTION_HUB_ID}: English tweets, 6 labels), read from {where}"}
+        return {
+            "name": "emotion",
+            "hub_id": EMOTION_HUB_ID,
+            "licence": EMOTION_LICENCE,
+            "text": f"the emotion dataset ({EMOTION_HUB_ID}: English tweets, 6 labels), read from {where}",
+        }
     return {"name": shown, "hub_id": None, "licence": "see the data's own terms", "text": f"`{shown}`"}
 
 
-# Metric keys of classification_metrics (textclf/evaluation.py) and how the card names them.
+# Metric keys of classification_metrics (textclf/metrics.py) and how the card names them.
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 
 
@@ -95,8 +87,9 @@ def _metric_rows(metrics: dict) -> list[dict]:
     rows = [{"type": "accuracy", "value": metrics["accuracy"], "name": "Accuracy"}]
     for key, average in (("f1_macro", "macro"), ("f1_weighted", "weighted")):
         if score(metrics, key) is not None:
-            rows.append({"type": "f1", "value": score(metrics, key), "name": f"F1 ({average})",
-                         "args": {"average": average}})
+            rows.append(
+                {"type": "f1", "value": score(metrics, key), "name": f"F1 ({average})", "args": {"average": average}}
+            )
     return rows
 
 
@@ -105,7 +98,9 @@ def metadata(name: str, base: str | None, licence: str, dataset: dict, label_nam
     meta: dict = {"language": ["en"], "license": licence}
     if licence == "other":
         meta["license_name"] = "research-only"
-    meta.update({"library_name": "transformers", "pipeline_tag": "text-classification", "tags": ["text-classification", "dvc"]})
+    meta.update(
+        {"library_name": "transformers", "pipeline_tag": "text-classification", "tags": ["text-classification", "dvc"]}
+    )
     if base:
         meta["base_model"] = base
     if dataset["hub_id"]:
@@ -116,11 +111,13 @@ def metadata(name: str, base: str | None, licence: str, dataset: dict, label_nam
     for split in ("validation", "test"):
         if split not in finetuned:
             raise PipelineError(f"metrics: no '{split}' results (run the evaluate stage first: dvc repro)")
-        results.append({
-            "task": {"type": "text-classification", "name": "Text Classification"},
-            "dataset": {"name": dataset["name"], "type": dataset["hub_id"] or dataset["name"], "split": split},
-            "metrics": _metric_rows(finetuned[split]),
-        })
+        results.append(
+            {
+                "task": {"type": "text-classification", "name": "Text Classification"},
+                "dataset": {"name": dataset["name"], "type": dataset["hub_id"] or dataset["name"], "split": split},
+                "metrics": _metric_rows(finetuned[split]),
+            }
+        )
     meta["model-index"] = [{"name": name, "results": results}]
     return meta
 
@@ -137,8 +134,10 @@ def training_run_line(record: dict) -> str:
     """The card's line for a finetune run record (checkpoints/finetune-run.json)."""
     processes = record.get("processes", 1)  # records written before multi-process training lack it
     where = record["hardware"] if processes == 1 else f"{processes} processes on {record['hardware']}"
-    return (f"Training time: {record['train_runtime_s'] / 60:.1f} min ({record['steps']} optimizer steps, "
-            f"{record['rows_per_second']:.1f} rows/s) on {where}, {record['precision']}.")
+    return (
+        f"Training time: {record['train_runtime_s'] / 60:.1f} min ({record['steps']} optimizer steps, "
+        f"{record['rows_per_second']:.1f} rows/s) on {where}, {record['precision']}."
+    )
 
 
 _MARKDOWN_SPECIAL = "\\`*_[]<>|~&#"
@@ -174,8 +173,18 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     ]
 
 
-def render(*, label_names: list[str], checkpoint: str, source: str, max_length: int, finetune: dict,
-           finetuned: dict, baselines: dict, error_analysis: dict | None, sha256: str) -> str:
+def render(
+    *,
+    label_names: list[str],
+    checkpoint: str,
+    source: str,
+    max_length: int,
+    finetune: dict,
+    finetuned: dict,
+    baselines: dict,
+    error_analysis: dict | None,
+    sha256: str,
+) -> str:
     """The whole card (metadata + Markdown) from the pipeline's outputs; pure, for tests."""
     base, base_licence = KNOWN_BASES.get(checkpoint, (None, None))
     if base is None and re.match(r"^[\w.-]+/[\w.-]+$", checkpoint) and not Path(checkpoint).exists():
@@ -198,50 +207,101 @@ def render(*, label_names: list[str], checkpoint: str, source: str, max_length: 
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
     lines += [
         f"A {len(label_names)}-label English text classifier ({labels}), fine-tuned from `{base_shown}` by this "
-        f"project's DVC pipeline on {dataset['text']}.", "",
-        f"V{summary('validation')[1:]}; {summary('test')}.", "",
+        f"project's DVC pipeline on {dataset['text']}.",
+        "",
+        f"V{summary('validation')[1:]}; {summary('test')}.",
+        "",
         "The `model_card` stage of `dvc.yaml` writes this card from the pipeline's own outputs (`metrics/*.json`, "
-        "`params.yaml`, the model folder), so it describes the run recorded in `dvc.lock`.", "",
-        "## Labels", "", *_table(["id", "label", "validation F1"],
-                                 [[i, n, finetuned["validation"].get("f1_per_label", {}).get(n)]
-                                  for i, n in enumerate(label_names)]), "",
-        "## Results", "", *_table(["split", *(title for _, title in scores)],
-                                  [[s, *(score(finetuned[s], k) for k, _ in scores)] for s in splits]), "",
+        "`params.yaml`, the model folder), so it describes the run recorded in `dvc.lock`.",
+        "",
+        "## Labels",
+        "",
+        *_table(
+            ["id", "label", "validation F1"],
+            [[i, n, finetuned["validation"].get("f1_per_label", {}).get(n)] for i, n in enumerate(label_names)],
+        ),
+        "",
+        "## Results",
+        "",
+        *_table(
+            ["split", *(title for _, title in scores)],
+            [[s, *(score(finetuned[s], k) for k, _ in scores)] for s in splits],
+        ),
+        "",
     ]
     if baselines:
-        lines += ["## Baselines", "", "Classifiers trained on the same data, on the first-token hidden states of the "
-                  "pretrained encoder (not fine-tuned):", "",
-                  *_table(["model", *(f"{s} {title}" for s in splits for _, title in scores)],
-                          [[k.replace("_", " "), *(score(v[s], key) for s in splits for key, _ in scores)]
-                           for k, v in baselines.items()]), ""]
+        lines += [
+            "## Baselines",
+            "",
+            "Classifiers trained on the same data, on the first-token hidden states of the "
+            "pretrained encoder (not fine-tuned):",
+            "",
+            *_table(
+                ["model", *(f"{s} {title}" for s in splits for _, title in scores)],
+                [
+                    [k.replace("_", " "), *(score(v[s], key) for s in splits for key, _ in scores)]
+                    for k, v in baselines.items()
+                ],
+            ),
+            "",
+        ]
     if error_analysis:
         per_label = error_analysis["validation"]["label_loss"]
-        lines += ["## Where it errs", "", "Mean cross-entropy loss of the validation rows of each gold label (the "
-                  "`error_analysis` stage, which also lists the highest-loss rows):", "",
-                  *_table(["label", "mean loss"], [[k, v] for k, v in per_label.items()]), ""]
-    lines += ["## Training", "", f"Base model `{base_shown}`, texts truncated at {max_length} tokens; the `finetune` "
-              "section of `params.yaml`:", "", "| param | value |", "|---|---|",
-              *(f"| {k} | {number(v)} |" for k, v in finetune.items()), ""]  # keys: the schema's identifiers
+        lines += [
+            "## Where it errs",
+            "",
+            "Mean cross-entropy loss of the validation rows of each gold label (the "
+            "`error_analysis` stage, which also lists the highest-loss rows):",
+            "",
+            *_table(["label", "mean loss"], [[k, v] for k, v in per_label.items()]),
+            "",
+        ]
+    lines += [
+        "## Training",
+        "",
+        f"Base model `{base_shown}`, texts truncated at {max_length} tokens; the `finetune` section of `params.yaml`:",
+        "",
+        "| param | value |",
+        "|---|---|",
+        *(f"| {k} | {number(v)} |" for k, v in finetune.items()),
+        "",
+    ]  # keys: the schema's identifiers
     lines += [TRAINING_RUN_PLACEHOLDER, ""]
     lines += [
-        "## How to use", "", "```bash", "textclf predict --model <this folder> \"i feel great today\"",
-        "textclf predict --model <this folder> --input tweets.csv --output labelled.jsonl --all-scores", "```", "",
-        "```python", "from transformers import pipeline", "",
-        "classify = pipeline(\"text-classification\", model=\"<this folder>\")",
-        "classify(\"i feel great today\")  # [{'label': ..., 'score': ...}]", "```", "",
-        "## Intended use and limits", "",
+        "## How to use",
+        "",
+        "```bash",
+        'textclf predict --model <this folder> "i feel great today"',
+        "textclf predict --model <this folder> --input tweets.csv --output labelled.jsonl --all-scores",
+        "```",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        'classify = pipeline("text-classification", model="<this folder>")',
+        "classify(\"i feel great today\")  # [{'label': ..., 'score': ...}]",
+        "```",
+        "",
+        "## Intended use and limits",
+        "",
         f"- Intended use: research on {'emotion ' if emotions else ''}classification of short English texts such as "
         f"tweets into {len(label_names)} labels. Each text gets exactly one label, so mixed or absent "
         f"{'emotions' if emotions else 'classes'} are forced into one of them.",
         "- Not for decisions about people (hiring, moderation, health, ...)"
-        + (": the emotion dataset's labels come from the tweets' hashtags (distant supervision) and carry "
-           "their noise and biases" if emotion else "")
+        + (
+            ": the emotion dataset's labels come from the tweets' hashtags (distant supervision) and carry "
+            "their noise and biases"
+            if emotion
+            else ""
+        )
         + ". Other languages, domains and long texts are out of scope.",
         f"- Licence of the data: {dataset['licence']}. The base model's own licence"
         f"{f' ({base_licence})' if base_licence else ''} applies too.",
         f"- Input: texts were truncated at {max_length} tokens in training. `textclf predict` truncates at the same "
         "length by default (`model_max_length` in `tokenizer_config.json`).",
-        "- Scores are softmax probabilities, not calibrated confidences.", "",
-        _SHA_LINE.format(sha256), "",
+        "- Scores are softmax probabilities, not calibrated confidences.",
+        "",
+        _SHA_LINE.format(sha256),
+        "",
     ]
     return "\n".join(lines)

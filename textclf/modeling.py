@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
-from textclf.errors import PipelineError
-from textclf.io import hub_unreachable_reason, user_path
+from textclf.errors import PipelineError, first_line
+from textclf.files import sha256_files
+from textclf.hub import hub_unreachable_reason
+from textclf.paths import user_path
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,7 @@ def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
             raise PipelineError(f"model.checkpoint '{checkpoint}': folder has no config.json")
         return str(path)
     if checkpoint.startswith((".", "/", "~")) or not _HUB_ID.match(checkpoint):
-        raise PipelineError(
-            f"model.checkpoint '{checkpoint}': not a local folder, a hub id, or '{PACKAGED_ENCODER}'"
-        )
+        raise PipelineError(f"model.checkpoint '{checkpoint}': not a local folder, a hub id, or '{PACKAGED_ENCODER}'")
     return checkpoint
 
 
@@ -110,16 +110,20 @@ def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = Fa
     finally:
         quiet.setLevel(level)
     if strict and (info.get("missing_keys") or info.get("mismatched_keys")):
-        keys = sorted(info.get("missing_keys") or []) + sorted(str(k[0] if isinstance(k, tuple) else k)
-                                                            for k in info.get("mismatched_keys") or [])
-        raise PipelineError(f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
-                            f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)")
+        keys = sorted(info.get("missing_keys") or []) + sorted(
+            str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
+        )
+        raise PipelineError(
+            f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
+            f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)"
+        )
     _log_key_changes(source, info)
     return model
 
 
 def _log_key_changes(source: str, info: dict) -> None:
     """One line for what transformers' load report says: new (head) and unused (pretraining) weights."""
+
     def short(keys) -> str:
         prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
         return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
@@ -130,7 +134,8 @@ def _log_key_changes(source: str, info: dict) -> None:
     if info.get("unexpected_keys"):
         parts.append(f"not used: {short(info['unexpected_keys'])}")
     if info.get("mismatched_keys"):
-        parts.append(f"re-initialized (shape differs): {short(k[0] if isinstance(k, tuple) else k for k in info['mismatched_keys'])}")
+        mismatched = (k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])
+        parts.append(f"re-initialized (shape differs): {short(mismatched)}")
     if parts:
         log.info("loaded %s; %s", source, "; ".join(parts))
 
@@ -153,9 +158,10 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
         except PipelineError:
             raise
         except Exception as exc:  # safetensors, tokenizers, json and transformers each raise their own types
-            first = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
             where = _weights_files(Path(source)) if type(exc).__name__ == "SafetensorError" else source
-            raise PipelineError(f"{where}: could not load the {what} ({first}); the folder is damaged or incomplete") from None
+            raise PipelineError(
+                f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete"
+            ) from None
 
     def refuse(reason: str) -> PipelineError:
         return PipelineError(
@@ -179,8 +185,7 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
     except OSError:
         raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
     except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
-        first = " ".join(str(exc).split("\n")[0].split())
-        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first}") from None
+        raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first_line(exc)}") from None
 
 
 def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
@@ -190,7 +195,16 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]
 
 # Keys that from_pretrained records in tokenizer_config.json from the environment, not from the
 # tokenizer: with them, HF_HUB_OFFLINE=1 or another venv's path would change the saved bytes.
-_ENVIRONMENT_KEYS = ("local_files_only", "is_local", "name_or_path", "_name_or_path", "cache_dir", "token", "proxies", "revision")
+_ENVIRONMENT_KEYS = (
+    "local_files_only",
+    "is_local",
+    "name_or_path",
+    "_name_or_path",
+    "cache_dir",
+    "token",
+    "proxies",
+    "revision",
+)
 
 
 def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> None:
@@ -206,7 +220,9 @@ def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> No
             config.pop(key, None)
         if max_length is not None:
             config["model_max_length"] = max_length
-        config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        config_file.write_text(
+            json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
@@ -215,8 +231,10 @@ def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
     source = resolve_checkpoint(checkpoint, need_config=False)
     folder = Path(source)
     if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise PipelineError(f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): save the model's "
-                            "tokenizer beside it (tokenizer.save_pretrained(folder))")
+        raise PipelineError(
+            f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...): save the model's "
+            "tokenizer beside it (tokenizer.save_pretrained(folder))"
+        )
     tokenizer = _load("AutoTokenizer", source, "tokenizer", trust_remote_code=trust_remote_code)
     if folder.is_dir() and (folder / "config.json").is_file():
         config = _load("AutoConfig", source, "config", trust_remote_code=trust_remote_code)
@@ -269,8 +287,15 @@ def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
 
 
 # A tokenizer folder holds one of these (transformers would otherwise build a stand-in from the config).
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
-                   "sentencepiece.bpe.model", "sentencepiece.model")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "sentencepiece.model",
+)
 
 
 def check_tokenizer_fits(tokenizer, config, where: Path | str) -> None:
@@ -278,9 +303,11 @@ def check_tokenizer_fits(tokenizer, config, where: Path | str) -> None:
     (ids out of range) or far fewer (another model's tokenizer; tables padded by up to 5% are fine)."""
     vocab, size = getattr(config, "vocab_size", None), len(tokenizer)
     if isinstance(vocab, int) and vocab > 0 and (size > vocab or vocab - size > max(1024, vocab // 20)):
-        raise PipelineError(f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json "
-                            f"vocab_size) has {vocab}: they belong to different models "
-                            "(save the model's own tokenizer)")
+        raise PipelineError(
+            f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json "
+            f"vocab_size) has {vocab}: they belong to different models "
+            "(save the model's own tokenizer)"
+        )
 
 
 def _weight_names(folder: Path) -> set[str]:
@@ -294,15 +321,14 @@ def _weight_names(folder: Path) -> set[str]:
         with safe_open(folder / "model.safetensors", framework="pt") as handle:
             return set(handle.keys())
     except FileNotFoundError:
-        raise PipelineError(f"{folder}: could not load the model (no model.safetensors in it); "
-                            "the folder is damaged or incomplete") from None
+        raise PipelineError(
+            f"{folder}: could not load the model (no model.safetensors in it); the folder is damaged or incomplete"
+        ) from None
     except Exception as exc:  # safetensors' own error type, bad JSON, no weight_map
-        raise PipelineError(f"{_weights_files(folder)}: could not load the model ({_first(exc)}); "
-                            "the folder is damaged or incomplete") from None
-
-
-def _first(exc: BaseException) -> str:
-    return " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+        raise PipelineError(
+            f"{_weights_files(folder)}: could not load the model ({first_line(exc)}); "
+            "the folder is damaged or incomplete"
+        ) from None
 
 
 def _labels_of(folder: Path) -> list[str]:
@@ -312,23 +338,28 @@ def _labels_of(folder: Path) -> list[str]:
     except (ValueError, AttributeError):
         raise PipelineError(f"{folder / 'config.json'}: not a JSON object: the folder is damaged") from None
     if not isinstance(raw, dict) or len(raw) < 2:
-        raise PipelineError(f"{folder / 'config.json'}: no id2label with two or more labels: not a fine-tuned "
-                            "classifier (fine-tune one with dvc repro, or pass another --model)")
+        raise PipelineError(
+            f"{folder / 'config.json'}: no id2label with two or more labels: not a fine-tuned "
+            "classifier (fine-tune one with dvc repro, or pass another --model)"
+        )
     try:
         by_id = {int(k): v for k, v in raw.items()}
     except ValueError:
         raise PipelineError(f"{folder / 'config.json'}: id2label keys {sorted(raw)} must be integer ids") from None
     if sorted(by_id) != list(range(len(raw))):
-        raise PipelineError(f"{folder / 'config.json'}: id2label ids {sorted(by_id)} must run 0..{len(raw) - 1}, "
-                            "each once (fix config.json or retrain)")
+        raise PipelineError(
+            f"{folder / 'config.json'}: id2label ids {sorted(by_id)} must run 0..{len(raw) - 1}, "
+            "each once (fix config.json or retrain)"
+        )
     names = [by_id[i] for i in range(len(raw))]
     if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
         raise PipelineError(f"{folder / 'config.json'}: id2label names {names} must be distinct non-empty strings")
     return names
 
 
-def check_model_folder(folder: Path | str, label_names: list[str] | None = None, classifier: bool = True,
-                       trust_remote_code: bool = False):
+def check_model_folder(
+    folder: Path | str, label_names: list[str] | None = None, classifier: bool = True, trust_remote_code: bool = False
+):
     """Whole or refused: a model folder read by any stage or command. It holds config.json, safetensors
     weights and its tokenizer (whose vocabulary fits the model); a ``classifier`` also has a contiguous
     id2label from 0 (the ``label_names`` of labels.json, when given) and its head's weights in the
@@ -348,37 +379,59 @@ def check_model_folder(folder: Path | str, label_names: list[str] | None = None,
         return config, tokenizer
     names = _labels_of(folder)
     if label_names is not None and names != list(label_names):
-        raise PipelineError(f"{folder}: the model's labels {names} are not the data's {list(label_names)} "
-                            "(the model was trained on other data: run dvc repro)")
+        raise PipelineError(
+            f"{folder}: the model's labels {names} are not the data's {list(label_names)} "
+            "(the model was trained on other data: run dvc repro)"
+        )
     try:
         with torch.device("meta"):  # the architecture's tensor names, without memory or initialization
             model = transformers.AutoModelForSequenceClassification.from_config(
-                config, trust_remote_code=trust_remote_code)
+                config, trust_remote_code=trust_remote_code
+            )
     except Exception as exc:
-        raise PipelineError(f"{folder}: config.json is not a sequence classifier transformers can build "
-                            f"({_first(exc)})") from None
+        raise PipelineError(
+            f"{folder}: config.json is not a sequence classifier transformers can build ({first_line(exc)})"
+        ) from None
     prefix = f"{model.base_model_prefix}."
     head = [k for k in model.state_dict() if not k.startswith(prefix)]
     missing = [k for k in head if k not in weights]
     if missing:
-        raise PipelineError(f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its "
-                            "safetensors): "
-                            "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)")
+        raise PipelineError(
+            f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its "
+            "safetensors): "
+            "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)"
+        )
     return config, tokenizer
 
 
+# Models whose position table starts after the padding id: two of its rows are never a text position.
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
+
+
+def position_limit(config) -> int | None:
+    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or positions >= 10**6:
+        return None
+    return positions - (2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else 0)
+
+
+def input_limit(config, tokenizer) -> int | None:
+    """The longest input the model takes: its position table, capped by the tokenizer's limit (None: neither
+    says; tokenizers without a limit report a huge sentinel, int(1e30), which does not count)."""
+    known = [int(n) for n in (position_limit(config), getattr(tokenizer, "model_max_length", None)) if n and n < 10**6]
+    return min(known) if known else None
+
+
 def max_positions(checkpoint: str, tokenizer) -> int:
-    """The longest input the model takes: its position table, capped by the tokenizer's limit.
-    A local checkpoint folder is checked whole first (``check_model_folder``, as an encoder)."""
+    """``input_limit`` of a checkpoint (10**6 when nothing limits it). A local checkpoint folder is
+    checked whole first (``check_model_folder``, as an encoder)."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         config, _ = check_model_folder(source, classifier=False)
     else:
         config = _load("AutoConfig", source, "config")
-    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    # tokenizers without a limit report a huge sentinel (int(1e30)): ignore it
-    known = [int(n) for n in limits if n and n < 10**6]
-    return min(known) if known else 10**6
+    return input_limit(config, tokenizer) or 10**6
 
 
 def hardware_description(device: torch.device) -> str:
@@ -394,3 +447,15 @@ def hardware_description(device: torch.device) -> str:
     except OSError:
         pass
     return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
+
+
+WEIGHTS = "model.safetensors"
+
+
+def weights_sha256(model_dir: Path | str) -> str:
+    """SHA-256 of the model's weights (``model.safetensors``, or its shards in name order): ties a model
+    card and a run record to the weights they describe."""
+    files = sorted(Path(model_dir).glob("model*.safetensors"))
+    if not files:
+        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
+    return sha256_files(files)

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from textclf.errors import PipelineError
 
@@ -112,16 +115,12 @@ class Params(_Section):
 
 
 def _yaml():
-    from ruamel.yaml import YAML
-
     return YAML(typ="safe")  # what DVC's parse_yaml uses
 
 
 def _key_lines(root) -> tuple[dict, list]:
     """Walk a composed YAML node: {key path: 1-based line}, and [(key path, first line, second line)]
     for keys written twice in one mapping (merge keys ``<<`` are not keys; an aliased node is walked once)."""
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-
     lines, twice, walked = {}, [], set()
     todo = [((), root)]
     while todo:
@@ -149,9 +148,6 @@ def _key_lines(root) -> tuple[dict, list]:
 
 def parse_yaml(text: str, source: str = "params.yaml") -> object:
     """Parse YAML with DVC's loader and rules; a syntax error or a key written twice is one line."""
-    from ruamel.yaml import YAMLError
-    from ruamel.yaml.constructor import DuplicateKeyError
-
     try:
         return _yaml().load(text)
     except DuplicateKeyError as exc:

@@ -48,8 +48,10 @@ def build(node_modules: Path) -> str:
         code = (node_modules / package / build_file).read_text(encoding="utf-8")
         if "</script" in code.lower() or "{plot_divs}" in code or "{refresh_tag}" in code:
             raise ValueError(f"{package}/{build_file}: cannot be inlined into the page")
-        parts.append(f"    <!-- {package} {meta['version']} ({meta.get('license', '?')}) -->\n"
-                     f"    <script>{code.strip()}</script>\n")
+        parts.append(
+            f"    <!-- {package} {meta['version']} ({meta.get('license', '?')}) -->\n"
+            f"    <script>{code.strip()}</script>\n"
+        )
     return "".join(parts) + TAIL
 
 

@@ -14,8 +14,8 @@ Speed comes from the stage code: texts are tokenized once, sorted by length and 
 natively. Rows stream through in slices of ``ROWS_PER_SLICE`` (read, labelled, written), so memory
 holds one slice whatever the input's size. On N processes
 (``python -m textclf.launch --processes N textclf predict ...``) each slice's batches are split
-between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or unreadable input, no ``text`` column)
-stops with one line ``error: ...`` and exit code 2.
+between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or
+unreadable input, no ``text`` column) stops with one line ``error: ...`` and exit code 2.
 """
 
 from __future__ import annotations
@@ -34,14 +34,17 @@ from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from textclf.errors import PipelineError
+from textclf.errors import PipelineError, one_line, run_cli
+from textclf.files import atomic_path, check_output
+from textclf.tables import TABLE_SUFFIXES, open_parquet
 
 DEFAULT_MODEL = "models/finetuned"
 # Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
 TEXT_SUFFIXES = ("", ".txt", ".text")
 INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
-OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 log = logging.getLogger("textclf.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
@@ -66,8 +69,9 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
         return
     suffix = path.suffix.lower()
     if suffix not in INPUT_FORMATS:
-        raise PipelineError(f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, "
-                            "or .txt for one text a line)")
+        raise PipelineError(
+            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
+        )
     if not path.is_file():
         raise PipelineError(f"{path}: input file not found")
     if suffix in TEXT_SUFFIXES:
@@ -88,7 +92,7 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
+        raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {one_line(exc)[:200]}") from None
     if first_row == 0:
         raise PipelineError(f"{path}: no rows to label (empty input)")
 
@@ -110,6 +114,7 @@ def _stdin_slices(rows: int) -> Iterator[pd.DataFrame]:
 def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Lone UTF-16 surrogates (half an emoji, as truncated tweets hold) in text become U+FFFD, with a
     warning: they cannot be tokenized nor written as UTF-8."""
+
     def fix(value):
         return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
 
@@ -117,8 +122,12 @@ def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
             broken = frame[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
             if broken.any():
-                log.warning("%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
-                            source, int(broken.sum()), column)
+                log.warning(
+                    "%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
+                    source,
+                    int(broken.sum()),
+                    column,
+                )
                 frame[column] = frame[column].map(fix)
     return frame
 
@@ -146,8 +155,9 @@ def _json_lines(path: Path, rows: int) -> Iterator[pd.DataFrame]:
             try:
                 record = _json_loads(line)
             except json.JSONDecodeError as exc:
-                raise PipelineError(f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} "
-                                    f"(column {exc.colno})") from None
+                raise PipelineError(
+                    f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} (column {exc.colno})"
+                ) from None
             if not isinstance(record, dict):
                 raise PipelineError(f"{path}: line {line_no} is not a JSON object with a 'text' field")
             records.append(record)
@@ -162,8 +172,9 @@ def _json_array(path: Path) -> Iterator[pd.DataFrame]:
     try:
         data = _json_loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} "
-                            f"(column {exc.colno})") from None
+        raise PipelineError(
+            f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} (column {exc.colno})"
+        ) from None
     if not isinstance(data, list):
         raise PipelineError(f"{path}: a .json input is an array of texts or of objects with a 'text' field")
     if not data:
@@ -182,15 +193,20 @@ def _json_array(path: Path) -> Iterator[pd.DataFrame]:
 
 def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        for batch in open_parquet(path, hint="").iter_batches(batch_size=rows):
             yield batch.to_pandas()
     elif suffix in (".csv", ".tsv"):  # every field as its text: 007 stays 007, 1.10 stays 1.10, NA stays NA
         if path.stat().st_size == 0:
             return
-        yield from pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                               na_filter=False, encoding="utf-8-sig", chunksize=rows)
+        yield from pd.read_csv(
+            path,
+            sep="\t" if suffix == ".tsv" else ",",
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8-sig",
+            chunksize=rows,
+        )
     elif suffix == ".json":
         yield from _json_array(path)
     else:
@@ -204,8 +220,10 @@ def _line_slices(handle: BinaryIO, source: str, rows: int) -> Iterator[pd.DataFr
         try:
             line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
-            raise PipelineError(f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
-                                "convert it to UTF-8 (e.g. iconv -t UTF-8)") from None
+            raise PipelineError(
+                f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
+                "convert it to UTF-8 (e.g. iconv -t UTF-8)"
+            ) from None
         if line_no == 1:
             line = line.removeprefix("\ufeff")
         line = line.rstrip("\r\n")
@@ -238,55 +256,64 @@ def load_model(folder: Path):
     return model.eval(), tokenizer
 
 
-# Models whose position table starts after the padding id: two of its rows are never a text position.
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
-
-
-def position_limit(model) -> int | None:
-    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if not positions or positions >= 10**6:
-        return None
-    return positions - (2 if getattr(model.config, "model_type", "") in _OFFSET_POSITIONS else 0)
-
-
 def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
     """Tokens kept per text: ``asked`` (--max-length), else the length the model was trained with (the
     tokenizer's ``model_max_length``, which the encode stage sets to ``model.max_length``); never more
     than the model's positions (a longer ``asked`` is lowered to that, with a warning)."""
-    limit = position_limit(model)
-    trained = getattr(tokenizer, "model_max_length", None)
+    from textclf.modeling import input_limit, position_limit  # torch: loaded with the model, not before
+
+    limit = position_limit(model.config)
     if asked is not None:
         if limit is not None and asked > limit:
-            log.warning("--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
-                        asked, limit, limit)
+            log.warning(
+                "--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
+                asked,
+                limit,
+                limit,
+            )
             return limit
         return asked
-    known = [int(n) for n in (limit, trained) if n and n < 10**6]
-    return min(known) if known else 512
+    return input_limit(model.config, tokenizer) or 512
 
 
-def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, device: str = "auto",
-                  precision: str = "auto", max_length: int | None = None, progress: bool | None = None) -> np.ndarray:
+def predict_proba(
+    model,
+    tokenizer,
+    texts: list[str],
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = "auto",
+    max_length: int | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
     """Class probabilities (rows x labels, float32) for ``texts``, in their order."""
     import torch
 
+    from textclf import distributed
     from textclf.batching import run_batched
     from textclf.modeling import encode_texts, resolve_device, use_bf16
 
-    from textclf import distributed
-
     torch_device = distributed.local_device(resolve_device(device))
     input_ids = encode_texts(tokenizer, texts, max_input_tokens(model, tokenizer, max_length))
-    logits = distributed.combine(run_batched(  # under several processes each ran its share of the batches
-        model, input_ids, tokenizer.pad_token_id, batch_size, output="logits", device=torch_device,
-        bf16=use_bf16(precision, torch_device), desc="predict",
-        progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
-    ))
+    logits = distributed.combine(
+        run_batched(  # under several processes each ran its share of the batches
+            model,
+            input_ids,
+            tokenizer.pad_token_id,
+            batch_size,
+            output="logits",
+            device=torch_device,
+            bf16=use_bf16(precision, torch_device),
+            desc="predict",
+            progress=len(texts) >= PROGRESS_MIN_ROWS if progress is None else progress,
+        )
+    )
     return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
 
 
-def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool) -> pd.DataFrame:
+def label_rows(
+    frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool
+) -> pd.DataFrame:
     """The input rows with ``label`` and ``score`` (and ``scores``: label -> probability) added.
 
     Input columns of those names (a gold ``label``, say) are kept as ``input_<name>``."""
@@ -295,14 +322,14 @@ def label_rows(frame: pd.DataFrame, probabilities: np.ndarray, label_names: list
     out["label"] = np.asarray(label_names, dtype=object)[best]
     out["score"] = np.round(probabilities[np.arange(len(best)), best].astype(float), 6)
     if all_scores:
-        out["scores"] = [dict(zip(label_names, np.round(row.astype(float), 6))) for row in probabilities]
+        out["scores"] = [dict(zip(label_names, np.round(row.astype(float), 6), strict=True)) for row in probabilities]
     return out
 
 
 def output_format(path: Path | None, fmt: str | None) -> str:
     """``fmt``, else the output file's extension, else jsonl (stdout); checked before any work is done."""
     fmt = fmt or (path.suffix.lower().lstrip(".") if path else "jsonl")
-    if f".{fmt}" not in OUTPUT_SUFFIXES:
+    if f".{fmt}" not in TABLE_SUFFIXES:
         raise PipelineError(f"{path}: unknown output format '{fmt}' (use .jsonl, .csv or .parquet)")
     if path is None and fmt == "parquet":
         raise PipelineError("--format parquet needs --output FILE")
@@ -331,8 +358,6 @@ class OutputWriter:
 
     def __enter__(self) -> OutputWriter:
         if self.path is not None:
-            from textclf.io import atomic_path
-
             self._atomic = atomic_path(self.path, inputs=self.inputs)
             self._tmp = self._atomic.__enter__()
         return self
@@ -341,9 +366,6 @@ class OutputWriter:
         frame = _flat_scores(frame, self.fmt)
         try:
             if self.fmt == "parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
                 if self._parquet is None:
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     self._parquet = pq.ParquetWriter(self._tmp, table.schema)
@@ -352,12 +374,14 @@ class OutputWriter:
                 self._parquet.write_table(table)
             else:
                 if self._handle is None:
-                    self._handle = sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                    self._handle = (
+                        sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                    )
                 _write(frame, self._handle, self.fmt, header=self.rows == 0)
         except OSError as exc:
             raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
         except (ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
-            raise PipelineError(f"{self.path}: could not write it: {' '.join(str(exc).split())[:200]}") from None
+            raise PipelineError(f"{self.path}: could not write it: {one_line(exc)[:200]}") from None
         self.rows += len(frame)
 
     def __exit__(self, *exc_info) -> None:
@@ -373,12 +397,6 @@ class OutputWriter:
             raise error from None
         if self._atomic is not None:
             self._atomic.__exit__(*exc_info)
-
-
-def write_output(frame: pd.DataFrame, path: Path | None, fmt: str | None) -> None:
-    """JSON lines, CSV or Parquet, to ``path`` (by its extension unless ``fmt``) or stdout."""
-    with OutputWriter(path, fmt) as writer:
-        writer.write(frame)
 
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
@@ -414,22 +432,42 @@ def to_json(value) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="textclf predict", description=__doc__.split("\n\n")[0].strip("` "),
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1],
+        prog="textclf predict",
+        description=__doc__.split("\n\n")[0].strip("` "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("texts", nargs="*", help="texts to label (else --input FILE, else stdin)")
-    parser.add_argument("-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin")
-    parser.add_argument("-o", "--output", type=str, help="a .jsonl, .csv or .parquet file, or a folder to write "
-                        "<input>.labelled.jsonl in (default: JSON lines on stdout)")
-    parser.add_argument("--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)")
-    parser.add_argument("-m", "--model", type=Path, default=Path(DEFAULT_MODEL),
-                        help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=str,
+        help="a .jsonl, .csv or .parquet file, or a folder to write "
+        "<input>.labelled.jsonl in (default: JSON lines on stdout)",
+    )
+    parser.add_argument(
+        "--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)"
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        type=Path,
+        default=Path(DEFAULT_MODEL),
+        help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})",
+    )
     parser.add_argument("--all-scores", action="store_true", help="add every label's probability")
     parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass (default: 64)")
     parser.add_argument("--max-length", type=int, help="tokens kept per text (default: the model's limit)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="auto: bf16 where the hardware computes it natively, else fp32")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 where the hardware computes it natively, else fp32",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
@@ -456,8 +494,6 @@ def main(argv: list[str] | None = None) -> None:
     output = output_path(args.output, args.input, args.format)
     inputs = tuple(p for p in (args.input, args.model) if p is not None and str(p) != "-")
     if output is not None:
-        from textclf.io import check_output
-
         check_output(output, inputs)  # never the input, the model, a folder, the current folder: before any work
     slices = read_input(args.input, args.texts)
     first = next(slices)  # a bad or empty input stops here, before the model is loaded
@@ -467,8 +503,14 @@ def main(argv: list[str] | None = None) -> None:
     with distributed.process_group(), writer:
         for frame in itertools.chain([first], slices):
             probabilities = predict_proba(
-                model, tokenizer, frame["text"].tolist(), batch_size=args.batch_size, device=args.device,
-                precision=args.precision, max_length=args.max_length, progress=False if args.no_progress else None,
+                model,
+                tokenizer,
+                frame["text"].tolist(),
+                batch_size=args.batch_size,
+                device=args.device,
+                precision=args.precision,
+                max_length=args.max_length,
+                progress=False if args.no_progress else None,
             )
             if distributed.is_main():
                 writer.write(label_rows(frame, probabilities, label_names, args.all_scores))
@@ -483,25 +525,20 @@ def cli(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bars: stderr keeps our own bar and errors only
     hf_logging.set_verbosity_error()
+
+    def body() -> None:
+        try:
+            main(argv)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
+        except BrokenPipeError:  # `textclf predict ... | head`
+            _quiet_stdout()
+            sys.stderr.close()
+
     try:
-        main(argv)
-        if sys.stdout is not None:
-            sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
-    except PipelineError as exc:
-        _quiet_stdout()
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `textclf predict ... | head`
-        _quiet_stdout()
-        sys.stderr.close()
-        return 0
-    except OSError as exc:  # anything the file system refuses: one line, no traceback
-        _quiet_stdout()
-        print(f"error: {exc.filename or 'stdout'}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return run_cli(body, "stdout", before_error=_quiet_stdout)
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 def _quiet_stdout() -> None:

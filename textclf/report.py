@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from textclf.errors import PipelineError
+from textclf.errors import PipelineError, run_cli
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
@@ -101,15 +101,21 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     def cell(value: float | None, digits: int = 4) -> str:
         return "—" if value is None else (f"{value:.{digits}f}" if digits else f"{value:.0f}")
 
-    lines = ["## Per-label validation loss (error analysis)", "",
-             f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.", "",
-             f"| label | {base} | {WORKSPACE} | change | errors ({base}) | errors ({WORKSPACE}) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Per-label validation loss (error analysis)",
+        "",
+        f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.",
+        "",
+        f"| label | {base} | {WORKSPACE} | change | errors ({base}) | errors ({WORKSPACE}) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label in dict.fromkeys([*new, *old]):
         before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
         change = "—" if before is None or after is None else f"{after - before:+.4f}"
-        lines.append(f"| {escape(label, cell=True)} | {cell(before)} | {cell(after)} | {change} | "
-                     f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |")
+        lines.append(
+            f"| {escape(label, cell=True)} | {cell(before)} | {cell(after)} | {change} | "
+            f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |"
+        )
     return lines + [""]
 
 
@@ -160,9 +166,12 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                     shutil.copyfile(src, plots_dir / name)
                     images.append((rev, name))
             if images:  # DVC's order, as in the Vega plots: the workspace, then the base
-                lines += ["| " + " | ".join(escape(rev, cell=True) for rev, _ in images) + " |",
-                          "|" + "---|" * len(images),
-                          "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |", ""]
+                lines += [
+                    "| " + " | ".join(escape(rev, cell=True) for rev, _ in images) + " |",
+                    "|" + "---|" * len(images),
+                    "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |",
+                    "",
+                ]
     return lines
 
 
@@ -212,12 +221,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    try:
-        print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note))
-    except PipelineError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note)), args.out)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple
                 if not params or not metrics:
                     missing += 1
                     continue
-                found.append({"name": rev.get("name") or rev.get("rev", "")[:7], "params": flatten(params),
-                              "metrics": metrics})
+                found.append(
+                    {"name": rev.get("name") or rev.get("rev", "")[:7], "params": flatten(params), "metrics": metrics}
+                )
     return found, missing
 
 
@@ -77,8 +78,11 @@ def summarise(found: list[dict], seed_param: str, metric: str) -> tuple[list[str
         groups.setdefault(tuple(json.dumps(exp["params"].get(k), sort_keys=True) for k in keys), []).append(exp)
     rows = []
     for members in groups.values():
-        row = {"config": {k: members[0]["params"].get(k) for k in varying}, "n": len(members),
-               "seeds": sorted(str(m["params"].get(seed_param)) for m in members)}
+        row = {
+            "config": {k: members[0]["params"].get(k) for k in varying},
+            "n": len(members),
+            "seeds": sorted(str(m["params"].get(seed_param)) for m in members),
+        }
         for split, _ in SPLITS_SHOWN:
             for name in ("accuracy", "f1_macro"):
                 values = [m["metrics"].get(split, {}).get(name) for m in members]
@@ -123,17 +127,24 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
     short = short_names(varying)
     common = common_values(varying, rows)
     cell = lambda ms: "-" if ms is None else f"{ms[0]:.4f}±{ms[1]:.4f}"  # noqa: E731
-    columns = [f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
-               for _, label in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
-    cells = [[cell(r[f"{split}.{name}"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
-             for r in rows]
-    configs = [" ".join(f"{short[k]}={r['config'][k]}" for k in varying
-                        if k not in common or r["config"][k] != common[k]) or "(common values)" for r in rows]
+    columns = [
+        f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
+        for _, label in SPLITS_SHOWN
+        for name in ("accuracy", "f1_macro")
+    ]
+    cells = [
+        [cell(r[f"{split}.{name}"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")] for r in rows
+    ]
+    configs = [
+        " ".join(f"{short[k]}={r['config'][k]}" for k in varying if k not in common or r["config"][k] != common[k])
+        or "(common values)"
+        for r in rows
+    ]
     width = max(len(c) for c in columns + [c for row in cells for c in row])
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
     lines = [f"  {'configuration':<{config_width}} {'n':>3} " + " ".join(f"{c:>{width}}" for c in columns)]
-    for row, config, values in zip(rows, configs, cells):
+    for row, config, values in zip(rows, configs, cells, strict=True):
         mark = "* " if row.get("best") else "  "
         lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
@@ -146,8 +157,9 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
 
 def exp_show(repo: Path) -> list[dict]:
     """``dvc exp show --json`` of the repository at ``repo``, run by this Python's dvc."""
-    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True
+    )
     if result.returncode != 0:
         detail = " ".join((result.stderr or result.stdout).split())[-300:]
         raise SweepError(f"{repo}: `dvc exp show --json` failed: {detail}")
@@ -159,13 +171,19 @@ def exp_show(repo: Path) -> list[dict]:
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textclf sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--metric", choices=("accuracy", "f1_macro"), default="accuracy",
-                        help="validation metric that picks the best configuration (default accuracy)")
+    parser.add_argument(
+        "--metric",
+        choices=("accuracy", "f1_macro"),
+        default="accuracy",
+        help="validation metric that picks the best configuration (default accuracy)",
+    )
     parser.add_argument("--seed-param", default="finetune.seed", help="the parameter seeds vary (finetune.seed)")
     parser.add_argument("--metrics-file", default="metrics/finetuned.json", help="metrics/finetuned.json")
     parser.add_argument("--params-file", default="params.yaml")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
-    parser.add_argument("--exp-show-json", type=Path, help="read this saved `dvc exp show --json` instead of running it")
+    parser.add_argument(
+        "--exp-show-json", type=Path, help="read this saved `dvc exp show --json` instead of running it"
+    )
     args = parser.parse_args(argv)
     try:
         if args.exp_show_json is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -13,18 +12,20 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from textclf.errors import PipelineError
-from textclf.evaluation import classification_metrics
-from textclf.io import read_token_rows
-from textclf.modeling import use_bf16
+from textclf.files import sha256_files
+from textclf.metrics import classification_metrics
+from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
+from textclf.tables import read_token_rows
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,11 @@ def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
 
 
 def training_arguments(
-    params: FinetuneParams, device: torch.device, output_dir: Path | str, n_train_rows: int, processes: int = 1,
+    params: FinetuneParams,
+    device: torch.device,
+    output_dir: Path | str,
+    n_train_rows: int,
+    processes: int = 1,
     **overrides,
 ) -> TrainingArguments:
     """The finetune stage's ``TrainingArguments`` for ``processes`` DDP processes; ``overrides`` replace
@@ -191,8 +196,13 @@ class BestModel(TrainerCallback):
             self.step = state.global_step
         since = sum(entry["step"] > best["step"] for entry in curve_evaluations(state.log_history))
         if self.patience and since >= self.patience and state.global_step < state.max_steps:
-            log.info("early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
-                     state.global_step, self.metric, since, best["step"])
+            log.info(
+                "early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
+                state.global_step,
+                self.metric,
+                since,
+                best["step"],
+            )
             control.should_training_stop = True
         return control
 
@@ -225,8 +235,14 @@ class PipelineTrainer(Trainer):
     """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction), an
     optional class-weighted training loss and the ``BestModel`` weights saved in each checkpoint."""
 
-    def __init__(self, *args, train_sampler: EpochSeededSampler, class_weights: torch.Tensor | None = None,
-                 best_model: BestModel | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        train_sampler: EpochSeededSampler,
+        class_weights: torch.Tensor | None = None,
+        best_model: BestModel | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.train_sampler, self.class_weights, self.best_model = train_sampler, class_weights, best_model
         self.add_callback(SamplerEpoch(train_sampler))
@@ -253,6 +269,44 @@ class PipelineTrainer(Trainer):
         if self.best_model is not None and self.args.should_save:
             self.best_model.save(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
         super()._save_checkpoint(model, trial)
+
+
+def build_trainer(
+    params: FinetuneParams,
+    checkpoint: str,
+    trust_remote_code: bool,
+    label_names: list[str],
+    tokenizer,
+    train: datasets.Dataset,
+    device: torch.device,
+    output_dir: Path | str,
+    *,
+    validation: datasets.Dataset | None = None,
+    class_weights: torch.Tensor | None = None,
+    best_model: BestModel | None = None,
+    processes: int = 1,
+    **overrides,
+) -> PipelineTrainer:
+    """The finetune stage's ``PipelineTrainer``: ``checkpoint`` as a classifier of ``label_names`` with a
+    seeded new head (its encoder frozen unless ``finetune.train_feature_extractor``), the stage's
+    ``TrainingArguments`` (``overrides`` replace any of them), the length-grouped sampler and a padding
+    collator; curve points on ``validation`` when given. The benchmark builds its trainer here too."""
+    set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
+    model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
+    if not params.train_feature_extractor:
+        log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
+    return PipelineTrainer(
+        model=model,
+        args=training_arguments(params, device, output_dir, len(train), processes=processes, **overrides),
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=None if validation is None else compute_metrics,
+        train_sampler=train_sampler(token_lengths(train), params),
+        class_weights=class_weights,
+        best_model=best_model,
+    )
 
 
 def compute_metrics(prediction) -> dict:
@@ -289,8 +343,12 @@ class DVCLiveStepLogger(TrainerCallback):
             self.live.make_summary()
             self.logged += 1
             log.info(
-                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f", entry["step"],
-                f"{losses[-1]:.4f}" if losses else "-", entry["eval_loss"], entry["eval_accuracy"], entry["eval_f1_macro"],
+                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f",
+                entry["step"],
+                f"{losses[-1]:.4f}" if losses else "-",
+                entry["eval_loss"],
+                entry["eval_accuracy"],
+                entry["eval_f1_macro"],
             )
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -354,15 +412,12 @@ def last_complete_checkpoint(state_dir: Path) -> str | None:
 
 def fingerprint(files: Sequence[Path], settings: dict) -> str:
     """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in files:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return sha256_files(files, prefix=json.dumps(settings, sort_keys=True).encode())[:16]
 
 
-def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0) -> datasets.Dataset:
+def load_split(
+    path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0
+) -> datasets.Dataset:
     """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take, backed by
     one Arrow table (4 bytes a token: no Python list per row, whatever the split's size).
 
@@ -386,10 +441,10 @@ def load_split(path: Path, sort_by_length: bool = False, max_rows: int | None = 
 
 def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
     """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
-    import pyarrow.compute as pc
-
     chunks = dataset.data.column("input_ids").chunks
-    return np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)])
+    return np.concatenate(
+        [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)]
+    )
 
 
 def freeze_encoder(model) -> int:
@@ -416,9 +471,6 @@ def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) ->
 def run_record(result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1) -> dict:
     """What ``textclf export`` writes into the shipped model card about the run that trained these
     weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256."""
-    from textclf.model_card import weights_sha256
-    from textclf.modeling import hardware_description
-
     return {
         "weights_sha256": weights_sha256(model_dir),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),

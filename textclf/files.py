@@ -1,0 +1,120 @@
+"""Writing outputs safely: atomic replacement, refusal of outputs that are not this project's, hashing.
+
+A crash or Ctrl-C mid-write leaves the previous output (or none), never a truncated file
+that DVC would hash as good.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from textclf.errors import PipelineError
+
+# Written into every folder this project's commands create: an existing folder is replaced only when it
+# holds this file (the command wrote it), never a folder of the user's. Constant bytes: outputs reproduce.
+MARKER = ".textclf-output"
+MARKER_TEXT = "written by textclf: its commands replace this folder only while this file is in it\n"
+# Files and folders that mark a project root (never replaced, whatever it holds).
+_ROOT_MARKERS = (".git", ".dvc", "dvc.yaml")
+# Errors of the file system written to (not of an input): full, over quota, read-only, file too large.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are the same path or one is inside the other."""
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: bool = False) -> Path:
+    """Refuse (one line) to replace ``target`` when that would delete what this command did not write:
+    the current folder or one of its parents, a project root, one of ``inputs`` (the model, data or files
+    being read), a folder inside them or holding them, or an existing folder without this project's marker
+    (a file output never replaces a folder). Returns ``target``."""
+    target = Path(target)
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise PipelineError(
+            f"{target}: is the current folder or one of its parents; name a new file or folder inside it"
+        )
+    if resolved.is_dir() and any((resolved / name).exists() for name in _ROOT_MARKERS):
+        found = ", ".join(n for n in _ROOT_MARKERS if (resolved / n).exists())
+        raise PipelineError(f"{target}: is a project root ({found}); name a new folder instead")
+    for source in inputs:
+        if _overlaps(resolved, Path(source).resolve()):
+            raise PipelineError(f"{target}: would replace {source}, which this command reads; write somewhere else")
+    if is_dir and resolved.exists() and not resolved.is_dir():
+        raise PipelineError(f"{target}: is a file, not a folder; name a folder (the file is left as it is)")
+    if resolved.is_dir() and not target.is_symlink():
+        if not is_dir:
+            raise PipelineError(f"{target}: is a folder; name a file (the folder is left as it is)")
+        if not (resolved / MARKER).is_file():
+            raise PipelineError(
+                f"{target}: is a folder this project did not write (no {MARKER} in it); "
+                "move it away or name another folder: it is left as it is"
+            )
+    return target
+
+
+@contextmanager
+def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside ``target`` (an empty folder holding ``MARKER`` when ``is_dir``); on
+    success it replaces ``target``, on any exception it is removed and ``target`` stays as it was.
+    ``check_output`` runs first: a target that is not this project's own output is refused, untouched."""
+    target = check_output(target, inputs, is_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A process killed with SIGKILL cannot clean up: its leftovers go at the next write of the same
+        # output (one writer per output: DVC locks the repository). `.*.tmp` is git-ignored meanwhile.
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:  # a read-only or full file system, a file where a folder should be
+        raise PipelineError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+    work = tmp / target.name
+    try:
+        if is_dir:
+            work.mkdir()
+            (work / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        try:
+            yield work
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise PipelineError(f"{target}: could not write it ({exc.strerror}); nothing was replaced") from None
+        check_output(target, inputs, is_dir)  # again: the target may have appeared while writing
+        try:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            os.replace(work, target)
+        except OSError as exc:
+            raise PipelineError(f"{target}: could not move the new output into place ({exc.strerror or exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: Path | str, data: object, inputs: Sequence[Path | str] = ()) -> None:
+    """``data`` as indented JSON, written atomically (``atomic_path``)."""
+    with atomic_path(path, inputs=inputs) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def sha256_files(paths: Iterable[Path | str], prefix: bytes = b"") -> str:
+    """Hex SHA-256 of ``prefix`` followed by the bytes of each file, read a megabyte at a time."""
+    digest = hashlib.sha256(prefix)
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

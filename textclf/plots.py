@@ -1,0 +1,102 @@
+"""Plot files: the confusion and UMAP plot data (CSV, read by DVC's templates) and their PNGs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # stages run headless
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+from textclf.files import atomic_path
+from textclf.pagetext import inert_labels
+
+# The notebook's colour maps, one per label; cycled when there are more labels.
+UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
+
+
+def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
+    """Rows of (actual, predicted) label names with their ids, the input of the confusion template
+    (.dvc/plots/confusion.json): one row per prediction (weight 1), then one weight-0 row per label so
+    that every label has a row and a column, in id order, even one that is never predicted. Label names
+    are made inert for the plots page (textclf.pagetext)."""
+    names, ids = np.asarray(inert_labels(label_names)), np.arange(len(label_names))
+    frame = pd.DataFrame(
+        {
+            "actual": np.concatenate([names[y_true], names]),
+            "predicted": np.concatenate([names[y_pred], names]),
+            "actual_id": np.concatenate([y_true, ids]),
+            "predicted_id": np.concatenate([y_pred, ids]),
+            "weight": np.concatenate([np.ones(len(y_true), dtype=int), np.zeros(len(names), dtype=int)]),
+        }
+    )
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: list[str]) -> pd.DataFrame:
+    """The UMAP plot data (x, y rounded to 4 decimals, label name made inert for the plots page, see
+    textclf.pagetext); returns the points with the label names as they are, for the PNG."""
+    points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[labels]})
+    with atomic_path(path) as tmp:
+        points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)
+    return points
+
+
+def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
+    """The notebook's normalized confusion matrix, as a PNG (labels in id order, title wrapped to fit)."""
+    matrix = confusion_matrix(y_true, y_pred, labels=range(len(label_names)), normalize="true")
+    fig, ax = plt.subplots(figsize=(6.5, 6.5))
+    ConfusionMatrixDisplay(matrix, display_labels=label_names).plot(
+        cmap="Blues", values_format=".2f", ax=ax, colorbar=True, xticks_rotation=45
+    )
+    ax.set_title(textwrap.fill(title, width=45))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
+    """``umap_figure`` as a PNG."""
+    fig = umap_figure(points, label_names, title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
+    """The notebook's figure, one hexbin panel per label in its own colour map, on axes shared by every
+    panel (the same bins and limits: a cluster sits in the same place in each), with every row as faint
+    grey points behind, so each label's cloud reads against the whole."""
+    cols = 3
+    rows = -(-len(label_names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 4 * rows), squeeze=False, sharex=True, sharey=True)
+    axes = axes.flatten()
+    extent = (points["x"].min(), points["x"].max(), points["y"].min(), points["y"].max()) if len(points) else None
+    for i, name in enumerate(label_names):
+        subset = points[points["label"] == name]
+        axes[i].scatter(points["x"], points["y"], s=2, c="0.8", linewidths=0, rasterized=True)
+        if len(subset):
+            axes[i].hexbin(
+                subset["x"],
+                subset["y"],
+                cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)],
+                gridsize=60,
+                extent=extent,
+                mincnt=1,
+                linewidths=(0,),
+            )
+        axes[i].set_title(name)
+        axes[i].set_xticks([])
+        axes[i].set_yticks([])
+    for ax in axes[len(label_names) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,126 @@
+"""A stage's lifecycle: logging, clean stops on signals or when DVC goes away, one-line exits.
+
+Under ``dvc repro`` (DVC sets ``DVC_STAGE``) DVC deletes a stage's outputs before running it, so
+a stage that fails or is stopped says how to bring the last good outputs back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textclf.errors import PipelineError, print_error
+
+# The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
+# git-tracked metrics, plot data, training curves and model card with `git checkout`.
+RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots dvclive"
+
+
+class Stopped(BaseException):
+    """Raised in the main thread on SIGTERM (or when the DVC process that started the stage is gone),
+    so that ``finally`` blocks remove temporary outputs before the process ends."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    raise Stopped(signum)
+
+
+def _is_dvc(argv: list[bytes]) -> bool:
+    """Whether a command line runs DVC (``.../bin/dvc repro``, ``python .../dvc exp run``, ``python -m dvc``),
+    not merely mentions it (a stage's own ``--live dvclive`` argument)."""
+    head = [os.path.basename(arg) for arg in argv[:3]]
+    return b"dvc" in head or b"-m dvc" in b" ".join(argv[:3])
+
+
+def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
+    """The parent process, and its parents up to the first one running DVC (the shell that DVC
+    starts a command in may sit between): if any of them dies, nobody waits for this stage."""
+    pids, pid = [], os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            break
+        pids.append(pid)
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        if _is_dvc(argv):
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return pids
+
+
+def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> None:
+    """Poll: when DVC (or the shell between) is killed, stop this stage instead of running on alone."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent or not all(Path(f"/proc/{pid}").exists() for pid in pids):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _lost_a_peer(exc: RuntimeError) -> bool:
+    """Whether a multi-process run failed because another process (on another machine, where torchrun
+    cannot stop this one first) went away: gloo and NCCL then fail the collective this process waits in."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    message = str(exc)
+    return type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(
+        sign in message for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+    )
+
+
+def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
+    """Run a stage's ``main``; a ``PipelineError`` exits 2 with ``error: <message>`` on stderr.
+
+    SIGTERM and SIGINT stop the stage cleanly (exit 128 + signal number) after its temporary
+    outputs are removed. Any other exception keeps its traceback: that is a bug, not bad input.
+    Under ``dvc repro`` the message ends with how to restore the outputs DVC removed, or ``dvc_note``.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
+    under_dvc = "DVC_STAGE" in os.environ
+    restore = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
+    hint = dvc_note or restore
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        if under_dvc and sys.platform.startswith("linux"):
+            if os.getppid() == 1:  # DVC died while this process was still importing its modules
+                raise Stopped(signal.SIGTERM)
+            watched = _ancestors_up_to_dvc()
+            threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
+        main()
+    except PipelineError as exc:
+        # Bad input is the same input for every process of a multi-process run (textclf.launch):
+        # the first process says it, the others only exit.
+        if os.environ.get("RANK", "0") == "0":
+            print_error(exc, hint if under_dvc else "")
+        sys.exit(2)
+    except RuntimeError as exc:
+        if not _lost_a_peer(exc):
+            raise
+        world = int(os.environ["WORLD_SIZE"])
+        print(
+            f"error: process {int(os.environ.get('RANK', 0)) + 1} of {world} lost its connection to another process "
+            "of this run (that process or its machine stopped; its own message, if any, is on its machine); "
+            "run the same command again: fine-tuning resumes from its last saved state",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    except (Stopped, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        if os.environ.get("RANK", "0") == "0":  # one line for all the processes of a run
+            print(f"stopped by {name}{hint if under_dvc else ''}", file=sys.stderr)
+        sys.exit(128 + signum)

@@ -1,0 +1,189 @@
+"""Reading back the files stages pass each other (JSON, Parquet, ``.npy``), and the row formats they hold.
+
+Each reader turns a missing, truncated or corrupt file into one line naming it and saying how to
+restore it. ``TokenRows`` holds encoded rows compactly; ``NpyRowWriter`` fills a hidden-state array.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from textclf.errors import PipelineError, first_line
+
+# The splits every stage reads and writes, in this order (one file each).
+SPLITS = ("train", "validation", "test")
+# The table formats read as data and written as predictions.
+TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+# What to do about a damaged pipeline output: DVC restores the cached copy, or the stage rewrites it.
+REBUILD_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro --force <stage>`"
+
+
+def _existing(path: Path | str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found (run the stage that writes it first: dvc repro)")
+    return path
+
+
+def read_json(path: Path | str) -> object:
+    """A JSON file written by a stage; unreadable or invalid JSON is one line naming the file."""
+    path = _existing(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not valid UTF-8 (byte {exc.start}): {REBUILD_HINT}") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): {REBUILD_HINT}"
+        ) from None
+
+
+def unreadable_parquet(path: Path | str, exc: BaseException, hint: str = REBUILD_HINT) -> PipelineError:
+    """The one line for a Parquet file pyarrow cannot read (``hint``: what to do about it, if anything)."""
+    return PipelineError(f"{path}: not a readable Parquet file ({first_line(exc)})" + (f": {hint}" if hint else ""))
+
+
+def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = REBUILD_HINT) -> pq.ParquetFile:
+    """An open ``pyarrow.parquet.ParquetFile`` holding ``columns``: the one way this project opens a Parquet
+    file (stage outputs, data files and ``textclf predict`` inputs). A missing, truncated or corrupt file,
+    or one without ``columns``, is one line naming it, ending with ``hint``."""
+    path = _existing(path)
+    try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
+        handle = pq.ParquetFile(path)
+        found = handle.schema_arrow.names
+    except Exception as exc:
+        reason = exc
+        try:  # pq.read_table's message names the file; it reads no further than the footer that failed here
+            pq.read_table(path, columns=[])
+        except Exception as named:
+            reason = named
+        raise unreadable_parquet(path, reason, hint) from None
+    missing = [c for c in columns if c not in found]
+    if missing:
+        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(found)}): {hint}")
+    return handle
+
+
+def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet file written by a stage (only ``columns``, when given); a truncated or corrupt file,
+    or one without the ``columns`` asked for, is one line naming the file."""
+    handle = open_parquet(path, columns)
+    try:
+        return handle.read(columns=list(columns) or None).to_pandas()
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+        raise unreadable_parquet(path, exc) from None
+
+
+def parquet_rows(path: Path | str) -> int:
+    """Rows in a stage's Parquet file (from its footer: nothing else is read)."""
+    return open_parquet(path, ()).metadata.num_rows
+
+
+def iter_parquet(path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000):
+    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns``: a file read a slice at a time, so that
+    memory holds one slice, whatever the file's size."""
+    handle, start = open_parquet(path, columns), 0
+    try:
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns)):
+            yield start, batch
+            start += batch.num_rows
+    except OSError as exc:
+        raise unreadable_parquet(path, exc) from None
+
+
+@dataclass
+class TokenRows:
+    """Token ids of many rows as one flat int32 array cut by offsets, with their labels.
+
+    4 bytes a token (80 MB for a million tweets) where Python lists of ints take about 36: the
+    inference and training stages hold all rows this way and pad one batch at a time.
+    """
+
+    values: np.ndarray  # int32, every row's ids one after another
+    offsets: np.ndarray  # int64, len(rows) + 1: row i is values[offsets[i]:offsets[i + 1]]
+    labels: np.ndarray | None = None
+
+    @classmethod
+    def from_lists(cls, rows: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> TokenRows:
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return cls(values, offsets, None if labels is None else np.asarray(labels, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+
+def read_token_rows(path: Path | str) -> TokenRows:
+    """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
+    handle = open_parquet(path, ("input_ids", "label"))
+    try:
+        table = handle.read(columns=["input_ids", "label"])
+    except OSError as exc:
+        raise unreadable_parquet(path, exc) from None
+    ids = table.column("input_ids")
+    lengths = np.concatenate([[0]] + [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in ids.chunks])
+    values = [pc.list_flatten(c).to_numpy(zero_copy_only=False) for c in ids.chunks]
+    return TokenRows(
+        values=np.concatenate(values or [np.empty(0)]).astype(np.int32, copy=False),
+        offsets=np.cumsum(lengths, dtype=np.int64),
+        labels=table.column("label").to_numpy().astype(np.int64, copy=False),
+    )
+
+
+class NpyRowWriter:
+    """A float32 (rows x width) ``.npy`` file whose rows are written in any order, by any process.
+
+    The file is created at full size (sparse) with its header; each ``write`` puts rows at their own
+    offsets with ``pwrite``. Nothing is mapped into memory, so the process holds one batch, not the
+    array (a million 384-wide rows are 1.5 GB), and several processes can fill one file.
+    """
+
+    def __init__(self, path: Path | str, n_rows: int, width: int, create: bool):
+        self.path, self.width = Path(path), width
+        if create and n_rows == 0:
+            np.save(self.path, np.zeros((0, width), dtype=np.float32))
+        elif create:
+            np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(n_rows, width)).flush()
+        self.offset = self.path.stat().st_size - n_rows * width * 4
+        self.fd = os.open(self.path, os.O_WRONLY)
+
+    def write(self, index: np.ndarray, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        row_bytes = self.width * 4
+        for i, row in zip(index.tolist(), values, strict=True):
+            os.pwrite(self.fd, row.tobytes(), self.offset + i * row_bytes)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def read_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
+    """A 2-D array (rows x features) written by a stage; a damaged file is one line naming it.
+    ``mmap`` maps the file instead of reading it: rows are read from disk when indexed."""
+    path = _existing(path)
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+        shape = getattr(array, "shape", "?")
+        raise PipelineError(f"{path}: expected a 2-D numeric array, found shape {shape}: {REBUILD_HINT}")
+    return array
