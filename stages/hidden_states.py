@@ -6,8 +6,11 @@ Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
 Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
 ``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
 states are exactly what its classification head reads, and the evaluate stage's logits come from them.
-Under `textclf.launch --processes N` the N processes split each split's batches and write their rows
-into the same .npy files; rows are written as computed, so memory holds the model and one batch.
+Each split is read a slice of ``textclf.io.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
+per batch within the slice; rows are written as computed at their place in the split, so memory holds the
+model, one slice's token ids and one batch, whatever the data's size.
+Under `textclf.launch --processes N` the N processes split each slice's batches and write their rows
+into the same .npy files.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from textclf import distributed
 from textclf.batching import output_width, run_batched
 from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
 from textclf.stage import run_stage
-from textclf.tables import SPLITS, NpyRowWriter, read_token_rows
+from textclf.tables import SPLITS, NpyRowWriter, iter_token_rows, parquet_rows
 
 log = logging.getLogger("stage.hidden_states")
 
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = args.precision == "param" and use_bf16(params.precision, device)
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
-    rows = {split: read_token_rows(args.encoded / f"{split}.parquet") for split in SPLITS}
+    # rows from the footers (a damaged or foreign file is refused before the model loads); ids are read later
+    n_rows = {split: parquet_rows(args.encoded / f"{split}.parquet", ("input_ids", "label")) for split in SPLITS}
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
     log.info(
@@ -67,29 +72,40 @@ def main(argv: list[str] | None = None) -> None:
 
     inputs = [args.encoded, resolve_checkpoint(checkpoint)]  # never written over
     with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
-        for split, split_rows in rows.items():
+        for split, count in n_rows.items():
             start = time.perf_counter()
-            path, shape = out / f"{split}.npy", (len(split_rows), output_width(encoder, "first_token"))
+            path, shape = out / f"{split}.npy", (count, output_width(encoder, "first_token"))
             if distributed.is_main():
                 NpyRowWriter(path, *shape, create=True).close()
             distributed.barrier()  # the file exists before any process writes into it
             sink = NpyRowWriter(path, *shape, create=False)
+            bar = tqdm(
+                total=count,
+                desc=f"{args.out.name} {split}",
+                unit="row",
+                mininterval=2.0,
+                disable=not distributed.is_main(),
+            )
             try:
-                run_batched(
-                    encoder,
-                    split_rows,
-                    tokenizer.pad_token_id,
-                    params.batch_size,
-                    output="first_token",
-                    device=device,
-                    bf16=bf16,
-                    desc=f"{args.out.name} {split}",
-                    sink=sink,
-                )
+                for first_row, rows in iter_token_rows(args.encoded / f"{split}.parquet"):
+                    run_batched(
+                        encoder,
+                        rows,
+                        tokenizer.pad_token_id,
+                        params.batch_size,
+                        output="first_token",
+                        device=device,
+                        bf16=bf16,
+                        progress=False,
+                        sink=sink,
+                        first_row=first_row,
+                    )
+                    bar.update(len(rows))
             finally:
                 sink.close()
+                bar.close()
             seconds = time.perf_counter() - start
-            log.info("%s: %s in %.1fs (%.0f rows/s)", split, shape, seconds, len(split_rows) / seconds)
+            log.info("%s: %s in %.1fs (%.0f rows/s)", split, shape, seconds, count / seconds)
 
 
 if __name__ == "__main__":

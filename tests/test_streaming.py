@@ -17,7 +17,7 @@ from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
 from textclf.sampling import stratified_sample
-from textclf.tables import NpyRowWriter, TokenRows, read_npy, read_token_rows
+from textclf.tables import NpyRowWriter, TokenRows, iter_token_rows, read_npy, read_token_rows
 
 
 def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, monkeypatch):
@@ -36,6 +36,49 @@ def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, mo
     assert len(rows) == len(expected) == 36 and rows.values.dtype == np.int32
     assert [rows.row(i).tolist() for i in range(len(rows))] == expected
     assert rows.labels.tolist() == texts["label"].tolist()
+
+
+@pytest.mark.parametrize("size", [1, 7, 10, 50, 103, 1000])
+def test_token_rows_read_in_slices_equal_all_at_once(tmp_path, size):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(0, 1000, rng.integers(0, 12)).tolist() for _ in range(103)]
+    table = pa.table({"input_ids": pa.array(ids, pa.list_(pa.int32())), "label": rng.integers(0, 4, 103)})
+    pq.write_table(table, tmp_path / "train.parquet", row_group_size=10)  # slices cut across row groups
+    whole = read_token_rows(tmp_path / "train.parquet")
+    assert [whole.row(i).tolist() for i in range(103)] == ids
+    starts, rows, labels = [], [], []
+    for start, part in iter_token_rows(tmp_path / "train.parquet", size):
+        assert len(part) <= size and part.values.dtype == np.int32
+        starts.append(start)
+        rows += [part.row(i).tolist() for i in range(len(part))]
+        labels += part.labels.tolist()
+    assert starts == list(range(0, 103, size)) and rows == ids and labels == whole.labels.tolist()
+
+
+def test_hidden_states_read_in_slices_equal_one_slice(project, monkeypatch):
+    import textclf.tables
+
+    run_main("data")
+    run_main("encode")
+    run_main("hidden_states@pretrained")
+    whole = {
+        split: np.load(project / f"data/hidden/pretrained/{split}.npy") for split in ("train", "validation", "test")
+    }
+    read = []
+    original = textclf.tables.iter_token_rows
+    monkeypatch.setattr(textclf.tables, "ROWS_PER_SLICE", 5)  # 36 train rows: 8 slices, the last of 1 row
+    monkeypatch.setattr(
+        "stages.hidden_states.iter_token_rows",
+        lambda path: (read.append(len(rows)) or (start, rows) for start, rows in original(path)),
+    )
+    run_main("hidden_states@pretrained")
+    assert max(read) == 5 and sum(read) == sum(len(w) for w in whole.values())
+    for split, states in whole.items():
+        sliced = np.load(project / f"data/hidden/pretrained/{split}.npy")
+        assert sliced.shape == states.shape and np.abs(states).sum(1).min() > 0  # every row written
+        np.testing.assert_allclose(sliced, states, rtol=1e-5, atol=1e-5)
 
 
 def test_token_rows_from_lists_and_lengths():

@@ -52,6 +52,7 @@ def run_batched(
     desc: str = "batches",
     progress: bool = True,
     sink: NpyRowWriter | None = None,
+    first_row: int = 0,
 ) -> np.ndarray | None:
     """Run ``model`` over every row; per row either the first token's last hidden state
     (``output="first_token"``, for an encoder) or the logits (``output="logits"``, for a classifier),
@@ -60,6 +61,7 @@ def run_batched(
     Under several processes (``textclf.distributed``) this one runs only its share of the batches.
     Rows go to ``sink`` when given (nothing is returned: memory holds one batch), else into a
     returned array that is zero where another process's rows are (``distributed.combine`` sums them).
+    ``first_row``: where ``rows`` start in the sink's file (a slice of a larger split: ``iter_token_rows``).
     """
     if not isinstance(rows, TokenRows):
         rows = TokenRows.from_lists(rows)
@@ -74,7 +76,7 @@ def run_batched(
         values = out.last_hidden_state[:, 0] if output == "first_token" else out.logits
         values = values.float().cpu().numpy()
         if sink is not None:
-            sink.write(index, values)
+            sink.write(first_row + index, values)
         else:
             result[index] = values
     return result

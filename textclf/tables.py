@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +84,10 @@ def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFram
         raise unreadable_parquet(path, exc) from None
 
 
-def parquet_rows(path: Path | str) -> int:
-    """Rows in a stage's Parquet file (from its footer: nothing else is read)."""
-    return open_parquet(path, ()).metadata.num_rows
+def parquet_rows(path: Path | str, columns: tuple[str, ...] = ()) -> int:
+    """Rows in a stage's Parquet file (from its footer: nothing else is read), after checking that it
+    has ``columns``."""
+    return open_parquet(path, columns).metadata.num_rows
 
 
 def iter_parquet(path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000):
@@ -138,14 +139,47 @@ def read_token_rows(path: Path | str) -> TokenRows:
         table = handle.read(columns=["input_ids", "label"])
     except OSError as exc:
         raise unreadable_parquet(path, exc) from None
+    return token_rows_of(table)
+
+
+def token_rows_of(table) -> TokenRows:
+    """A pyarrow table's ``input_ids`` (lists of ints) and ``label`` columns as ``TokenRows``: the ids are
+    copied once, into one int32 array (Parquet's int32 lists need no conversion)."""
     ids = table.column("input_ids")
-    lengths = np.concatenate([[0]] + [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in ids.chunks])
-    values = [pc.list_flatten(c).to_numpy(zero_copy_only=False) for c in ids.chunks]
-    return TokenRows(
-        values=np.concatenate(values or [np.empty(0)]).astype(np.int32, copy=False),
-        offsets=np.cumsum(lengths, dtype=np.int64),
-        labels=table.column("label").to_numpy().astype(np.int64, copy=False),
-    )
+    lengths = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in ids.chunks]
+    offsets = np.zeros(len(table) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths) if lengths else np.empty(0, np.int64), out=offsets[1:])
+    values = np.empty(int(offsets[-1]), dtype=np.int32)
+    at = 0
+    for chunk in ids.chunks:
+        flat = pc.list_flatten(chunk).to_numpy(zero_copy_only=False)
+        values[at : at + len(flat)] = flat
+        at += len(flat)
+    labels = table.column("label").to_numpy().astype(np.int64, copy=False)
+    return TokenRows(values=values, offsets=offsets, labels=labels)
+
+
+# Rows of one slice that ``iter_token_rows`` holds at a time (a few tens of MB of token ids)
+ROWS_PER_SLICE = 262_144
+
+
+def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iterator[tuple[int, TokenRows]]:
+    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time (the
+    last slice fewer; default ``ROWS_PER_SLICE``): memory holds one slice, whatever the file's size."""
+    import pyarrow as pa
+
+    size = rows_per_slice or ROWS_PER_SLICE
+    pending, held, start = [], 0, 0
+    for _, batch in iter_parquet(path, ("input_ids", "label"), min(size, 10_000)):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= size:
+            table = pa.Table.from_batches(pending)
+            yield start, token_rows_of(table.slice(0, size))
+            rest = table.slice(size)
+            pending, held, start = rest.to_batches(), len(rest), start + size
+    if held:
+        yield start, token_rows_of(pa.Table.from_batches(pending))
 
 
 class NpyRowWriter:
