@@ -134,12 +134,16 @@ class TokenRows:
 
 def read_token_rows(path: Path | str) -> TokenRows:
     """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
+    return token_rows_of(read_token_table(path))
+
+
+def read_token_table(path: Path | str):
+    """The encode stage's ``input_ids`` and ``label`` columns as a ``pyarrow.Table`` (one chunk a row group)."""
     handle = open_parquet(path, ("input_ids", "label"))
     try:
-        table = handle.read(columns=["input_ids", "label"])
+        return handle.read(columns=["input_ids", "label"])
     except OSError as exc:
         raise unreadable_parquet(path, exc) from None
-    return token_rows_of(table)
 
 
 def token_rows_of(table) -> TokenRows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from textclf.files import sha256_files
 from textclf.metrics import classification_metrics
 from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
-from textclf.tables import read_token_rows
+from textclf.tables import read_token_table
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True):
-        self.lengths = np.asarray(lengths)
+        self.lengths = np.asarray(lengths, dtype=np.int32)  # 4 bytes a row (a token count fits)
         self.batch_size, self.seed, self.group_by_length = batch_size, seed, group_by_length
         self.epoch = 0
 
@@ -52,11 +53,17 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).numpy()
-        if self.group_by_length:
-            size = 50 * self.batch_size
-            chunks = [order[i : i + size] for i in range(0, len(order), size)]
-            order = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks])
-        return iter(order.tolist())
+        return self._rows(order)
+
+    def _rows(self, order: np.ndarray) -> Iterator[int]:
+        """The rows of the shuffled ``order`` (one int64 array), a mega-batch at a time (each sorted by
+        length with ``group_by_length``): no Python int is made for a row before it is asked for."""
+        size = 50 * self.batch_size
+        for i in range(0, len(order), size):
+            chunk = order[i : i + size]
+            if self.group_by_length:
+                chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            yield from chunk.tolist()
 
 
 def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
@@ -419,32 +426,50 @@ def load_split(
     path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0
 ) -> datasets.Dataset:
     """Encoded rows as a ``datasets.Dataset`` with the columns the model and collator take, backed by
-    one Arrow table (4 bytes a token: no Python list per row, whatever the split's size).
+    the Arrow table read from the Parquet file itself (4 bytes a token: no copy of the ids, no Python
+    list per row, whatever the split's size).
 
     ``max_rows`` keeps a seeded random subset (the training curves' validation rows: evaluating all
     of a large split 20 times a run would cost minutes). ``sort_by_length`` orders rows by length
     (for evaluation, whose metrics ignore order): each batch is then padded to barely more than its
     rows' own length.
     """
-    rows = read_token_rows(path)
-    keep = np.arange(len(rows))
-    if max_rows is not None and len(rows) > max_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(len(rows), max_rows, replace=False))
+    source = read_token_table(path)
+    n_rows, keep = len(source), None
+    if max_rows is not None and n_rows > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(n_rows, max_rows, replace=False))
     if sort_by_length:
-        keep = keep[np.argsort(rows.lengths[keep], kind="stable")]
-    ids = pa.ListArray.from_arrays(pa.array(rows.offsets), pa.array(rows.values))
-    if len(keep) < len(rows) or sort_by_length:
-        ids = ids.take(pa.array(keep))
-    table = pa.table({"input_ids": ids, "labels": pa.array(rows.labels[keep])})
-    return datasets.Dataset(datasets.table.InMemoryTable(table))
+        lengths = _list_lengths(source.column("input_ids"))
+        keep = np.arange(n_rows) if keep is None else keep
+        keep = keep[np.argsort(lengths[keep], kind="stable")]
+    ids, labels = source.column("input_ids"), source.column("label")
+    table = pa.table(
+        {
+            "input_ids": ids if ids.type == pa.list_(pa.int32()) else ids.cast(pa.list_(pa.int32())),
+            "labels": labels if labels.type == pa.int64() else labels.cast(pa.int64()),
+        }
+    )
+    del source, ids, labels
+    if keep is not None:
+        table = table.take(pa.array(keep))
+    # a fingerprint of its own: without one, datasets hashes (pickles) the whole table, a transient copy
+    stat = Path(path).stat()
+    name = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sort_by_length}|{max_rows}|{seed}"
+    return datasets.Dataset(
+        datasets.table.InMemoryTable(table), fingerprint=hashlib.sha256(name.encode()).hexdigest()[:16]
+    )
+
+
+def _list_lengths(column) -> np.ndarray:
+    """Items per row of a (chunked) list column, as one int32 array."""
+
+    parts = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in column.chunks]
+    return np.concatenate(parts).astype(np.int32, copy=False) if parts else np.empty(0, np.int32)
 
 
 def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
     """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
-    chunks = dataset.data.column("input_ids").chunks
-    return np.concatenate(
-        [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in chunks] or [np.empty(0, int)]
-    )
+    return _list_lengths(dataset.data.column("input_ids"))
 
 
 def freeze_encoder(model) -> int:
