@@ -49,6 +49,19 @@ def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows_with_mor
         assert width(narrow) < width(wide) / 3, name  # 33x the rows: about 1/sqrt(33) of the width
 
 
+@pytest.mark.parametrize("block", [1, 59, 2000, 10**9])
+def test_bootstrap_in_blocks_of_draws_gives_the_interval_of_one_draw_of_all(monkeypatch, block):
+    """Memory bounded at any row count: the (resamples x rows) indices come a block of draws at a time,
+    from the same seeded stream, so the interval does not depend on the block size."""
+    import textclf.metrics
+    from textclf.metrics import bootstrap_ci95
+
+    y_true, y_pred = _noisy_predictions(500)
+    whole = bootstrap_ci95(y_true, y_pred, resamples=101, seed=3)  # default block: every draw at once here
+    monkeypatch.setattr(textclf.metrics, "BOOTSTRAP_BLOCK", block)  # 1 and 59 indices: one draw a block
+    assert bootstrap_ci95(y_true, y_pred, resamples=101, seed=3) == whole
+
+
 def test_bootstrap_matches_sklearn_on_each_draw():
     """The vectorised macro F1 of a draw equals sklearn's on the same rows (checked on a few draws)."""
     from textclf.metrics import bootstrap_ci95
