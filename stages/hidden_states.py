@@ -6,7 +6,7 @@ Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
 Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
 ``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
 states are exactly what its classification head reads, and the evaluate stage's logits come from them.
-Each split is read a slice of ``textclf.io.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
+Each split is read a slice of ``textclf.tables.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
 per batch within the slice; rows are written as computed at their place in the split, so memory holds the
 model, one slice's token ids and one batch, whatever the data's size.
 Under `textclf.launch --processes N` the N processes split each slice's batches and write their rows
