@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from textclf.modeling import cpu_has_fast_bf16, load_classifier
+from textclf.modeling import cpu_has_fast_bf16, cpu_info, load_classifier
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model(input_ids=infer_ids, attention_mask=torch.ones_like(infer_ids))
 
-    flags = open("/proc/cpuinfo").read()
+    flags = cpu_info()["flags"]
     print(
         f"avx512_bf16: {'avx512_bf16' in flags}, amx_bf16: {'amx_bf16' in flags}, "
         f"auto picks bf16: {cpu_has_fast_bf16()}, threads: {torch.get_num_threads()}"

@@ -8,11 +8,12 @@ import platform
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from textclf.modeling import cpu_info
 
 SEED = 42
 WARMUP_STEPS = 3  # untimed optimizer steps before the throughput clock starts
@@ -36,13 +37,8 @@ def load_average() -> list[float] | None:
 
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    model = cpu_info()["model"]
+    return model if model != "CPU" else (platform.processor() or "unknown")
 
 
 def machine_info(device: torch.device) -> dict:

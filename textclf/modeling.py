@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -65,11 +66,25 @@ def cpu_has_fast_bf16() -> bool:
     A CPU without these flags computes in fp32, so results (and output hashes) differ between
     machines that have the flag and machines that do not.
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = cpu_info()["flags"]
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.cache
+def cpu_info() -> dict[str, object]:
+    """The CPU's ``model`` name and its ``flags`` (a set), from /proc/cpuinfo (Linux; elsewhere "CPU", none)."""
+    info: dict[str, object] = {"model": "CPU", "flags": frozenset()}
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return info
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and info["model"] == "CPU":
+            info["model"] = value.strip()
+        elif key.strip() == "flags" and not info["flags"]:
+            info["flags"] = frozenset(value.split())
+    return info
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -438,14 +453,7 @@ def hardware_description(device: torch.device) -> str:
     """What a run computed on, for the model card: the GPU's name, or the CPU's model and thread count."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    name = "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    name = cpu_info()["model"]
     return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
 
 
