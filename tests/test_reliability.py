@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,34 @@ def test_missing_upstream_output_is_one_line(tmp_path, stage):
     result = run_script(stage, cwd=tmp_path)
     assert result.returncode == 2
     assert "not found (run the stage that writes it first: dvc repro)" in result.stderr.splitlines()[-1]
+
+
+def test_a_stop_that_python_drops_still_ends_the_stage_with_its_one_line(tmp_path):
+    """A signal's exception raised inside cleanup that Python ignores (here: a __del__) would let a stage
+    run on; the timer armed by the signal ends it with the same one line and exit code."""
+    script = tmp_path / "stage_that_swallows.py"
+    script.write_text(
+        "import gc, os, signal, time\n"
+        "import textclf.stage as stage\n"
+        "stage.FORCED_EXIT_AFTER_S = 1.0\n"
+        "class Slow:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # the handler's exception is raised here and ignored\n"
+        "        time.sleep(0.2)\n"
+        "def main():\n"
+        "    Slow(); gc.collect()\n"
+        "    time.sleep(30)  # the stage would run on\n"
+        "stage.run_stage(main)\n"
+    )
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert time.monotonic() - start < 20, "the forced exit did not fire"
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.count("stopped by SIGTERM") == 1, result.stderr

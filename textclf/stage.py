@@ -23,7 +23,7 @@ RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots dvclive"
 
 
 class Stopped(BaseException):
-    """Raised in the main thread on SIGTERM (or when the DVC process that started the stage is gone),
+    """Raised in the main thread on SIGTERM or SIGINT (or when the DVC process that started the stage is gone),
     so that ``finally`` blocks remove temporary outputs before the process ends."""
 
     def __init__(self, signum: int):
@@ -31,7 +31,29 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+# Python drops an exception raised while it runs some cleanup (a ``__del__``, a garbage collection): a stop
+# raised then would be lost and the stage would run on. So a signal also arms a timer that ends the process
+# this many seconds later with the same one line, if the exception has not ended it by then.
+FORCED_EXIT_AFTER_S = 20.0
+_stop_line = {"hint": "", "printed": False}
+
+
+def _report_stop(signum: int) -> None:
+    """The one line of a stopped stage (once, from the first process of a run)."""
+    if not _stop_line["printed"] and os.environ.get("RANK", "0") == "0":
+        _stop_line["printed"] = True
+        print(f"stopped by {signal.Signals(signum).name}{_stop_line['hint']}", file=sys.stderr, flush=True)
+
+
+def _forced_exit(signum: int) -> None:
+    _report_stop(signum)
+    os._exit(128 + signum)
+
+
 def _on_signal(signum, frame):
+    timer = threading.Timer(FORCED_EXIT_AFTER_S, _forced_exit, args=(signum,))
+    timer.daemon = True
+    timer.start()
     raise Stopped(signum)
 
 
@@ -93,7 +115,9 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
     under_dvc = "DVC_STAGE" in os.environ
     restore = f" (dvc repro removed this stage's earlier outputs: restore the last good ones with `{RESTORE_COMMAND}`)"
     hint = dvc_note or restore
+    _stop_line["hint"] = hint if under_dvc else ""
     signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         if under_dvc and sys.platform.startswith("linux"):
             if os.getppid() == 1:  # DVC died while this process was still importing its modules
@@ -120,7 +144,5 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
         sys.exit(1)
     except (Stopped, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        name = signal.Signals(signum).name
-        if os.environ.get("RANK", "0") == "0":  # one line for all the processes of a run
-            print(f"stopped by {name}{hint if under_dvc else ''}", file=sys.stderr)
+        _report_stop(signum)  # one line for all the processes of a run
         sys.exit(128 + signum)
