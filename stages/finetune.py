@@ -86,7 +86,8 @@ def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
 
 
 def train(trainer, live, resume: str | None, best_metric: str | None):
-    """Train (resuming from ``resume``), logging the curves to ``live`` (the first process only)."""
+    """Train (resuming from ``resume``), logging the curves to ``live`` (the first process only); returns the
+    Trainer's result and the step whose weights are kept (None in the other processes)."""
     if live is not None:
         trainer.add_callback(DVCLiveStepLogger(live))
     result = trainer.train(resume_from_checkpoint=resume)
@@ -100,7 +101,8 @@ def train(trainer, live, resume: str | None, best_metric: str | None):
             chosen["eval_f1_macro"],
             chosen["eval_loss"],
         )
-    return result
+        return result, int(chosen["step"])
+    return result, None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,10 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     # dvclive writes files as it logs: only the first process keeps the curves
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext() as live:
-        result = train(trainer, live, resume, params.best_metric)
+        result, kept_step = train(trainer, live, resume, params.best_metric)
     if not main_process:
         return
-    mark_chosen_step(args.live, read_json(args.live / "metrics.json")["best_step"])  # the rule on the curves
+    mark_chosen_step(args.live, kept_step)  # after dvclive has closed its files: the rule on the curves
     best_model.restore(trainer.model)
     inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]
     with atomic_path(args.out, is_dir=True, inputs=inputs) as out:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -146,13 +147,18 @@ def read_token_table(path: Path | str):
         raise unreadable_parquet(path, exc) from None
 
 
+def list_lengths(column) -> np.ndarray:
+    """Items per row of a (chunked) pyarrow list column, as one int32 array (no row is decoded)."""
+    parts = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in column.chunks]
+    return np.concatenate(parts).astype(np.int32, copy=False) if parts else np.empty(0, np.int32)
+
+
 def token_rows_of(table) -> TokenRows:
     """A pyarrow table's ``input_ids`` (lists of ints) and ``label`` columns as ``TokenRows``: the ids are
     copied once, into one int32 array (Parquet's int32 lists need no conversion)."""
     ids = table.column("input_ids")
-    lengths = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in ids.chunks]
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(lengths) if lengths else np.empty(0, np.int64), out=offsets[1:])
+    np.cumsum(list_lengths(ids), out=offsets[1:])
     values = np.empty(int(offsets[-1]), dtype=np.int32)
     at = 0
     for chunk in ids.chunks:
@@ -170,8 +176,6 @@ ROWS_PER_SLICE = 262_144
 def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iterator[tuple[int, TokenRows]]:
     """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time (the
     last slice fewer; default ``ROWS_PER_SLICE``): memory holds one slice, whatever the file's size."""
-    import pyarrow as pa
-
     size = rows_per_slice or ROWS_PER_SLICE
     pending, held, start = [], 0, 0
     for _, batch in iter_parquet(path, ("input_ids", "label"), min(size, 10_000)):

@@ -13,7 +13,6 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -26,7 +25,7 @@ from textclf.files import sha256_files
 from textclf.metrics import classification_metrics
 from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
-from textclf.tables import read_token_table
+from textclf.tables import list_lengths, read_token_table
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +438,7 @@ def load_split(
     if max_rows is not None and n_rows > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(n_rows, max_rows, replace=False))
     if sort_by_length:
-        lengths = _list_lengths(source.column("input_ids"))
+        lengths = list_lengths(source.column("input_ids"))
         keep = np.arange(n_rows) if keep is None else keep
         keep = keep[np.argsort(lengths[keep], kind="stable")]
     ids, labels = source.column("input_ids"), source.column("label")
@@ -460,16 +459,9 @@ def load_split(
     )
 
 
-def _list_lengths(column) -> np.ndarray:
-    """Items per row of a (chunked) list column, as one int32 array."""
-
-    parts = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in column.chunks]
-    return np.concatenate(parts).astype(np.int32, copy=False) if parts else np.empty(0, np.int32)
-
-
 def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
     """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
-    return _list_lengths(dataset.data.column("input_ids"))
+    return list_lengths(dataset.data.column("input_ids"))
 
 
 def freeze_encoder(model) -> int:
