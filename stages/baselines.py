@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from textclf.errors import PipelineError
 from textclf.files import write_json
 from textclf.metrics import classification_metrics
 from textclf.params import load_params
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
     y = {
         split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS
     }
+    for split in SPLITS:
+        if len(X[split]) != len(y[split]):
+            raise PipelineError(
+                f"{args.hidden / split}.npy: {len(X[split])} rows, {args.data} has {len(y[split])} (rerun: dvc repro)"
+            )
     fit_rows = np.arange(len(y["train"]))
     if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
         fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)

@@ -3,7 +3,9 @@
 Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param) and once for
 the fine-tuned one (``--encoder models/finetuned``, the finetune stage's folder).
 Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
-Writes: <out>/{train,validation,test}.npy (float32, rows in data order)
+Writes: <out>/{train,validation,test}.npy (float32, rows in data order); with ``--train-rows sample``
+(the fine-tuned encoder) train.npy holds only a stratified sample of ``hidden_states.finetuned_train_rows``
+train rows, the only train states read downstream (by umap@finetuned), and train_rows.npy their positions.
 ``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
 states are exactly what its classification head reads, and the evaluate stage's logits come from them.
 Each split is read a slice of ``textclf.tables.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
@@ -18,8 +20,10 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -27,10 +31,21 @@ from textclf import distributed
 from textclf.batching import output_width, run_batched
 from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 from textclf.params import load_params
+from textclf.sampling import stratified_sample
 from textclf.stage import run_stage
-from textclf.tables import SPLITS, NpyRowWriter, iter_token_rows, parquet_rows
+from textclf.tables import (
+    ROWS_SUFFIX,
+    SPLITS,
+    NpyRowWriter,
+    TokenRows,
+    iter_token_rows,
+    parquet_rows,
+    read_parquet,
+)
 
 log = logging.getLogger("stage.hidden_states")
+# umap.seed's default: at the default params the two UMAPs embed the same train rows
+TRAIN_SAMPLE_SEED = 42
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +63,12 @@ def main(argv: list[str] | None = None) -> None:
         required=True,
         help="param: hidden_states.precision; fp32: always (states that evaluate turns into logits)",
     )
+    parser.add_argument(
+        "--train-rows",
+        choices=("all", "sample"),
+        required=True,
+        help="all train rows (the baselines read them) or hidden_states.finetuned_train_rows of them (the UMAP's)",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
@@ -59,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     # rows from the footers (a damaged or foreign file is refused before the model loads); ids are read later
     n_rows = {split: parquet_rows(args.encoded / f"{split}.parquet", ("input_ids", "label")) for split in SPLITS}
+    keep = {split: None for split in SPLITS}  # positions of the rows to compute, None: all
+    if args.train_rows == "sample" and params.finetuned_train_rows is not None:
+        keep["train"] = train_sample(args.encoded / "train.parquet", params.finetuned_train_rows)
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     encoder = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
     log.info(
@@ -74,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
         for split, count in n_rows.items():
             start = time.perf_counter()
+            count = count if keep[split] is None else len(keep[split])
             path, shape = out / f"{split}.npy", (count, output_width(encoder, "first_token"))
             if distributed.is_main():
                 NpyRowWriter(path, *shape, create=True).close()
+                if keep[split] is not None:
+                    np.save(out / f"{split}{ROWS_SUFFIX}", keep[split])
             distributed.barrier()  # the file exists before any process writes into it
             sink = NpyRowWriter(path, *shape, create=False)
             bar = tqdm(
@@ -87,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                 disable=not distributed.is_main(),
             )
             try:
-                for first_row, rows in iter_token_rows(args.encoded / f"{split}.parquet"):
+                for first_row, rows in selected_rows(args.encoded / f"{split}.parquet", keep[split]):
                     run_batched(
                         encoder,
                         rows,
@@ -106,6 +133,27 @@ def main(argv: list[str] | None = None) -> None:
                 bar.close()
             seconds = time.perf_counter() - start
             log.info("%s: %s in %.1fs (%.0f rows/s)", split, shape, seconds, count / seconds)
+
+
+def train_sample(path: Path, n: int) -> np.ndarray | None:
+    """Positions of ``n`` train rows, stratified by label with seed ``TRAIN_SAMPLE_SEED`` (None: the split
+    has no more rows than that, so all are computed)."""
+    labels = read_parquet(path, columns=("label",))["label"].to_numpy()
+    return None if n >= len(labels) else stratified_sample(labels, n, TRAIN_SAMPLE_SEED)
+
+
+def selected_rows(path: Path, keep: np.ndarray | None) -> Iterator[tuple[int, TokenRows]]:
+    """``iter_token_rows`` of the split, or only its rows at the sorted positions ``keep``, numbered
+    from 0 in that order (their places in the output file)."""
+    done = 0
+    for first_row, rows in iter_token_rows(path):
+        if keep is None:
+            yield first_row, rows
+            continue
+        local = keep[(keep >= first_row) & (keep < first_row + len(rows))] - first_row
+        if len(local):
+            yield done, rows.take(local)
+            done += len(local)
 
 
 if __name__ == "__main__":

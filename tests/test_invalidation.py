@@ -43,7 +43,7 @@ EXPECTED = {
     "textclf/metrics.py": {"finetune", "baselines", "evaluate"},
     "textclf/plots.py": {"baselines", *UMAP, "evaluate"},
     "textclf/pagetext.py": {"baselines", *UMAP, "evaluate", "error_analysis"},
-    "textclf/sampling.py": {"baselines", *UMAP},
+    "textclf/sampling.py": {"baselines", *UMAP, *HIDDEN},
     "textclf/heads.py": {"evaluate"},
     "textclf/analysis.py": {"evaluate", "error_analysis"},
     "textclf/model_card.py": {"model_card"},

@@ -146,3 +146,38 @@ def test_the_schedule_gives_enough_steps_and_curve_points_at_every_size(rows):
     assert total == max(int(params.epochs * per_epoch), params.min_steps)
     assert total >= params.min_steps >= 100, "small data gets at least min_steps updates"
     assert total // every >= 20, "at least 20 curve points"
+
+
+@pytest.mark.slow
+def test_finetuned_states_of_a_train_sample_are_those_rows_of_the_full_pass(project, tiny_model, small_folder):
+    """hidden_states --train-rows sample computes only a stratified sample of the train rows (the UMAP's), each
+    equal to the same row of an every-row pass; validation and test stay whole; umap draws among the sample."""
+    from conftest import write_params
+    from stages import hidden_states, umap_embed
+    from textclf.sampling import stratified_sample
+
+    prepare(project)
+    write_params(
+        project / "params.yaml",
+        data={"source": str(small_folder)},
+        model={"checkpoint": str(tiny_model)},
+        hidden_states={"finetuned_train_rows": 12},
+        umap={"n_neighbors": 5, "max_points": 10},
+    )
+    common = ["--encoder", str(tiny_model), "--encoded", "data/encoded", "--precision", "fp32"]
+    hidden_states.main([*common, "--out", "data/hidden/all", "--train-rows", "all"])
+    hidden_states.main([*common, "--out", "data/hidden/sample", "--train-rows", "sample"])
+    every, sample = project / "data/hidden/all", project / "data/hidden/sample"
+
+    labels = pd.read_parquet(project / "data/prepared/train.parquet")["label"].to_numpy()
+    rows = np.load(sample / "train_rows.npy")
+    assert rows.tolist() == stratified_sample(labels, 12, 42).tolist()
+    assert not (every / "train_rows.npy").exists() and np.load(every / "train.npy").shape == (36, 32)
+    np.testing.assert_allclose(np.load(sample / "train.npy"), np.load(every / "train.npy")[rows], atol=1e-5)
+    for split in ("validation", "test"):
+        assert not (sample / f"{split}_rows.npy").exists()
+        np.testing.assert_allclose(np.load(sample / f"{split}.npy"), np.load(every / f"{split}.npy"), atol=1e-5)
+
+    umap_embed.main(["--hidden", str(sample), "--data", "data/prepared", "--out", "plots/umap/sample"])
+    points = pd.read_csv(project / "plots/umap/sample.csv")
+    assert len(points) == 10 and set(points["label"]) <= set(LABELS)

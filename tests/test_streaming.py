@@ -246,3 +246,22 @@ def test_csv_lines_end_where_the_csv_module_ended_them(tmp_path):
     path.write_bytes(text.encode())
     lines = list(textclf.data._csv_lines(textclf.data._lines(path, breaks=True)))
     assert lines == list(io.StringIO(text, newline="")) and len(lines) == 6
+
+
+def test_token_rows_take_and_a_damaged_sample_positions_file_is_one_line(tmp_path):
+    from textclf.errors import PipelineError
+    from textclf.tables import TokenRows, read_states
+
+    rows = TokenRows.from_lists([[1, 2], [3], [4, 5, 6], [7]], labels=[0, 1, 2, 3])
+    taken = rows.take(np.array([2, 0]))
+    assert [taken.row(i).tolist() for i in range(len(taken))] == [[4, 5, 6], [1, 2]]
+    assert taken.labels.tolist() == [2, 0] and len(rows.take(np.array([], dtype=np.int64))) == 0
+
+    np.save(tmp_path / "train.npy", np.zeros((3, 4), dtype=np.float32))
+    states, positions = read_states(tmp_path, "train")
+    assert states.shape == (3, 4) and positions is None
+    np.save(tmp_path / "train_rows.npy", np.array([1, 5, 9]))
+    assert read_states(tmp_path, "train")[1].tolist() == [1, 5, 9]
+    np.save(tmp_path / "train_rows.npy", np.array([1, 5]))
+    with pytest.raises(PipelineError, match=r"train_rows\.npy: expected 3 row positions"):
+        read_states(tmp_path, "train")

@@ -56,6 +56,7 @@ class ModelParams(_Section):
 class HiddenStatesParams(_Section):
     batch_size: int = Field(ge=1, le=BATCH_LIMIT)
     precision: Literal["auto", "fp32", "bf16"]
+    finetuned_train_rows: int | None = Field(ge=10, le=10**9)
 
 
 class BaselinesParams(_Section):

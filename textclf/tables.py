@@ -132,6 +132,18 @@ class TokenRows:
     def row(self, i: int) -> np.ndarray:
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
+    def take(self, index: np.ndarray) -> TokenRows:
+        """These rows at ``index`` (positions), in that order."""
+        index = np.asarray(index, dtype=np.int64)
+        lengths = self.lengths[index]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        values = (
+            np.concatenate([self.row(i) for i in index.tolist()]).astype(np.int32, copy=False)
+            if len(index)
+            else np.empty(0, np.int32)
+        )
+        return TokenRows(values, offsets, None if self.labels is None else self.labels[index])
+
 
 def read_token_rows(path: Path | str) -> TokenRows:
     """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
@@ -215,6 +227,29 @@ class NpyRowWriter:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def read_states(folder: Path | str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A hidden_states folder's ``<split>.npy`` (memory-mapped) and, when the folder holds only some of
+    the split's rows, their positions in the split (``<split>_rows.npy``, sorted; else None)."""
+    folder = Path(folder)
+    states = read_npy(folder / f"{split}.npy", mmap=True)
+    rows_path = folder / f"{split}{ROWS_SUFFIX}"
+    if not rows_path.exists():
+        return states, None
+    try:
+        rows = np.load(rows_path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PipelineError(f"{rows_path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
+    if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or len(rows) != len(states):
+        raise PipelineError(
+            f"{rows_path}: expected {len(states)} row positions, found shape {rows.shape}: {REBUILD_HINT}"
+        )
+    return states, rows
+
+
+# beside a hidden-states split that holds some of its rows: their positions (hidden_states@finetuned's train)
+ROWS_SUFFIX = "_rows.npy"
 
 
 def read_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
