@@ -6,9 +6,9 @@
 #       'data.label_names=[sadness, joy, love, anger, fear, surprise]'
 #
 # Clones this repository's HEAD into WORKDIR (replacing it), sets the given params in params.yaml,
-# then runs every stage in dvc.yaml order with `dvc repro --force --single-item` (the same work as one
-# `dvc repro`), printing each stage's wall time and peak RSS (of its process tree), the total, and
-# the validation/test accuracy of the fine-tuned model and the baselines. The venv's bin must be on PATH.
+# then runs `dvc repro --force` once (every stage, as a user runs the pipeline), printing each stage's wall
+# time, the total, the peak RSS of the largest process, and the validation/test accuracy of the fine-tuned
+# model and the baselines. The venv's bin must be on PATH.
 set -euo pipefail
 workdir=$1; shift
 repo=$(git rev-parse --show-toplevel)
@@ -22,17 +22,22 @@ for item in sys.argv[1:]:
     params[section][name] = yaml.safe_load(value)
 yaml.safe_dump(params, open("params.yaml", "w"), sort_keys=False)
 PY
-# dependency order (as `dvc repro` runs them), not file order: headline must follow the metrics it reads
-stages=$(dvc repro --dry --force 2>/dev/null | sed -n "s/^Running stage '\(.*\)':$/\1/p")
-start=$(date +%s.%N)
-for stage in $stages; do
-  t0=$(date +%s.%N)
-  /usr/bin/time -f "%M" -o .peak-rss dvc repro --force --single-item "$stage" > "log.$stage" 2>&1
-  t1=$(date +%s.%N)
-  printf "%-26s %7.1f s  peak %6d MB\n" "$stage" "$(echo "$t1 - $t0" | bc)" "$(( $(cat .peak-rss) / 1024 ))"
-done
-end=$(date +%s.%N)
-printf "%-26s %7.1f s (%.2f min)\n" total "$(echo "$end - $start" | bc)" "$(echo "($end - $start) / 60" | bc -l)"
+# one `dvc repro --force`, as a user runs it (DVC starts once); each stage's time runs from its
+# "Running stage" line to the next one (the last to the end), its lines stamped as they arrive
+/usr/bin/time -f "%M" -o .peak-rss dvc repro --force 2>&1 | python -u -c '
+import sys, time
+start = last = time.time(); stage = None; log = open("log.repro", "w")
+def report(now):
+    if stage:
+        print(f"{stage:<26} {now - last:7.1f} s", flush=True)
+for line in sys.stdin:
+    log.write(line)
+    if line.startswith("Running stage "):
+        now = time.time(); report(now); stage, last = line.split(chr(39))[1], now
+now = time.time(); report(now)
+print("total".ljust(26), f"{now - start:7.1f} s ({(now - start) / 60:.2f} min)")
+'
+echo "peak RSS of the largest process: $(( $(cat .peak-rss) / 1024 )) MB"
 python - <<'PY'
 import json
 finetuned, baselines = json.load(open("metrics/finetuned.json")), json.load(open("metrics/baselines.json"))
