@@ -33,6 +33,7 @@ from textclf.training import (
     DVCLiveStepLogger,
     balanced_class_weights,
     build_trainer,
+    curve_evaluations,
     fingerprint,
     load_split,
     log_chosen_point,
@@ -159,7 +160,14 @@ def main(argv: list[str] | None = None) -> None:
         save_tokenizer(tokenizer, out)
     shutil.rmtree(state_dir, ignore_errors=True)
     # Time and hardware vary from run to run, so they stay out of the outputs (which reproduce byte for byte).
-    write_json(args.run_record, run_record(result, device, trainer.args.bf16, args.out, processes))
+    record = run_record(result, device, trainer.args.bf16, args.out, processes, trainer.state.log_history)
+    log.info(
+        "training curves: %d evaluations, %.1f s of the %.1f s of training",
+        len(curve_evaluations(trainer.state.log_history)),
+        record["curve_eval_s"],
+        record["train_runtime_s"],
+    )
+    write_json(args.run_record, record)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, t
     shipped = (out / "README.md").read_text()
     record = json.loads((project / "checkpoints/finetune-run.json").read_text())
     assert record["weights_sha256"] == weights_sha256(project / "models/finetuned") and record["steps"] == 10
+    assert 0 < record["curve_eval_s"] < record["train_runtime_s"], "the curve evaluations' share is recorded"
     assert shipped == text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
     assert "Training time: " in shipped and "optimizer steps" in shipped and (out / "model.safetensors").is_file()
     from transformers import pipeline

@@ -485,12 +485,16 @@ def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) ->
     return state_dir, last_complete_checkpoint(state_dir)
 
 
-def run_record(result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1) -> dict:
+def run_record(
+    result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1, history: list[dict] = ()
+) -> dict:
     """What ``textclf export`` writes into the shipped model card about the run that trained these
-    weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256."""
+    weights: time, steps, speed, hardware and precision, tied to the weights by their SHA-256; and the
+    seconds the training-curve evaluations took (``history``: the Trainer's ``state.log_history``)."""
     return {
         "weights_sha256": weights_sha256(model_dir),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
+        "curve_eval_s": round(sum(entry.get("eval_runtime", 0.0) for entry in curve_evaluations(history)), 1),
         "steps": result.global_step,
         "rows_per_second": round(result.metrics["train_samples_per_second"], 1),
         "hardware": hardware_description(device),
