@@ -1,5 +1,6 @@
 """Stages whose memory must not grow with the rows read them in slices: the same results as reading all at once.
 
+finetune keeps the train rows' token ids on disk (``TokenRowsOnDisk``) instead of in an Arrow table;
 error_analysis reads the logits as one array (no object per row), computes the loss in chunks and reads
 only the texts of the rows it writes.
 """
@@ -11,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from conftest import LABELS
 from textclf.analysis import (
@@ -23,6 +25,95 @@ from textclf.analysis import (
     write_predictions,
 )
 from textclf.errors import PipelineError
+
+
+def _encoded_file(path, n_rows: int, seed: int = 0, vocab: int = 1000, row_group_size: int = 7):
+    """An encode-stage-like Parquet file: ``input_ids`` (int32 lists of 3 to 20 ids), ``label``."""
+    rng = np.random.default_rng(seed)
+    ids = [[101, *rng.integers(1000, 1000 + vocab, rng.integers(1, 18)).tolist(), 102] for _ in range(n_rows)]
+    table = pa.table(
+        {
+            "input_ids": pa.array(ids, type=pa.list_(pa.int32())),
+            "label": pa.array(rng.integers(0, len(LABELS), n_rows), type=pa.int64()),
+        }
+    )
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+@pytest.mark.parametrize("rows_per_slice", [1, 5, 10_000])
+def test_token_rows_on_disk_equal_the_in_memory_dataset(tmp_path, rows_per_slice):
+    from textclf.training import TokenRowsOnDisk, load_split, token_lengths
+
+    path = _encoded_file(tmp_path / "train.parquet", 53)
+    in_memory = load_split(path)
+    on_disk = TokenRowsOnDisk(path, tmp_path / "state", rows_per_slice=rows_per_slice)
+    assert len(on_disk) == len(in_memory) == 53
+    assert [on_disk[i] for i in range(53)] == [in_memory[i] for i in range(53)]
+    assert all(type(on_disk[i]["labels"]) is int and type(on_disk[i]["input_ids"][0]) is int for i in (0, 52))
+    np.testing.assert_array_equal(token_lengths(on_disk), token_lengths(in_memory))
+    assert token_lengths(on_disk).dtype == np.int32
+    np.testing.assert_array_equal(on_disk.labels, np.asarray(in_memory["labels"]))
+    assert list((tmp_path / "state").iterdir()) == [], "the ids' file is unlinked once open: nothing left behind"
+    on_disk.close()
+
+
+def test_token_rows_on_disk_of_an_empty_file(tmp_path):
+    from textclf.training import TokenRowsOnDisk
+
+    path = tmp_path / "train.parquet"
+    pq.write_table(
+        pa.table({"input_ids": pa.array([], type=pa.list_(pa.int32())), "label": pa.array([], pa.int64())}), path
+    )
+    rows = TokenRowsOnDisk(path, tmp_path)
+    assert len(rows) == 0 and len(rows.lengths) == 0
+
+
+def test_damaged_train_file_is_one_line(tmp_path):
+    from textclf.training import TokenRowsOnDisk
+
+    path = tmp_path / "train.parquet"
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(PipelineError, match=r"train.parquet: not a readable Parquet file"):
+        TokenRowsOnDisk(path, tmp_path / "state")
+
+
+def test_training_on_rows_on_disk_writes_the_same_weights(tmp_path, tiny_model):
+    """The same batches in the same order: the weights after a few steps are equal, bit for bit."""
+    from transformers import AutoTokenizer
+
+    from conftest import committed_params
+    from textclf.params import FinetuneParams
+    from textclf.training import TokenRowsOnDisk, build_trainer, load_split
+
+    path = _encoded_file(tmp_path / "train.parquet", 40, row_group_size=6)
+    params = FinetuneParams.model_validate(
+        {**committed_params()["finetune"], "batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0}
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    weights, initial = [], None
+    for rows in (load_split(path), TokenRowsOnDisk(path, tmp_path / "state", rows_per_slice=3)):
+        trainer = build_trainer(
+            params,
+            str(tiny_model),
+            False,
+            LABELS,
+            tokenizer,
+            rows,
+            torch.device("cpu"),
+            tmp_path / f"out-{type(rows).__name__}",
+            max_steps=6,
+            eval_strategy="no",
+            save_strategy="no",
+            logging_strategy="no",
+        )
+        initial = initial or {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        trainer.train()
+        weights.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+    assert weights[0].keys() == weights[1].keys()
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
+    assert any(not torch.equal(v, weights[0][k]) for k, v in initial.items()), "training moved the weights"
 
 
 def _predictions(n: int, seed: int = 0):
