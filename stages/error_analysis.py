@@ -1,6 +1,7 @@
 """Stage error_analysis: per-row validation loss of the fine-tuned model, its worst rows and per-label loss.
 
-Reads the evaluate stage's per-row outputs (no model, no second pass over the rows) and the rows' texts.
+Reads the evaluate stage's per-row outputs (no model, no second pass over the rows), the rows' gold labels,
+and the texts of the top_n rows only (the file read a slice at a time: memory holds no other row's text).
 Reads params: error_analysis.top_n
 Writes: <top-losses> (the top_n highest-loss validation rows: rank, row, text, label, predicted, loss; a
 cached output, not a plot: the texts stay out of the plots page), <plots>/label_loss.csv (per label:
@@ -14,12 +15,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf.analysis import error_table, label_loss, read_predictions, summary, write_csv
+from textclf.analysis import label_loss, loss_table, read_predictions, summary, texts_of_rows, with_texts, write_csv
 from textclf.errors import PipelineError
 from textclf.files import write_json
 from textclf.params import load_params
 from textclf.stage import run_stage
-from textclf.tables import read_json, read_parquet
+from textclf.tables import open_parquet, read_json, read_parquet
 
 log = logging.getLogger("stage.error_analysis")
 SPLIT = "validation"
@@ -44,11 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     label_names = read_json(args.labels)
     predictions = args.predictions / f"{SPLIT}.parquet"
     labels, logits = read_predictions(predictions)
-    texts = read_parquet(args.data / f"{SPLIT}.parquet", columns=("text", "label"))
-    if len(texts) != len(labels) or (texts["label"].to_numpy() != labels).any():
+    data = args.data / f"{SPLIT}.parquet"
+    open_parquet(data, ("text", "label"))  # both columns there, else one line; texts: the top rows' only, below
+    gold = read_parquet(data, columns=("label",))["label"].to_numpy()
+    if len(gold) != len(labels) or (gold != labels).any():
         raise PipelineError(f"{predictions}: rows differ from {args.data / SPLIT}.parquet (rerun evaluate: dvc repro)")
+    del gold
 
-    table = error_table(texts["text"].tolist(), labels, logits, label_names)
+    table = loss_table(labels, logits, label_names)
+    del logits
     per_label = label_loss(table, label_names)
     metrics = summary(table, per_label)
     log.info(
@@ -61,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in per_label.itertuples():
         log.info("  %-12s mean loss %.4f (%d rows, %d errors)", row.label, row.mean_loss, row.rows, row.errors)
 
-    write_csv(args.top_losses, table.head(params.top_n))
+    top = table.head(params.top_n)
+    write_csv(args.top_losses, with_texts(top, texts_of_rows(data, top["row"])))
     write_csv(args.plots / "label_loss.csv", per_label)
     write_json(args.metrics, {SPLIT: metrics})
 

@@ -31,6 +31,7 @@ from textclf.tables import read_json
 from textclf.training import (
     BestModel,
     DVCLiveStepLogger,
+    TokenRowsOnDisk,
     balanced_class_weights,
     build_trainer,
     curve_evaluations,
@@ -81,7 +82,7 @@ def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
     """The training loss's weight of each label (``finetune.class_weights``), or None: unweighted."""
     if params.class_weights != "balanced":
         return None
-    weights = balanced_class_weights(train_rows.data.column("labels").to_numpy(), len(label_names))
+    weights = balanced_class_weights(train_rows.labels, len(label_names))
     log.info("class weights: %s", ", ".join(f"{n} {w:.2f}" for n, w in zip(label_names, weights.tolist(), strict=True)))
     return weights
 
@@ -116,10 +117,6 @@ def main(argv: list[str] | None = None) -> None:
     check_params(params, processes)
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
-    train_rows = load_split(args.encoded / "train.parquet")
-    validation = load_split(
-        args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
-    )
     settings = {
         "finetune": params.model_dump(),
         "model": model_params.model_dump(),
@@ -130,6 +127,12 @@ def main(argv: list[str] | None = None) -> None:
     state_dir, resume = resumable_state(args.state, run_id, remove_stale=main_process)
     if resume and main_process:
         log.info("resuming from %s", resume)
+    # the train rows' ids go to an unlinked file beside the state, read back a row at a time: memory
+    # does not grow with the ids; the curves' validation subset is small and held as a Dataset
+    train_rows = TokenRowsOnDisk(args.encoded / "train.parquet", state_dir)
+    validation = load_split(
+        args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
+    )
     weights = class_weights(params, train_rows, label_names)
     best_model = BestModel(params.best_metric, params.early_stopping_patience, resume)
     trainer = build_trainer(

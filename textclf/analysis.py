@@ -7,6 +7,7 @@ The rows' texts go only into the git-tracked table of the highest-loss rows; not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +18,39 @@ import pyarrow.parquet as pq
 from textclf.errors import PipelineError
 from textclf.files import atomic_path
 from textclf.pagetext import inert_labels
-from textclf.tables import read_parquet
+from textclf.tables import iter_parquet, open_parquet, unreadable_parquet
+
+# Rows whose loss ``per_row_loss`` computes at a time (its float64 temporaries: a few MB each)
+LOSS_ROWS = 65_536
 
 
-def per_row_loss(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Cross-entropy of each row (natural log), computed in float64 from the logits."""
-    logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return -log_probs[np.arange(len(labels)), np.asarray(labels)]
+def per_row_loss(logits: np.ndarray, labels: np.ndarray, rows_per_chunk: int = LOSS_ROWS) -> np.ndarray:
+    """Cross-entropy of each row (natural log), computed in float64 from the logits, ``rows_per_chunk``
+    rows at a time (each row's loss is its own: the same values as all rows at once)."""
+    labels = np.asarray(labels)
+    loss = np.empty(len(labels), dtype=np.float64)
+    for start in range(0, len(labels), rows_per_chunk):
+        part = np.asarray(logits[start : start + rows_per_chunk], dtype=np.float64)
+        shifted = part - part.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss[start : start + len(part)] = -log_probs[np.arange(len(part)), labels[start : start + len(part)]]
+    return loss
 
 
-def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """Every row with its gold and predicted label names and loss, highest loss first (ties: row order).
+def loss_table(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
+    """Every row with its gold and predicted label names and loss, highest loss first (ties: row order),
+    without the rows' texts (``with_texts`` adds those of the rows kept).
 
     ``row`` is the row's position in the split, ``rank`` its place by loss (1 = highest)."""
     labels = np.asarray(labels)
-    if len(texts) != len(labels) or len(labels) != len(logits):
-        raise PipelineError(f"error analysis: {len(texts)} texts, {len(labels)} labels, {len(logits)} predictions")
+    if len(labels) != len(logits):
+        raise PipelineError(f"error analysis: {len(labels)} labels, {len(logits)} predictions")
     if logits.shape[1] != len(label_names):
         raise PipelineError(f"the model predicts {logits.shape[1]} labels, the data has {len(label_names)}")
     names = np.asarray(label_names, dtype=object)
     table = pd.DataFrame(
         {
             "row": np.arange(len(labels)),
-            "text": list(texts),
             "label": names[labels],
             "predicted": names[logits.argmax(axis=1)],
             "loss": per_row_loss(logits, labels),
@@ -50,6 +59,40 @@ def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_
     table = table.sort_values("loss", ascending=False, kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+def with_texts(table: pd.DataFrame, texts: Sequence[str]) -> pd.DataFrame:
+    """``table`` (rows of ``loss_table``) with each row's text after ``row``; ``texts[i]`` is the text of
+    ``table``'s i-th row."""
+    table = table.copy()
+    table.insert(2, "text", pd.Series(list(texts), index=table.index, dtype="str"))  # as pandas infers it
+    return table
+
+
+def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
+    """``loss_table`` with every row's text (``texts``: the split's, in row order)."""
+    if len(texts) != len(labels) or len(labels) != len(logits):
+        raise PipelineError(f"error analysis: {len(texts)} texts, {len(labels)} labels, {len(logits)} predictions")
+    table = loss_table(labels, logits, label_names)
+    return with_texts(table, np.asarray(texts, dtype=object)[table["row"].to_numpy()])
+
+
+def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000) -> list[str]:
+    """The ``text`` of each of ``rows`` (positions in the data stage's Parquet file ``path``), in the order
+    given: the file is read a slice of ``rows_per_batch`` rows at a time, and only the texts asked for
+    become Python strings."""
+    rows = np.asarray(rows, dtype=np.int64)
+    found: dict[int, str] = {}
+    wanted = np.unique(rows)
+    for start, batch in iter_parquet(path, ("text",), rows_per_batch):
+        here = wanted[(wanted >= start) & (wanted < start + batch.num_rows)]
+        if len(here):
+            picked = batch.column(0).take(pa.array(here - start)).to_pylist()
+            found.update(zip(here.tolist(), picked, strict=True))
+    missing = [int(r) for r in wanted if int(r) not in found]
+    if missing:
+        raise PipelineError(f"{path}: no row {missing[0]} (rerun evaluate: dvc repro)")
+    return [found[int(r)] for r in rows]
 
 
 def label_loss(table: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
@@ -106,7 +149,18 @@ def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarr
 
 
 def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(gold label ids, logits) of a split written by ``write_predictions``; a damaged file is one line."""
-    frame = read_parquet(path, columns=("label", "logits"))
-    logits = np.stack(frame["logits"].to_numpy()) if len(frame) else np.zeros((0, 0), dtype=np.float32)
-    return frame["label"].to_numpy(), logits.astype(np.float32)
+    """(gold label ids, logits) of a split written by ``write_predictions``; a damaged file is one line.
+    The logits come as one float32 (rows x labels) array, straight from the Arrow column (no object per row)."""
+    handle = open_parquet(path, ("label", "logits"))
+    try:
+        table = handle.read(columns=["label", "logits"])
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+        raise unreadable_parquet(path, exc) from None
+    labels = table.column("label").to_numpy()
+    if not len(table):
+        return labels, np.zeros((0, 0), dtype=np.float32)
+    column = table.column("logits")
+    width = column.type.list_size if pa.types.is_fixed_size_list(column.type) else len(column[0])
+    values = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    logits = np.concatenate(values).astype(np.float32, copy=False).reshape(len(table), width)
+    return labels, logits

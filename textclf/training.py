@@ -6,7 +6,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from textclf.files import sha256_files
 from textclf.metrics import classification_metrics
 from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
 from textclf.params import FinetuneParams
-from textclf.tables import list_lengths, read_token_table
+from textclf.tables import iter_parquet, list_lengths, parquet_rows, read_token_table
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +285,7 @@ def build_trainer(
     trust_remote_code: bool,
     label_names: list[str],
     tokenizer,
-    train: datasets.Dataset,
+    train: datasets.Dataset | TokenRowsOnDisk,
     device: torch.device,
     output_dir: Path | str,
     *,
@@ -459,8 +461,63 @@ def load_split(
     )
 
 
-def token_lengths(dataset: datasets.Dataset) -> np.ndarray:
-    """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded)."""
+# Rows of the encoded file that ``TokenRowsOnDisk`` reads at a time while copying their ids to disk
+DISK_COPY_ROWS = 10_000
+
+
+class TokenRowsOnDisk(torch.utils.data.Dataset):
+    """The encode stage's rows (``input_ids``, ``label``) for training, their token ids on disk.
+
+    The Parquet file is read a slice of ``rows_per_slice`` rows at a time and its ids are copied, as
+    int32, into a file of ``folder`` that is unlinked as soon as it is open (nothing is left behind, even
+    after a SIGKILL); a row's ids are read back with ``os.pread`` when the sampler asks for it. Memory
+    holds the row offsets and the labels (16 bytes a row: 160 MB for 10M rows) instead of the ids
+    (about 75 bytes a row of tweets); the OS's page cache keeps what is read often. A row is the same
+    ``{"input_ids": [...], "labels": ...}`` that ``load_split``'s ``datasets.Dataset`` gives, so training
+    sees the same batches and writes the same weights.
+    """
+
+    def __init__(self, path: Path | str, folder: Path | str, rows_per_slice: int = DISK_COPY_ROWS):
+        n_rows = parquet_rows(path, ("input_ids", "label"))
+        self.offsets = np.zeros(n_rows + 1, dtype=np.int64)  # in tokens: row i is ids [offsets[i], offsets[i + 1])
+        self.labels = np.empty(n_rows, dtype=np.int64)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".train-ids-", suffix=".tmp", dir=folder)
+        os.unlink(name)
+        self.file = os.fdopen(fd, "w+b")
+        tokens = 0
+        for start, batch in iter_parquet(path, ("input_ids", "label"), rows_per_slice):
+            ids, stop = batch.column("input_ids"), start + batch.num_rows
+            flat = ids.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+            np.cumsum(list_lengths(pa.chunked_array([ids])), out=self.offsets[start + 1 : stop + 1])
+            self.offsets[start + 1 : stop + 1] += tokens
+            self.labels[start:stop] = batch.column("label").to_numpy(zero_copy_only=False)
+            self.file.write(flat.tobytes())
+            tokens += len(flat)
+        self.file.flush()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        start, stop = int(self.offsets[i]), int(self.offsets[i + 1])
+        ids = np.frombuffer(os.pread(self.file.fileno(), 4 * (stop - start), 4 * start), dtype=np.int32)
+        return {"input_ids": ids.tolist(), "labels": int(self.labels[i])}
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per row (int32)."""
+        return np.diff(self.offsets).astype(np.int32)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def token_lengths(dataset: datasets.Dataset | TokenRowsOnDisk) -> np.ndarray:
+    """Tokens per row of a ``load_split`` dataset, read from its Arrow column (no row is decoded), or of a
+    ``TokenRowsOnDisk``."""
+    if isinstance(dataset, TokenRowsOnDisk):
+        return dataset.lengths
     return list_lengths(dataset.data.column("input_ids"))
 
 
