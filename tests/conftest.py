@@ -149,7 +149,8 @@ def write_params(path: Path, **sections) -> Path:
     fast = {
         "device": "cpu",
         "model": {"max_length": 32},
-        "hidden_states": {"batch_size": 8},
+        # fp32 whatever the CPU (auto is bf16 where it has native bf16): the same results on every test machine
+        "hidden_states": {"batch_size": 8, "precision": "fp32"},
         "umap": {"n_neighbors": 5},
         "baselines": {"max_iter": 200},
         "finetune": {
@@ -160,6 +161,7 @@ def write_params(path: Path, **sections) -> Path:
             "learning_rate": 1.0e-3,
             "save_steps": 4,
             "warmup_ratio": 0.0,
+            "precision": "fp32",
         },
         "evaluate": {"batch_size": 16},
     }

@@ -377,3 +377,18 @@ def test_the_params_stage_under_dvc_says_nothing_was_removed(project):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: params.yaml: unknown parameter 'finetune.learning_rte'")
     assert "no other stage ran and no output was removed" in line and "dvc checkout" not in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "auto_is_bf16"),
+    [({"avx512f"}, False), ({"avx512f", "avx512_bf16"}, True), ({"amx_bf16", "amx_tile"}, True)],
+)
+def test_precision_auto_is_bf16_on_cpus_with_native_bf16_and_fp32_bf16_force_one(monkeypatch, flags, auto_is_bf16):
+    import torch
+
+    import textclf.modeling as modeling
+
+    monkeypatch.setattr(modeling, "cpu_info", lambda: {"model": "CPU", "flags": frozenset(flags)})
+    cpu = torch.device("cpu")
+    assert modeling.use_bf16("auto", cpu) is auto_is_bf16
+    assert modeling.use_bf16("fp32", cpu) is False and modeling.use_bf16("bf16", cpu) is True

@@ -181,3 +181,26 @@ def test_finetuned_states_of_a_train_sample_are_those_rows_of_the_full_pass(proj
     umap_embed.main(["--hidden", str(sample), "--data", "data/prepared", "--out", "plots/umap/sample"])
     points = pd.read_csv(project / "plots/umap/sample.csv")
     assert len(points) == 10 and set(points["label"]) <= set(LABELS)
+
+
+@pytest.mark.slow
+def test_hidden_states_in_bf16_are_close_to_fp32(project, tiny_model, small_folder):
+    """precision bf16 (what auto means on CPUs with native bf16) runs the encoder under bf16 autocast and
+    writes float32 states close to the fp32 pass."""
+    from conftest import write_params
+    from stages import hidden_states
+
+    prepare(project)
+    common = ["--encoder", "pretrained", "--encoded", "data/encoded", "--train-rows", "all"]
+    hidden_states.main([*common, "--out", "data/hidden/fp32", "--precision", "fp32"])
+    write_params(
+        project / "params.yaml",
+        data={"source": str(small_folder)},
+        model={"checkpoint": str(tiny_model)},
+        hidden_states={"precision": "bf16"},
+    )
+    hidden_states.main([*common, "--out", "data/hidden/bf16", "--precision", "param"])
+    fp32, bf16 = (np.load(project / f"data/hidden/{p}/validation.npy") for p in ("fp32", "bf16"))
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32), "bf16 autocast was not applied"
+    cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cosine.min() > 0.99

@@ -57,15 +57,17 @@ def resolve_device(device: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with Intel AMX (``amx_bf16``), where ``precision: auto`` picks bf16 on the CPU.
+    """True on CPUs with native bf16 matrix products (Intel AMX ``amx_bf16``, or ``avx512_bf16``: AMD Zen 4
+    and later, Intel Cooper Lake), where ``precision: auto`` picks bf16 on the CPU.
 
-    ``avx512_bf16`` alone does not count: on an AMD EPYC with it, bf16 trained about 1.4x as fast on an
-    idle machine but was slower with the cores oversubscribed, and the default pipeline's validation
-    accuracy in bf16 was not within 0.3 points of fp32's side by side (bench/RESULTS.md, sections 4 and 9).
-    fp32 everywhere else also keeps a commit's outputs the same on machines with and without the flag.
-    ``precision: bf16`` opts in.
+    On a 2-core AMD EPYC with ``avx512_bf16`` the default pipeline on the full emotion data took 7.6 minutes
+    in bf16 against 11.0 in fp32 on an idle machine, with validation accuracy within noise of fp32's over
+    three seeds each (bench/RESULTS.md, section 10). Caveat: with its cores shared by other busy jobs bf16
+    was slower than fp32 (section 4); ``precision: fp32`` forces fp32 (and the same outputs on machines
+    with and without the flag).
     """
-    return "amx_bf16" in cpu_info()["flags"]
+    flags = cpu_info()["flags"]
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 @functools.cache
