@@ -21,18 +21,24 @@ UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
 
 
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
-    """Rows of (actual, predicted) label names with their ids, the input of the confusion template
-    (.dvc/plots/confusion.json): one row per prediction (weight 1), then one weight-0 row per label so
-    that every label has a row and a column, in id order, even one that is never predicted. Label names
-    are made inert for the plots page (textclf.pagetext)."""
-    names, ids = np.asarray(inert_labels(label_names)), np.arange(len(label_names))
+    """The input of the confusion template (.dvc/plots/confusion.json): one row per (actual, predicted) pair
+    of label names that occurs, with their ids, in id order, and ``weight`` the number of rows with that pair;
+    each label's diagonal pair is always there (weight 0 if it never occurs), so that every label has a row
+    and a column even when it is never predicted. The template sums the weights, so this draws what one row
+    per prediction would, in at most n_labels squared rows whatever the data's size (a git-tracked file and
+    the plots page's data). Label names are made inert for the plots page (textclf.pagetext)."""
+    names, n = np.asarray(inert_labels(label_names)), len(label_names)
+    counts = np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n)
+    actual, predicted = np.divmod(np.arange(n * n), n)
+    drawn = (counts > 0) | (actual == predicted)  # empty cells stay blank, as with a row per prediction
+    counts, actual, predicted = counts[drawn], actual[drawn], predicted[drawn]
     frame = pd.DataFrame(
         {
-            "actual": np.concatenate([names[y_true], names]),
-            "predicted": np.concatenate([names[y_pred], names]),
-            "actual_id": np.concatenate([y_true, ids]),
-            "predicted_id": np.concatenate([y_pred, ids]),
-            "weight": np.concatenate([np.ones(len(y_true), dtype=int), np.zeros(len(names), dtype=int)]),
+            "actual": names[actual],
+            "predicted": names[predicted],
+            "actual_id": actual,
+            "predicted_id": predicted,
+            "weight": counts,
         }
     )
     with atomic_path(path) as tmp:
