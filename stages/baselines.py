@@ -27,7 +27,7 @@ from textclf.params import load_params
 from textclf.plots import save_confusion_png, write_predictions_csv
 from textclf.sampling import stratified_sample
 from textclf.stage import run_stage
-from textclf.tables import SPLITS, read_json, read_npy, read_parquet
+from textclf.tables import SPLITS, open_npy, read_json, read_parquet
 
 log = logging.getLogger("stage.baselines")
 
@@ -48,7 +48,7 @@ def baseline_classifiers(max_iter: int, seed: int) -> dict:
 
 
 def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
-    """``model.predict`` over a (memory-mapped) array, one slice of rows in memory at a time."""
+    """``model.predict`` over the rows of ``X`` (``NpyRows``), one slice of rows in memory at a time."""
     parts = [model.predict(np.asarray(X[start : start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params).baselines
 
     label_names = read_json(args.data / "labels.json")
-    X = {split: read_npy(args.hidden / f"{split}.npy", mmap=True) for split in SPLITS}
+    X = {split: open_npy(args.hidden / f"{split}.npy") for split in SPLITS}  # rows read when indexed
     y = {
         split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS
     }

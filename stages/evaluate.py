@@ -29,7 +29,7 @@ from textclf.modeling import check_model_folder
 from textclf.params import load_params
 from textclf.plots import save_confusion_png, write_predictions_csv
 from textclf.stage import run_stage
-from textclf.tables import read_json, read_npy, read_parquet, read_token_rows
+from textclf.tables import open_npy, read_json, read_parquet, read_token_rows
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")
@@ -56,7 +56,7 @@ def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, d
 def head_logits(head, hidden: Path, split: str, n_rows: int) -> np.ndarray:
     """The head applied to the split's saved first-token states, after checking they fit."""
     path = hidden / f"{split}.npy"
-    states = read_npy(path, mmap=True)
+    states = open_npy(path)  # rows read from disk a chunk at a time by head.logits
     if states.shape != (n_rows, head.width):
         raise PipelineError(
             f"{path}: states of shape {states.shape}, expected ({n_rows}, {head.width}) for these rows and this "

@@ -265,3 +265,32 @@ def test_token_rows_take_and_a_damaged_sample_positions_file_is_one_line(tmp_pat
     np.save(tmp_path / "train_rows.npy", np.array([1, 5]))
     with pytest.raises(PipelineError, match=r"train_rows\.npy: expected 3 row positions"):
         read_states(tmp_path, "train")
+
+
+@pytest.mark.parametrize("slice_rows", [8, 65_536])
+def test_npy_rows_read_from_disk_equal_the_array(tmp_path, monkeypatch, slice_rows):
+    """open_npy reads rows with pread (no memory map, whose touched pages would all count in RSS): slices,
+    sorted and unsorted positions, a few rows of a slice and most of one, all equal np.load's."""
+    from textclf.tables import NpyRows, open_npy
+
+    monkeypatch.setattr(NpyRows, "SLICE_ROWS", slice_rows)
+    array = np.random.default_rng(0).normal(size=(203, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", array)
+    rows = open_npy(tmp_path / "x.npy")
+    assert rows.shape == (203, 5) and len(rows) == 203
+    np.testing.assert_array_equal(rows[10:50], array[10:50])
+    np.testing.assert_array_equal(rows[200:400], array[200:])
+    for index in ([5, 3, 200, 3], list(range(0, 203, 2)), list(range(40)), []):
+        np.testing.assert_array_equal(rows[np.array(index, dtype=np.int64)], array[index])
+    with pytest.raises(IndexError):
+        rows[np.array([203])]
+
+    (tmp_path / "short.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:-7])
+    with pytest.raises(PipelineError, match=r"short\.npy: shorter than its \(203, 5\) array"):
+        open_npy(tmp_path / "short.npy")
+    (tmp_path / "bad.npy").write_bytes(b"not an array")
+    with pytest.raises(PipelineError, match=r"bad\.npy: not a readable \.npy array"):
+        open_npy(tmp_path / "bad.npy")
+    np.save(tmp_path / "flat.npy", np.zeros(4, dtype=np.float32))
+    with pytest.raises(PipelineError, match=r"flat\.npy: expected a 2-D numeric array"):
+        open_npy(tmp_path / "flat.npy")

@@ -43,7 +43,7 @@ class FirstTokenHead:
 
     def logits(self, states: np.ndarray, rows_per_chunk: int = 65_536) -> np.ndarray:
         """Logits (float32, rows x labels) of first-token states (rows x hidden size), a chunk of rows
-        at a time: a memory-mapped array is read from disk one chunk at a time."""
+        at a time: ``NpyRows`` (or a memory-mapped array) are read from disk one chunk at a time."""
         out = np.empty((len(states), self.layers[-1][0].shape[0]), dtype=np.float32)
         for start in range(0, len(states), rows_per_chunk):
             x = np.asarray(states[start : start + rows_per_chunk], dtype=np.float32)

@@ -229,11 +229,79 @@ class NpyRowWriter:
         os.close(self.fd)
 
 
-def read_states(folder: Path | str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """A hidden_states folder's ``<split>.npy`` (memory-mapped) and, when the folder holds only some of
+class NpyRows:
+    """The rows of a 2-D float ``.npy`` file, read from disk when indexed (``rows[a:b]``, ``rows[positions]``):
+    never memory-mapped, because every page of a mapped file that a process touches counts in its RSS until
+    it is unmapped (reading 12.5M rows of states through a map gave a stage a peak RSS of the file's size).
+    Memory holds what was asked for and one slice; ``open_npy`` opens one."""
+
+    SLICE_ROWS = 65_536  # rows read at once when most rows of a slice are wanted
+
+    def __init__(self, path: Path, shape: tuple[int, int], dtype: np.dtype, offset: int):
+        self.path, self.shape, self.dtype, self.offset = path, shape, dtype, offset
+        self.ndim, self.row_bytes = 2, shape[1] * dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, fd: int, start: int, stop: int) -> np.ndarray:
+        data = os.pread(fd, (stop - start) * self.row_bytes, self.offset + start * self.row_bytes)
+        return np.frombuffer(data, dtype=self.dtype).reshape(stop - start, self.shape[1]).copy()
+
+    def __getitem__(self, key) -> np.ndarray:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if isinstance(key, slice):
+                start, stop, step = key.indices(len(self))
+                if step != 1:
+                    raise ValueError("NpyRows: slices with a step are not supported")
+                return self._read(fd, start, max(start, stop))
+            index = np.asarray(key, dtype=np.int64)
+            if len(index) and (index.min() < 0 or index.max() >= len(self)):
+                raise IndexError(f"{self.path}: rows out of range 0..{len(self) - 1}")
+            order = np.argsort(index, kind="stable")
+            wanted = index[order]
+            out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
+            for start in range(0, len(self), self.SLICE_ROWS):
+                lo, hi = np.searchsorted(wanted, [start, start + self.SLICE_ROWS])
+                if hi == lo:
+                    continue
+                if hi - lo < self.SLICE_ROWS // 8:  # a few rows of this slice: read just those
+                    out[order[lo:hi]] = np.stack([self._read(fd, i, i + 1)[0] for i in wanted[lo:hi].tolist()])
+                else:
+                    block = self._read(fd, start, min(start + self.SLICE_ROWS, len(self)))
+                    out[order[lo:hi]] = block[wanted[lo:hi] - start]
+            return out
+        finally:
+            os.close(fd)
+
+
+def open_npy(path: Path | str) -> NpyRows:
+    """A 2-D numeric ``.npy`` written by a stage, as ``NpyRows`` (rows read when indexed); a damaged file is
+    one line naming it, as with ``read_npy``."""
+    path = _existing(path)
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran_order, dtype = read_header(handle)
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
+    if len(shape) != 2 or fortran_order or not np.issubdtype(dtype, np.number) or dtype.hasobject:
+        raise PipelineError(f"{path}: expected a 2-D numeric array, found shape {shape}: {REBUILD_HINT}")
+    if path.stat().st_size < offset + shape[0] * shape[1] * dtype.itemsize:
+        raise PipelineError(f"{path}: shorter than its {shape} array (truncated?): {REBUILD_HINT}")
+    return NpyRows(path, shape, dtype, offset)
+
+
+def read_states(folder: Path | str, split: str) -> tuple[NpyRows, np.ndarray | None]:
+    """A hidden_states folder's ``<split>.npy`` (``NpyRows``: read when indexed) and, when the folder holds only some of
     the split's rows, their positions in the split (``<split>_rows.npy``, sorted; else None)."""
     folder = Path(folder)
-    states = read_npy(folder / f"{split}.npy", mmap=True)
+    states = open_npy(folder / f"{split}.npy")
     rows_path = folder / f"{split}{ROWS_SUFFIX}"
     if not rows_path.exists():
         return states, None
