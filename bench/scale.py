@@ -12,8 +12,9 @@ For each size N (train rows; validation and test get max(N // 8, 60) each):
    ``/usr/bin/time -f %M``: its wall time and peak RSS (of the largest process of its tree, in
    practice the stage's python), its log in WORKDIR/repo-N/log.<stage>.
 
-Rows a stage processed: data, encode, hidden_states@*: train + validation + test rows (counted in
-data/prepared/*.parquet); evaluate: validation + test; finetune: optimizer steps x finetune.batch_size
+Rows a stage processed: data, encode, hidden_states@pretrained: train + validation + test rows (counted in
+data/prepared/*.parquet); hidden_states@finetuned: validation + test + hidden_states.finetuned_train_rows
+train rows (its train sample); evaluate: validation + test; finetune: optimizer steps x finetune.batch_size
 (steps from checkpoints/finetune-run.json, else the log line "trained N steps"). rows/s = rows / wall
 seconds of the whole stage, model loading and writing included. A "finetune (training loop)" line
 adds the Trainer's own rows/s and seconds (checkpoints/finetune-run.json): the training itself.
@@ -118,9 +119,18 @@ def ordered_stages(requested: list[str], available: list[str]) -> list[str]:
     return [s for s in available if s in requested]
 
 
-def stage_rows(stage: str, splits: dict[str, int], finetune_steps: int | None, batch_size: int) -> int | None:
-    """Rows the stage processed (None when unknown: finetune without a step count, unlisted stages)."""
+def stage_rows(
+    stage: str,
+    splits: dict[str, int],
+    finetune_steps: int | None,
+    batch_size: int,
+    finetuned_train_rows: int | None = None,
+) -> int | None:
+    """Rows the stage processed (None when unknown: finetune without a step count, unlisted stages).
+    ``hidden_states@finetuned`` runs over validation, test and ``finetuned_train_rows`` train rows (null: all)."""
     name = stage.partition("@")[0]
+    if stage == "hidden_states@finetuned" and finetuned_train_rows is not None:
+        return min(splits["train"], finetuned_train_rows) + splits["validation"] + splits["test"]
     if name in ("data", "encode", "hidden_states"):
         return sum(splits.values())
     if name == "evaluate":
@@ -373,7 +383,15 @@ def main(argv: list[str] | None = None) -> int:
                 break
             steps = finetune_steps(repo, log) if stage == "finetune" else None
             done = (
-                stage_rows(stage, size["splits"], steps, params["finetune"]["batch_size"]) if size["splits"] else None
+                stage_rows(
+                    stage,
+                    size["splits"],
+                    steps,
+                    params["finetune"]["batch_size"],
+                    params["hidden_states"].get("finetuned_train_rows"),
+                )
+                if size["splits"]
+                else None
             )
             record = stage_record(seconds, done, peak_kb, model_kb)
             size["stages"][stage] = {**record, "load_average_before": load, "log": str(log)}

@@ -139,6 +139,8 @@ def test_stage_rows():
     assert scale.stage_rows("encode", splits, None, 32) == 1250
     assert scale.stage_rows("hidden_states@pretrained", splits, None, 32) == 1250
     assert scale.stage_rows("evaluate", splits, None, 32) == 250
+    assert scale.stage_rows("hidden_states@finetuned", splits, None, 32, 400) == 650  # its train sample
+    assert scale.stage_rows("hidden_states@finetuned", splits, None, 32, None) == 1250
     assert scale.stage_rows("finetune", splits, 50, 32) == 1600
     assert scale.stage_rows("finetune", splits, None, 32) is None
     assert scale.stage_rows("baselines", splits, None, 32) is None
