@@ -20,14 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from textclf.errors import PipelineError
 from textclf.files import write_json
 from textclf.metrics import classification_metrics
 from textclf.params import load_params
 from textclf.plots import save_confusion_png, write_predictions_csv
 from textclf.sampling import stratified_sample
 from textclf.stage import run_stage
-from textclf.tables import SPLITS, open_npy, read_json, read_parquet
+from textclf.tables import SPLITS, read_json, read_parquet, read_states
 
 log = logging.getLogger("stage.baselines")
 
@@ -64,15 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params).baselines
 
     label_names = read_json(args.data / "labels.json")
-    X = {split: open_npy(args.hidden / f"{split}.npy") for split in SPLITS}  # rows read when indexed
     y = {
         split: read_parquet(args.data / f"{split}.parquet", columns=("label",))["label"].to_numpy() for split in SPLITS
     }
-    for split in SPLITS:
-        if len(X[split]) != len(y[split]):
-            raise PipelineError(
-                f"{args.hidden / split}.npy: {len(X[split])} rows, {args.data} has {len(y[split])} (rerun: dvc repro)"
-            )
+    X = {split: read_states(args.hidden, split, len(y[split]))[0] for split in SPLITS}  # every row; read when indexed
     fit_rows = np.arange(len(y["train"]))
     if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
         fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)

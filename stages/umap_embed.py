@@ -3,9 +3,9 @@
 Reads params: umap.*
 Writes: <out>.csv (x, y, label name made inert for the plots page) and <out>.png (panels on shared axes)
 At most ``umap.max_points`` rows are embedded: a stratified sample (each label keeps its share), read
-from the memory-mapped hidden states, so a million rows cost no more memory than the sample. The fine-tuned
-states hold only a sample of the train rows (``hidden_states.finetuned_train_rows``): the plot's rows are
-drawn among those.
+from the hidden states on disk (``pread``, no memory map), so a million rows cost no more memory than the
+sample. The fine-tuned states hold only a sample of the train rows (``hidden_states.finetuned_train_rows``):
+the plot's rows are drawn among those.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 from sklearn.metrics.pairwise import cosine_distances
 from sklearn.preprocessing import MinMaxScaler
 
-from textclf.errors import PipelineError
 from textclf.params import load_params
 from textclf.plots import save_umap_png, write_umap_csv
 from textclf.sampling import stratified_sample
@@ -60,17 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params).umap
 
     label_names = read_json(args.data / "labels.json")
-    X, rows = read_states(args.hidden, "train")  # memory-mapped: only the sampled rows are read from disk
     y = read_parquet(args.data / "train.parquet", columns=("label",))["label"].to_numpy()
+    X, rows = read_states(args.hidden, "train", len(y), sample_ok=True)  # only the sampled rows are read from disk
     if rows is not None:  # the folder holds a sample of the train rows (hidden_states@finetuned): embed among them
-        if len(rows) and rows[-1] >= len(y):
-            raise PipelineError(f"{args.hidden}: train rows beyond the {len(y)} of {args.data} (rerun: dvc repro)")
         log.info(
             "%s holds %d of the %d train rows (hidden_states.finetuned_train_rows)", args.hidden, len(rows), len(y)
         )
         y = y[rows]
-    elif len(X) != len(y):
-        raise PipelineError(f"{args.hidden / 'train.npy'}: {len(X)} rows, {args.data} has {len(y)} (rerun: dvc repro)")
     keep = np.arange(len(y)) if params.max_points is None else stratified_sample(y, params.max_points, params.seed)
     X, y = np.asarray(X[keep]), y[keep]
     log.info("UMAP of %d x %d hidden states from %s", *X.shape, args.hidden)

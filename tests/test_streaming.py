@@ -17,7 +17,7 @@ from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write
 from textclf.data import load_dataset
 from textclf.errors import PipelineError
 from textclf.sampling import stratified_sample
-from textclf.tables import NpyRowWriter, TokenRows, iter_token_rows, read_npy, read_token_rows
+from textclf.tables import NpyRowWriter, TokenRows, iter_token_rows, open_npy, read_token_rows
 
 
 def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, monkeypatch):
@@ -100,8 +100,8 @@ def test_rows_written_in_any_order_by_two_writers_equal_np_save(tmp_path):
         writer.close()
     np.save(tmp_path / "reference.npy", values)
     assert path.read_bytes() == (tmp_path / "reference.npy").read_bytes()
-    mapped = read_npy(path, mmap=True)
-    assert isinstance(mapped, np.memmap) and np.array_equal(mapped[[3, 40]], values[[3, 40]])
+    read_back = open_npy(path)  # the stages' reader (pread, no memory map)
+    assert read_back.shape == (50, 7) and np.array_equal(read_back[np.array([3, 40])], values[[3, 40]])
 
 
 def test_damaged_encoded_file_is_one_line(tmp_path):
@@ -258,13 +258,19 @@ def test_token_rows_take_and_a_damaged_sample_positions_file_is_one_line(tmp_pat
     assert taken.labels.tolist() == [2, 0] and len(rows.take(np.array([], dtype=np.int64))) == 0
 
     np.save(tmp_path / "train.npy", np.zeros((3, 4), dtype=np.float32))
-    states, positions = read_states(tmp_path, "train")
+    states, positions = read_states(tmp_path, "train", 3)
     assert states.shape == (3, 4) and positions is None
+    with pytest.raises(PipelineError, match=r"train\.npy: 3 rows, the split has 4 \(rerun: dvc repro\)"):
+        read_states(tmp_path, "train", 4)
     np.save(tmp_path / "train_rows.npy", np.array([1, 5, 9]))
-    assert read_states(tmp_path, "train")[1].tolist() == [1, 5, 9]
+    assert read_states(tmp_path, "train", 10, sample_ok=True)[1].tolist() == [1, 5, 9]
+    with pytest.raises(PipelineError, match=r"train\.npy: holds 3 of the split's 10 rows, every row is needed"):
+        read_states(tmp_path, "train", 10)  # the baselines need every row
+    with pytest.raises(PipelineError, match=r"train_rows\.npy: rows beyond the split's 9"):
+        read_states(tmp_path, "train", 9, sample_ok=True)
     np.save(tmp_path / "train_rows.npy", np.array([1, 5]))
     with pytest.raises(PipelineError, match=r"train_rows\.npy: expected 3 row positions"):
-        read_states(tmp_path, "train")
+        read_states(tmp_path, "train", 10, sample_ok=True)
 
 
 @pytest.mark.parametrize("slice_rows", [8, 65_536])

@@ -61,8 +61,8 @@ def cpu_has_fast_bf16() -> bool:
     and later, Intel Cooper Lake), where ``precision: auto`` picks bf16 on the CPU.
 
     On a 2-core AMD EPYC with ``avx512_bf16`` the default pipeline on the full emotion data took 7.6 minutes
-    in bf16 against 11.0 in fp32 on an idle machine, with validation accuracy within noise of fp32's over
-    three seeds each (bench/RESULTS.md, section 10). Caveat: with its cores shared by other busy jobs bf16
+    in bf16 against 11.0 in fp32, with validation accuracy within noise of fp32's over five seeds each
+    (0.926 against 0.928; bench/RESULTS.md, section 10). Caveat: with its cores shared by other busy jobs bf16
     was slower than fp32 (section 4); ``precision: fp32`` forces fp32 (and the same outputs on machines
     with and without the flag).
     """

@@ -278,7 +278,7 @@ class NpyRows:
 
 def open_npy(path: Path | str) -> NpyRows:
     """A 2-D numeric ``.npy`` written by a stage, as ``NpyRows`` (rows read when indexed); a damaged file is
-    one line naming it, as with ``read_npy``."""
+    one line naming it."""
     path = _existing(path)
     try:
         with open(path, "rb") as handle:
@@ -297,13 +297,18 @@ def open_npy(path: Path | str) -> NpyRows:
     return NpyRows(path, shape, dtype, offset)
 
 
-def read_states(folder: Path | str, split: str) -> tuple[NpyRows, np.ndarray | None]:
-    """A hidden_states folder's ``<split>.npy`` (``NpyRows``: read when indexed) and, when the folder holds only some of
-    the split's rows, their positions in the split (``<split>_rows.npy``, sorted; else None)."""
+def read_states(
+    folder: Path | str, split: str, n_rows: int, sample_ok: bool = False
+) -> tuple[NpyRows, np.ndarray | None]:
+    """A hidden_states folder's ``<split>.npy`` (``NpyRows``: read when indexed), checked against the split's
+    ``n_rows``, and, when the folder holds only some of the split's rows (``<split>_rows.npy``: their sorted
+    positions; ``sample_ok`` readers only), those positions; else None. A mismatch is one line."""
     folder = Path(folder)
-    states = open_npy(folder / f"{split}.npy")
-    rows_path = folder / f"{split}{ROWS_SUFFIX}"
+    path, rows_path = folder / f"{split}.npy", folder / f"{split}{ROWS_SUFFIX}"
+    states = open_npy(path)
     if not rows_path.exists():
+        if len(states) != n_rows:
+            raise PipelineError(f"{path}: {len(states)} rows, the split has {n_rows} (rerun: dvc repro)")
         return states, None
     try:
         rows = np.load(rows_path, allow_pickle=False)
@@ -313,22 +318,14 @@ def read_states(folder: Path | str, split: str) -> tuple[NpyRows, np.ndarray | N
         raise PipelineError(
             f"{rows_path}: expected {len(states)} row positions, found shape {rows.shape}: {REBUILD_HINT}"
         )
+    if not sample_ok:
+        raise PipelineError(
+            f"{path}: holds {len(rows)} of the split's {n_rows} rows, every row is needed (rerun: dvc repro)"
+        )
+    if len(rows) and rows[-1] >= n_rows:
+        raise PipelineError(f"{rows_path}: rows beyond the split's {n_rows} (rerun: dvc repro)")
     return states, rows
 
 
 # beside a hidden-states split that holds some of its rows: their positions (hidden_states@finetuned's train)
 ROWS_SUFFIX = "_rows.npy"
-
-
-def read_npy(path: Path | str, mmap: bool = False) -> np.ndarray:
-    """A 2-D array (rows x features) written by a stage; a damaged file is one line naming it.
-    ``mmap`` maps the file instead of reading it: rows are read from disk when indexed."""
-    path = _existing(path)
-    try:
-        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (ValueError, OSError, EOFError) as exc:
-        raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
-    if not isinstance(array, np.ndarray) or array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
-        shape = getattr(array, "shape", "?")
-        raise PipelineError(f"{path}: expected a 2-D numeric array, found shape {shape}: {REBUILD_HINT}")
-    return array
