@@ -18,7 +18,7 @@ node_modules: package.json package-lock.json
 
 # .dvc/plots_template.html again from node_modules, after package-lock.json changed Vega's versions
 plots-template: node_modules
-	$(PYTHON) -m textclf.plots_page
+	$(PYTHON) -m textclf.commands.plots_page
 
 plots-offline:
 	$(DVC) plots show

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from textclf.modeling import cpu_has_fast_bf16, cpu_info, load_classifier
+from textclf.models.loading import cpu_has_fast_bf16, cpu_info, load_classifier
 
 
 def main(argv: list[str] | None = None) -> None:

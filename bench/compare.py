@@ -4,7 +4,7 @@
 One process, the same data, model and machine; each pair is measured back to back:
 
   A. hidden-state extraction (train+validation+test): the notebook's ``datasets.map`` over rows
-     padded to each split's longest row vs ``textclf.batching.run_batched`` (length-sorted,
+     padded to each split's longest row vs ``textclf.models.inference.run_batched`` (length-sorted,
      per-batch padding, bf16 where native); quality: the pipeline's logistic regression fitted
      on each feature set, and how far apart the two feature sets are;
   B. logistic-regression fit: the notebook's ``LogisticRegression(max_iter=3000)`` on its features
@@ -45,7 +45,7 @@ from bench.steps import (  # noqa: E402
     compare_logistic_regression,
     extract_features,
 )
-from textclf.stage import run_stage
+from textclf.common.stage import run_stage
 
 log = logging.getLogger("bench")
 COMMAND = "python -m bench.compare" if __package__ else "python bench/compare.py"

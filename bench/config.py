@@ -13,10 +13,10 @@ import pandas as pd
 import torch
 
 from bench.measure import SEED
-from textclf.data import cap_rows, load_dataset
-from textclf.modeling import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
-from textclf.params import Params, load_params
-from textclf.tables import SPLITS
+from textclf.common.params import Params, load_params
+from textclf.io.sources import cap_rows, load_dataset
+from textclf.io.stage_files import SPLITS
+from textclf.models.loading import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench")

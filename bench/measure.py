@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from textclf.modeling import cpu_info
+from textclf.models.loading import cpu_info
 
 SEED = 42
 WARMUP_STEPS = 3  # untimed optimizer steps before the throughput clock starts

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bench.measure import SEED, Extraction, StepMeter, sync
-from textclf.tables import SPLITS
+from textclf.io.stage_files import SPLITS
 
 # The notebook's fixed settings (reference notebook, "Fine-tuning" cells).
 BATCH_SIZE = 16

@@ -14,12 +14,12 @@ import torch
 
 from bench.measure import Extraction, StepMeter, sync
 from stages.baselines import baseline_classifiers
-from textclf import training
-from textclf.batching import length_sorted_batches, run_batched
-from textclf.modeling import encode_texts, load_encoder, use_bf16
-from textclf.params import Params
-from textclf.tables import SPLITS
-from textclf.training import load_split
+from textclf.common.params import Params
+from textclf.io.stage_files import SPLITS
+from textclf.models.inference import length_sorted_batches, run_batched
+from textclf.models.loading import encode_texts, load_encoder, use_bf16
+from textclf.training import trainer as training
+from textclf.training.trainer import load_split
 
 
 def padded_tokens(lengths: list[int], batch_size: int) -> int:
@@ -82,7 +82,7 @@ def classifier_name(params: Params) -> str:
 
 def train_split(ids: list[list[int]], labels: np.ndarray, folder: Path):
     """The training rows as the finetune stage reads them: written like the encode stage's parquet
-    file, read back through ``textclf.training.load_split``."""
+    file, read back through ``textclf.training.trainer.load_split``."""
     path = Path(folder) / "train.parquet"
     pd.DataFrame({"input_ids": ids, "label": labels}).to_parquet(path, index=False)
     return load_split(path)
@@ -91,7 +91,7 @@ def train_split(ids: list[list[int]], labels: np.ndarray, folder: Path):
 def build_trainer(
     checkpoint: str, tokenizer, train, label_names: list[str], params: Params, device: torch.device, out_dir: str, **run
 ) -> tuple:
-    """The finetune stage's trainer (``textclf.training.build_trainer``) with params.yaml's ``finetune:``
+    """The finetune stage's trainer (``textclf.training.trainer.build_trainer``) with params.yaml's ``finetune:``
     values, without checkpoints, evaluation or dvclive.
 
     ``run``: ``max_steps`` (the step count replaces the stage's schedule). Returns the trainer and its ``StepMeter``.

@@ -21,7 +21,7 @@ adds the Trainer's own rows/s and seconds (checkpoints/finetune-run.json): the t
 
 Once per run (in the first clone), the **model footprint** is measured: the peak RSS of a python
 process that imports torch and transformers and loads the model.checkpoint classifier
-(``textclf.modeling.load_classifier``), i.e. what any stage needs just to hold the model. The issue's
+(``textclf.models.loading.load_classifier``), i.e. what any stage needs just to hold the model. The issue's
 budget is each stage's peak RSS at most 1.5 GB above it (the ``above model MB`` column). Measured on
 2 cores: ~450 MB for the tiny model and for the packaged MiniLM alike (importing torch and transformers
 alone peaks at ~440 MB), so stages that never load a model (data, encode) come out below it.
@@ -72,7 +72,7 @@ LOG_TAIL_LINES = 25
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats (``2e-5`` is a float, not a string), as textclf/params.py reads params.yaml."""
+    """YAML 1.2 floats (``2e-5`` is a float, not a string), as textclf/common/params.py reads params.yaml."""
 
 
 _Loader.add_implicit_resolver(
@@ -221,7 +221,7 @@ def build_tiny_model(folder: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from textclf.modeling import PACKAGED_ENCODER, resolve_checkpoint
+    from textclf.models.loading import PACKAGED_ENCODER, resolve_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint(PACKAGED_ENCODER))
     torch.manual_seed(0)
@@ -282,7 +282,7 @@ def clone(repo: Path, overrides: dict[str, object]) -> dict:
 def model_footprint_kb(repo: Path, checkpoint: str, labels: Path, env: dict) -> int:
     """Peak RSS of a python that imports the stack and loads the classifier, run in ``repo``."""
     code = (
-        "import json, sys; from textclf.modeling import load_classifier; "
+        "import json, sys; from textclf.models.loading import load_classifier; "
         "load_classifier(sys.argv[1], json.load(open(sys.argv[2])))"
     )
     log = repo / "log.model-footprint"

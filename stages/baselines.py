@@ -20,13 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from textclf.files import write_json
-from textclf.metrics import classification_metrics
-from textclf.params import load_params
-from textclf.plots import save_confusion_png, write_predictions_csv
-from textclf.sampling import stratified_sample
-from textclf.stage import run_stage
-from textclf.tables import SPLITS, read_json, read_parquet, read_states
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.evaluation.metrics import classification_metrics
+from textclf.evaluation.sampling import stratified_sample
+from textclf.io.outputs import write_json
+from textclf.io.stage_files import SPLITS, read_json, read_parquet, read_states
+from textclf.reporting.plots import save_confusion_png, write_predictions_csv
 
 log = logging.getLogger("stage.baselines")
 

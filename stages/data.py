@@ -2,7 +2,7 @@
 
 Reads params: data.*            Writes: <out>/{train,validation,test}.parquet, <out>/labels.json
 
-The rows are read twice and written a slice at a time (``textclf.data.ROWS_PER_SLICE`` rows, one
+The rows are read twice and written a slice at a time (``textclf.io.sources.ROWS_PER_SLICE`` rows, one
 Parquet row group each), so memory does not grow with the data.
 """
 
@@ -16,12 +16,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textclf.data import load_dataset
-from textclf.files import atomic_path, write_json
-from textclf.params import load_params
-from textclf.paths import source_folder
-from textclf.stage import run_stage
-from textclf.tables import SPLITS
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.common.user_paths import source_folder
+from textclf.io.outputs import atomic_path, write_json
+from textclf.io.sources import load_dataset
+from textclf.io.stage_files import SPLITS
 
 log = logging.getLogger("stage.data")
 

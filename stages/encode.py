@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from textclf.errors import PipelineError
-from textclf.files import atomic_path
-from textclf.modeling import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
-from textclf.params import load_params
-from textclf.stage import run_stage
-from textclf.tables import SPLITS, iter_parquet, parquet_rows
+from textclf.common.errors import PipelineError
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.io.outputs import atomic_path
+from textclf.io.stage_files import SPLITS, iter_parquet, parquet_rows
+from textclf.models.loading import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 
 log = logging.getLogger("stage.encode")
 ROWS_PER_SLICE = 10_000

@@ -15,12 +15,20 @@ import argparse
 import logging
 from pathlib import Path
 
-from textclf.analysis import label_loss, loss_table, read_predictions, summary, texts_of_rows, with_texts, write_csv
-from textclf.errors import PipelineError
-from textclf.files import write_json
-from textclf.params import load_params
-from textclf.stage import run_stage
-from textclf.tables import open_parquet, read_json, read_parquet
+from textclf.common.errors import PipelineError
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.evaluation.error_analysis import (
+    label_loss,
+    loss_table,
+    read_predictions,
+    summary,
+    texts_of_rows,
+    with_texts,
+    write_csv,
+)
+from textclf.io.outputs import write_json
+from textclf.io.stage_files import open_parquet, read_json, read_parquet
 
 log = logging.getLogger("stage.error_analysis")
 SPLIT = "validation"

@@ -2,7 +2,7 @@
 
 The model's classification head reads only the first token's last hidden state, which
 hidden_states@finetuned saved for every row (fp32): the logits are that head, its weights read from
-the model's safetensors, applied to those states (textclf/heads.py), as a forward pass of the whole
+the model's safetensors, applied to those states (textclf/evaluation/heads.py), as a forward pass of the whole
 model would give them, with no second pass of the encoder and no GPU. A model whose head is not of
 that form is run over the rows instead (one log line says why).
 Reads params: evaluate.batch_size and device (only for that forward pass)
@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from textclf.analysis import write_predictions
-from textclf.errors import PipelineError
-from textclf.files import write_json
-from textclf.heads import load_head
-from textclf.metrics import bootstrap_ci95, classification_metrics, collapse_check
-from textclf.modeling import check_model_folder
-from textclf.params import load_params
-from textclf.plots import save_confusion_png, write_predictions_csv
-from textclf.stage import run_stage
-from textclf.tables import open_npy, read_json, read_parquet, read_token_rows
+from textclf.common.errors import PipelineError
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.evaluation.error_analysis import write_predictions
+from textclf.evaluation.heads import load_head
+from textclf.evaluation.metrics import bootstrap_ci95, classification_metrics, collapse_check
+from textclf.io.outputs import write_json
+from textclf.io.stage_files import open_npy, read_json, read_parquet, read_token_rows
+from textclf.models.loading import check_model_folder
+from textclf.reporting.plots import save_confusion_png, write_predictions_csv
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")
@@ -37,8 +37,8 @@ EVAL_SPLITS = ("validation", "test")
 
 def forward_pass_logits(args: argparse.Namespace, split: str, batch_size: int, device: str) -> np.ndarray:
     """Logits of a whole-model forward pass over the split's encoded rows (the fallback)."""
-    from textclf.batching import run_batched
-    from textclf.modeling import load_finetuned, load_tokenizer, resolve_device
+    from textclf.models.inference import run_batched
+    from textclf.models.loading import load_finetuned, load_tokenizer, resolve_device
 
     model, tokenizer = load_finetuned(args.model), load_tokenizer(str(args.model))
     rows = read_token_rows(args.encoded / f"{split}.parquet")

@@ -7,7 +7,7 @@ loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step
 metrics.json) name the kept point). Resumable state goes to <state>/<fingerprint>/ every
 ``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
 folder is removed after success.
-Under `textclf.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
+Under `textclf.models.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
 processes: ``finetune.batch_size`` stays the rows per optimizer step, split evenly between them, so the
 learning rate and the number of steps mean the same at any N. Only the first process writes outputs.
 """
@@ -21,14 +21,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
-from textclf import distributed
-from textclf.errors import PipelineError
-from textclf.files import atomic_path, write_json
-from textclf.modeling import load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
-from textclf.params import FinetuneParams, load_params
-from textclf.stage import run_stage
-from textclf.tables import read_json
-from textclf.training import (
+from textclf.common.errors import PipelineError
+from textclf.common.params import FinetuneParams, load_params
+from textclf.common.stage import run_stage
+from textclf.io.outputs import atomic_path, write_json
+from textclf.io.stage_files import read_json
+from textclf.models import distributed
+from textclf.models.loading import load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
+from textclf.training.trainer import (
     BestModel,
     DVCLiveStepLogger,
     TokenRowsOnDisk,

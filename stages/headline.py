@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.errors import PipelineError
-from textclf.files import write_json
-from textclf.params import load_params
-from textclf.stage import run_stage
-from textclf.tables import read_json
+from textclf.common.errors import PipelineError
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.io.outputs import write_json
+from textclf.io.stage_files import read_json
 
 # split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
 # `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns

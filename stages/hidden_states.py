@@ -8,10 +8,10 @@ Writes: <out>/{train,validation,test}.npy (float32, rows in data order); with ``
 train rows, the only train states read downstream (by umap@finetuned), and train_rows.npy their positions.
 ``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
 states are exactly what its classification head reads, and the evaluate stage's logits come from them.
-Each split is read a slice of ``textclf.tables.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
+Each split is read a slice of ``textclf.io.stage_files.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
 per batch within the slice; rows are written as computed at their place in the split, so memory holds the
 model, one slice's token ids and one batch, whatever the data's size.
-Under `textclf.launch --processes N` the N processes split each slice's batches and write their rows
+Under `textclf.models.launch --processes N` the N processes split each slice's batches and write their rows
 into the same .npy files.
 """
 
@@ -27,13 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from textclf import distributed
-from textclf.batching import output_width, run_batched
-from textclf.modeling import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
-from textclf.params import load_params
-from textclf.sampling import stratified_sample
-from textclf.stage import run_stage
-from textclf.tables import (
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.evaluation.sampling import stratified_sample
+from textclf.io.stage_files import (
     ROWS_SUFFIX,
     SPLITS,
     NpyRowWriter,
@@ -42,6 +39,9 @@ from textclf.tables import (
     parquet_rows,
     read_parquet,
 )
+from textclf.models import distributed
+from textclf.models.inference import output_width, run_batched
+from textclf.models.loading import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
 
 log = logging.getLogger("stage.hidden_states")
 # umap.seed's default: at the default params the two UMAPs embed the same train rows

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from textclf.files import atomic_path
-from textclf.model_card import render
-from textclf.modeling import weights_sha256
-from textclf.params import load_params
-from textclf.stage import run_stage
-from textclf.tables import read_json
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.io.outputs import atomic_path
+from textclf.io.stage_files import read_json
+from textclf.models.loading import weights_sha256
+from textclf.reporting.model_card import render
 
 
 def main(argv: list[str] | None = None) -> None:

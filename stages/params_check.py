@@ -15,11 +15,11 @@ import argparse
 import os
 from pathlib import Path
 
-from textclf.params import load_params
-from textclf.paths import source_folder
-from textclf.stage import run_stage
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.common.user_paths import source_folder
 
-STAMP = "params.yaml was checked against the schema of textclf/params.py\n"
+STAMP = "params.yaml was checked against the schema of textclf/common/params.py\n"
 DVC_NOTE = " (dvc repro stopped at this first stage: no other stage ran and no output was removed)"
 
 

@@ -18,11 +18,11 @@ import numpy as np
 from sklearn.metrics.pairwise import cosine_distances
 from sklearn.preprocessing import MinMaxScaler
 
-from textclf.params import load_params
-from textclf.plots import save_umap_png, write_umap_csv
-from textclf.sampling import stratified_sample
-from textclf.stage import run_stage
-from textclf.tables import read_json, read_parquet, read_states
+from textclf.common.params import load_params
+from textclf.common.stage import run_stage
+from textclf.evaluation.sampling import stratified_sample
+from textclf.io.stage_files import read_json, read_parquet, read_states
+from textclf.reporting.plots import save_umap_png, write_umap_csv
 
 log = logging.getLogger("stage.umap")
 UMAP_SMALL_DATA = 4096  # umap-learn computes exact distances for fewer rows than this (umap_.py, fit)

@@ -14,8 +14,8 @@ import yaml
 
 from _dvc_fixture import dvc, git
 from conftest import ROOT
-from textclf.analysis import write_csv
-from textclf.plots import write_predictions_csv, write_umap_csv
+from textclf.evaluation.error_analysis import write_csv
+from textclf.reporting.plots import write_predictions_csv, write_umap_csv
 
 LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 # dvclive's curve files (finetune's plot output dvclive/plots): train loss and the curve subset's points
@@ -55,7 +55,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
             write_png(path, (200, 30 * seed, 30)),
         )
     else:
-        from textclf.plots import save_confusion_png, save_umap_png
+        from textclf.reporting.plots import save_confusion_png, save_umap_png
     rng = np.random.default_rng(seed)
     n = len(labels)
     y_true = np.repeat(np.arange(n), 8)
@@ -93,7 +93,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         path = root / f"dvclive/plots/metrics/{curve}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         name = curve.split("/")[-1]
-        chosen = 60 + 10 * seed  # the step whose weights finetune kept (textclf.training.mark_chosen_step)
+        chosen = 60 + 10 * seed  # the step whose weights finetune kept (textclf.training.trainer.mark_chosen_step)
         path.write_text(
             f"step\tchosen\t{name}\n"
             + "".join(f"{s}\t{int(s == chosen)}\t{rng.random():.4f}\n" for s in range(10, 110, 10))

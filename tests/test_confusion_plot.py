@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import ROOT
-from textclf.plots import write_predictions_csv
+from textclf.reporting.plots import write_predictions_csv
 
 # Not alphabetical, so id order and name order differ.
 NAMES = ["sadness", "joy", "love", "anger", "fear", "surprise"]

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from conftest import LABELS, ROOT, data_params, few_rows, run_main, run_script, write_jsonl, write_params
-from textclf.data import load_dataset
-from textclf.errors import PipelineError
+from textclf.common.errors import PipelineError
+from textclf.io.sources import load_dataset
 
 SPLITS = ("train", "validation", "test")
 

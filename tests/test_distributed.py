@@ -1,4 +1,4 @@
-"""Several processes (``textclf.launch --processes 2``, torchrun, gloo on CPU) give one result:
+"""Several processes (``textclf.models.launch --processes 2``, torchrun, gloo on CPU) give one result:
 the same hidden states (and so predictions) as one process, and a DDP fine-tune that resumes after a kill."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The error_analysis stage (textclf/analysis.py, stages/error_analysis.py)."""
+"""The error_analysis stage (textclf/evaluation/error_analysis.py, stages/error_analysis.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ import pytest
 import yaml
 
 from conftest import LABELS, ROOT, run_main, run_script
-from textclf.analysis import error_table, label_loss, per_row_loss, read_predictions, summary, write_predictions
-from textclf.errors import PipelineError
+from textclf.common.errors import PipelineError
+from textclf.evaluation.error_analysis import (
+    error_table,
+    label_loss,
+    per_row_loss,
+    read_predictions,
+    summary,
+    write_predictions,
+)
 
 
 def test_per_row_loss_is_cross_entropy():

@@ -1,5 +1,5 @@
 """Logits from saved first-token states and the model's own head equal a whole-model forward pass
-(textclf/heads.py, stages/evaluate.py), for BERT-, DistilBERT- and RoBERTa-style classifiers."""
+(textclf/evaluation/heads.py, stages/evaluate.py), for BERT-, DistilBERT- and RoBERTa-style classifiers."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from conftest import LABELS, run_main
-from textclf.batching import run_batched
-from textclf.errors import PipelineError
-from textclf.heads import load_head
+from textclf.common.errors import PipelineError
+from textclf.evaluation.heads import load_head
+from textclf.models.inference import run_batched
 
 TINY = dict(
     num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=64, vocab_size=100
@@ -126,7 +126,7 @@ def _tiny_classifier(tiny_model: Path, out: Path) -> None:
 
 
 def test_evaluate_stage_from_states_equals_its_forward_pass_fallback(project, tiny_model, caplog):
-    from textclf.analysis import read_predictions
+    from textclf.evaluation.error_analysis import read_predictions
 
     run_main("data")
     run_main("encode")
@@ -134,7 +134,7 @@ def test_evaluate_stage_from_states_equals_its_forward_pass_fallback(project, ti
     run_main("hidden_states@finetuned")
     outputs = {}
     for how in ("head", "forward"):
-        if how == "forward":  # an architecture textclf.heads does not know: the whole model runs
+        if how == "forward":  # an architecture textclf.evaluation.heads does not know: the whole model runs
             config = json.loads((project / "models/finetuned/config.json").read_text())
             config["architectures"] = ["MyBertForSequenceClassification"]
             (project / "models/finetuned/config.json").write_text(json.dumps(config))

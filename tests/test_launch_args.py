@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT, stage_command
-from textclf import launch
+from textclf.models import launch
 
 
 @pytest.mark.parametrize(
@@ -53,4 +53,4 @@ def test_dvc_stage_refuses_a_stage_not_run_by_the_launcher(monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exc:
         launch.parse_args(["--dvc-stage", "data"])
-    assert str(exc.value).startswith("error: --dvc-stage data: not one stage run through textclf.launch")
+    assert str(exc.value).startswith("error: --dvc-stage data: not one stage run through textclf.models.launch")

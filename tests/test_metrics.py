@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from textclf.metrics import classification_metrics
+from textclf.evaluation.metrics import classification_metrics
 
 
 def test_metric_keys_and_macro_f1_shows_a_missed_rare_label():
@@ -31,7 +31,7 @@ def _noisy_predictions(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 
 def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows_with_more_rows():
-    from textclf.metrics import bootstrap_ci95
+    from textclf.evaluation.metrics import bootstrap_ci95
 
     y_true, y_pred = _noisy_predictions(60)
     first = bootstrap_ci95(y_true, y_pred, resamples=1000, seed=7)
@@ -53,18 +53,18 @@ def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows_with_mor
 def test_bootstrap_in_blocks_of_draws_gives_the_interval_of_one_draw_of_all(monkeypatch, block):
     """Memory bounded at any row count: the (resamples x rows) indices come a block of draws at a time,
     from the same seeded stream, so the interval does not depend on the block size."""
-    import textclf.metrics
-    from textclf.metrics import bootstrap_ci95
+    import textclf.evaluation.metrics
+    from textclf.evaluation.metrics import bootstrap_ci95
 
     y_true, y_pred = _noisy_predictions(500)
     whole = bootstrap_ci95(y_true, y_pred, resamples=101, seed=3)  # default block: every draw at once here
-    monkeypatch.setattr(textclf.metrics, "BOOTSTRAP_BLOCK", block)  # 1 and 59 indices: one draw a block
+    monkeypatch.setattr(textclf.evaluation.metrics, "BOOTSTRAP_BLOCK", block)  # 1 and 59 indices: one draw a block
     assert bootstrap_ci95(y_true, y_pred, resamples=101, seed=3) == whole
 
 
 def test_bootstrap_matches_sklearn_on_each_draw():
     """The vectorised macro F1 of a draw equals sklearn's on the same rows (checked on a few draws)."""
-    from textclf.metrics import bootstrap_ci95
+    from textclf.evaluation.metrics import bootstrap_ci95
 
     y_true, y_pred = _noisy_predictions(40, seed=3)
     draws = np.random.default_rng(5).integers(0, 40, size=(3, 40))

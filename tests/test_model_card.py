@@ -1,4 +1,4 @@
-"""The model card (textclf/model_card.py, stages/model_card.py) and `textclf export`."""
+"""The model card (textclf/reporting/model_card.py, stages/model_card.py) and `textclf export`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import shutil
 import yaml
 
 from conftest import LABELS, run_main
-from textclf.export import cli as export_cli
-from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line
-from textclf.modeling import weights_sha256
+from textclf.commands.export import cli as export_cli
+from textclf.models.loading import weights_sha256
+from textclf.reporting.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, render, training_run_line
 
 FINETUNED = {
     "validation": {
@@ -176,7 +176,7 @@ def test_huggingface_hub_parses_the_card():
 
 def test_params_are_printed_as_written():
     """1.5e-4 and 5e-5 both read 0.0001 with four decimals: every float prints in its shortest exact form."""
-    from textclf.model_card import number
+    from textclf.reporting.model_card import number
 
     text = card(
         finetune={

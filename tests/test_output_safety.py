@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from conftest import LABELS, ROOT, run_main, write_jsonl
-from textclf import predict
-from textclf.errors import PipelineError
-from textclf.export import cli as export_cli
-from textclf.files import MARKER, atomic_path, check_output
+from textclf.commands import predict
+from textclf.commands.export import cli as export_cli
+from textclf.common.errors import PipelineError
+from textclf.io.outputs import MARKER, atomic_path, check_output
 
 TEXTS = ["i feel so happy and content today", "this is so unfair i am furious"]
 
@@ -33,7 +33,7 @@ def classifier(tiny_model, tmp_path_factory) -> Path:
     """The tiny BERT with a six-label head, saved as the finetune stage saves it (max_length 16 recorded)."""
     import torch
 
-    from textclf.modeling import load_classifier, load_tokenizer, save_tokenizer
+    from textclf.models.loading import load_classifier, load_tokenizer, save_tokenizer
 
     torch.manual_seed(1)
     folder = tmp_path_factory.mktemp("clf")
@@ -166,7 +166,7 @@ def test_stage_rewrites_its_own_output_and_encode_never_its_input(project):
 @pytest.fixture
 def shipped(classifier, tmp_path, monkeypatch):
     """A project folder holding the model, its card and a user's file, as the cwd."""
-    from textclf.modeling import weights_sha256
+    from textclf.models.loading import weights_sha256
 
     work = tmp_path / "proj"
     (work / ".git").mkdir(parents=True)
@@ -250,7 +250,7 @@ def test_encoder_without_head_is_not_a_classifier(tiny_model, tmp_path, capsys):
 
 
 def test_labels_must_agree_with_labels_json(classifier):
-    from textclf.modeling import check_model_folder
+    from textclf.models.loading import check_model_folder
 
     config, tokenizer = check_model_folder(classifier, LABELS)
     assert config.num_labels == 6 and len(tokenizer) <= config.vocab_size
@@ -422,7 +422,7 @@ def test_a_json_number_is_not_a_text(classifier, tmp_path, capsys):
 
 def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):
     """finetune --state removes stale training state (fingerprint folders), never other files there."""
-    from textclf.training import resumable_state
+    from textclf.training.trainer import resumable_state
 
     (tmp_path / "0123456789abcdef").mkdir()
     (tmp_path / "notes").mkdir()

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from conftest import ROOT, committed_params, data_params, run_main, run_script, write_params
-from textclf.errors import PipelineError
-from textclf.modeling import resolve_checkpoint, resolve_device
-from textclf.params import Params, load_params, parse_params
-from textclf.paths import user_path
+from textclf.common.errors import PipelineError
+from textclf.common.params import Params, load_params, parse_params
+from textclf.common.user_paths import user_path
+from textclf.models.loading import resolve_checkpoint, resolve_device
 
 STAGE_NAMES = [
     f"{name}@{key}" if key else name
@@ -217,7 +217,7 @@ def test_values_are_what_dvc_reads(snippet):
     """The stages' parser gives exactly what DVC's own parse_yaml gives (a YAML 1.1 parser reads `no` as false)."""
     from dvc.utils.serialize._yaml import parse_yaml as dvc_parse_yaml
 
-    from textclf.params import parse_yaml
+    from textclf.common.params import parse_yaml
 
     assert parse_yaml(snippet) == (dvc_parse_yaml(snippet, "params.yaml") or None)
 
@@ -300,8 +300,8 @@ def test_a_mistake_names_the_param_and_its_line(tmp_path, old, new, message):
 @pytest.mark.parametrize("source", [".", "./small", "small", "data/../small"])
 def test_a_path_source_is_read_as_a_folder(project, small_folder, source):
     """Relative paths start at the project root (the working directory of every stage)."""
-    from textclf.data import load_dataset
-    from textclf.paths import source_folder
+    from textclf.common.user_paths import source_folder
+    from textclf.io.sources import load_dataset
 
     shutil.copytree(small_folder, project / "small")
     (project / "data").mkdir()
@@ -316,7 +316,7 @@ def test_a_path_source_is_read_as_a_folder(project, small_folder, source):
     "source", ["./missing", "../missing", "data/sampel", "/no/such/folder", "~/no-such-folder", "a/b/c", "missing/"]
 )
 def test_a_missing_path_source_is_no_such_folder_not_a_hub_lookup(project, monkeypatch, source):
-    from textclf import data
+    from textclf.io import sources as data
 
     (project / "data").mkdir()
     monkeypatch.setattr(data, "read_hub", lambda *a: pytest.fail("looked up on the hub"))
@@ -326,7 +326,7 @@ def test_a_missing_path_source_is_no_such_folder_not_a_hub_lookup(project, monke
 
 
 def test_a_file_source_and_hub_ids(project):
-    from textclf.paths import source_folder
+    from textclf.common.user_paths import source_folder
 
     (project / "train.jsonl").write_text("{}\n")
     with pytest.raises(PipelineError, match=r"^data\.source 'train\.jsonl': is a file, not a folder; point it at"):
@@ -386,7 +386,7 @@ def test_the_params_stage_under_dvc_says_nothing_was_removed(project):
 def test_precision_auto_is_bf16_on_cpus_with_native_bf16_and_fp32_bf16_force_one(monkeypatch, flags, auto_is_bf16):
     import torch
 
-    import textclf.modeling as modeling
+    import textclf.models.loading as modeling
 
     monkeypatch.setattr(modeling, "cpu_info", lambda: {"model": "CPU", "flags": frozenset(flags)})
     cpu = torch.device("cpu")

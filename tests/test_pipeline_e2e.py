@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from conftest import LABELS, ROOT, copy_project, few_rows, write_jsonl, write_params
-from textclf.stage import RESTORE_COMMAND
+from textclf.common.stage import RESTORE_COMMAND
 
 pytestmark = pytest.mark.slow
 
@@ -175,14 +175,14 @@ def test_every_stage_is_in_the_run_cache(origin):
 
 def test_changing_shared_code_invalidates_the_stages_that_run_it(origin, tmp_path):
     repo = clone(origin, tmp_path / "repo")
-    with open(repo / "textclf/modeling.py", "a") as f:
+    with open(repo / "textclf/models/loading.py", "a") as f:
         f.write("# a change\n")
     changed = set(dvc_status(repo))
-    assert changed == stages_depending_on("textclf/modeling.py")
+    assert changed == stages_depending_on("textclf/models/loading.py")
     assert {"encode", "finetune", "hidden_states@pretrained", "evaluate"} <= changed and "data" not in changed
-    with open(repo / "textclf/files.py", "a") as f:
+    with open(repo / "textclf/io/outputs.py", "a") as f:
         f.write("# a change\n")
-    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check writes through no textclf.files
+    assert set(dvc_status(repo)) == STAGES - {"params"}  # the params check writes through no textclf.io.outputs
 
 
 def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
@@ -200,7 +200,7 @@ def test_switching_a_param_back_restores_from_the_run_cache(origin, tmp_path):
 
 
 def test_exp_run_on_two_processes(origin, tmp_path):
-    """`dvc exp run -S processes=2`: the stages launched through textclf.launch rerun on 2 processes
+    """`dvc exp run -S processes=2`: the stages launched through textclf.models.launch rerun on 2 processes
     (torchrun, gloo on CPU); their outputs agree with the 1-process run to fp32 rounding."""
     repo = clone(origin, tmp_path / "repo")
     result = sh("dvc", "exp", "run", "-S", "processes=2", "-n", "two-processes", cwd=repo)
@@ -242,7 +242,7 @@ def test_outputs_do_not_depend_on_the_offline_variables(origin, tmp_path):
 
 def test_two_clones_sharing_one_venv_run_their_own_code(origin, tmp_path):
     first, second = clone(origin, tmp_path / "first"), clone(origin, tmp_path / "second")
-    data_py = second / "textclf/data.py"
+    data_py = second / "textclf/io/sources.py"
     data_py.write_text(
         data_py.read_text().replace(
             "    return Dataset(splits=splits",

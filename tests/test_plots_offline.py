@@ -1,5 +1,5 @@
 """`dvc plots show` / `dvc plots diff`: each intended plot drawn once and right, on a page that carries
-its own Vega (.dvc/plots_template.html, written by textclf.plots_page) and so renders offline in any
+its own Vega (.dvc/plots_template.html, written by textclf.commands.plots_page) and so renders offline in any
 folder, with no text of the data able to run as script.
 
 The repositories hold the project's own plot declarations (dvc.yaml, .dvc/plots) and plot files written
@@ -20,7 +20,7 @@ import pytest
 from _dvc_fixture import DVC, dvc
 from _plots_fixture import CURVES, make_plots_repo
 from conftest import ROOT
-from textclf import plots_page
+from textclf.commands import plots_page
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -127,7 +127,7 @@ def test_the_template_is_built_from_the_pinned_vega_and_loads_nothing():
     lock = json.loads((ROOT / "package-lock.json").read_text())["packages"]
     for package in plots_page.BUILDS:
         assert f"<!-- {package} {lock[f'node_modules/{package}']['version']} " in html
-    assert html == plots_page.build(node_modules), "stale: run python -m textclf.plots_page"
+    assert html == plots_page.build(node_modules), "stale: run python -m textclf.commands.plots_page"
 
 
 def test_hostile_label_names_and_texts_add_no_script(tmp_path):

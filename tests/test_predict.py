@@ -1,4 +1,4 @@
-"""`textclf predict` (textclf/predict.py): inputs, outputs, one-line errors, agreement with
+"""`textclf predict` (textclf/commands/predict.py): inputs, outputs, one-line errors, agreement with
 transformers.pipeline, the console command and `python -m textclf`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
-from textclf import predict
+from textclf.commands import predict
 
 TEXTS = [
     "i feel so happy and content today",
@@ -29,7 +29,7 @@ TEXTS = [
 
 def save_like_finetune(model, tokenizer, folder: Path) -> Path:
     """What stages/finetune.py writes: safetensors weights with the labels in config.json, the tokenizer."""
-    from textclf.modeling import save_tokenizer
+    from textclf.models.loading import save_tokenizer
 
     model.save_pretrained(folder, safe_serialization=True)
     save_tokenizer(tokenizer, folder)
@@ -41,7 +41,7 @@ def classifier(tiny_model, tmp_path_factory) -> Path:
     """The tiny random BERT with a (random) six-label head, saved the way the finetune stage saves it."""
     import torch
 
-    from textclf.modeling import load_classifier, load_tokenizer
+    from textclf.models.loading import load_classifier, load_tokenizer
 
     torch.manual_seed(1)
     model = load_classifier(str(tiny_model), LABELS)
@@ -355,7 +355,7 @@ def test_a_bad_row_in_a_later_slice_names_its_row_and_leaves_no_output(classifie
 
 @pytest.mark.slow
 def test_two_processes_label_like_one(classifier, tmp_path):
-    """`python -m textclf.launch --processes 2 textclf predict`: each slice's batches split, one writer."""
+    """`python -m textclf.models.launch --processes 2 textclf predict`: each slice's batches split, one writer."""
     rows = [{"text": r["text"]} for r in few_rows("train", 4)]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -366,7 +366,7 @@ def test_two_processes_label_like_one(classifier, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "textclf.launch",
+                "textclf.models.launch",
                 "--processes",
                 str(processes),
                 "textclf",

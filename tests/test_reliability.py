@@ -186,7 +186,7 @@ def test_a_stop_that_python_drops_still_ends_the_stage_with_its_one_line(tmp_pat
     script = tmp_path / "stage_that_swallows.py"
     script.write_text(
         "import gc, os, signal, time\n"
-        "import textclf.stage as stage\n"
+        "import textclf.common.stage as stage\n"
         "stage.FORCED_EXIT_AFTER_S = 1.0\n"
         "class Slow:\n"
         "    def __del__(self):\n"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import LABELS, ROOT, run_main
-from textclf.training import freeze_encoder
+from textclf.training.trainer import freeze_encoder
 
 SPLITS = ("train", "validation", "test")
 
@@ -128,7 +128,7 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
 
 
 def test_frozen_encoder_trains_only_the_head(project, tiny_model):
-    from textclf.modeling import load_classifier
+    from textclf.models.loading import load_classifier
 
     model = load_classifier(str(tiny_model), LABELS)
     trainable = freeze_encoder(model)
@@ -138,8 +138,8 @@ def test_frozen_encoder_trains_only_the_head(project, tiny_model):
 
 @pytest.mark.parametrize("rows", [36, 240, 1000, 16000])
 def test_the_schedule_gives_enough_steps_and_curve_points_at_every_size(rows):
-    from textclf.params import load_params
-    from textclf.training import schedule
+    from textclf.common.params import load_params
+    from textclf.training.trainer import schedule
 
     params = load_params(ROOT / "params.yaml").finetune
     total, every = schedule(rows, params)
@@ -155,7 +155,7 @@ def test_finetuned_states_of_a_train_sample_are_those_rows_of_the_full_pass(proj
     equal to the same row of an every-row pass; validation and test stay whole; umap draws among the sample."""
     from conftest import write_params
     from stages import hidden_states, umap_embed
-    from textclf.sampling import stratified_sample
+    from textclf.evaluation.sampling import stratified_sample
 
     prepare(project)
     write_params(

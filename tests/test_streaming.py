@@ -12,17 +12,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import textclf.data
+import textclf.io.sources
 from conftest import LABELS, data_params, few_rows, run_main, write_jsonl, write_params
-from textclf.data import load_dataset
-from textclf.errors import PipelineError
-from textclf.sampling import stratified_sample
-from textclf.tables import NpyRowWriter, TokenRows, iter_token_rows, open_npy, read_token_rows
+from textclf.common.errors import PipelineError
+from textclf.evaluation.sampling import stratified_sample
+from textclf.io.sources import load_dataset
+from textclf.io.stage_files import NpyRowWriter, TokenRows, iter_token_rows, open_npy, read_token_rows
 
 
 def test_encode_streams_in_slices_and_matches_tokenizing_all_at_once(project, monkeypatch):
     import stages.encode as encode
-    from textclf.modeling import encode_texts, load_tokenizer
+    from textclf.models.loading import encode_texts, load_tokenizer
 
     monkeypatch.setattr(encode, "ROWS_PER_SLICE", 5)  # 36 train rows: 8 slices, 8 row groups
     run_main("data")
@@ -58,7 +58,7 @@ def test_token_rows_read_in_slices_equal_all_at_once(tmp_path, size):
 
 
 def test_hidden_states_read_in_slices_equal_one_slice(project, monkeypatch):
-    import textclf.tables
+    import textclf.io.stage_files
 
     run_main("data")
     run_main("encode")
@@ -67,8 +67,8 @@ def test_hidden_states_read_in_slices_equal_one_slice(project, monkeypatch):
         split: np.load(project / f"data/hidden/pretrained/{split}.npy") for split in ("train", "validation", "test")
     }
     read = []
-    original = textclf.tables.iter_token_rows
-    monkeypatch.setattr(textclf.tables, "ROWS_PER_SLICE", 5)  # 36 train rows: 8 slices, the last of 1 row
+    original = textclf.io.stage_files.iter_token_rows
+    monkeypatch.setattr(textclf.io.stage_files, "ROWS_PER_SLICE", 5)  # 36 train rows: 8 slices, the last of 1 row
     monkeypatch.setattr(
         "stages.hidden_states.iter_token_rows",
         lambda path: (read.append(len(rows)) or (start, rows) for start, rows in original(path)),
@@ -160,7 +160,7 @@ def test_data_stage_writes_slices_equal_to_reading_all_at_once(tmp_path, monkeyp
     rows[3]["text"], rows[11]["text"] = " ", ""  # dropped: 34 rows left, the first 23 kept
     params = {"source": _folder(tmp_path / "src", rows), "empty_texts": "drop", "max_train_samples": 23}
     whole = load_dataset(data_params(**params))  # one slice: 100,000 rows
-    monkeypatch.setattr(textclf.data, "ROWS_PER_SLICE", 5)
+    monkeypatch.setattr(textclf.io.sources, "ROWS_PER_SLICE", 5)
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", data=params)
     run_main("data")
@@ -179,7 +179,7 @@ def test_memory_of_the_data_stage_does_not_grow_with_the_rows(tmp_path, monkeypa
     """Python's peak allocation while reading, checking and converting 1,000 and 6,000 train rows,
     500 at a time (tracemalloc counts pandas' and numpy's buffers too); with all rows in one slice
     the second peak is 6 times the first."""
-    monkeypatch.setattr(textclf.data, "ROWS_PER_SLICE", 500)
+    monkeypatch.setattr(textclf.io.sources, "ROWS_PER_SLICE", 500)
     template = few_rows("train", 6)
     peaks = []
     for n in (1_000, 1_000, 6_000):  # the first run imports and caches what it needs once
@@ -244,13 +244,13 @@ def test_csv_lines_end_where_the_csv_module_ended_them(tmp_path):
     text = 'text,label\r\n"one\rtwo",joy\rthree\u2028x,sadness\n\r\nfour\x0c,joy\r'
     path = tmp_path / "train.csv"
     path.write_bytes(text.encode())
-    lines = list(textclf.data._csv_lines(textclf.data._lines(path, breaks=True)))
+    lines = list(textclf.io.sources._csv_lines(textclf.io.sources._lines(path, breaks=True)))
     assert lines == list(io.StringIO(text, newline="")) and len(lines) == 6
 
 
 def test_token_rows_take_and_a_damaged_sample_positions_file_is_one_line(tmp_path):
-    from textclf.errors import PipelineError
-    from textclf.tables import TokenRows, read_states
+    from textclf.common.errors import PipelineError
+    from textclf.io.stage_files import TokenRows, read_states
 
     rows = TokenRows.from_lists([[1, 2], [3], [4, 5, 6], [7]], labels=[0, 1, 2, 3])
     taken = rows.take(np.array([2, 0]))
@@ -277,7 +277,7 @@ def test_token_rows_take_and_a_damaged_sample_positions_file_is_one_line(tmp_pat
 def test_npy_rows_read_from_disk_equal_the_array(tmp_path, monkeypatch, slice_rows):
     """open_npy reads rows with pread (no memory map, whose touched pages would all count in RSS): slices,
     sorted and unsorted positions, a few rows of a slice and most of one, all equal np.load's."""
-    from textclf.tables import NpyRows, open_npy
+    from textclf.io.stage_files import NpyRows, open_npy
 
     monkeypatch.setattr(NpyRows, "SLICE_ROWS", slice_rows)
     array = np.random.default_rng(0).normal(size=(203, 5)).astype(np.float32)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import LABELS, read_jsonl, run_main, run_script, write_jsonl
-from textclf.training import balanced_class_weights, best_evaluation, mark_chosen_step
+from textclf.training.trainer import balanced_class_weights, best_evaluation, mark_chosen_step
 
 
 def _history(values: list[tuple[float, float]]) -> list[dict]:
@@ -41,8 +41,8 @@ def test_balanced_class_weights():
 def test_class_weighted_loss_in_training_only(tiny_model, tmp_path):
     from transformers import TrainingArguments
 
-    from textclf.modeling import load_classifier
-    from textclf.training import EpochSeededSampler, PipelineTrainer
+    from textclf.models.loading import load_classifier
+    from textclf.training.trainer import EpochSeededSampler, PipelineTrainer
 
     torch.manual_seed(0)
     model = load_classifier(str(tiny_model), LABELS)
@@ -84,8 +84,8 @@ def _validation_loss(project) -> float:
     """Mean cross-entropy of the written model on the validation rows (as the curve evaluations pad them)."""
     from transformers import DataCollatorWithPadding
 
-    from textclf.modeling import load_finetuned, load_tokenizer
-    from textclf.training import load_split
+    from textclf.models.loading import load_finetuned, load_tokenizer
+    from textclf.training.trainer import load_split
 
     model = load_finetuned(project / "models/finetuned", LABELS).eval()
     rows = load_split(project / "data/encoded/validation.parquet", sort_by_length=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import ROOT
-from textclf.plots import umap_figure
+from textclf.reporting.plots import umap_figure
 
 NAMES = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 

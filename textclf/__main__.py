@@ -17,10 +17,10 @@ import sys
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
 COMMANDS = {
-    "predict": "textclf.predict",
-    "export": "textclf.export",
-    "sweep": "textclf.sweep",
-    "report": "textclf.report",
+    "predict": "textclf.commands.predict",
+    "export": "textclf.commands.export",
+    "sweep": "textclf.commands.sweep",
+    "report": "textclf.commands.report",
 }
 
 

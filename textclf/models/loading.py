@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from textclf.errors import PipelineError, first_line
-from textclf.files import sha256_files
-from textclf.hub import hub_unreachable_reason
-from textclf.paths import user_path
+from textclf.common.errors import PipelineError, first_line
+from textclf.common.hub import hub_unreachable_reason
+from textclf.common.user_paths import user_path
+from textclf.io.outputs import sha256_files
 
 log = logging.getLogger(__name__)
 

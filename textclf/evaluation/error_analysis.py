@@ -15,10 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textclf.errors import PipelineError
-from textclf.files import atomic_path
-from textclf.pagetext import inert_labels
-from textclf.tables import iter_parquet, open_parquet, unreadable_parquet
+from textclf.common.errors import PipelineError
+from textclf.common.escape import inert_labels
+from textclf.io.outputs import atomic_path
+from textclf.io.stage_files import iter_parquet, open_parquet, unreadable_parquet
 
 # Rows whose loss ``per_row_loss`` computes at a time (its float64 temporaries: a few MB each)
 LOSS_ROWS = 65_536
@@ -124,7 +124,7 @@ def summary(table: pd.DataFrame, per_label: pd.DataFrame) -> dict:
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     """A CSV, atomically; losses rounded to 6 decimals so that reruns give the same bytes; label names
-    made inert for the plots page (textclf.pagetext)."""
+    made inert for the plots page (textclf.common.escape)."""
     frame = frame.assign(**({"loss": frame["loss"].round(6)} if "loss" in frame else {}))
     frame = frame.assign(**{col: inert_labels(frame[col]) for col in ("label", "predicted") if col in frame})
     with atomic_path(path) as tmp:

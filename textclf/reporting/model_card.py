@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from textclf.errors import PipelineError
-from textclf.modeling import PACKAGED_ENCODER
+from textclf.common.errors import PipelineError
+from textclf.models.loading import PACKAGED_ENCODER
 
 # The hub ids and licences of the base models this project knows; others are named as given.
 KNOWN_BASES = {
@@ -74,7 +74,7 @@ def describe_dataset(source: str, label_names: list[str]) -> dict:
     return {"name": shown, "hub_id": None, "licence": "see the data's own terms", "text": f"`{shown}`"}
 
 
-# Metric keys of classification_metrics (textclf/metrics.py) and how the card names them.
+# Metric keys of classification_metrics (textclf/evaluation/metrics.py) and how the card names them.
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 
 

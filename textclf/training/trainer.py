@@ -22,12 +22,12 @@ from safetensors.torch import load_file, save_file
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import ProgressCallback
 
-from textclf.errors import PipelineError
-from textclf.files import sha256_files
-from textclf.metrics import classification_metrics
-from textclf.modeling import hardware_description, load_classifier, use_bf16, weights_sha256
-from textclf.params import FinetuneParams
-from textclf.tables import iter_parquet, list_lengths, parquet_rows, read_token_table
+from textclf.common.errors import PipelineError
+from textclf.common.params import FinetuneParams
+from textclf.evaluation.metrics import classification_metrics
+from textclf.io.outputs import sha256_files
+from textclf.io.stage_files import iter_parquet, list_lengths, parquet_rows, read_token_table
+from textclf.models.loading import hardware_description, load_classifier, use_bf16, weights_sha256
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from textclf.errors import PipelineError
+from textclf.common.errors import PipelineError
 
 # Written into every folder this project's commands create: an existing folder is replaced only when it
 # holds this file (the command wrote it), never a folder of the user's. Constant bytes: outputs reproduce.

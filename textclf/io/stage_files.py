@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from textclf.errors import PipelineError, first_line
+from textclf.common.errors import PipelineError, first_line
 
 # The splits every stage reads and writes, in this order (one file each).
 SPLITS = ("train", "validation", "test")

@@ -1,6 +1,6 @@
 """Several processes, one result: the rank of this process and what the inference stages share.
 
-`python -m textclf.launch --processes N stages.<name> ...` starts N copies of a stage through
+`python -m textclf.models.launch --processes N stages.<name> ...` starts N copies of a stage through
 torchrun, which sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``. Fine-tuning leaves the rest to the
 HF Trainer (DDP). The inference stages split their length-sorted batches between the processes
 (``shard``) and meet at one output: a ``.npy`` file each process writes its own rows into
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textclf.errors import PipelineError
-from textclf.files import atomic_path
+from textclf.common.errors import PipelineError
+from textclf.io.outputs import atomic_path
 
 
 def rank() -> int:

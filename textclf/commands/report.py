@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from textclf.errors import PipelineError, run_cli
+from textclf.common.errors import PipelineError, run_cli
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it

@@ -1,16 +1,16 @@
-"""Run a stage on N processes: ``python -m textclf.launch --processes N stages.<name> [args...]``.
+"""Run a stage on N processes: ``python -m textclf.models.launch --processes N stages.<name> [args...]``.
 
 dvc.yaml runs finetune and hidden_states this way, with N from the ``processes`` param.
 N = 1 runs the stage in this very process, exactly as ``python -m stages.<name>`` would. N > 1 hands it
 to torchrun (``torch.distributed.run``, one machine, a free port), which starts N copies with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set and stops them all when one fails; the HF Trainer then
-trains with DDP and the inference stages split their rows (``textclf.distributed``). A failure ends
+trains with DDP and the inference stages split their rows (``textclf.models.distributed``). A failure ends
 as the stage's own one-line error followed by one line from here, not torchrun's traceback.
 
 Several machines: torchrun's own environment variables ``PET_NNODES`` (machines), ``PET_RDZV_ENDPOINT``
 (``host:port`` of the c10d rendezvous, reachable from every machine) and ``PET_RDZV_ID`` (one id per job)
 make each machine's launcher join one c10d rendezvous instead of a standalone one: N processes a machine,
-``PET_NNODES`` x N in all. ``python -m textclf.launch --dvc-stage finetune`` runs a dvc.yaml stage's own
+``PET_NNODES`` x N in all. ``python -m textclf.models.launch --dvc-stage finetune`` runs a dvc.yaml stage's own
 command (for the machines that do not run ``dvc repro``). The project folder must be on a filesystem every
 machine shares: the rendezvous numbers the machines in its own order, and global rank 0, wherever it runs,
 writes the outputs.
@@ -26,11 +26,11 @@ import shlex
 import signal
 import sys
 
-from textclf.errors import first_line
+from textclf.common.errors import first_line
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m textclf.launch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m textclf.models.launch", description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, help="how many processes a machine (the `processes` param)")
     parser.add_argument(
         "--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)"
@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def dvc_stage_command(stage: str) -> list[str]:
-    """The arguments after ``python -m textclf.launch`` in ``stage``'s command as DVC resolves it
+    """The arguments after ``python -m textclf.models.launch`` in ``stage``'s command as DVC resolves it
     (params interpolated), for the machines that join a run ``dvc repro`` started on the first one."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
@@ -63,8 +63,8 @@ def dvc_stage_command(stage: str) -> list[str]:
     except DvcException as exc:
         sys.exit(f"error: --dvc-stage {stage}: {first_line(exc)}")
     words = shlex.split(commands[0]) if len(commands) == 1 else []
-    if words[:3] != ["python", "-m", "textclf.launch"]:
-        sys.exit(f"error: --dvc-stage {stage}: not one stage run through textclf.launch (see dvc.yaml)")
+    if words[:3] != ["python", "-m", "textclf.models.launch"]:
+        sys.exit(f"error: --dvc-stage {stage}: not one stage run through textclf.models.launch (see dvc.yaml)")
     return words[3:]
 
 

@@ -15,10 +15,10 @@ import json
 import shutil
 from pathlib import Path
 
-from textclf.errors import PipelineError, run_cli
-from textclf.files import MARKER, atomic_path, check_output
-from textclf.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line
-from textclf.modeling import check_model_folder, weights_sha256
+from textclf.common.errors import PipelineError, run_cli
+from textclf.io.outputs import MARKER, atomic_path, check_output
+from textclf.models.loading import check_model_folder, weights_sha256
+from textclf.reporting.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line
 
 
 def with_training_run(text: str, record_file: Path, sha256: str) -> str:

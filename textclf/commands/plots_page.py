@@ -1,7 +1,7 @@
 """The page template of `dvc plots show` / `dvc plots diff`: Vega carried inside it, so the page works
 offline wherever it is written (``-o ANY_FOLDER``), with no CDN and no ``node_modules`` beside it.
 
-    python -m textclf.plots_page            # rewrite .dvc/plots_template.html from node_modules (npm ci)
+    python -m textclf.commands.plots_page            # rewrite .dvc/plots_template.html from node_modules (npm ci)
 
 DVC (configured by ``plots.html_template`` in .dvc/config) fills ``{plot_divs}`` and ``{refresh_tag}``;
 the template has no ``{scripts}`` placeholder, which DVC would fill with CDN script tags. The Vega,
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / ".dvc" / "plots_template.html"
 # package -> its minified browser build, in load order (vega-embed needs vega and vega-lite)
 BUILDS = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js", "vega-embed": "build/vega-embed.min.js"}
@@ -25,7 +25,7 @@ HEAD = """<!DOCTYPE html>
     {refresh_tag}
     <meta charset="utf-8">
     <title>DVC Plots</title>
-    <!-- written by `python -m textclf.plots_page`: Vega, Vega-Lite and vega-embed are inlined below
+    <!-- written by `python -m textclf.commands.plots_page`: Vega, Vega-Lite and vega-embed are inlined below
          (from node_modules, `npm ci`), so this page needs no network and no files beside it -->
     <style>
         body { font-family: sans-serif; }

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from textclf.errors import PipelineError
-from textclf.hub import hub_offline_requested, hub_unreachable_reason
-from textclf.params import DataParams
-from textclf.paths import source_folder
-from textclf.tables import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
+from textclf.common.errors import PipelineError
+from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
+from textclf.common.params import DataParams
+from textclf.common.user_paths import source_folder
+from textclf.io.stage_files import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
 
 log = logging.getLogger(__name__)
 

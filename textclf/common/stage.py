@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from textclf.errors import PipelineError, print_error
+from textclf.common.errors import PipelineError, print_error
 
 # The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
 # git-tracked metrics, plot data, training curves and model card with `git checkout`.
@@ -126,7 +126,7 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
             threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
         main()
     except PipelineError as exc:
-        # Bad input is the same input for every process of a multi-process run (textclf.launch):
+        # Bad input is the same input for every process of a multi-process run (textclf.models.launch):
         # the first process says it, the others only exit.
         if os.environ.get("RANK", "0") == "0":
             print_error(exc, hint if under_dvc else "")

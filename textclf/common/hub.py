@@ -8,7 +8,7 @@ import socket
 import threading
 from urllib.parse import urlparse
 
-from textclf.errors import first_line
+from textclf.common.errors import first_line
 
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from textclf import distributed
-from textclf.modeling import autocast
-from textclf.tables import NpyRowWriter, TokenRows
+from textclf.io.stage_files import NpyRowWriter, TokenRows
+from textclf.models import distributed
+from textclf.models.loading import autocast
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
@@ -58,7 +58,7 @@ def run_batched(
     (``output="first_token"``, for an encoder) or the logits (``output="logits"``, for a classifier),
     as float32 in the original row order. ``progress=False`` hides the progress bar.
 
-    Under several processes (``textclf.distributed``) this one runs only its share of the batches.
+    Under several processes (``textclf.models.distributed``) this one runs only its share of the batches.
     Rows go to ``sink`` when given (nothing is returned: memory holds one batch), else into a
     returned array that is zero where another process's rows are (``distributed.combine`` sums them).
     ``first_row``: where ``rows`` start in the sink's file (a slice of a larger split: ``iter_token_rows``).

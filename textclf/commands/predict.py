@@ -10,10 +10,10 @@ Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.j
 probability. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on stdout.
 
 Speed comes from the stage code: texts are tokenized once, sorted by length and padded per batch
-(``textclf.batching.run_batched``), on CUDA when present, in bf16 where the hardware computes it
+(``textclf.models.inference.run_batched``), on CUDA when present, in bf16 where the hardware computes it
 natively. Rows stream through in slices of ``ROWS_PER_SLICE`` (read, labelled, written), so memory
 holds one slice whatever the input's size. On N processes
-(``python -m textclf.launch --processes N textclf predict ...``) each slice's batches are split
+(``python -m textclf.models.launch --processes N textclf predict ...``) each slice's batches are split
 between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or
 unreadable input, no ``text`` column) stops with one line ``error: ...`` and exit code 2.
 """
@@ -37,16 +37,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textclf.errors import PipelineError, one_line, run_cli
-from textclf.files import atomic_path, check_output
-from textclf.tables import TABLE_SUFFIXES, open_parquet
+from textclf.common.errors import PipelineError, one_line, run_cli
+from textclf.io.outputs import atomic_path, check_output
+from textclf.io.stage_files import TABLE_SUFFIXES, open_parquet
 
 DEFAULT_MODEL = "models/finetuned"
 # Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
 TEXT_SUFFIXES = ("", ".txt", ".text")
 INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-log = logging.getLogger("textclf.predict")
+log = logging.getLogger("textclf.commands.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
 # Rows read, sorted by length, labelled and written together (per-slice sorting keeps the padding
@@ -241,7 +241,7 @@ def _line_slices(handle: BinaryIO, source: str, rows: int) -> Iterator[pd.DataFr
 
 def load_model(folder: Path):
     """The fine-tuned classifier and its tokenizer from ``folder``; any load failure is one line."""
-    from textclf.modeling import load_finetuned, load_tokenizer
+    from textclf.models.loading import load_finetuned, load_tokenizer
 
     if not folder.is_dir():
         raise PipelineError(f"{folder}: model folder not found (train one with `dvc repro`, or pass --model)")
@@ -260,7 +260,7 @@ def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
     """Tokens kept per text: ``asked`` (--max-length), else the length the model was trained with (the
     tokenizer's ``model_max_length``, which the encode stage sets to ``model.max_length``); never more
     than the model's positions (a longer ``asked`` is lowered to that, with a warning)."""
-    from textclf.modeling import input_limit, position_limit  # torch: loaded with the model, not before
+    from textclf.models.loading import input_limit, position_limit  # torch: loaded with the model, not before
 
     limit = position_limit(model.config)
     if asked is not None:
@@ -289,9 +289,9 @@ def predict_proba(
     """Class probabilities (rows x labels, float32) for ``texts``, in their order."""
     import torch
 
-    from textclf import distributed
-    from textclf.batching import run_batched
-    from textclf.modeling import encode_texts, resolve_device, use_bf16
+    from textclf.models import distributed
+    from textclf.models.inference import run_batched
+    from textclf.models.loading import encode_texts, resolve_device, use_bf16
 
     torch_device = distributed.local_device(resolve_device(device))
     input_ids = encode_texts(tokenizer, texts, max_input_tokens(model, tokenizer, max_length))
@@ -484,7 +484,7 @@ def output_path(output: str | None, source: Path | None, fmt: str | None) -> Pat
 
 
 def main(argv: list[str] | None = None) -> None:
-    from textclf import distributed
+    from textclf.models import distributed
 
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.max_length is not None and args.max_length < 2):

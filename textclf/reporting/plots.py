@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-from textclf.files import atomic_path
-from textclf.pagetext import inert_labels
+from textclf.common.escape import inert_labels
+from textclf.io.outputs import atomic_path
 
 # The notebook's colour maps, one per label; cycled when there are more labels.
 UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
@@ -26,7 +26,7 @@ def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, la
     each label's diagonal pair is always there (weight 0 if it never occurs), so that every label has a row
     and a column even when it is never predicted. The template sums the weights, so this draws what one row
     per prediction would, in at most n_labels squared rows whatever the data's size (a git-tracked file and
-    the plots page's data). Label names are made inert for the plots page (textclf.pagetext)."""
+    the plots page's data). Label names are made inert for the plots page (textclf.common.escape)."""
     names, n = np.asarray(inert_labels(label_names)), len(label_names)
     counts = np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n)
     actual, predicted = np.divmod(np.arange(n * n), n)
@@ -47,7 +47,7 @@ def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, la
 
 def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: list[str]) -> pd.DataFrame:
     """The UMAP plot data (x, y rounded to 4 decimals, label name made inert for the plots page, see
-    textclf.pagetext); returns the points with the label names as they are, for the PNG."""
+    textclf.common.escape); returns the points with the label names as they are, for the PNG."""
     points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[labels]})
     with atomic_path(path) as tmp:
         points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)

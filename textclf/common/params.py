@@ -19,7 +19,7 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from textclf.errors import PipelineError
+from textclf.common.errors import PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 
-from textclf.errors import PipelineError
-from textclf.tables import read_json
+from textclf.common.errors import PipelineError
+from textclf.io.stage_files import read_json
 
 # architecture -> its head's layers in order: (weight name prefix in the checkpoint, activation after it)
 HEADS: dict[str, tuple[tuple[str, str | None], ...]] = {

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textclf.errors import PipelineError
+from textclf.common.errors import PipelineError
 
 # data.source: sample reads the project's own demo sample.
 SAMPLE_SOURCE = "sample"
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 SOURCE_ADVICE = (
     "fix the path (a relative one starts at the project root), "
     "or use 'sample' or a hub dataset id such as dair-ai/emotion"
