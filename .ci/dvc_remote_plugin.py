@@ -1,97 +1,53 @@
 #!/usr/bin/env python
-"""Print the pip requirement that gives DVC the plugin for each configured remote, e.g. `dvc[s3]==3.67.1`.
+"""Print the pip requirement giving DVC the plugin for each configured remote, e.g. `dvc[s3]==3.67.1`.
 
     python -m pip install $(python .ci/dvc_remote_plugin.py)
 
-Reads the remotes of .dvc/config (and config.local) and maps each URL's scheme to DVC's extra
-(s3 -> dvc[s3] = dvc-s3, gs -> dvc[gs], azure -> dvc[azure], ssh, gdrive, hdfs, webhdfs, oss, webdav),
-pinned to the dvc version of requirements.txt so pip keeps that version. Local folders and http(s)
-need nothing: prints nothing then. An unknown scheme is an error (exit 1), not a silent skip.
-Standard library only (DVC's config is INI), so it runs before DVC is installed.
+Reads the remotes as DVC does (.dvc/config, then config.local), maps each URL scheme to DVC's extra, pinned to
+requirements.txt's dvc so pip keeps that version. Local folders and http(s) need none: prints nothing then.
+A scheme DVC does not know is an error (exit 1, DVC's message), not a silent skip.
 """
 
 from __future__ import annotations
 
-import configparser
 import re
 import sys
 from pathlib import Path
 
-EXTRAS = {
-    "s3": "s3",
-    "gs": "gs",
-    "gcs": "gs",
-    "azure": "azure",
-    "ssh": "ssh",
-    "gdrive": "gdrive",
-    "hdfs": "hdfs",
-    "webhdfs": "webhdfs",
-    "oss": "oss",
-    "webdav": "webdav",
-    "webdavs": "webdav",
+EXTRAS = {"webdavs": "webdav"} | {
+    s: s for s in ("s3", "gs", "azure", "ssh", "gdrive", "hdfs", "webhdfs", "oss", "webdav")
 }
 BUILTIN = {"", "file", "http", "https"}
 
 
-def _configs(root: Path) -> list[configparser.ConfigParser]:
-    """The repository's .dvc/config and .dvc/config.local, parsed (the second overrides the first)."""
-    parsers = []
-    for name in ("config", "config.local"):
-        path = Path(root) / ".dvc" / name
-        if path.is_file():
-            parser = configparser.ConfigParser()
-            parser.read(path, encoding="utf8")
-            parsers.append(parser)
-    return parsers
+def _config(root: Path):
+    from dvc.config import Config, ConfigError
 
-
-def remote_urls(root: Path) -> dict[str, str]:
-    """{remote name: url} of the repository's DVC config."""
-    urls = {}
-    for parser in _configs(root):
-        for section in parser.sections():
-            match = re.fullmatch(r"""['"]?remote\s+"?([^'"]+)"?['"]?""", section.strip())
-            if match and parser.has_option(section, "url"):
-                urls[match.group(1)] = parser.get(section, "url")
-    return urls
+    try:
+        return Config(dvc_dir=str(Path(root) / ".dvc"))
+    except ConfigError as exc:  # DVC's own check: an unsupported URL scheme, a bad option
+        raise SystemExit(f"error: {exc}") from None
 
 
 def default_remote(root: Path = Path(".")) -> str:
-    """The default remote's name (`core.remote` in .dvc/config or config.local), or '' when there is none."""
-    name = ""
-    for parser in _configs(root):
-        name = parser.get("core", "remote", fallback=name)
-    return name.strip()
-
-
-def dvc_pin(root: Path) -> str:
-    for line in (root / "requirements.txt").read_text().splitlines():
-        match = re.match(r"^\s*dvc\s*==\s*([^\s;#]+)", line)
-        if match:
-            return match.group(1)
-    raise SystemExit("requirements.txt pins no dvc==VERSION")
+    """The default remote's name (`core.remote`), or '' when there is none."""
+    return str(_config(root)["core"].get("remote") or "").strip()
 
 
 def requirements(root: Path) -> list[str]:
     extras = set()
-    for name, url in sorted(remote_urls(root).items()):
+    for name, remote in sorted(_config(root)["remote"].items()):
+        url = remote["url"]
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme in BUILTIN:
-            continue
-        if scheme not in EXTRAS:
-            raise SystemExit(f"remote {name!r}: no known DVC plugin for {scheme}:// ({url})")
-        extras.add(EXTRAS[scheme])
-    if not extras:
-        return []
-    return [f"dvc[{','.join(sorted(extras))}]=={dvc_pin(root)}"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    root = Path(argv[0]) if argv else Path(".")
-    for requirement in requirements(root):
-        print(requirement)
-    return 0
+        if scheme not in BUILTIN:
+            if scheme not in EXTRAS:
+                raise SystemExit(f"remote {name!r}: no known DVC plugin for {scheme}:// ({url})")
+            extras.add(EXTRAS[scheme])
+    pin = re.search(r"^\s*dvc\s*==\s*([^\s;#]+)", (Path(root) / "requirements.txt").read_text(), re.M)
+    if extras and pin is None:
+        raise SystemExit("requirements.txt pins no dvc==VERSION")
+    return [f"dvc[{','.join(sorted(extras))}]=={pin.group(1)}"] if extras else []
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    print("\n".join(requirements(Path(sys.argv[1] if len(sys.argv) > 1 else "."))))

@@ -17,7 +17,6 @@ sys.path.insert(0, str(CI))
 
 import check_lock  # noqa: E402
 import dvc_remote_plugin  # noqa: E402
-import launch_gpu  # noqa: E402
 import plan  # noqa: E402
 import pr_comment  # noqa: E402
 
@@ -154,6 +153,7 @@ def test_a_base_without_dvc_lock_changes_every_gpu_stage(toy):
 
 SET_UP: list[str] = []
 NO_RUNNER = [plan.SETUP_RUNNER]
+NO_REVIEWERS = [plan.SETUP_REVIEWERS]
 
 
 @pytest.mark.parametrize(
@@ -164,15 +164,20 @@ NO_RUNNER = [plan.SETUP_RUNNER]
         ("pull_request", ["gpu"], False, False, [], SET_UP, True, "notice", "`gpu` label"),
         ("pull_request", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
         ("pull_request", ["docs"], False, False, [], SET_UP, False, "notice", "add the `gpu` label"),
+        # a `labeled` event for another label decides like any other event (its run replaces the previous one)
+        ("pull_request", ["docs"], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
         ("pull_request", ["gpu"], True, False, ["finetune"], SET_UP, False, "warning", "from a fork"),
         ("pull_request", [], True, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
         ("push", [], False, False, ["finetune"], SET_UP, True, "notice", "finetune"),
         ("push", [], False, False, [], SET_UP, False, "notice", "no GPU-pinned stage changed"),
         # no GPU set-up: an automatic trigger is a notice, a person asking for the tier gets an error
         ("push", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "GPU_RUNS_ON"),
-        ("pull_request", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "no GPU set-up"),
+        ("pull_request", [], False, False, ["finetune"], NO_RUNNER, False, "notice", "GPU tier not run although"),
         ("pull_request", ["gpu"], False, False, [], NO_RUNNER, False, "error", "GPU_RUNS_ON"),
-        ("workflow_dispatch", [], False, True, None, NO_RUNNER, False, "error", "CML_CLOUD"),
+        ("workflow_dispatch", [], False, True, None, NO_RUNNER, False, "error", "GPU_RUNS_ON"),
+        # no required reviewers on the environment `gpu` (a private repository below Enterprise): never runs
+        ("pull_request", ["gpu"], False, False, ["finetune"], NO_REVIEWERS, False, "error", "required reviewers"),
+        ("push", [], False, False, ["finetune"], NO_REVIEWERS, False, "notice", "required reviewers"),
     ],
 )
 def test_plan_decision(event, labels, fork, dispatch, changed, missing, gpu, level, words):
@@ -180,13 +185,12 @@ def test_plan_decision(event, labels, fork, dispatch, changed, missing, gpu, lev
     assert (decided, got_level) == (gpu, level) and words in reason, reason
 
 
-def test_plan_runner_choice():
-    assert plan.runner("", "cml-gpu-7-1") == (True, '["self-hosted", "cml-gpu-7-1"]')
-    assert plan.runner('["self-hosted", "gpu"]', "x") == (False, '["self-hosted", "gpu"]')
-    assert plan.runner('"gpu-t4-4-core"', "x") == (False, '"gpu-t4-4-core"')
+def test_gpu_runs_on_must_be_json_labels():
+    assert plan.runs_on('["self-hosted", "gpu"]') == '["self-hosted", "gpu"]'
+    assert plan.runs_on('"gpu-t4-4-core"') == '"gpu-t4-4-core"'
     for bad in ("gpu", "[]", "[1]", "{}"):
         with pytest.raises(ValueError, match="GPU_RUNS_ON"):
-            plan.runner(bad, "x")
+            plan.runs_on(bad)
 
 
 def _plan(toy, tmp_path, *args):
@@ -205,22 +209,21 @@ def test_plan_command_outputs(toy, tmp_path):
     # automatic, no GPU set-up: a notice, the tier skipped, the run stays green
     res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base)
     assert res.returncode == 0 and out["gpu"] == "false" and "::notice::" in res.stdout, res.stdout + res.stderr
-    # a GPU runner of one's own
-    res, out = _plan(
-        toy, tmp_path, "--event", "pull_request", "--base", base, "--gpu-runs-on", '["self-hosted", "gpu"]'
-    )
-    assert res.returncode == 0 and out["gpu"] == "true" and out["launch"] == "false"
+    # a GPU runner of one's own, and an environment `gpu` with required reviewers
+    ready = ("--gpu-runs-on", '["self-hosted", "gpu"]', "--reviewers", "1")
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, *ready)
+    assert res.returncode == 0 and out["gpu"] == "true", res.stdout + res.stderr
     assert json.loads(out["runs_on"]) == ["self-hosted", "gpu"]
-    # CML: a machine with the run's label
-    res, out = _plan(
-        toy, tmp_path, "--event", "pull_request", "--base", base, "--cml-cloud", "aws", "--run-label", "cml-gpu-1-2"
-    )
-    assert out["launch"] == "true" and json.loads(out["runs_on"]) == ["self-hosted", "cml-gpu-1-2"]
+    # the same without reviewers (what GitHub reports for a private repository below Enterprise): not run
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--base", base, *ready[:2], "--reviewers", "0")
+    assert res.returncode == 0 and out["gpu"] == "false" and "required reviewers" in res.stdout
+    res, out = _plan(toy, tmp_path, "--event", "pull_request", "--labels", '["gpu"]', *ready[:2], "--reviewers", "0")
+    assert res.returncode == 1 and out["gpu"] == "false" and "::error::" in res.stdout
     # the label asks for the tier, the repository cannot run it: red, with what to set up
     res, out = _plan(toy, tmp_path, "--event", "pull_request", "--labels", '["gpu"]')
     assert res.returncode == 1 and "::error::" in res.stdout and "GPU_RUNS_ON" in res.stdout
     # the same checkout compared with its own lock: nothing changed, nothing runs
-    res, out = _plan(toy, tmp_path, "--event", "push", "--gpu-runs-on", '"gpu"')
+    res, out = _plan(toy, tmp_path, "--event", "push", "--gpu-runs-on", '"gpu"', "--reviewers", "1")
     assert out["gpu"] == "false"
     # a GPU_RUNS_ON that is not JSON: one error line, exit 2, nothing decided
     res = run(
@@ -292,7 +295,7 @@ def test_lock_compare_kinds():
         rows = check_lock.compare(old, _lock(p=producer, x=_stage(**change))["stages"])
         assert [(r["stage"], r["kind"]) for r in rows] == [("x", "definitions")], change
     rows = check_lock.compare(old, _lock(p=producer, x=_stage(), y=_stage())["stages"])
-    assert rows == [{"stage": "y", "kind": "definitions", "changes": ["not in the committed dvc.lock"]}]
+    assert rows == [{"stage": "y", "kind": "definitions", "changes": ["new stage"]}]
     assert (
         "param params.yaml:x.lr: 0.1 -> 0.2"
         in check_lock.compare(old, _lock(p=producer, x=_stage(lr=0.2))["stages"])[0]["changes"]
@@ -352,52 +355,8 @@ def test_dvc_plugin_unknown_scheme_fails(tmp_path):
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text("['remote \"x\"']\n    url = foo://bar\n")
     (tmp_path / "requirements.txt").write_text("dvc==3.67.1\n")
-    with pytest.raises(SystemExit, match="no known DVC plugin for foo://"):
-        dvc_remote_plugin.requirements(tmp_path)
-
-
-AWS_READY = {"CLOUD": "aws", "REPO_TOKEN": "t", "AWS_ROLE_ARN": "arn:aws:iam::1:role/r", "LABEL": "cml-gpu-9-1"}
-
-
-def _with_remote(folder: Path) -> Path:
-    (folder / ".dvc").mkdir(parents=True, exist_ok=True)
-    (folder / ".dvc" / "config").write_text("[core]\n    remote = s\n['remote \"s\"']\n    url = s3://b/p\n")
-    return folder
-
-
-def test_launch_check_names_every_missing_piece(tmp_path):
-    assert launch_gpu.problems(AWS_READY, _with_remote(tmp_path)) == []
-    found = launch_gpu.problems({"CLOUD": "gcp"}, tmp_path / "no-remote")
-    assert len(found) == 4 and any("PERSONAL_ACCESS_TOKEN" in p for p in found)
-    assert any("GCP_CREDENTIALS_JSON" in p for p in found) and any("CML_CLOUD_IMAGE" in p for p in found)
-    assert any("DVC remote" in p for p in found)
-    assert "must be aws, gcp or azure" in launch_gpu.problems({**AWS_READY, "CLOUD": "aws "}, tmp_path)[0]
-    res = run(
-        sys.executable,
-        str(CI / "launch_gpu.py"),
-        "--check",
-        cwd=_with_remote(tmp_path),
-        env={"PATH": os.environ["PATH"], "CLOUD": "azure", "REPO_TOKEN": "t"},
-        check=False,
-    )
-    assert res.returncode == 1 and res.stdout.count("::error::") == 2 and "AZURE_TENANT_ID" in res.stdout
-
-
-def test_launch_needs_terraform_before_cml_runs(tmp_path):
-    """cml runner launch drives terraform: without it on PATH nothing is launched; with it, cml gets the
-    run's label, --single, an idle timeout and a current image."""
-    bin_dir, record = tmp_path / "bin", tmp_path / "cml-args"
-    fake_tool(bin_dir, "cml", f'echo "$@" > "{record}"')
-    env = {**AWS_READY, "PATH": str(bin_dir)}
-    res = run(sys.executable, str(CI / "launch_gpu.py"), cwd=tmp_path, env=env, check=False)
-    assert res.returncode == 1 and "terraform" in res.stdout and not record.exists()
-    fake_tool(bin_dir, "terraform", "exit 0")
-    res = run(sys.executable, str(CI / "launch_gpu.py"), cwd=tmp_path, env=env, check=False)
-    assert res.returncode == 0, res.stdout + res.stderr
-    args = record.read_text()
-    assert args.startswith("runner launch --cloud=aws ") and "--labels=cml-gpu-9-1" in args
-    assert "--single" in args and "--idle-timeout=3600" in args and "--cloud-type=g4dn.xlarge" in args
-    assert f"--cloud-image={launch_gpu.AWS_IMAGE}" in args and "(Ubuntu 24.04)" in launch_gpu.AWS_IMAGE
+    res = run(sys.executable, str(CI / "dvc_remote_plugin.py"), str(tmp_path), cwd=tmp_path, check=False)
+    assert res.returncode == 1 and res.stdout == "" and res.stderr.count("\n") == 1 and "foo://" in res.stderr
 
 
 @pytest.mark.parametrize(
@@ -430,17 +389,6 @@ def test_gpu_driver_check_before_the_install(tmp_path, smi, torch_cuda, rc, word
     assert res.returncode == rc and words in res.stdout, res.stdout + res.stderr
     if rc == 2:
         assert res.stderr.startswith("error: TORCH_CUDA 'rocm6'") and res.stderr.count("\n") == 1
-
-
-def test_torch_check_fails_without_a_gpu():
-    """On a machine without CUDA (this project's test machines) the GPU job's torch check fails, loudly."""
-    import torch
-
-    res = run(sys.executable, str(CI / "check_gpu.py"), "torch", cwd=ROOT, check=False)
-    if torch.cuda.is_available():
-        assert res.returncode == 0 and "GPU check: ok" in res.stdout, res.stdout + res.stderr
-    else:
-        assert res.returncode == 1 and "::error::GPU check:" in res.stdout, res.stdout + res.stderr
 
 
 def test_comment_of_a_tier(tmp_path):
@@ -484,4 +432,29 @@ def test_comment_of_a_tier(tmp_path):
         ]
     )
     text = out.read_text()
-    assert "GPU tier: failure" in text and "before writing one" in text and "Re-run all jobs" in text
+    assert "GPU tier: failure" in text and "No report" in text and "Ran because: label" in text
+
+
+def test_docs_only_change(tmp_path):
+    """.ci/docs_only.sh: true only when every changed file is documentation that dvc.yaml does not name."""
+    repo = tmp_path / "repo"
+    (repo / "docs").mkdir(parents=True)
+    run("git", "init", "-q", "-b", "main", cwd=repo)
+    (repo / "dvc.yaml").write_text("stages:\n  card:\n    cmd: cat docs/card.md > out\n    deps: [docs/card.md]\n")
+    for name in ("README.md", "docs/ci.md", "docs/card.md", "train.py"):
+        (repo / name).write_text("v1\n")
+    run("git", "add", "-A", cwd=repo)
+    run("git", "commit", "-qm", "base", cwd=repo)
+    base = run("git", "rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+    def docs_only(*changed: str) -> str:
+        run("git", "checkout", "-q", "-B", "pr", base, cwd=repo)
+        for name in changed:
+            (repo / name).write_text("v2\n")
+        run("git", "commit", "-qam", "pr", "--allow-empty", cwd=repo)
+        return run("bash", str(CI / "docs_only.sh"), base, cwd=repo).stdout.strip()
+
+    assert docs_only("README.md", "docs/ci.md") == "docs_only=true"
+    assert docs_only("README.md", "train.py") == "docs_only=false"
+    assert docs_only("docs/card.md") == "docs_only=false"  # a stage's dependency
+    assert docs_only() == "docs_only=false"  # nothing changed: a manual run reproduces

