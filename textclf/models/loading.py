@@ -58,13 +58,9 @@ def resolve_device(device: str) -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """True on CPUs with native bf16 matrix products (Intel AMX ``amx_bf16``, or ``avx512_bf16``: AMD Zen 4
-    and later, Intel Cooper Lake), where ``precision: auto`` picks bf16 on the CPU.
-
-    On a 2-core AMD EPYC with ``avx512_bf16`` the default pipeline on the full emotion data took 7.6 minutes
-    in bf16 against 11.0 in fp32, with validation accuracy within noise of fp32's over five seeds each
-    (0.926 against 0.928; bench/RESULTS.md, section 10). Caveat: with its cores shared by other busy jobs bf16
-    was slower than fp32 (section 4); ``precision: fp32`` forces fp32 (and the same outputs on machines
-    with and without the flag).
+    and later, Intel Cooper Lake), where ``precision: auto`` picks bf16 on the CPU: faster, with validation
+    accuracy within seed noise of fp32 (bench/RESULTS.md, section 10). With the cores shared by other busy jobs
+    bf16 can be the slower (section 4); ``precision: fp32`` forces fp32 (the same outputs on every machine).
     """
     flags = cpu_info()["flags"]
     return "amx_bf16" in flags or "avx512_bf16" in flags
