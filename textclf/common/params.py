@@ -224,4 +224,29 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raise PipelineError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
     raw = parse_yaml(text, str(path))
     lines, _ = _key_lines(_yaml().compose(text))
-    return parse_params(raw, str(path), lines)
+    params = parse_params(raw, str(path), lines)
+    check_rules(params, str(path))
+    return params
+
+
+def check_rules(params: Params, source: str = "params.yaml") -> None:
+    """The rules one key cannot state alone: between keys, or on a list's items. Every stage loads params
+    through here, so the params stage (first in every ``dvc repro``) stops on them before DVC removes any
+    output; tests/test_params_gate.py finds each param a later stage can refuse and checks it is here."""
+    tune = params.finetune
+    if tune.early_stopping_patience and tune.best_metric is None:
+        raise PipelineError(
+            f"{source}: finetune.early_stopping_patience: early stopping needs finetune.best_metric "
+            "(accuracy, f1_macro or loss); set one, or set the patience to null"
+        )
+    if tune.batch_size % params.processes:
+        raise PipelineError(
+            f"{source}: finetune.batch_size: {tune.batch_size} rows a step cannot be split evenly between "
+            f"processes: {params.processes}; make it a multiple"
+        )
+    names = params.data.label_names or []
+    if any(not name.strip() for name in names):
+        raise PipelineError(f"{source}: data.label_names: a label name is empty")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise PipelineError(f"{source}: data.label_names: {', '.join(map(repr, twice))} appear more than once")
