@@ -49,27 +49,26 @@ def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows_with_mor
         assert width(narrow) < width(wide) / 3, name  # 33x the rows: about 1/sqrt(33) of the width
 
 
-@pytest.mark.parametrize("block", [1, 59, 2000, 10**9])
-def test_bootstrap_in_blocks_of_draws_gives_the_interval_of_one_draw_of_all(monkeypatch, block):
-    """Memory bounded at any row count: the (resamples x rows) indices come a block of draws at a time,
-    from the same seeded stream, so the interval does not depend on the block size."""
+@pytest.mark.parametrize("block", [1, 59, 10**9])
+def test_bootstrap_in_batches_gives_the_interval_of_one_batch(monkeypatch, block):
+    """Memory bounded at any row count: scipy draws a batch of resamples at a time (1 and 59 indices: one
+    resample a batch), from the same seeded stream, so the interval does not depend on the batch size."""
     import textclf.evaluation.metrics
     from textclf.evaluation.metrics import bootstrap_ci95
 
     y_true, y_pred = _noisy_predictions(500)
-    whole = bootstrap_ci95(y_true, y_pred, resamples=101, seed=3)  # default block: every draw at once here
-    monkeypatch.setattr(textclf.evaluation.metrics, "BOOTSTRAP_BLOCK", block)  # 1 and 59 indices: one draw a block
+    whole = bootstrap_ci95(y_true, y_pred, resamples=101, seed=3)
+    monkeypatch.setattr(textclf.evaluation.metrics, "BOOTSTRAP_BLOCK", block)
     assert bootstrap_ci95(y_true, y_pred, resamples=101, seed=3) == whole
 
 
-def test_bootstrap_matches_sklearn_on_each_draw():
-    """The vectorised macro F1 of a draw equals sklearn's on the same rows (checked on a few draws)."""
-    from textclf.evaluation.metrics import bootstrap_ci95
+def test_resample_scores_match_sklearn_on_each_resample():
+    """The vectorized statistic scipy's bootstrap calls: per resample (a row), sklearn's accuracy and macro F1."""
+    from textclf.evaluation.metrics import resample_scores
 
     y_true, y_pred = _noisy_predictions(40, seed=3)
     draws = np.random.default_rng(5).integers(0, 40, size=(3, 40))
-    expected = sorted(f1_score(y_true[d], y_pred[d], average="macro", zero_division=0) for d in draws)
-    # with 3 draws the 2.5th / 97.5th percentiles interpolate between the smallest two / largest two
-    ci = bootstrap_ci95(y_true, y_pred, resamples=3, seed=5)
-    assert ci["f1_macro_ci95_low"] == pytest.approx(np.percentile(expected, 2.5), abs=1e-6)
-    assert ci["f1_macro_ci95_high"] == pytest.approx(np.percentile(expected, 97.5), abs=1e-6)
+    scores = resample_scores(y_true[draws], y_pred[draws], 6, axis=-1)
+    for i, d in enumerate(draws):
+        expected = classification_metrics(y_true[d], y_pred[d])
+        assert scores[:, i] == pytest.approx([expected["accuracy"], expected["f1_macro"]], abs=1e-6)
