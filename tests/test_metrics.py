@@ -1,11 +1,18 @@
-"""Classification metrics: the agreed keys, macro F1 beside weighted F1, and bootstrap intervals."""
+"""Classification metrics: the agreed keys, macro F1 beside weighted F1, bootstrap intervals, and the
+evaluate stage's metrics from the logits of the model's own forward pass."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 from sklearn.metrics import f1_score
 
+from conftest import LABELS, run_main
+from textclf.common.errors import PipelineError
 from textclf.evaluation.metrics import classification_metrics
 
 
@@ -72,3 +79,72 @@ def test_resample_scores_match_sklearn_on_each_resample():
     for i, d in enumerate(draws):
         expected = classification_metrics(y_true[d], y_pred[d])
         assert scores[:, i] == pytest.approx([expected["accuracy"], expected["f1_macro"]], abs=1e-6)
+
+
+def _tiny_classifier(kind: str, tiny_model: Path, out: Path) -> None:
+    """A tiny random classifier of the data's labels (the project's BERT, or a DistilBERT), its head scaled up
+    so that logits spread, saved with the packaged tokenizer."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig
+
+    torch.manual_seed(1)
+    labels = dict(id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    if kind == "bert":
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=len(LABELS), **labels)
+    else:
+        config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2, hidden_dim=64, **labels)
+        model = AutoModelForSequenceClassification.from_config(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "classifier" in name or "pooler" in name:
+                parameter.mul_(30)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_evaluate_metrics_are_those_of_a_forward_pass_of_the_model(project, tiny_model, kind):
+    """hidden_states@finetuned runs the classifier once (batched, padded): its saved logits are the model's on
+    each row alone, and so are evaluate's metrics; its saved states are the bare encoder's first-token states."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from textclf.evaluation.error_analysis import read_predictions
+    from textclf.io.stage_files import read_token_rows
+
+    run_main("data")
+    run_main("encode")
+    _tiny_classifier(kind, tiny_model, project / "models/finetuned")
+    run_main("hidden_states@finetuned")
+    run_main("evaluate")
+    metrics = json.loads((project / "metrics/finetuned.json").read_text())
+    classifier = AutoModelForSequenceClassification.from_pretrained(project / "models/finetuned").eval()
+    encoder = AutoModel.from_pretrained(project / "models/finetuned").eval()
+    for split in ("validation", "test"):
+        rows = read_token_rows(project / f"data/encoded/{split}.parquet")
+        with torch.no_grad():
+            ids = [torch.from_numpy(rows.row(i)).long()[None] for i in range(len(rows))]
+            expected = torch.cat([classifier(input_ids=x).logits for x in ids]).numpy()
+            states = torch.cat([encoder(input_ids=x).last_hidden_state[:, 0] for x in ids]).numpy()
+        labels, logits = read_predictions(project / f"data/predictions/{split}.parquet")
+        assert len(labels) == 12 and np.ptp(expected, axis=0).min() > 1e-3, "logits that differ between rows"
+        np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(np.load(project / f"data/hidden/finetuned/{split}.npy"), states, atol=1e-5)
+        point = classification_metrics(rows.labels, expected.argmax(1), LABELS)
+        assert {k: metrics[split][k] for k in point} == point
+        assert metrics[split]["accuracy_ci95_low"] <= point["accuracy"] <= metrics[split]["accuracy_ci95_high"]
+
+
+def test_evaluate_refuses_logits_of_other_rows(project, tiny_model):
+    run_main("data")
+    run_main("encode")
+    _tiny_classifier("bert", tiny_model, project / "models/finetuned")
+    run_main("hidden_states@finetuned")
+    logits = project / "data/hidden/finetuned/validation_logits.npy"
+    np.save(logits, np.load(logits)[:5])
+    with pytest.raises(
+        PipelineError,
+        match=r"^data/hidden/finetuned/validation_logits\.npy: logits of shape \(5, 6\), "
+        r"expected \(12, 6\) .* rerun hidden_states@finetuned",
+    ):
+        run_main("evaluate")
+    assert not (project / "data/predictions").exists() and not (project / "metrics/finetuned.json").exists()
