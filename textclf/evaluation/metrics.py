@@ -73,12 +73,11 @@ COLLAPSE_SHARE = 0.9
 def collapse_check(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> tuple[dict, str | None]:
     """Whether the predictions collapsed onto one label: metrics to record
     (``collapsed``, ``majority_prediction_share``) and a warning line when they did."""
-    y_pred = np.asarray(y_pred)
-    counts = np.bincount(y_pred, minlength=len(label_names)) if len(y_pred) else np.zeros(len(label_names), int)
+    counts = np.bincount(np.asarray(y_pred, dtype=np.int64), minlength=len(label_names))
     top = int(counts.argmax())
     share = float(counts[top] / max(len(y_pred), 1))
-    collapsed = len(y_pred) > 0 and share >= COLLAPSE_SHARE
-    record = {"collapsed": bool(collapsed), "majority_prediction_share": round(share, 6)}
+    collapsed = share >= COLLAPSE_SHARE  # no rows: share 0
+    record = {"collapsed": collapsed, "majority_prediction_share": round(share, 6)}
     if not collapsed:
         return record, None
     true_share = float(np.mean(np.asarray(y_true) == top))

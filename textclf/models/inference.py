@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from textclf.io.stage_files import NpyRowWriter, TokenRows
@@ -28,14 +29,10 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[n
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad token id lists to the batch's longest row, with the attention mask."""
-    width = max(len(r) for r in rows)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        input_ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    """Right-pad token id lists to the batch's longest row (``pad_sequence``), with the attention mask."""
+    ids = [torch.as_tensor(row, dtype=torch.long) for row in rows]
+    mask = pad_sequence([torch.ones_like(row) for row in ids], batch_first=True)
+    return {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_id), "attention_mask": mask}
 
 
 def output_width(model: torch.nn.Module, output: str) -> int:
