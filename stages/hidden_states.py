@@ -40,16 +40,8 @@ from textclf.io.stage_files import (
     parquet_rows,
     read_parquet,
 )
-from textclf.models import distributed
+from textclf.models import distributed, loading
 from textclf.models.inference import LOGITS_SUFFIX, output_width, run_batched
-from textclf.models.loading import (
-    load_encoder,
-    load_finetuned,
-    load_tokenizer,
-    resolve_checkpoint,
-    resolve_device,
-    use_bf16,
-)
 
 log = logging.getLogger("stage.hidden_states")
 # umap.seed's default: at the default params the two UMAPs embed the same train rows
@@ -82,11 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(args.params)
     params, model_params = all_params.hidden_states, all_params.model
 
-    device = distributed.local_device(resolve_device(all_params.device))
+    device = distributed.local_device(loading.resolve_device(all_params.device))
     classifier = args.kind == "classifier"
-    bf16 = not classifier and use_bf16(params.precision, device)
+    bf16 = not classifier and loading.use_bf16(params.precision, device)
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
-    tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
+    tokenizer = loading.load_tokenizer(str(args.encoded / "tokenizer"))
     # rows from the footers (a damaged or foreign file is refused before the model loads); ids are read later
     n_rows = {split: parquet_rows(args.encoded / f"{split}.parquet", ("input_ids", "label")) for split in SPLITS}
     keep = {split: None for split in SPLITS}  # positions of the rows to compute, None: all
@@ -94,9 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         keep["train"] = train_sample(args.encoded / "train.parquet", params.finetuned_train_rows)
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
     if classifier:  # checked whole: labels, trained head, tokenizer
-        model = load_finetuned(checkpoint)
+        model = loading.load_finetuned(checkpoint)
     else:
-        model = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
+        model = loading.load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
     outputs = {"first_token": ".npy", **({"logits": LOGITS_SUFFIX} if classifier else {})}  # output -> file suffix
     log.info(
         "%s from %s on %s (%s), process %d of %d",
@@ -108,21 +100,19 @@ def main(argv: list[str] | None = None) -> None:
         distributed.world_size(),
     )
 
-    inputs = [args.encoded, resolve_checkpoint(checkpoint)]  # never written over
+    inputs = [args.encoded, loading.resolve_checkpoint(checkpoint)]  # never written over
     with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
         for split, count in n_rows.items():
             start = time.perf_counter()
             count = count if keep[split] is None else len(keep[split])
-            paths = {name: out / f"{split}{suffix}" for name, suffix in outputs.items()}
+            files = {name: (out / f"{split}{suffix}", output_width(model, name)) for name, suffix in outputs.items()}
             if distributed.is_main():
-                for name, path in paths.items():
-                    NpyRowWriter(path, count, output_width(model, name), create=True).close()
+                for path, width in files.values():
+                    NpyRowWriter(path, count, width, create=True).close()
                 if keep[split] is not None:
                     np.save(out / f"{split}{ROWS_SUFFIX}", keep[split])
             distributed.barrier()  # the files exist before any process writes into them
-            sinks = {
-                name: NpyRowWriter(path, count, output_width(model, name), create=False) for name, path in paths.items()
-            }
+            sinks = {name: NpyRowWriter(path, count, width, create=False) for name, (path, width) in files.items()}
             bar = tqdm(
                 total=count,
                 desc=f"{args.out.name} {split}",
