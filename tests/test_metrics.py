@@ -56,6 +56,16 @@ def test_bootstrap_interval_is_seeded_contains_the_estimate_and_narrows_with_mor
         assert width(narrow) < width(wide) / 3, name  # 33x the rows: about 1/sqrt(33) of the width
 
 
+def test_bootstrap_of_one_row_is_its_point_estimate():
+    """A split of one row (the data stage allows it): every resample is that row."""
+    from textclf.evaluation.metrics import bootstrap_ci95
+
+    for pred, value in ((1, 1.0), (0, 0.0)):
+        ci = bootstrap_ci95(np.array([1]), np.array([pred]), resamples=50, seed=0)
+        assert ci == {f"{m}_ci95_{end}": value for m in ("accuracy", "f1_macro") for end in ("low", "high")}
+    assert bootstrap_ci95(np.array([], dtype=int), np.array([], dtype=int), 50, 0) == {}
+
+
 @pytest.mark.parametrize("block", [1, 59, 10**9])
 def test_bootstrap_in_batches_gives_the_interval_of_one_batch(monkeypatch, block):
     """Memory bounded at any row count: scipy draws a batch of resamples at a time (1 and 59 indices: one

@@ -34,6 +34,8 @@ def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed:
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if len(y_true) == 0 or resamples == 0:
         return {}
+    if len(y_true) == 1:  # scipy refuses one row; its resamples are those of two copies (test_bootstrap_of_one_row)
+        y_true, y_pred = np.repeat(y_true, 2), np.repeat(y_pred, 2)
     n_labels = int(max(y_true.max(), y_pred.max())) + 1
     result = bootstrap(
         (y_true, y_pred),
