@@ -1,13 +1,14 @@
 """Stage hidden_states: the first token's last hidden state per row, for each split.
 
-Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param) and once for
-the fine-tuned one (``--encoder models/finetuned``, the finetune stage's folder).
+Run once for the pretrained encoder (``--encoder`` = model.checkpoint, the param; ``--kind encoder``) and
+once for the fine-tuned classifier (``--encoder models/finetuned --kind classifier``, the finetune stage's folder).
 Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
 Writes: <out>/{train,validation,test}.npy (float32, rows in data order); with ``--train-rows sample``
 (the fine-tuned encoder) train.npy holds only a stratified sample of ``hidden_states.finetuned_train_rows``
 train rows, the only train states read downstream (by umap@finetuned), and train_rows.npy their positions.
-``--precision fp32`` computes in fp32 whatever ``hidden_states.precision`` says: the fine-tuned model's
-states are exactly what its classification head reads, and the evaluate stage's logits come from them.
+``--kind classifier`` runs the whole classifier once per row and also writes <out>/<split>_logits.npy
+(its logits, the evaluate stage's predictions), in fp32 whatever ``hidden_states.precision`` says: the
+metrics then do not depend on whether the machine computes in bf16.
 Each split is read a slice of ``textclf.io.stage_files.ROWS_PER_SLICE`` rows at a time, sorted by length and padded
 per batch within the slice; rows are written as computed at their place in the split, so memory holds the
 model, one slice's token ids and one batch, whatever the data's size.
@@ -39,9 +40,8 @@ from textclf.io.stage_files import (
     parquet_rows,
     read_parquet,
 )
-from textclf.models import distributed
-from textclf.models.inference import output_width, run_batched
-from textclf.models.loading import load_encoder, load_tokenizer, resolve_checkpoint, resolve_device, use_bf16
+from textclf.models import distributed, loading
+from textclf.models.inference import LOGITS_SUFFIX, output_width, run_batched
 
 log = logging.getLogger("stage.hidden_states")
 # umap.seed's default: at the default params the two UMAPs embed the same train rows
@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/hidden/<encoder>)")
     parser.add_argument(
-        "--precision",
-        choices=("param", "fp32"),
+        "--kind",
+        choices=("encoder", "classifier"),
         required=True,
-        help="param: hidden_states.precision; fp32: always (states that evaluate turns into logits)",
+        help="encoder: the bare encoder's states at hidden_states.precision; classifier: states and logits, fp32",
     )
     parser.add_argument(
         "--train-rows",
@@ -74,19 +74,25 @@ def main(argv: list[str] | None = None) -> None:
     all_params = load_params(args.params)
     params, model_params = all_params.hidden_states, all_params.model
 
-    device = distributed.local_device(resolve_device(all_params.device))
-    bf16 = args.precision == "param" and use_bf16(params.precision, device)
+    device = distributed.local_device(loading.resolve_device(all_params.device))
+    classifier = args.kind == "classifier"
+    bf16 = not classifier and loading.use_bf16(params.precision, device)
     checkpoint = model_params.checkpoint if args.encoder == "pretrained" else args.encoder
-    tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
+    tokenizer = loading.load_tokenizer(str(args.encoded / "tokenizer"))
     # rows from the footers (a damaged or foreign file is refused before the model loads); ids are read later
     n_rows = {split: parquet_rows(args.encoded / f"{split}.parquet", ("input_ids", "label")) for split in SPLITS}
     keep = {split: None for split in SPLITS}  # positions of the rows to compute, None: all
     if args.train_rows == "sample" and params.finetuned_train_rows is not None:
         keep["train"] = train_sample(args.encoded / "train.parquet", params.finetuned_train_rows)
     torch.manual_seed(0)  # weights a checkpoint lacks (say, a pooler) are initialized alike every run
-    encoder = load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
+    if classifier:  # checked whole: labels, trained head, tokenizer
+        model = loading.load_finetuned(checkpoint)
+    else:
+        model = loading.load_encoder(checkpoint, model_params.trust_remote_code, tokenizer=tokenizer)
+    outputs = {"first_token": ".npy", **({"logits": LOGITS_SUFFIX} if classifier else {})}  # output -> file suffix
     log.info(
-        "encoder from %s on %s (%s), process %d of %d",
+        "%s from %s on %s (%s), process %d of %d",
+        args.kind,
         checkpoint,
         device,
         "bf16" if bf16 else "fp32",
@@ -94,18 +100,19 @@ def main(argv: list[str] | None = None) -> None:
         distributed.world_size(),
     )
 
-    inputs = [args.encoded, resolve_checkpoint(checkpoint)]  # never written over
+    inputs = [args.encoded, loading.resolve_checkpoint(checkpoint)]  # never written over
     with distributed.process_group(), distributed.shared_output_dir(args.out, inputs=inputs) as out:
         for split, count in n_rows.items():
             start = time.perf_counter()
             count = count if keep[split] is None else len(keep[split])
-            path, shape = out / f"{split}.npy", (count, output_width(encoder, "first_token"))
+            files = {name: (out / f"{split}{suffix}", output_width(model, name)) for name, suffix in outputs.items()}
             if distributed.is_main():
-                NpyRowWriter(path, *shape, create=True).close()
+                for path, width in files.values():
+                    NpyRowWriter(path, count, width, create=True).close()
                 if keep[split] is not None:
                     np.save(out / f"{split}{ROWS_SUFFIX}", keep[split])
-            distributed.barrier()  # the file exists before any process writes into it
-            sink = NpyRowWriter(path, *shape, create=False)
+            distributed.barrier()  # the files exist before any process writes into them
+            sinks = {name: NpyRowWriter(path, count, width, create=False) for name, (path, width) in files.items()}
             bar = tqdm(
                 total=count,
                 desc=f"{args.out.name} {split}",
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 for first_row, rows in selected_rows(args.encoded / f"{split}.parquet", keep[split]):
                     run_batched(
-                        encoder,
+                        model,
                         rows,
                         tokenizer.pad_token_id,
                         params.batch_size,
@@ -124,15 +131,16 @@ def main(argv: list[str] | None = None) -> None:
                         device=device,
                         bf16=bf16,
                         progress=False,
-                        sink=sink,
+                        sinks=sinks,
                         first_row=first_row,
                     )
                     bar.update(len(rows))
             finally:
-                sink.close()
+                for sink in sinks.values():
+                    sink.close()
                 bar.close()
             seconds = time.perf_counter() - start
-            log.info("%s: %s in %.1fs (%.0f rows/s)", split, shape, seconds, count / seconds)
+            log.info("%s: %d rows in %.1fs (%.0f rows/s)", split, count, seconds, count / seconds)
 
 
 def train_sample(path: Path, n: int) -> np.ndarray | None:

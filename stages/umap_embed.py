@@ -32,9 +32,9 @@ def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.
     """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded.
 
     Below UMAP's own small-data threshold (4,096 rows) UMAP computes every pairwise distance; with
-    ``metric="cosine"`` it does so by calling its compiled distance once per pair from Python (8M calls,
-    about 30 s for 4,000 rows). The same exact distances, computed in one vectorised product and passed as
-    ``metric="precomputed"``, take a fraction of a second and give UMAP the same neighbours."""
+    ``metric="cosine"`` it does so by calling its compiled distance once per pair from Python. The same exact
+    distances, computed in one vectorised product and passed as ``metric="precomputed"``, give UMAP the same
+    neighbours far sooner (bench/RESULTS.md, section 10)."""
     from umap import UMAP  # numba compiles UMAP's code at import: only when embedding
 
     scaled = MinMaxScaler().fit_transform(X)

@@ -17,7 +17,6 @@ import torch
 from conftest import LABELS
 from textclf.common.errors import PipelineError
 from textclf.evaluation.error_analysis import (
-    error_table,
     loss_table,
     per_row_loss,
     read_predictions,
@@ -159,8 +158,8 @@ def test_top_rows_with_texts_read_in_slices_equal_the_whole_table(tmp_path, rows
     texts = [f"text of row {i}" for i in range(61)]
     path = tmp_path / "validation.parquet"
     pq.write_table(pa.table({"text": texts, "label": labels}), path, row_group_size=9)
-    whole = error_table(texts, labels, logits, LABELS)
     table = loss_table(labels, logits, LABELS)
+    whole = with_texts(table, [texts[row] for row in table["row"]])  # every row's text
     for top_n in (0, 1, 10, 61, 100):
         top = table.head(top_n)
         written = with_texts(top, texts_of_rows(path, top["row"], rows_per_batch=rows_per_batch))

@@ -13,11 +13,12 @@ import yaml
 from conftest import LABELS, ROOT, run_main, run_script
 from textclf.common.errors import PipelineError
 from textclf.evaluation.error_analysis import (
-    error_table,
     label_loss,
+    loss_table,
     per_row_loss,
     read_predictions,
     summary,
+    with_texts,
     write_predictions,
 )
 
@@ -35,7 +36,8 @@ def test_per_row_loss_is_cross_entropy():
 def test_table_is_sorted_by_loss_with_names_and_per_label_means():
     logits = np.array([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
     labels = np.array([0, 0, 2, 1])  # rows 1 and 3 are wrong
-    table = error_table(["a", "b", "c", "d"], labels, logits, ["x", "y", "z"])
+    table = loss_table(labels, logits, ["x", "y", "z"])
+    table = with_texts(table, np.array(["a", "b", "c", "d"])[table["row"]])
     assert list(table.columns) == ["rank", "row", "text", "label", "predicted", "loss"]
     assert table["loss"].is_monotonic_decreasing and list(table["rank"]) == [1, 2, 3, 4]
     assert list(table["row"][:2]) == [1, 3], "equal losses keep row order"
@@ -51,7 +53,7 @@ def test_table_is_sorted_by_loss_with_names_and_per_label_means():
 
 def test_mismatched_model_and_labels_is_one_error():
     with pytest.raises(PipelineError, match="predicts 2 labels, the data has 3"):
-        error_table(["a"], np.array([0]), np.zeros((1, 2)), ["x", "y", "z"])
+        loss_table(np.array([0]), np.zeros((1, 2)), ["x", "y", "z"])
 
 
 def test_predictions_round_trip(tmp_path):

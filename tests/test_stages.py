@@ -165,7 +165,7 @@ def test_finetuned_states_of_a_train_sample_are_those_rows_of_the_full_pass(proj
         hidden_states={"finetuned_train_rows": 12},
         umap={"n_neighbors": 5, "max_points": 10},
     )
-    common = ["--encoder", str(tiny_model), "--encoded", "data/encoded", "--precision", "fp32"]
+    common = ["--encoder", str(tiny_model), "--encoded", "data/encoded", "--kind", "encoder"]
     hidden_states.main([*common, "--out", "data/hidden/all", "--train-rows", "all"])
     hidden_states.main([*common, "--out", "data/hidden/sample", "--train-rows", "sample"])
     every, sample = project / "data/hidden/all", project / "data/hidden/sample"
@@ -193,14 +193,14 @@ def test_hidden_states_in_bf16_are_close_to_fp32(project, tiny_model, small_fold
 
     prepare(project)
     common = ["--encoder", "pretrained", "--encoded", "data/encoded", "--train-rows", "all"]
-    hidden_states.main([*common, "--out", "data/hidden/fp32", "--precision", "fp32"])
+    hidden_states.main([*common, "--out", "data/hidden/fp32", "--kind", "encoder"])
     write_params(
         project / "params.yaml",
         data={"source": str(small_folder)},
         model={"checkpoint": str(tiny_model)},
         hidden_states={"precision": "bf16"},
     )
-    hidden_states.main([*common, "--out", "data/hidden/bf16", "--precision", "param"])
+    hidden_states.main([*common, "--out", "data/hidden/bf16", "--kind", "encoder"])
     fp32, bf16 = (np.load(project / f"data/hidden/{p}/validation.npy") for p in ("fp32", "bf16"))
     assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32), "bf16 autocast was not applied"
     cosine = (fp32 * bf16).sum(1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.special import log_softmax
 
 from textclf.common.errors import PipelineError
 from textclf.common.escape import inert_labels
@@ -25,15 +26,14 @@ LOSS_ROWS = 65_536
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray, rows_per_chunk: int = LOSS_ROWS) -> np.ndarray:
-    """Cross-entropy of each row (natural log), computed in float64 from the logits, ``rows_per_chunk``
-    rows at a time (each row's loss is its own: the same values as all rows at once)."""
+    """Cross-entropy of each row (natural log): ``scipy.special.log_softmax`` of the logits in float64,
+    ``rows_per_chunk`` rows at a time (each row's loss is its own: the same values as all rows at once)."""
     labels = np.asarray(labels)
     loss = np.empty(len(labels), dtype=np.float64)
     for start in range(0, len(labels), rows_per_chunk):
-        part = np.asarray(logits[start : start + rows_per_chunk], dtype=np.float64)
-        shifted = part - part.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss[start : start + len(part)] = -log_probs[np.arange(len(part)), labels[start : start + len(part)]]
+        log_probs = log_softmax(np.asarray(logits[start : start + rows_per_chunk], dtype=np.float64), axis=1)
+        picked = labels[start : start + len(log_probs), None]
+        loss[start : start + len(log_probs)] = -np.take_along_axis(log_probs, picked, axis=1)[:, 0]
     return loss
 
 
@@ -69,14 +69,6 @@ def with_texts(table: pd.DataFrame, texts: Sequence[str]) -> pd.DataFrame:
     return table
 
 
-def error_table(texts: list[str], labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """``loss_table`` with every row's text (``texts``: the split's, in row order)."""
-    if len(texts) != len(labels) or len(labels) != len(logits):
-        raise PipelineError(f"error analysis: {len(texts)} texts, {len(labels)} labels, {len(logits)} predictions")
-    table = loss_table(labels, logits, label_names)
-    return with_texts(table, np.asarray(texts, dtype=object)[table["row"].to_numpy()])
-
-
 def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000) -> list[str]:
     """The ``text`` of each of ``rows`` (positions in the data stage's Parquet file ``path``), in the order
     given: the file is read a slice of ``rows_per_batch`` rows at a time, and only the texts asked for
@@ -97,17 +89,10 @@ def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000
 
 def label_loss(table: pd.DataFrame, label_names: list[str]) -> pd.DataFrame:
     """Per gold label: mean loss, rows and misclassified rows (labels without rows: mean_loss NaN)."""
-    grouped = table.groupby("label", sort=False)
-    frame = pd.DataFrame(
-        {
-            "label": label_names,
-            "mean_loss": [grouped["loss"].mean().get(name, np.nan) for name in label_names],
-            "rows": [int(grouped.size().get(name, 0)) for name in label_names],
-            "errors": [int((table["label"].eq(name) & table["predicted"].ne(name)).sum()) for name in label_names],
-        }
-    )
-    frame["mean_loss"] = frame["mean_loss"].round(6)
-    return frame
+    grouped = table.assign(error=table["label"] != table["predicted"]).groupby("label")
+    frame = grouped.agg(mean_loss=("loss", "mean"), rows=("loss", "size"), errors=("error", "sum"))
+    frame = frame.reindex(pd.Index(label_names, name="label")).fillna({"rows": 0, "errors": 0})
+    return frame.astype({"rows": int, "errors": int}).round({"mean_loss": 6}).reset_index()
 
 
 def summary(table: pd.DataFrame, per_label: pd.DataFrame) -> dict:

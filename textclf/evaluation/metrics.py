@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import bootstrap
 from sklearn.metrics import accuracy_score, f1_score
 
 
@@ -21,48 +22,50 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: 
     return metrics
 
 
-# Row indices bootstrap_ci95 draws at a time (32 MB of int64, a few arrays of that size)
+# Row indices a batch of bootstrap resamples holds (32 MB of int64, a few arrays of that size)
 BOOTSTRAP_BLOCK = 4_000_000
 
 
 def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed: int) -> dict:
-    """Seeded bootstrap 95% intervals of accuracy and macro F1: ``resamples`` draws of the rows with
-    replacement, the 2.5th and 97.5th percentiles of each metric over them. Vectorised: the
-    (resamples x rows) index draws come a block of draws at a time (at most ``BOOTSTRAP_BLOCK`` indices:
-    memory stays bounded at any row count; the same seeded stream as one draw of them all), per-label
-    counts by ``bincount``, no loop over single draws.
-    Macro F1 averages, in each draw, over the labels present in its true or predicted rows (as
-    ``classification_metrics`` does), so the interval surrounds the point estimate."""
+    """Seeded bootstrap 95% intervals of accuracy and macro F1 (``scipy.stats.bootstrap``, percentile
+    method): ``resamples`` draws of the (true, predicted) pairs with replacement, the 2.5th and 97.5th
+    percentiles of each metric over them. scipy draws a batch of resamples at a time, at most
+    ``BOOTSTRAP_BLOCK`` row indices: memory stays bounded at any row count."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    n, n_labels = len(y_true), int(max(y_true.max(initial=0), y_pred.max(initial=0))) + 1
-    if n == 0 or resamples == 0:
+    if len(y_true) == 0 or resamples == 0:
         return {}
-    rng, parts = np.random.default_rng(seed), []
-    step = max(1, BOOTSTRAP_BLOCK // n)
-    for first in range(0, resamples, step):
-        draws = rng.integers(0, n, size=(min(step, resamples - first), n))
-        parts.append(_bootstrap_block(y_true, y_pred, draws, n_labels))
-    values = {name: np.concatenate([part[name] for part in parts]) for name in ("accuracy", "f1_macro")}
-    interval = {}
-    for name, samples in values.items():
-        low, high = np.percentile(samples, [2.5, 97.5])
-        interval[f"{name}_ci95_low"], interval[f"{name}_ci95_high"] = round(float(low), 6), round(float(high), 6)
-    return interval
+    if len(y_true) == 1:  # scipy refuses one row; its resamples are those of two copies (test_bootstrap_of_one_row)
+        y_true, y_pred = np.repeat(y_true, 2), np.repeat(y_pred, 2)
+    n_labels = int(max(y_true.max(), y_pred.max())) + 1
+    result = bootstrap(
+        (y_true, y_pred),
+        lambda true, pred, axis: resample_scores(true, pred, n_labels, axis),
+        n_resamples=resamples,
+        batch=max(1, BOOTSTRAP_BLOCK // len(y_true)),
+        vectorized=True,
+        paired=True,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return {
+        f"{name}_ci95_{end}": round(float(value[i]), 6)
+        for i, name in enumerate(("accuracy", "f1_macro"))
+        for end, value in (("low", low), ("high", high))
+    }
 
 
-def _bootstrap_block(y_true: np.ndarray, y_pred: np.ndarray, draws: np.ndarray, n_labels: int) -> dict:
-    """Accuracy and macro F1 of each draw (a row of ``draws``: indices of the rows drawn)."""
-    resamples = len(draws)
-    true, pred = y_true[draws], y_pred[draws]
-    correct = true == pred
-    offset = np.arange(resamples)[:, None] * n_labels  # one block of label counts per draw
-    counts = lambda labels, weights=None: np.bincount(  # noqa: E731
-        (labels + offset).ravel(), weights=None if weights is None else weights.ravel(), minlength=resamples * n_labels
-    ).reshape(resamples, n_labels)
-    tp, n_true, n_pred = counts(true, correct.astype(float)), counts(true), counts(pred)
-    present = (n_true + n_pred) > 0
-    f1 = np.divide(2 * tp, n_true + n_pred, out=np.zeros_like(tp), where=present)
-    return {"accuracy": correct.mean(axis=1), "f1_macro": f1.sum(axis=1) / present.sum(axis=1)}
+def resample_scores(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, axis: int = -1) -> np.ndarray:
+    """Accuracy and macro F1 of each resample (the rows along ``axis``), stacked: scipy's vectorized
+    statistic. Macro F1 averages over the labels present in the resample's true or predicted rows (as
+    ``classification_metrics`` does), so the interval surrounds the point estimate."""
+    f1, present = 0.0, 0
+    for label in range(n_labels):
+        true, pred = y_true == label, y_pred == label
+        support = true.sum(axis) + pred.sum(axis)
+        f1 = f1 + np.divide(2 * (true & pred).sum(axis), support, out=np.zeros(support.shape), where=support > 0)
+        present = present + (support > 0)
+    return np.stack([(y_true == y_pred).mean(axis), f1 / present])
 
 
 # A model that predicts one label for this share of the rows (or more) has collapsed.
@@ -72,12 +75,11 @@ COLLAPSE_SHARE = 0.9
 def collapse_check(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> tuple[dict, str | None]:
     """Whether the predictions collapsed onto one label: metrics to record
     (``collapsed``, ``majority_prediction_share``) and a warning line when they did."""
-    y_pred = np.asarray(y_pred)
-    counts = np.bincount(y_pred, minlength=len(label_names)) if len(y_pred) else np.zeros(len(label_names), int)
+    counts = np.bincount(np.asarray(y_pred, dtype=np.int64), minlength=len(label_names))
     top = int(counts.argmax())
     share = float(counts[top] / max(len(y_pred), 1))
-    collapsed = len(y_pred) > 0 and share >= COLLAPSE_SHARE
-    record = {"collapsed": bool(collapsed), "majority_prediction_share": round(share, 6)}
+    collapsed = share >= COLLAPSE_SHARE  # no rows: share 0
+    record = {"collapsed": collapsed, "majority_prediction_share": round(share, 6)}
     if not collapsed:
         return record, None
     true_share = float(np.mean(np.asarray(y_true) == top))

@@ -10,11 +10,15 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from textclf.io.stage_files import NpyRowWriter, TokenRows
 from textclf.models import distributed
 from textclf.models.loading import autocast
+
+# beside a split's hidden states from a classifier (hidden_states --kind classifier): its logits, read by evaluate
+LOGITS_SUFFIX = "_logits.npy"
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
@@ -25,14 +29,10 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[n
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad token id lists to the batch's longest row, with the attention mask."""
-    width = max(len(r) for r in rows)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for i, r in enumerate(rows):
-        input_ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    """Right-pad token id lists to the batch's longest row (``pad_sequence``), with the attention mask."""
+    ids = [torch.as_tensor(row, dtype=torch.long) for row in rows]
+    mask = pad_sequence([torch.ones_like(row) for row in ids], batch_first=True)
+    return {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_id), "attention_mask": mask}
 
 
 def output_width(model: torch.nn.Module, output: str) -> int:
@@ -51,32 +51,38 @@ def run_batched(
     bf16: bool = False,
     desc: str = "batches",
     progress: bool = True,
-    sink: NpyRowWriter | None = None,
+    sinks: dict[str, NpyRowWriter] | None = None,
     first_row: int = 0,
 ) -> np.ndarray | None:
     """Run ``model`` over every row; per row either the first token's last hidden state
-    (``output="first_token"``, for an encoder) or the logits (``output="logits"``, for a classifier),
-    as float32 in the original row order. ``progress=False`` hides the progress bar.
+    (``output="first_token"``) or the logits (``output="logits"``, for a classifier), as float32 in the
+    original row order. ``progress=False`` hides the progress bar.
 
     Under several processes (``textclf.models.distributed``) this one runs only its share of the batches.
-    Rows go to ``sink`` when given (nothing is returned: memory holds one batch), else into a
-    returned array that is zero where another process's rows are (``distributed.combine`` sums them).
-    ``first_row``: where ``rows`` start in the sink's file (a slice of a larger split: ``iter_token_rows``).
+    Rows go to ``sinks`` when given ({output: NpyRowWriter}; nothing is returned: memory holds one batch;
+    a classifier gives both outputs from its one forward pass), else into a returned array that is zero
+    where another process's rows are (``distributed.combine`` sums them).
+    ``first_row``: where ``rows`` start in the sinks' files (a slice of a larger split: ``iter_token_rows``).
     """
     if not isinstance(rows, TokenRows):
         rows = TokenRows.from_lists(rows)
     model.eval().to(device)
     batches = distributed.shard(list(length_sorted_batches(rows.lengths, batch_size)))
-    result = None if sink is not None else np.zeros((len(rows), output_width(model, output)), dtype=np.float32)
+    outputs = tuple(sinks or (output,))
+    result = None if sinks else np.zeros((len(rows), output_width(model, output)), dtype=np.float32)
     shown = progress and distributed.is_main()
     for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not shown):
         inputs = {k: v.to(device) for k, v in pad_batch([rows.row(i) for i in index], pad_id).items()}
         with autocast(device, bf16):
-            out = model(**inputs)
-        values = out.last_hidden_state[:, 0] if output == "first_token" else out.logits
-        values = values.float().cpu().numpy()
-        if sink is not None:
-            sink.write(first_row + index, values)
-        else:
-            result[index] = values
+            out = model(**inputs, output_hidden_states=len(outputs) > 1)  # a classifier's states and logits
+        for name in outputs:
+            if name == "logits":
+                values = out.logits
+            else:  # a classifier's last layer is its hidden_states[-1]
+                values = (out.hidden_states[-1] if "logits" in out else out.last_hidden_state)[:, 0]
+            values = values.float().cpu().numpy()
+            if sinks:
+                sinks[name].write(first_row + index, values)
+            else:
+                result[index] = values
     return result
