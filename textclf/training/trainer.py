@@ -145,7 +145,8 @@ class SamplerEpoch(TrainerCallback):
     """Sets the sampler's epoch at each epoch's start, from the optimizer step reached.
 
     The Trainer calls ``set_epoch`` itself, but under DDP, in the epoch a resumed run starts
-    mid-way, its skipping wrapper hides the sampler: a resumed process would replay epoch 0's order.
+    mid-way, its skipping wrapper hides the sampler: a resumed process would replay epoch 0's order
+    (tests/test_distributed.py::test_ddp_finetune_on_two_processes_resumes_after_sigkill).
     """
 
     def __init__(self, sampler: EpochSeededSampler):
