@@ -85,26 +85,6 @@ def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
     return weights
 
 
-def train(trainer, live, resume: str | None):
-    """Train (resuming from ``resume``), logging the curves to ``live`` (the first process only); returns the
-    Trainer's result and the step whose weights are kept (None in the other processes)."""
-    if live is not None:
-        trainer.add_callback(DVCLiveStepLogger(live))
-    result = trainer.train(resume_from_checkpoint=resume)
-    if live is None:
-        return result, None
-    log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
-    chosen = live.summary["chosen"]
-    log.info(
-        "kept the weights of step %d (validation subset: accuracy %.4f, macro F1 %.4f, loss %.4f)",
-        live.summary["best_step"],
-        chosen["accuracy"],
-        chosen["f1_macro"],
-        chosen["loss"],
-    )
-    return result, live.summary["best_step"]
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     all_params = load_params(args.params)
@@ -147,10 +127,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     # dvclive writes files as it logs: only the first process keeps the curves
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext() as live:
-        result, kept_step = train(trainer, live, resume)
+        if live is not None:
+            trainer.add_callback(DVCLiveStepLogger(live))
+        result = trainer.train(resume_from_checkpoint=resume)
     if not main_process:
         return
-    mark_chosen_step(args.live, kept_step)  # after dvclive has closed its files: the rule on the curves
+    log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+    mark_chosen_step(args.live, live.summary["best_step"])  # after dvclive has closed its files: the rule on the curves
     inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]
     with atomic_path(args.out, is_dir=True, inputs=inputs) as out:
         # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle

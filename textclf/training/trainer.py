@@ -1,4 +1,5 @@
-"""Pieces of the fine-tuning stage: a resumable length-grouped sampler, metrics, dvclive logging."""
+"""Pieces of the fine-tuning stage around the HF Trainer: a resumable length-grouped sampler, train rows on disk,
+saves by wall time, dvclive curves on the optimizer-step axis."""
 
 from __future__ import annotations
 
@@ -318,6 +319,7 @@ class DVCLiveStepLogger(TrainerCallback):
         self.live.summary["best_step"] = int(step)
         self.live.summary["chosen"] = {key: round(chosen[f"eval_{key}"], 6) for key in ("loss", "accuracy", "f1_macro")}
         self.live.make_summary()
+        log.info("kept the weights of step %d (validation subset: %s)", step, self.live.summary["chosen"])
 
 
 def mark_chosen_step(live_dir: Path | str, step: int) -> None:
