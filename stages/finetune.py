@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     # dvclive writes files as it logs: only the first process keeps the curves
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext() as live:
-        if live is not None:
-            trainer.add_callback(DVCLiveStepLogger(live))
+        trainer.add_callback(DVCLiveStepLogger(live))
         result = trainer.train(resume_from_checkpoint=resume)
     if not main_process:
         return

@@ -262,11 +262,6 @@ def compute_metrics(prediction) -> dict:
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
-# dvclive's name for the validation points of the curves: scored on finetune.curve_eval_rows rows (a seeded
-# subset), so they must not read as the evaluate stage's metrics (metrics/finetuned.json, every row)
-CURVE_PREFIX = "curve_subset"
-
-
 def curve_evaluations(history: list[dict]) -> list[dict]:
     """The training-curve evaluations (validation subset) recorded in ``state.log_history``, in step order."""
     return [entry for entry in history if "eval_accuracy" in entry]
@@ -274,8 +269,8 @@ def curve_evaluations(history: list[dict]) -> list[dict]:
 
 class DVCLiveStepLogger(TrainerCallback):
     """Logs train loss and validation loss/accuracy/macro and weighted F1 to dvclive at every evaluation, on the
-    optimizer-step axis, and evaluates once more at the last step so the curve ends at the model; at the
-    end, names the point whose weights are kept (``best_step`` and ``chosen.*`` in ``metrics.json``).
+    optimizer-step axis, the last step's included, so the curve ends at the model; at the end, names the
+    point whose weights are kept (``best_step`` and ``chosen.*`` in ``metrics.json``).
 
     Ours, not dvclive's ``DVCLiveCallback``: that one counts its own steps (one per log call, so train and
     validation points fall on different steps) and starts afresh on resume, while this one logs from
@@ -284,16 +279,18 @@ class DVCLiveStepLogger(TrainerCallback):
     """
 
     def __init__(self, live):
-        self.live, self.logged = live, 0
+        self.live, self.logged = live, 0  # live None: a process that writes no curves (DDP: all but the first)
 
     def _log_new_points(self, history: list[dict]) -> None:
-        for entry in curve_evaluations(history)[self.logged :]:
+        for entry in curve_evaluations(history)[self.logged :] if self.live is not None else ():
             self.live.step = int(entry["step"])
             losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
             for key in ("loss", "accuracy", "f1_macro", "f1_weighted"):
-                self.live.log_metric(f"{CURVE_PREFIX}/{key}", round(entry[f"eval_{key}"], 6))
+                # curve_subset: scored on finetune.curve_eval_rows rows (a seeded subset), not to be read as the
+                # evaluate stage's metrics (metrics/finetuned.json, every row)
+                self.live.log_metric(f"curve_subset/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1
@@ -302,9 +299,9 @@ class DVCLiveStepLogger(TrainerCallback):
         self._log_new_points(state.log_history)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == state.max_steps:
-            control.should_log = control.should_evaluate = True
-            control.should_save |= args.load_best_model_at_end  # the Trainer keeps the best of saved points only
+        # the Trainer evaluates and saves at the last step itself; the train loss there must be logged too
+        # (in every process: logging gathers the loss from all of them)
+        control.should_log |= state.global_step == state.max_steps
         return control
 
     def on_evaluate(self, args, state, control, **kwargs):
@@ -313,6 +310,8 @@ class DVCLiveStepLogger(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         """``best_step`` and ``chosen.{loss,accuracy,f1_macro}`` (its curve-subset scores) in metrics.json: the
         best point with ``finetune.best_metric`` (the Trainer's), else the last one."""
+        if self.live is None:
+            return
         evaluations = curve_evaluations(state.log_history)
         step = state.best_global_step if args.load_best_model_at_end else evaluations[-1]["step"]
         chosen = next(entry for entry in evaluations if entry["step"] == step)
