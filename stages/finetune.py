@@ -5,8 +5,8 @@ Writes: <out>/ (model and tokenizer, safetensors: the last step's weights, or wi
 ``finetune.best_metric`` those of the best curve point) and <live>/ (dvclive: train loss and validation
 loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen.*`` (in
 metrics.json) name the kept point). Resumable state goes to <state>/<fingerprint>/ every
-``finetune.save_steps`` steps: a killed run resumes from there on the next ``dvc repro``, and the
-folder is removed after success.
+``finetune.save_steps`` steps and ``finetune.save_minutes`` minutes (with ``finetune.best_metric``: at every
+curve point): a killed run resumes from there on the next ``dvc repro``, and the folder is removed after success.
 Under `textclf.models.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
 processes: ``finetune.batch_size`` stays the rows per optimizer step, split evenly between them, so the
 learning rate and the number of steps mean the same at any N. Only the first process writes outputs.
@@ -29,7 +29,6 @@ from textclf.io.stage_files import read_json
 from textclf.models import distributed
 from textclf.models.loading import load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
 from textclf.training.trainer import (
-    BestModel,
     DVCLiveStepLogger,
     TokenRowsOnDisk,
     balanced_class_weights,
@@ -37,7 +36,6 @@ from textclf.training.trainer import (
     curve_evaluations,
     fingerprint,
     load_split,
-    log_chosen_point,
     mark_chosen_step,
     resumable_state,
     run_record,
@@ -87,26 +85,6 @@ def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
     return weights
 
 
-def train(trainer, live, resume: str | None, best_metric: str | None):
-    """Train (resuming from ``resume``), logging the curves to ``live`` (the first process only); returns the
-    Trainer's result and the step whose weights are kept (None in the other processes)."""
-    if live is not None:
-        trainer.add_callback(DVCLiveStepLogger(live))
-    result = trainer.train(resume_from_checkpoint=resume)
-    if live is not None:
-        log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
-        chosen = log_chosen_point(live, trainer.state.log_history, best_metric)
-        log.info(
-            "kept the weights of step %d (validation subset: accuracy %.4f, macro F1 %.4f, loss %.4f)",
-            chosen["step"],
-            chosen["eval_accuracy"],
-            chosen["eval_f1_macro"],
-            chosen["eval_loss"],
-        )
-        return result, int(chosen["step"])
-    return result, None
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     all_params = load_params(args.params)
@@ -134,7 +112,6 @@ def main(argv: list[str] | None = None) -> None:
         args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
     )
     weights = class_weights(params, train_rows, label_names)
-    best_model = BestModel(params.best_metric, params.early_stopping_patience, resume)
     trainer = build_trainer(
         params,
         model_params.checkpoint,
@@ -146,16 +123,16 @@ def main(argv: list[str] | None = None) -> None:
         state_dir,
         validation=validation,
         class_weights=weights,
-        best_model=best_model,
         processes=processes,
     )
     # dvclive writes files as it logs: only the first process keeps the curves
     with Live(dir=str(args.live), dvcyaml=None, save_dvc_exp=False) if main_process else nullcontext() as live:
-        result, kept_step = train(trainer, live, resume, params.best_metric)
+        trainer.add_callback(DVCLiveStepLogger(live))
+        result = trainer.train(resume_from_checkpoint=resume)
     if not main_process:
         return
-    mark_chosen_step(args.live, kept_step)  # after dvclive has closed its files: the rule on the curves
-    best_model.restore(trainer.model)
+    log.info("trained %d steps, %.1f rows/s", result.global_step, result.metrics["train_samples_per_second"])
+    mark_chosen_step(args.live, live.summary["best_step"])  # after dvclive has closed its files: the rule on the curves
     inputs = [args.encoded, args.labels, args.state, resolve_checkpoint(model_params.checkpoint)]
     with atomic_path(args.out, is_dir=True, inputs=inputs) as out:
         # save_pretrained, not trainer.save_model: that adds training_args.bin, a pickle

@@ -80,8 +80,8 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_fold
 
 @pytest.mark.slow
 def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_path, small_folder, tiny_model):
-    """best_metric loss: killed 2 steps after the first save that follows the best point, whose weights
-    then live only in that checkpoint; the resumed run writes the same weights and marks the same step.
+    """best_metric loss: killed 3 steps after the best point (saves at every curve point, every 2 steps),
+    whose weights then live only in its checkpoint; the resumed run writes the same weights and marks the same step.
     Validation rows are the train texts with each label moved to the next: the loss dips early, then rises."""
     rows = read_jsonl(small_folder / "train.jsonl")
     write_jsonl(
@@ -90,7 +90,7 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
     )
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     for work in (reference, interrupted):
-        # 36 rows, batch 8: 30 steps, a curve point every 2, saves every 4 (the settings of the early-stopping
+        # 36 rows, batch 8: 30 steps, a curve point (and a save) every 2 (the settings of the early-stopping
         # test in test_training_choices.py, where the loss dips then rises)
         _prepare(
             work,
@@ -105,13 +105,12 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
         )
     run_script("finetune", cwd=reference, check=True)
     best_step = json.loads((reference / "dvclive/metrics.json").read_text())["best_step"]
-    saved_after = -(-best_step // 4) * 4  # the first save at or after the best point
     curve = (reference / "dvclive/plots/metrics/curve_subset/loss.tsv").read_text()
-    assert saved_after + 2 < 30, f"the test needs a best point before the last save:\n{curve}"
+    assert best_step + 3 < 30, f"the test needs a best point before the last save:\n{curve}"
 
-    assert _kill_at(saved_after + 2, interrupted, tmp_path).returncode == -signal.SIGKILL
-    saved = list((interrupted / "checkpoints/finetune").glob(f"*/checkpoint-{saved_after}/best_model.safetensors"))
-    assert len(saved) == 1, "the best weights are part of the resumable state"
+    assert _kill_at(best_step + 3, interrupted, tmp_path).returncode == -signal.SIGKILL
+    saved = sorted(p.name for p in (interrupted / "checkpoints/finetune").glob("*/checkpoint-*"))
+    assert saved == sorted([f"checkpoint-{best_step}", f"checkpoint-{best_step + 2}"]), "the best weights are kept"
     assert "resuming from" in run_script("finetune", cwd=interrupted, check=True).stderr
 
     expected, actual = _weights(reference), _weights(interrupted)
@@ -119,6 +118,23 @@ def test_sigkill_after_the_best_point_then_resume_keeps_the_same_best_model(tmp_
     for name in expected:
         assert (expected[name] == actual[name]).all(), f"{name} differs after resume"
     assert (reference / "dvclive/metrics.json").read_bytes() == (interrupted / "dvclive/metrics.json").read_bytes()
+
+
+def test_a_partial_checkpoint_is_not_resumed(tmp_path):
+    """A kill while saving leaves the newest checkpoint without (or with half) its trainer_state.json, which
+    the Trainer writes last: the resume is from the newest complete one, which get_last_checkpoint is not."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from textclf.training.trainer import resumable_state
+
+    state = tmp_path / "0123456789abcdef"
+    for step, text in ((8, "{}"), (12, '{"global_step": 12}'), (16, None), (20, '{"global_st')):
+        (state / f"checkpoint-{step}").mkdir(parents=True)
+        (state / f"checkpoint-{step}/model.safetensors").write_bytes(b"0")
+        if text is not None:
+            (state / f"checkpoint-{step}/trainer_state.json").write_text(text)
+    assert resumable_state(tmp_path, state.name) == (state, str(state / "checkpoint-12"))
+    assert get_last_checkpoint(state) == str(state / "checkpoint-20"), "the library's choice: a partial folder"
 
 
 @pytest.mark.slow

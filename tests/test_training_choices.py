@@ -1,4 +1,4 @@
-"""finetune's choices: the best curve point's weights, early stopping, class-weighted loss."""
+"""finetune's choices: the best curve point's weights, early stopping, class-weighted loss, saves by wall time."""
 
 from __future__ import annotations
 
@@ -10,25 +10,7 @@ import pytest
 import torch
 
 from conftest import LABELS, read_jsonl, run_main, run_script, write_jsonl
-from textclf.training.trainer import balanced_class_weights, best_evaluation, mark_chosen_step
-
-
-def _history(values: list[tuple[float, float]]) -> list[dict]:
-    """A Trainer log history: a train-loss entry, then an evaluation (accuracy, loss) at each step."""
-    history = []
-    for step, (accuracy, loss) in enumerate(values, start=1):
-        history.append({"step": step, "loss": 1.0})
-        history.append({"step": step, "eval_accuracy": accuracy, "eval_f1_macro": accuracy, "eval_loss": loss})
-    return history
-
-
-def test_best_evaluation_takes_the_first_best_point_or_the_last():
-    history = _history([(0.5, 1.0), (0.8, 0.7), (0.8, 0.4), (0.6, 0.9)])
-    assert best_evaluation(history, "accuracy")["step"] == 2, "a later tie does not replace the first best"
-    assert best_evaluation(history, "f1_macro")["step"] == 2
-    assert best_evaluation(history, "loss")["step"] == 3, "loss: the lowest"
-    assert best_evaluation(history, None)["step"] == 4, "no metric: the last point"
-    assert best_evaluation([{"step": 1, "loss": 1.0}], "accuracy") is None
+from textclf.training.trainer import balanced_class_weights, mark_chosen_step
 
 
 def test_balanced_class_weights():
@@ -144,3 +126,42 @@ def test_mark_chosen_step_adds_the_column_after_step_once(tmp_path):
     assert curve.read_text() == expected
     mark_chosen_step(tmp_path, 30)  # a file already marked is left as it is
     assert curve.read_text() == expected
+
+
+@pytest.mark.parametrize("minutes, saved", [(10, ["checkpoint-3", "checkpoint-6"]), (None, ["checkpoint-6"])])
+def test_state_is_saved_by_wall_time_as_well_as_by_steps(tmp_path, tiny_model, minutes, saved):
+    """save_steps beyond the run's 6 steps; a fake clock at 4 minutes a step: with save_minutes 10 the
+    state is saved at step 3 (12 minutes after the start); with null only at the end, as the Trainer does."""
+    from transformers import AutoTokenizer
+
+    from conftest import committed_params
+    from textclf.common.params import FinetuneParams
+    from textclf.training.trainer import SaveByTime, build_trainer, load_split
+
+    path = tmp_path / "train.parquet"
+    pd.DataFrame(
+        {"input_ids": [[101, 2000 + i, 102] for i in range(12)], "label": [i % 6 for i in range(12)]}
+    ).to_parquet(path)
+    params = FinetuneParams.model_validate({**committed_params()["finetune"], "batch_size": 2, "save_minutes": minutes})
+    trainer = build_trainer(
+        params,
+        str(tiny_model),
+        False,
+        LABELS,
+        AutoTokenizer.from_pretrained(tiny_model),
+        load_split(path),
+        torch.device("cpu"),
+        tmp_path / "state",
+        max_steps=6,
+        save_steps=1000,
+        save_total_limit=None,
+        eval_strategy="no",
+        logging_strategy="no",
+    )
+    saver = next(c for c in trainer.callback_handler.callbacks if isinstance(c, SaveByTime))
+    saver.clock, saver.last = (lambda: 240.0 * trainer.state.global_step), 0.0
+    trainer.train()
+    assert (
+        sorted(p.name for p in (tmp_path / "state").glob("checkpoint-*/trainer_state.json") for p in [p.parent])
+        == saved
+    )

@@ -85,6 +85,7 @@ class FinetuneParams(_Section):
     train_feature_extractor: bool
     group_by_length: bool
     save_steps: int = Field(ge=1, le=10**9)
+    save_minutes: float | None = Field(gt=0, le=10**6)
     precision: Literal["auto", "fp32", "bf16"]
     seed: int = _seed()
     best_metric: Literal["accuracy", "f1_macro", "loss"] | None

@@ -1,4 +1,5 @@
-"""Pieces of the fine-tuning stage: a resumable length-grouped sampler, metrics, dvclive logging."""
+"""Pieces of the fine-tuning stage around the HF Trainer: a resumable length-grouped sampler, train rows on disk,
+saves by wall time, dvclive curves on the optimizer-step axis."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -17,10 +19,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_callback import ProgressCallback
+from transformers import (
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 
 from textclf.common.errors import PipelineError
 from textclf.common.params import FinetuneParams
@@ -93,8 +99,12 @@ def training_arguments(
 
     ``finetune.batch_size`` is the rows of one optimizer step, all processes together: each process
     takes ``batch_size / processes`` and DDP averages their gradients, so a step is the same step at any
-    process count and the learning rate needs no scaling. ``eval_batch_size`` is per process."""
+    process count and the learning rate needs no scaling. ``eval_batch_size`` is per process.
+
+    With ``finetune.best_metric`` the Trainer saves at every curve point (the best may be any of them)
+    and loads the best one's weights at the end; without it, saves come every ``finetune.save_steps``."""
     total, every = schedule(n_train_rows, params)
+    best = params.best_metric
     settings = dict(
         output_dir=str(output_dir),
         max_steps=total,
@@ -108,8 +118,12 @@ def training_arguments(
         logging_strategy="steps",
         logging_steps=every,
         save_strategy="steps",
-        save_steps=params.save_steps,
-        save_total_limit=1,
+        save_steps=every if best else params.save_steps,
+        save_total_limit=1,  # the Trainer keeps the best checkpoint too
+        load_best_model_at_end=best is not None,
+        metric_for_best_model=best,
+        greater_is_better=None if best is None else best != "loss",
+        restore_callback_states_from_checkpoint=True,  # the early-stopping count survives a resume
         seed=params.seed,
         bf16=use_bf16(params.precision, device),
         use_cpu=device.type == "cpu",
@@ -128,22 +142,12 @@ def train_sampler(lengths: Sequence[int], params: FinetuneParams) -> EpochSeeded
     return EpochSeededSampler(lengths, params.batch_size, params.seed, params.group_by_length)
 
 
-class StepProgress(ProgressCallback):
-    """The Trainer's training progress bar, without the dict it prints at every log and the bar of
-    each evaluation: ``DVCLiveStepLogger`` logs one line per curve point instead."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        pass
-
-    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
-        pass
-
-
 class SamplerEpoch(TrainerCallback):
     """Sets the sampler's epoch at each epoch's start, from the optimizer step reached.
 
     The Trainer calls ``set_epoch`` itself, but under DDP, in the epoch a resumed run starts
-    mid-way, its skipping wrapper hides the sampler: a resumed process would replay epoch 0's order.
+    mid-way, its skipping wrapper hides the sampler: a resumed process would replay epoch 0's order
+    (tests/test_distributed.py::test_ddp_finetune_on_two_processes_resumes_after_sigkill).
     """
 
     def __init__(self, sampler: EpochSeededSampler):
@@ -155,77 +159,24 @@ class SamplerEpoch(TrainerCallback):
         self.sampler.set_epoch(state.global_step // max(steps_per_epoch, 1))
 
 
-def curve_evaluations(history: list[dict]) -> list[dict]:
-    """The training-curve evaluations (validation subset) recorded in ``state.log_history``, in step order."""
-    return [entry for entry in history if "eval_accuracy" in entry]
+class SaveByTime(TrainerCallback):
+    """Saves resumable state ``minutes`` after the last save too (``finetune.save_minutes``; None: by steps
+    only), so that a run stopped before its first ``save_steps`` keeps what it did. Every process of a DDP
+    run takes the first process's decision (they save together)."""
 
+    def __init__(self, minutes: float | None, clock=time.monotonic):
+        self.seconds, self.clock = None if minutes is None else 60 * minutes, clock
+        self.last = clock()
 
-def best_evaluation(history: list[dict], metric: str | None) -> dict | None:
-    """The curve evaluation whose weights ``finetune`` keeps: the first with the best ``metric``
-    (highest accuracy or macro F1, lowest loss; a later tie does not replace it), or the last one
-    when ``metric`` is None. Derived from the log history alone, so a resumed run chooses the same."""
-    evaluations = curve_evaluations(history)
-    if not evaluations or metric is None:
-        return evaluations[-1] if evaluations else None
-    sign = -1.0 if metric == "loss" else 1.0
-    best = evaluations[0]
-    for entry in evaluations[1:]:
-        if sign * entry[f"eval_{metric}"] > sign * best[f"eval_{metric}"]:
-            best = entry
-    return best
-
-
-class BestModel(TrainerCallback):
-    """Keeps the weights of the best curve evaluation (``finetune.best_metric`` on the validation
-    subset: never test rows) and stops training after ``patience`` evaluations without improvement.
-
-    The weights are a CPU copy of the state dict, taken when an evaluation becomes the best;
-    ``PipelineTrainer`` writes them into every resumable checkpoint (``best_model.safetensors``,
-    before the Trainer's state file that marks the checkpoint complete) and a resumed run reads them
-    back, so it ends with the same weights as an uninterrupted one. With ``metric`` None it keeps nothing.
-    """
-
-    FILE = "best_model.safetensors"
-
-    def __init__(self, metric: str | None, patience: int | None, resume: str | None = None):
-        self.metric, self.patience = metric, patience or 0
-        self.weights, self.step = None, None
-        if metric is not None and resume is not None and (Path(resume) / self.FILE).is_file():
-            with safe_open(str(Path(resume) / self.FILE), "pt") as saved:  # the step is in its metadata
-                self.step = int(saved.metadata()["step"])
-            self.weights = load_file(Path(resume) / self.FILE)
-
-    def on_evaluate(self, args, state, control, model=None, **kwargs):
-        if self.metric is None:
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.seconds is None:
             return control
-        best = best_evaluation(state.log_history, self.metric)
-        if best["step"] == state.global_step and self.step != state.global_step:
-            self.weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
-            self.step = state.global_step
-        since = sum(entry["step"] > best["step"] for entry in curve_evaluations(state.log_history))
-        if self.patience and since >= self.patience and state.global_step < state.max_steps:
-            log.info(
-                "early stop at step %d: no better validation %s for %d evaluations (best: step %d)",
-                state.global_step,
-                self.metric,
-                since,
-                best["step"],
-            )
-            control.should_training_stop = True
+        due = torch.tensor(int(control.should_save or self.clock() - self.last >= self.seconds), device=args.device)
+        if torch.distributed.is_initialized():
+            torch.distributed.broadcast(due, src=0)
+        if due.item():
+            control.should_save, self.last = True, self.clock()
         return control
-
-    def save(self, folder: Path) -> None:
-        """Write the kept weights into a checkpoint folder (nothing when none are kept)."""
-        if self.weights is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            save_file(self.weights, folder / self.FILE, metadata={"step": str(self.step)})
-
-    def restore(self, model) -> int | None:
-        """Load the kept weights into ``model``; the step they are from (None: the model keeps its last weights)."""
-        if self.weights is None:
-            return None
-        model.load_state_dict(self.weights)
-        return self.step
 
 
 def balanced_class_weights(labels: np.ndarray, n_labels: int) -> torch.Tensor:
@@ -240,26 +191,18 @@ def balanced_class_weights(labels: np.ndarray, n_labels: int) -> torch.Tensor:
 
 
 class PipelineTrainer(Trainer):
-    """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction), an
-    optional class-weighted training loss and the ``BestModel`` weights saved in each checkpoint."""
+    """The HF Trainer with the pipeline's sampler (``train_sampler`` given at construction) and an
+    optional class-weighted training loss."""
 
-    def __init__(
-        self,
-        *args,
-        train_sampler: EpochSeededSampler,
-        class_weights: torch.Tensor | None = None,
-        best_model: BestModel | None = None,
-        **kwargs,
-    ):
+    def __init__(self, *args, train_sampler: EpochSeededSampler, class_weights: torch.Tensor | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.train_sampler, self.class_weights, self.best_model = train_sampler, class_weights, best_model
+        self.train_sampler, self.class_weights = train_sampler, class_weights
         self.add_callback(SamplerEpoch(train_sampler))
-        if best_model is not None:
-            self.add_callback(best_model)
-        if self.pop_callback(ProgressCallback) is not None:
-            self.add_callback(StepProgress)
 
     def _get_train_sampler(self, train_dataset=None):
+        # ours, not the Trainer's LengthGroupedSampler: that one draws each epoch's order from the global RNG
+        # (a resumed epoch gets another order) and holds Python lists of every row
+        # (tests/test_reliability.py::test_sigkill_mid_epoch_then_resume_gives_the_same_model)
         return self.train_sampler
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -272,11 +215,6 @@ class PipelineTrainer(Trainer):
         weight = self.class_weights.to(logits.device)
         loss = F.cross_entropy(logits, inputs["labels"], weight=weight, reduction="none").mean()
         return (loss, outputs) if return_outputs else loss
-
-    def _save_checkpoint(self, model, trial):
-        if self.best_model is not None and self.args.should_save:
-            self.best_model.save(Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}")
-        super()._save_checkpoint(model, trial)
 
 
 def build_trainer(
@@ -291,18 +229,20 @@ def build_trainer(
     *,
     validation: datasets.Dataset | None = None,
     class_weights: torch.Tensor | None = None,
-    best_model: BestModel | None = None,
     processes: int = 1,
     **overrides,
 ) -> PipelineTrainer:
     """The finetune stage's ``PipelineTrainer``: ``checkpoint`` as a classifier of ``label_names`` with a
     seeded new head (its encoder frozen unless ``finetune.train_feature_extractor``), the stage's
     ``TrainingArguments`` (``overrides`` replace any of them), the length-grouped sampler and a padding
-    collator; curve points on ``validation`` when given. The benchmark builds its trainer here too."""
+    collator; curve points on ``validation`` when given, with early stopping after
+    ``finetune.early_stopping_patience`` points without a better ``finetune.best_metric``. The benchmark
+    builds its trainer here too."""
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
     model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
     if not params.train_feature_extractor:
         log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
+    patience = params.early_stopping_patience if validation is not None else None
     return PipelineTrainer(
         model=model,
         args=training_arguments(params, device, output_dir, len(train), processes=processes, **overrides),
@@ -311,9 +251,9 @@ def build_trainer(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=None if validation is None else compute_metrics,
+        callbacks=[SaveByTime(params.save_minutes)] + ([EarlyStoppingCallback(patience)] if patience else []),
         train_sampler=train_sampler(token_lengths(train), params),
         class_weights=class_weights,
-        best_model=best_model,
     )
 
 
@@ -322,64 +262,63 @@ def compute_metrics(prediction) -> dict:
     return classification_metrics(prediction.label_ids, prediction.predictions.argmax(-1))
 
 
-# dvclive's name for the validation points of the curves: scored on finetune.curve_eval_rows rows (a seeded
-# subset), so they must not read as the evaluate stage's metrics (metrics/finetuned.json, every row)
-CURVE_PREFIX = "curve_subset"
+def curve_evaluations(history: list[dict]) -> list[dict]:
+    """The training-curve evaluations (validation subset) recorded in ``state.log_history``, in step order."""
+    return [entry for entry in history if "eval_accuracy" in entry]
 
 
 class DVCLiveStepLogger(TrainerCallback):
     """Logs train loss and validation loss/accuracy/macro and weighted F1 to dvclive at every evaluation, on the
-    optimizer-step axis, and evaluates once more at the last step so the curve ends at the model.
+    optimizer-step axis, the last step's included, so the curve ends at the model; at the end, names the
+    point whose weights are kept (``best_step`` and ``chosen.*`` in ``metrics.json``).
 
-    It logs from ``state.log_history`` so that a resumed run first replays the points that the
-    checkpoint already holds: the curves always cover the whole training.
+    Ours, not dvclive's ``DVCLiveCallback``: that one counts its own steps (one per log call, so train and
+    validation points fall on different steps) and starts afresh on resume, while this one logs from
+    ``state.log_history``, so a resumed run first replays the points the checkpoint holds
+    (tests/test_reliability.py::test_sigkill_mid_epoch_then_resume_gives_the_same_model).
     """
 
     def __init__(self, live):
-        self.live = live
-        self.logged = 0
+        self.live, self.logged = live, 0  # live None: a process that writes no curves (DDP: all but the first)
 
     def _log_new_points(self, history: list[dict]) -> None:
-        for entry in curve_evaluations(history)[self.logged :]:
+        for entry in curve_evaluations(history)[self.logged :] if self.live is not None else ():
             self.live.step = int(entry["step"])
             losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
             if losses:
                 self.live.log_metric("train/loss", round(losses[-1], 6))
             for key in ("loss", "accuracy", "f1_macro", "f1_weighted"):
-                self.live.log_metric(f"{CURVE_PREFIX}/{key}", round(entry[f"eval_{key}"], 6))
+                # curve_subset: scored on finetune.curve_eval_rows rows (a seeded subset), not to be read as the
+                # evaluate stage's metrics (metrics/finetuned.json, every row)
+                self.live.log_metric(f"curve_subset/{key}", round(entry[f"eval_{key}"], 6))
             self.live.log_metric("epoch", round(entry["epoch"], 4), plot=False)
             self.live.make_summary()
             self.logged += 1
-            log.info(
-                "step %d: train loss %s, validation loss %.4f, accuracy %.4f, macro F1 %.4f",
-                entry["step"],
-                f"{losses[-1]:.4f}" if losses else "-",
-                entry["eval_loss"],
-                entry["eval_accuracy"],
-                entry["eval_f1_macro"],
-            )
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._log_new_points(state.log_history)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == state.max_steps:
-            control.should_log = control.should_evaluate = True
+        # the Trainer evaluates and saves at the last step itself; the train loss there must be logged too
+        # (in every process: logging gathers the loss from all of them)
+        control.should_log |= state.global_step == state.max_steps
         return control
 
     def on_evaluate(self, args, state, control, **kwargs):
         self._log_new_points(state.log_history)
 
-
-def log_chosen_point(live, history: list[dict], metric: str | None) -> dict:
-    """Name the curve point whose weights were kept: ``best_step`` and ``chosen.{loss,accuracy,f1_macro}``
-    (its curve-subset scores) in ``dvclive/metrics.json``. Not a plot file: every dvclive file is a plot of
-    its own on the plots page, and a one-point plot tells nothing the number does not."""
-    chosen = best_evaluation(history, metric)
-    live.summary["best_step"] = int(chosen["step"])
-    live.summary["chosen"] = {key: round(chosen[f"eval_{key}"], 6) for key in ("loss", "accuracy", "f1_macro")}
-    live.make_summary()
-    return chosen
+    def on_train_end(self, args, state, control, **kwargs):
+        """``best_step`` and ``chosen.{loss,accuracy,f1_macro}`` (its curve-subset scores) in metrics.json: the
+        best point with ``finetune.best_metric`` (the Trainer's), else the last one."""
+        if self.live is None:
+            return
+        evaluations = curve_evaluations(state.log_history)
+        step = state.best_global_step if args.load_best_model_at_end else evaluations[-1]["step"]
+        chosen = next(entry for entry in evaluations if entry["step"] == step)
+        self.live.summary["best_step"] = int(step)
+        self.live.summary["chosen"] = {key: round(chosen[f"eval_{key}"], 6) for key in ("loss", "accuracy", "f1_macro")}
+        self.live.make_summary()
+        log.info("kept the weights of step %d (validation subset: %s)", step, self.live.summary["chosen"])
 
 
 def mark_chosen_step(live_dir: Path | str, step: int) -> None:
@@ -404,17 +343,16 @@ def mark_chosen_step(live_dir: Path | str, step: int) -> None:
 def last_complete_checkpoint(state_dir: Path) -> str | None:
     """The newest ``checkpoint-N`` whose ``trainer_state.json`` (written last by the Trainer) parses.
 
-    A run killed while saving leaves a partial folder: it is skipped, not resumed from.
+    Ours, not ``transformers.trainer_utils.get_last_checkpoint``, which takes the newest folder even when a
+    kill while saving left it partial (tests/test_reliability.py::test_a_partial_checkpoint_is_not_resumed).
     """
-    if not state_dir.is_dir():
-        return None
-    candidates = [p for p in state_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    for folder in sorted(candidates, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+    states = Path(state_dir).glob("checkpoint-*/trainer_state.json")
+    for state in sorted(states, key=lambda p: -int(p.parent.name.split("-")[1])):
         try:
-            json.loads((folder / "trainer_state.json").read_text())
+            json.loads(state.read_text())
+            return str(state.parent)
         except (OSError, ValueError):
             continue
-        return str(folder)
     return None
 
 
