@@ -61,9 +61,7 @@ def baseline(shown: list[dict], rev: str, params_file: str, metrics_file: str) -
             metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data")
             # without metrics (not reproduced yet) its row shows "-"
             return {"name": rev, "params": flatten(params or {}), "metrics": by_split(metrics or {})}
-    raise SweepError(
-        f"baseline {rev}: not the workspace or a commit `dvc exp show` lists (a branch, tag or sha of HEAD or its experiments' parents)"
-    )
+    raise SweepError(f"baseline {rev}: not the workspace or a commit `dvc exp show` lists (a branch, tag or sha)")
 
 
 def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple[list[dict], int]:
