@@ -148,6 +148,8 @@ def table(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_the_readme_run_and_sweep(swept):
+    from _swept_fixture import bash
+
     shown = table(shown_after("dvc repro").replace("\n\n", "\n"))
     printed = iter(table(swept["first run"]))
     for line in shown:  # in order, each line as dvc printed it
@@ -155,8 +157,26 @@ def test_the_readme_run_and_sweep(swept):
     assert "Data and pipelines are up to date." in swept["second run"]
     assert swept["queue start seconds"] < 60, "started with its output in a file, it returns at once"
     assert swept["queue status"].count("Success") == 4, swept["queue status"]
-    rows = [line for line in swept["textclf sweep"].splitlines() if "learning_rate=" in line]
-    assert rows[0].startswith("  workspace: ") and len(rows) == 3, swept["textclf sweep"]
+    lines = swept["textclf sweep"].splitlines()
+    assert all(len(line) <= 100 for line in lines), swept["textclf sweep"]
+    assert lines[1].startswith("  workspace: ") and "±" not in lines[1], "the baseline first, one run"
+
+    # the summary against the experiments' own headline numbers
+    shown = json.loads(bash("dvc exp show --json", swept["repo"]).stdout)
+    by_lr: dict[float, list[float]] = {}
+    for group in shown[-1]["experiments"]:
+        data = group["revs"][0]["data"]
+        lr = data["params"]["params.yaml"]["data"]["finetune"]["learning_rate"]
+        by_lr.setdefault(lr, []).append(data["metrics"]["metrics/headline.json"]["data"]["val_accuracy"])
+    assert sorted(by_lr) == [1e-4, 3e-4] and all(len(v) == 2 for v in by_lr.values()), by_lr
+    means = {lr: sum(values) / 2 for lr, values in by_lr.items()}
+    rows = {line[2:].split()[0]: line for line in lines[2:] if "learning_rate=" in line}
+    assert set(rows) == {"learning_rate=0.0001", "learning_rate=0.0003"}, swept["textclf sweep"]
+    marked = [lr for lr in means if rows[f"learning_rate={lr}"].startswith("* ")]
+    assert len(marked) == 1 and means[marked[0]] == max(means.values()), swept["textclf sweep"]  # a tie: either
+    for lr, mean in means.items():
+        row = rows[f"learning_rate={lr}"]
+        assert row.split()[-5] == "2" and f"{mean:.4f}±" in row, row
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""`textclf sweep`: experiments grouped by every param but the seed, mean ± spread, best by validation."""
+"""`textclf sweep`: experiments grouped by every param but the seed, mean ± spread, best by validation.
+The README's sweep run for real (a queued 2 x 2 grid, then `textclf sweep`) is in tests/test_docs_commands.py."""
 
 from __future__ import annotations
 
@@ -101,64 +102,6 @@ def test_outside_a_dvc_project_is_one_line(tmp_path):
     )
     assert result.returncode == 2, result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
-
-
-@pytest.mark.slow
-def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
-    """The README's two commands on a small copy of the project (tiny model, 36 train rows): a 2 x 2 grid
-    through `dvc exp run --queue` and `dvc queue start`, then `textclf sweep`."""
-    from conftest import write_params
-    from test_pipeline_e2e import sh, small_project, wait_for
-
-    repo = small_project(tmp_path / "repo", "[core]\n    analytics = false\n")
-    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})  # 10 steps
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "pipeline", cwd=repo)
-
-    # headline: the grid needs metrics/headline.json (evaluate's and the baselines' numbers), not the card
-    sh(
-        "dvc",
-        "exp",
-        "run",
-        "--queue",
-        "-S",
-        "finetune.learning_rate=0.001,0.003",
-        "-S",
-        "finetune.seed=1,2",
-        "headline",
-        cwd=repo,
-    )
-    sh("dvc", "queue", "start", "-j", "1", cwd=repo)
-
-    def finished():
-        status = sh("dvc", "queue", "status", cwd=repo).stdout
-        return "Running" not in status and "Queued" not in status and status
-
-    try:
-        status = wait_for(finished, 900, "the queued grid")
-    finally:
-        sh("dvc", "queue", "stop", "--kill", cwd=repo, ok=False)
-    assert status.count("Success") == 4, status
-
-    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
-    by_lr: dict[float, list[float]] = {}
-    for group in shown[-1]["experiments"]:
-        data = group["revs"][0]["data"]
-        lr = data["params"]["params.yaml"]["data"]["finetune"]["learning_rate"]
-        by_lr.setdefault(lr, []).append(data["metrics"]["metrics/headline.json"]["data"]["val_accuracy"])
-    assert sorted(by_lr) == [0.001, 0.003] and all(len(v) == 2 for v in by_lr.values())
-    means = {lr: sum(accuracies) / 2 for lr, accuracies in by_lr.items()}
-
-    result = sh(sys.executable, "-m", "textclf", "sweep", cwd=repo)
-    lines = result.stdout.splitlines()
-    assert all(len(line) <= 100 for line in lines), result.stdout
-    rows = {line[2:].split()[0]: line for line in lines[2:] if "learning_rate=" in line}
-    assert set(rows) == {"learning_rate=0.001", "learning_rate=0.003"}, result.stdout
-    marked = [lr for lr in means if rows[f"learning_rate={lr}"].startswith("* ")]
-    assert len(marked) == 1 and means[marked[0]] == max(means.values()), result.stdout  # a tie: either one
-    for lr, mean in means.items():
-        assert rows[f"learning_rate={lr}"].split()[-5] == "2", "two seeds a configuration"
-        assert f"{mean:.4f}±" in rows[f"learning_rate={lr}"]
 
 
 def test_running_and_queued_experiments_are_left_out_though_they_show_their_commits_metrics(tmp_path):
