@@ -2,8 +2,9 @@
 
 Writes: <out> with the fine-tuned model's validation and test accuracy, macro F1 and weighted F1,
 and the logistic regression's validation accuracy, read from the evaluate and baselines metrics.
-No model, no torch: it reruns in a moment whenever either metrics file changes. Its file is the first
-metrics file of dvc.yaml, so `dvc metrics diff` and `dvc exp show` list these numbers first.
+No model, no torch: it reruns in a moment whenever either file changes. Its file is the only metrics
+file of dvc.yaml, so `dvc metrics diff` and `dvc exp show` list these numbers and no others (the files it
+reads stay beside it as outputs in the DVC cache, with the per-label scores and intervals).
 """
 
 from __future__ import annotations

@@ -154,3 +154,25 @@ def test_a_folder_of_the_users_or_a_bad_revision_is_refused_in_one_line(tmp_path
     report(repo, "--base", "main", "--out", "report/")
     report(repo, "--base", "main", "--out", "report/")  # its own folder: replaced
     assert (repo / "report" / "report.md").is_file()
+
+
+def test_the_report_leads_with_the_headline_then_the_details_beside_it(tmp_path):
+    """Every DVC metric first, unchanged ones too (the headline); then params; then what changed in the result
+    files that are not DVC metrics (per-label scores, intervals), which `dvc metrics diff` alone leaves out."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "metrics").mkdir()
+    (repo / "metrics/finetuned.json").write_text(json.dumps({"validation": {"f1_per_label": {"joy": 0.5}}}))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "details")
+    (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.75, "loss": 0.25, "unchanged": 1}))
+    git(repo, "commit", "-qam", "unchanged metric")
+    (repo / "metrics/finetuned.json").write_text(json.dumps({"validation": {"f1_per_label": {"joy": 0.8}}}))
+    (repo / "metrics.json").write_text(json.dumps({"accuracy": 0.8, "loss": 0.25, "unchanged": 1}))
+    report(repo, "--base", "HEAD", "--out", "report/")
+    text = (repo / "report/report.md").read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["## Headline", "## Parameters", "## Details (results beside the headline)"], sections
+    headline = text.split("## Headline", 1)[1].split("## Parameters", 1)[0]
+    assert re.search(r"\|\s*metrics\.json\s*\|\s*unchanged\s*\|\s*1\s*\|\s*1\s*\|", headline), headline
+    details = text.split("## Details (results beside the headline)", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"validation\.f1_per_label\.joy\s*\|\s*0\.5\s*\|\s*0\.8\s*\|", details), details

@@ -1,4 +1,5 @@
-"""`textclf sweep`: experiments grouped by every param but the seed, mean ± spread, best by validation."""
+"""`textclf sweep`: experiments grouped by every param but the seed, mean ± spread, best by validation.
+The README's sweep run for real (a queued 2 x 2 grid, then `textclf sweep`) is in tests/test_docs_commands.py."""
 
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ def exp_show(grid: dict = TWO_LRS, unfinished: int = 1) -> list[dict]:
         data = {"params": {"params.yaml": {"data": params}}, "metrics": {}}
         if metrics:
             val_acc, val_f1, test_acc = metrics
-            data["metrics"]["metrics/finetuned.json"] = {
+            data["metrics"]["metrics/headline.json"] = {
                 "data": {
-                    "validation": {"accuracy": val_acc, "f1_macro": val_f1},
-                    "test": {"accuracy": test_acc, "f1_macro": test_acc},
+                    "val_accuracy": val_acc,
+                    "val_f1_macro": val_f1,
+                    "test_accuracy": test_acc,
+                    "test_f1_macro": test_acc,
+                    "logreg_val_accuracy": 0.5,
                 }
             }
         return {"rev": f"{abs(hash(name)):040x}"[:40], "name": name, "data": data}
@@ -53,8 +57,15 @@ def test_groups_by_everything_but_the_seed_and_marks_the_best_by_validation(tmp_
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), max(map(len, lines))
-    rows = {line[2:].split()[0]: line for line in lines if "learning_rate=" in line}
-    assert set(rows) == {"learning_rate=5e-05", "learning_rate=0.0001"}, "one row per lr; the commit is left out"
+    assert lines[1].startswith("  workspace: learning_rate=0.00015 ") and lines[1].split()[-5:] == [
+        "1",
+        "0.9000",
+        "0.9000",
+        "0.9000",
+        "0.9000",
+    ], "the baseline first: one run, no ±"
+    rows = {line[2:].split()[0]: line for line in lines[2:] if "learning_rate=" in line}
+    assert set(rows) == {"learning_rate=5e-05", "learning_rate=0.0001"}, "one row per lr"
     # 1e-4: validation accuracy 0.825 ± 0.0071 beats 5e-5's 0.82 ± 0.0283; test (0.5 vs 0.525) would not
     assert rows["learning_rate=0.0001"].startswith("* ") and rows["learning_rate=5e-05"].startswith("  ")
     assert "0.8250±0.0071" in rows["learning_rate=0.0001"] and "0.8200±0.0283" in rows["learning_rate=5e-05"]
@@ -93,64 +104,6 @@ def test_outside_a_dvc_project_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
-@pytest.mark.slow
-def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
-    """The README's two commands on a small copy of the project (tiny model, 36 train rows): a 2 x 2 grid
-    through `dvc exp run --queue` and `dvc queue start`, then `textclf sweep`."""
-    from conftest import write_params
-    from test_pipeline_e2e import sh, small_project, wait_for
-
-    repo = small_project(tmp_path / "repo", "[core]\n    analytics = false\n")
-    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})  # 10 steps
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "pipeline", cwd=repo)
-
-    # evaluate: the grid needs metrics/finetuned.json, not the stages after it
-    sh(
-        "dvc",
-        "exp",
-        "run",
-        "--queue",
-        "-S",
-        "finetune.learning_rate=0.001,0.003",
-        "-S",
-        "finetune.seed=1,2",
-        "evaluate",
-        cwd=repo,
-    )
-    sh("dvc", "queue", "start", "-j", "1", cwd=repo)
-
-    def finished():
-        status = sh("dvc", "queue", "status", cwd=repo).stdout
-        return "Running" not in status and "Queued" not in status and status
-
-    try:
-        status = wait_for(finished, 900, "the queued grid")
-    finally:
-        sh("dvc", "queue", "stop", "--kill", cwd=repo, ok=False)
-    assert status.count("Success") == 4, status
-
-    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=repo).stdout)
-    by_lr: dict[float, list[float]] = {}
-    for group in shown[-1]["experiments"]:
-        data = group["revs"][0]["data"]
-        lr = data["params"]["params.yaml"]["data"]["finetune"]["learning_rate"]
-        by_lr.setdefault(lr, []).append(data["metrics"]["metrics/finetuned.json"]["data"]["validation"]["accuracy"])
-    assert sorted(by_lr) == [0.001, 0.003] and all(len(v) == 2 for v in by_lr.values())
-    means = {lr: sum(accuracies) / 2 for lr, accuracies in by_lr.items()}
-
-    result = sh(sys.executable, "-m", "textclf", "sweep", cwd=repo)
-    lines = result.stdout.splitlines()
-    assert all(len(line) <= 100 for line in lines), result.stdout
-    rows = {line[2:].split()[0]: line for line in lines if "learning_rate=" in line}
-    assert set(rows) == {"learning_rate=0.001", "learning_rate=0.003"}, result.stdout
-    marked = [lr for lr in means if rows[f"learning_rate={lr}"].startswith("* ")]
-    assert len(marked) == 1 and means[marked[0]] == max(means.values()), result.stdout  # a tie: either one
-    for lr, mean in means.items():
-        assert rows[f"learning_rate={lr}"].split()[-5] == "2", "two seeds a configuration"
-        assert f"{mean:.4f}±" in rows[f"learning_rate={lr}"]
-
-
 def test_running_and_queued_experiments_are_left_out_though_they_show_their_commits_metrics(tmp_path):
     """A queued or running experiment lists its parent commit's metrics files in `dvc exp show`."""
     shown = exp_show(unfinished=0)
@@ -158,7 +111,7 @@ def test_running_and_queued_experiments_are_left_out_though_they_show_their_comm
     for state in ("running", "queued", "failed"):
         copy = json.loads(json.dumps(stale))
         copy["data"]["params"]["params.yaml"]["data"]["finetune"]["learning_rate"] = 0.5
-        copy["data"]["metrics"]["metrics/finetuned.json"]["data"]["validation"]["accuracy"] = 0.99
+        copy["data"]["metrics"]["metrics/headline.json"]["data"]["val_accuracy"] = 0.99
         shown[1]["experiments"].append({"executor": {"state": state}, "revs": [copy]})
     result = run_sweep(tmp_path, shown)
     assert "learning_rate=0.5" not in result.stdout and "0.99" not in result.stdout, result.stdout
@@ -176,10 +129,7 @@ def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
         for key, value in changes.items():
             section, field = key.split("__")
             params[section][field] = value
-        metrics = {
-            "validation": {"accuracy": accuracy, "f1_macro": accuracy},
-            "test": {"accuracy": 0.5, "f1_macro": 0.5},
-        }
+        metrics = {"val_accuracy": accuracy, "val_f1_macro": accuracy, "test_accuracy": 0.5, "test_f1_macro": 0.5}
         return {
             "revs": [
                 {
@@ -187,7 +137,7 @@ def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
                     "name": name,
                     "data": {
                         "params": {"params.yaml": {"data": params}},
-                        "metrics": {"metrics/finetuned.json": {"data": metrics}},
+                        "metrics": {"metrics/headline.json": {"data": metrics}},
                     },
                 }
             ]
@@ -209,7 +159,7 @@ def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
     ]
     lines = run_sweep(tmp_path, shown).stdout.splitlines()
     assert all(len(line) <= 100 for line in lines), lines
-    labels = {line[2:40].strip() for line in lines[1:5]}
+    labels = {line[2:40].strip() for line in lines[2:6]}
     assert labels == {
         "(common values)",
         "epochs=3",
@@ -221,3 +171,37 @@ def test_a_row_names_only_what_differs_from_the_common_values(tmp_path):
     assert common == [
         "common values: class_weights=none, epochs=1.5, finetune.precision=fp32, hidden_states.precision=fp32"
     ], lines
+
+
+def test_the_baseline_may_be_a_named_revision_and_a_single_run_shows_no_spread(tmp_path):
+    shown = exp_show({"5e-05": [(0.80, 0.78, 0.95)], "0.0001": [(0.82, 0.81, 0.50), (0.84, 0.83, 0.50)]})
+    lines = run_sweep(tmp_path, shown, "--baseline", "main").stdout.splitlines()
+    assert lines[1].startswith("  main: ") and "±" not in lines[1], lines
+    single = next(line for line in lines if "learning_rate=5e-05" in line)
+    assert "0.8000 " in single + " " and "±" not in single, single
+    assert "0.8300±0.0141" in next(line for line in lines if "learning_rate=0.0001 " in line)
+    assert "first row: the baseline, main (one run); then the experiments" in lines
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed-param", "finetune.sed"], "error: --seed-param finetune.sed: not a param of these experiments"),
+        (["--baseline", "nope"], "error: baseline nope: not the workspace or a commit"),
+    ],
+)
+def test_a_seed_param_or_baseline_that_is_not_there_is_one_line(tmp_path, args, message):
+    result = run_sweep(tmp_path, exp_show(), *args)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(message), result.stderr
+
+
+def test_the_common_values_are_listed_once_below_the_table(tmp_path):
+    grid = {"5e-05": [(0.80, 0.78, 0.95)], "0.0001": [(0.82, 0.81, 0.50)], "0.0003": [(0.7, 0.7, 0.5)]}
+    shown = exp_show(grid)
+    extra = json.loads(json.dumps(shown[1]["experiments"][0]))
+    extra["revs"][0]["data"]["params"]["params.yaml"]["data"]["finetune"]["epochs"] = 3
+    shown[1]["experiments"].append(extra)
+    lines = run_sweep(tmp_path, shown).stdout.splitlines()
+    assert "common values: epochs=1.5" in lines, lines
+    assert any(line.startswith("  epochs=3 learning_rate=5e-05") for line in lines), lines

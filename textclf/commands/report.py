@@ -2,8 +2,10 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-report/report.md holds a heading naming both sides, the `dvc params diff` and
-`dvc metrics diff` tables, the per-label validation loss of the error analysis on both sides
+report/report.md holds a heading naming both sides, then the headline: every DVC metric on both sides,
+changed or not (`dvc metrics diff --all`: metrics/headline.json, the numbers runs are compared by), the
+`dvc params diff` table, what changed in the results files that are not DVC metrics (DETAILS: per-label
+scores, intervals, baselines, error analysis, the curves' last point), the per-label validation loss on both sides
 (plots/errors/label_loss.csv: label names and numbers only; the report never reads or prints the
 rows' texts), and every DVC plot of dvc.yaml as a PNG linked by relative path:
 Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them, in DVC's order of the
@@ -35,6 +37,8 @@ WORKSPACE = "workspace"
 MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
+# results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
+DETAILS = ("metrics/finetuned.json", "metrics/baselines.json", "metrics/error_analysis.json", "dvclive/metrics.json")
 
 
 def _dvc() -> str:
@@ -202,8 +206,12 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
         f"Base: `{base}` at `{base_sha}`. Compared: the workspace, {head_desc}.",
         "",
     ]
+    lines += _section("Headline", [_dvc(), "metrics", "diff", base, "--all", "--md"], repo, "No metrics.")
     lines += _section("Parameters", [_dvc(), "params", "diff", base, "--md"], repo, "No parameter changed.")
-    lines += _section("Metrics", [_dvc(), "metrics", "diff", base, "--md"], repo, "No metric changed.")
+    details = [name for name in DETAILS if (repo / name).is_file()]
+    if details:
+        cmd = [_dvc(), "metrics", "diff", base, "--md", "--targets", *details]
+        lines += _section("Details (results beside the headline)", cmd, repo, "Nothing changed.")
     lines += label_loss_section(repo, base)
     lines += collect_plots(repo, base, out)
     if note:

@@ -5,9 +5,11 @@
     textclf sweep                        # one row per learning rate: mean ± spread of its 3 seeds
 
 Experiments are read from ``dvc exp show --json`` (those of the current commit, as ``dvc exp show``
-lists them) and grouped by every parameter except the seed; the columns that differ between groups
-name them. The best configuration by mean validation accuracy (or ``--metric f1_macro``) is marked,
-the first in the table of equal ones; test is shown, never used to choose.
+lists them) with their headline metrics (metrics/headline.json), and grouped by every parameter except
+the seed; the first row is the baseline (the workspace, or ``--baseline REV``), a single run shows no
+spread, and the values most configurations share are listed once below the table. The best
+configuration by mean validation accuracy (or ``--metric f1_macro``) is marked, the first in the table
+of equal ones; test is shown, never used to choose.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import textwrap
 from pathlib import Path
 
 WIDTH = 100  # the table fits a 100-column terminal
-SPLITS_SHOWN = (("validation", "val"), ("test", "test"))
+SPLITS_SHOWN = (("validation", "val"), ("test", "test"))  # the headline's keys: val_accuracy, test_f1_macro, ...
 
 
 class SweepError(Exception):
@@ -35,6 +37,31 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         name = f"{prefix}{key}"
         flat.update(flatten(value, f"{name}.") if isinstance(value, dict) else {name: value})
     return flat
+
+
+def by_split(metrics: dict) -> dict:
+    """``{"validation": {"accuracy": ...}, "test": {...}}`` from the headline's flat keys (``val_accuracy``,
+    ``test_f1_macro``, ...); a file already split that way (metrics/finetuned.json) is returned as it is."""
+    if any(isinstance(metrics.get(split), dict) for split, _ in SPLITS_SHOWN):
+        return metrics
+    return {
+        split: {name: metrics[f"{prefix}_{name}"] for name in ("accuracy", "f1_macro") if f"{prefix}_{name}" in metrics}
+        for split, prefix in SPLITS_SHOWN
+    }
+
+
+def baseline(shown: list[dict], rev: str, params_file: str, metrics_file: str) -> dict:
+    """The run the experiments are compared with: the workspace, or a commit ``dvc exp show`` lists
+    (by branch or tag name, or the start of its sha)."""
+    for commit in shown:
+        names = {commit.get("rev") or "", commit.get("name") or ""}
+        if rev in names or (len(rev) >= 7 and (commit.get("rev") or "").startswith(rev)):
+            data = commit.get("data") or {}
+            params = ((data.get("params") or {}).get(params_file) or {}).get("data")
+            metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data")
+            # without metrics (not reproduced yet) its row shows "-"
+            return {"name": rev, "params": flatten(params or {}), "metrics": by_split(metrics or {})}
+    raise SweepError(f"baseline {rev}: not the workspace or a commit `dvc exp show` lists (a branch, tag or sha)")
 
 
 def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple[list[dict], int]:
@@ -55,7 +82,11 @@ def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple
                     missing += 1
                     continue
                 found.append(
-                    {"name": rev.get("name") or rev.get("rev", "")[:7], "params": flatten(params), "metrics": metrics}
+                    {
+                        "name": rev.get("name") or rev.get("rev", "")[:7],
+                        "params": flatten(params),
+                        "metrics": by_split(metrics),
+                    }
                 )
     return found, missing
 
@@ -68,17 +99,21 @@ def mean_spread(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def summarise(found: list[dict], seed_param: str, metric: str) -> tuple[list[str], list[dict]]:
+def summarise(
+    found: list[dict], seed_param: str, metric: str, base: dict | None = None
+) -> tuple[list[str], list[dict]]:
     """(the parameters that tell the configurations apart, one row per configuration) with each
-    metric's mean and spread over its seeds; rows in the order of their parameters."""
-    keys = sorted({key for exp in found for key in exp["params"]} - {seed_param})
-    varying = [k for k in keys if len({json.dumps(e["params"].get(k), sort_keys=True) for e in found}) > 1]
+    metric's mean and spread over its seeds; rows in the order of their parameters, after the baseline's
+    (``base``: a single run, never marked best)."""
+    runs = found + ([base] if base else [])
+    keys = sorted({key for exp in runs for key in exp["params"]} - {seed_param})
+    varying = [k for k in keys if len({json.dumps(e["params"].get(k), sort_keys=True) for e in runs}) > 1]
     groups: dict[tuple, list[dict]] = {}
     for exp in found:
         groups.setdefault(tuple(json.dumps(exp["params"].get(k), sort_keys=True) for k in keys), []).append(exp)
-    rows = []
-    for members in groups.values():
-        row = {
+
+    def row(members: list[dict]) -> dict:
+        out = {
             "config": {k: members[0]["params"].get(k) for k in varying},
             "n": len(members),
             "seeds": sorted(str(m["params"].get(seed_param)) for m in members),
@@ -87,12 +122,16 @@ def summarise(found: list[dict], seed_param: str, metric: str) -> tuple[list[str
             for name in ("accuracy", "f1_macro"):
                 values = [m["metrics"].get(split, {}).get(name) for m in members]
                 values = [v for v in values if isinstance(v, (int, float))]
-                row[f"{split}.{name}"] = mean_spread(values) if values else None
-        rows.append(row)
+                out[f"{split}.{name}"] = mean_spread(values) if values else None
+        return out
+
+    rows = [row(members) for members in groups.values()]
     rows.sort(key=lambda r: [json.dumps(r["config"][k], sort_keys=True) for k in varying])
     scored = [r for r in rows if r[f"validation.{metric}"] is not None]
     if scored:
         max(scored, key=lambda r: r[f"validation.{metric}"][0])["best"] = True
+    if base:
+        rows.insert(0, {**row([base]), "baseline": base["name"]})
     return varying, rows
 
 
@@ -114,6 +153,7 @@ def common_values(varying: list[str], rows: list[dict]) -> dict[str, object]:
     """The value of each key that more than half of the configurations share (those keys are named in a
     row only where it differs, and once below the table); keys without one are named in every row."""
     common = {}
+    rows = [r for r in rows if "baseline" not in r] or rows  # shared by the experiments
     for key in varying:
         values = [json.dumps(r["config"][key], sort_keys=True) for r in rows]
         top = max(set(values), key=values.count)
@@ -126,20 +166,27 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
     """The table, at most ``WIDTH`` columns: configuration, seeds, mean±spread of each metric."""
     short = short_names(varying)
     common = common_values(varying, rows)
-    cell = lambda ms: "-" if ms is None else f"{ms[0]:.4f}±{ms[1]:.4f}"  # noqa: E731
+
+    def cell(ms: tuple[float, float] | None, n: int) -> str:
+        if ms is None:
+            return "-"
+        return f"{ms[0]:.4f}" if n == 1 else f"{ms[0]:.4f}±{ms[1]:.4f}"  # one run: no spread to show
+
     columns = [
         f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
         for _, label in SPLITS_SHOWN
         for name in ("accuracy", "f1_macro")
     ]
     cells = [
-        [cell(r[f"{split}.{name}"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")] for r in rows
+        [cell(r[f"{split}.{name}"], r["n"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
+        for r in rows
     ]
     configs = [
         " ".join(f"{short[k]}={r['config'][k]}" for k in varying if k not in common or r["config"][k] != common[k])
         or "(common values)"
         for r in rows
     ]
+    configs = [f"{r['baseline']}: {c}" if "baseline" in r else c for r, c in zip(rows, configs, strict=True)]
     width = max(len(c) for c in columns + [c for row in cells for c in row])
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
@@ -147,6 +194,8 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
     for row, config, values in zip(rows, configs, cells, strict=True):
         mark = "* " if row.get("best") else "  "
         lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
+    if rows and "baseline" in rows[0]:
+        lines.append(f"first row: the baseline, {rows[0]['baseline']} (one run); then the experiments")
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
     if common:
         lines += textwrap.wrap("common values: " + ", ".join(f"{short[k]}={v}" for k, v in common.items()), WIDTH)
@@ -178,7 +227,10 @@ def cli(argv: list[str] | None = None) -> int:
         help="validation metric that picks the best configuration (default accuracy)",
     )
     parser.add_argument("--seed-param", default="finetune.seed", help="the parameter seeds vary (finetune.seed)")
-    parser.add_argument("--metrics-file", default="metrics/finetuned.json", help="metrics/finetuned.json")
+    parser.add_argument(
+        "--baseline", default="workspace", help="the first row: workspace (default) or a commit's name or sha"
+    )
+    parser.add_argument("--metrics-file", default="metrics/headline.json", help="metrics/headline.json")
     parser.add_argument("--params-file", default="params.yaml")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
     parser.add_argument(
@@ -200,9 +252,13 @@ def cli(argv: list[str] | None = None) -> int:
                 "`dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'`, "
                 "then `dvc queue start`"
             )
+        names = sorted({key for exp in found for key in exp["params"]})
+        if args.seed_param not in names:
+            raise SweepError(f"--seed-param {args.seed_param}: not a param of these experiments (e.g. finetune.seed)")
+        base = baseline(shown, args.baseline, args.params_file, args.metrics_file)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    varying, rows = summarise(found, args.seed_param, args.metric)
+    varying, rows = summarise(found, args.seed_param, args.metric, base)
     print(render(varying, rows, args.metric, missing))
     return 0

@@ -18,8 +18,8 @@ from pathlib import Path
 from textclf.common.errors import PipelineError, print_error
 
 # The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
-# git-tracked metrics, plot data, training curves and model card with `git checkout`.
-RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots dvclive"
+# git-tracked headline and plot data with `git checkout`.
+RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots"
 
 
 class Stopped(BaseException):
