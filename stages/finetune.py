@@ -21,7 +21,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
-from textclf.common.errors import PipelineError
 from textclf.common.params import FinetuneParams, load_params
 from textclf.common.stage import run_stage
 from textclf.io.outputs import atomic_path, write_json
@@ -63,19 +62,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_params(params: FinetuneParams, processes: int) -> None:
-    """What the schema cannot check alone: early stopping needs a metric, a step's rows split evenly."""
-    if params.early_stopping_patience and params.best_metric is None:
-        raise PipelineError(
-            "params.yaml: finetune.early_stopping_patience: early stopping needs finetune.best_metric "
-            "(accuracy, f1_macro or loss); set one, or set the patience to null"
-        )
-    if params.batch_size % processes:
-        raise PipelineError(
-            f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes"
-        )
-
-
 def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
     """The training loss's weight of each label (``finetune.class_weights``), or None: unweighted."""
     if params.class_weights != "balanced":
@@ -92,7 +78,6 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(all_params.device)
     distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)
     processes, main_process = distributed.world_size(), distributed.is_main()
-    check_params(params, processes)
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     settings = {
