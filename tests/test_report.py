@@ -143,14 +143,16 @@ def test_a_folder_of_the_users_or_a_bad_revision_is_refused_in_one_line(tmp_path
     (mine / "report.md").write_text("my own notes")
     (mine / "plots" / "figure.png").write_text("mine")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for args, names in ((["--base", "main", "--out", "notes"], "notes"), (["--base", "no-such-rev"], "no-such-rev")):
+    bad = (["--base", "main", "--out", "notes"], "notes"), (["--base", "no-such-rev"], "no-such-rev")
+    option = (["--base=--output=written.txt"], "--output=written.txt")  # a value never becomes an option of git
+    for args, names in (*bad, option):
         res = subprocess.run(
             [sys.executable, "-m", "textclf", "report", *args], cwd=repo, capture_output=True, text=True, env=env
         )
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
         assert names in res.stderr
     assert (mine / "report.md").read_text() == "my own notes" and (mine / "plots" / "figure.png").read_text() == "mine"
-    assert not (repo / "report").exists()
+    assert not (repo / "report").exists() and not list(repo.glob("written.txt*"))
     report(repo, "--base", "main", "--out", "report/")
     report(repo, "--base", "main", "--out", "report/")  # its own folder: replaced
     assert (repo / "report" / "report.md").is_file()

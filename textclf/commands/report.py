@@ -192,7 +192,9 @@ def claim_folder(out: Path) -> None:
 def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     """Write out/report.md (and out/plots/) comparing the workspace of ``repo`` with ``base``."""
     repo, out = repo.resolve(), out.resolve()
-    base_sha = _git(repo, "rev-parse", "--short", f"{base}^{{commit}}")
+    if base.startswith("-"):  # a value is one argument: it never becomes an option of git or dvc
+        raise PipelineError(f"--base {base!r}: not a revision (a revision never starts with '-')")
+    base_sha = _git(repo, "rev-parse", "--short", "--verify", "--end-of-options", f"{base}^{{commit}}")
     head_sha = _git(repo, "rev-parse", "--short", "HEAD")
     branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
