@@ -285,7 +285,7 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
         "in.txt": "\r\n".join(texts) + "\r\n",
         "in": "\r\n".join(texts) + "\r\n",
         "in.csv": 'id,text,price\r\n007,"i love it, really",1.10\r\nNA,"she said ""hi""",\r\n',
-        "in.tsv": 'id\ttext\tprice\r\n007\ti love it, really\t1.10\r\nNA\t"she said ""hi"""\t\r\n',
+        "in.tsv": 'id\ttext\tprice\r\n007\ti love it, really\t1.10\r\nNA\tshe said "hi"\t\r\n',  # no quoting
         "in.jsonl": '{"id": "007", "text": "i love it, really", "price": 1.10}\r\n'
         '{"id": "NA", "text": "she said \\"hi\\"", "price": NaN}\r\n',
         "in.json": '[{"id": "007", "text": "i love it, really", "price": 1.10},\r\n'
@@ -307,10 +307,10 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
 def test_unknown_suffix_and_bad_json_shapes_are_one_line(classifier, tmp_path, capsys):
     for name, content, message in [
         ("in.xlsx", "x", r"unknown input format '\.xlsx'"),
-        ("in.json", '{"text": "x"}', r"an array of texts or of objects"),
-        ("in.json", '["a", 3]', r"item 2 of the array"),
-        ("in.jsonl", '{"text": "a"}\n[1]\n', r"line 2 is not a JSON object"),
-        ("in.txt", None, r"line 2 is not UTF-8"),
+        ("in.json", '{"text": "x"}', r"in\.json: expected a JSON array"),
+        ("in.json", '["a", 3]', r"in\.json: item 2: expected a JSON object or a text, found a number"),
+        ("in.jsonl", '{"text": "a"}\n[1]\n', r"in\.jsonl: line 2: expected a JSON object"),
+        ("in.txt", None, r"in\.txt: line 2: not valid UTF-8"),
     ]:
         path = tmp_path / name
         path.write_bytes(b"ok\n\xff\xfe bad\n" if content is None else content.encode())
@@ -397,7 +397,7 @@ def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
     """Real streams: invalid UTF-8 on stdin, descriptor 0 closed, stdout on /dev/full: one line each, exit 2."""
     bad = _run(classifier, input=b"\xef\xbb\xbfgood line\r\nbad \xff byte\n")
     assert bad.returncode == 2 and bad.stderr.decode().strip().splitlines() == [
-        "error: stdin: line 2 is not UTF-8 (byte 5: invalid start byte); convert it to UTF-8 (e.g. iconv -t UTF-8)"
+        "error: stdin: line 2: not valid UTF-8 (byte 0xff); save it as UTF-8"
     ]
     closed = _run(classifier, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert closed.returncode == 2 and closed.stderr.decode().strip().startswith("error: no texts")
@@ -417,7 +417,10 @@ def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
 def test_a_json_number_is_not_a_text(classifier, tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": 3}\n')
-    one_line(*cli(capsys, "--model", str(classifier), "--input", str(source))[::2], r"not a string in row 2")
+    one_line(
+        *cli(capsys, "--model", str(classifier), "--input", str(source))[::2],
+        r"in\.jsonl: line 2: 'text' is empty or not a string",
+    )
 
 
 def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):

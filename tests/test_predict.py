@@ -144,9 +144,9 @@ def _corrupt(folder: Path, tmp_path: Path) -> Path:
         ("empty txt", r"no texts \(empty input\)"),
         ("empty jsonl", r"no rows to label"),
         ("missing file", r"input file not found"),
-        ("bad jsonl", r"could not read it as jsonl"),
-        ("no text column", r"no 'text' column \(columns: sentence, label\)"),
-        ("null text", r"'text' is empty or not a string in row 2"),
+        ("bad jsonl", r"in\.jsonl: line 2: not valid JSON"),
+        ("no text column", r"in\.csv: missing the 'text' column \(found: sentence, label\)"),
+        ("null text", r"in\.jsonl: line 2: 'text' is empty or not a string"),
         ("bad output", r"unknown output format 'xlsx'"),
         ("empty stdin", r"stdin: no texts"),
     ],
@@ -181,7 +181,7 @@ def test_bad_input_is_one_line_and_exit_2(case, message, classifier, tmp_path, c
             (tmp_path / name).write_text(content)
         args = ["--input", str(tmp_path / name)]
     if case == "empty stdin":
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO()))
     code, out, err = run_cli(capsys, "--model", model, *args)
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
@@ -349,7 +349,7 @@ def test_a_bad_row_in_a_later_slice_names_its_row_and_leaves_no_output(classifie
     rows[8]["text"] = "   "
     source, target = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.csv"
     code, out, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target))
-    assert code == 2 and err.strip() == f"error: {source}: 'text' is empty or not a string in row 9"
+    assert code == 2 and err.strip() == f"error: {source}: line 9: 'text' is empty or not a string"
     assert not target.exists() and not list(tmp_path.glob(".out.csv.*")), "no partial output"
 
 

@@ -1,11 +1,16 @@
-"""Load a text-classification dataset from the demo sample, a local folder or the hub, and check it.
+"""Read table files (the data stage's splits and ``textclf predict``'s inputs), and load and check a dataset.
 
-Every split comes back as DataFrames with ``text`` (str) and ``label`` (int id), plus the
-label names in id order. Anything malformed is a ``PipelineError`` naming the file and the line
-(text formats: JSONL, CSV, TXT) or row (Parquet, hub), 1-based as a user counts them.
+One set of readers serves both: JSON lines, CSV, TSV, a JSON array and Parquet, each read a row or a
+slice at a time. Every column comes back as the file holds it: CSV/TSV fields as their text, JSON
+numbers as the text they were written as (``RawNumber``), Parquet columns with their Arrow types. A
+malformed file is a ``PipelineError`` naming the file and the line (text formats) or row (Parquet, hub),
+1-based as a user counts them; a lone UTF-16 surrogate in a JSON string (half an emoji, ``"\\ud83d"``)
+becomes U+FFFD with a warning naming the file and line.
 
-Labels are either label names (strings) or integer ids, one kind throughout the dataset. A null,
-empty, boolean, decimal (``3.0``) or other non-name, non-id label is an error, never a new class.
+The data stage's dataset: every split comes back as DataFrames with ``text`` (str) and ``label`` (int id),
+plus the label names in id order. Labels are either label names (strings) or integer ids, one kind
+throughout the dataset. A null, empty, boolean, decimal (``3.0``) or other non-name, non-id label is an
+error, never a new class.
 
 Files are read twice, a row at a time, so memory does not grow with the data: a first pass over
 every split (parse errors, texts, label kinds and names, counts), then a second that converts labels
@@ -16,19 +21,21 @@ reported, are those of reading, then checking, all rows at once.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import math
 import re
 from array import array
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from textclf.common.errors import PipelineError
 from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
 # the data stage's memory grows with this, not with the data.
 ROWS_PER_SLICE = 100_000
@@ -56,37 +65,37 @@ class Dataset:
     rows: dict[str, int]  # rows given per split (to the sink, or in splits)
 
 
+class RawNumber(str):
+    """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
+    would change them); written back verbatim."""
+
+
 def _unit(file: str) -> str:
-    """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows."""
+    """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows, a JSON
+    array in items."""
+    if file.endswith(".json"):
+        return "item"
     return "row" if file.endswith(".parquet") or file.endswith("]") else "line"
 
 
-def _at(file: str, number: int) -> str:
+def at(file: str, number: int) -> str:
+    """Where a row is, for a message: ``data/train.csv: line 7``."""
     return f"{file}: {_unit(file)} {number}"
 
 
-def _decode(path: Path) -> str:
-    """Read a text file as UTF-8 (a leading BOM is dropped); a bad byte is reported with its line."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise PipelineError(f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    return text.removeprefix("\ufeff")
-
-
-def _lines(path: Path, breaks: bool = False) -> Iterator[tuple[int, str]]:
-    """(number, line) of a UTF-8 text file split on "\\n" only (str.splitlines would also split inside
-    a text at U+2028, form feeds and other characters that tweets contain), the line break kept only
-    with ``breaks``, a leading BOM dropped. Decoded a line at a time: a bad byte is reported with its
-    line, as decoding the whole file did."""
-    with path.open("rb") as f:
+def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
+    """(number, line) of a UTF-8 text file (or ``handle``, named ``path``) split on "\\n" only
+    (str.splitlines would also split inside a text at U+2028, form feeds and other characters that
+    tweets contain), the line break kept only with ``breaks``, a leading BOM dropped. Decoded a line at
+    a time: a bad byte is reported with its line."""
+    with open(path, "rb") if handle is None else nullcontext(handle) as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise PipelineError(f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+                raise PipelineError(
+                    f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+                ) from None
             if number == 1:
                 line = line.removeprefix("\ufeff")
             yield number, line if breaks else line.removesuffix("\n").removesuffix("\r")
@@ -99,41 +108,47 @@ def _drain(lines: Iterator) -> None:
         pass
 
 
-def _cell_label(cell: str) -> object:
-    """A label cell of a text format (CSV, TXT): an integer id, a decimal (refused later), or a name."""
-    cell = cell.strip()
-    if _INT.fullmatch(cell):
-        return int(cell)
-    if _DECIMAL.fullmatch(cell):
-        return float(cell)
-    return cell
+def mend(value: object) -> object:
+    """``value`` (a JSON value) with each lone UTF-16 surrogate in its strings replaced by U+FFFD: they
+    cannot be tokenized nor written as UTF-8."""
+    if isinstance(value, str) and not isinstance(value, RawNumber):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {mend(k): mend(v) for k, v in value.items()}
+    return [mend(v) for v in value] if isinstance(value, list) else value
 
 
-def _missing_column(path: Path, columns: list) -> str | None:
-    for column in ("text", "label"):
+def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
+    """A JSON value; numbers as ``RawNumber``, NaN and infinities as null, lone surrogates mended (the
+    first warned about, ``where`` noted in ``mended``)."""
+    value = json.loads(text, parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
+    if _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
+        if not mended:
+            log.warning("%s: %s: a lone surrogate (half an emoji) replaced by U+FFFD", path, where)
+        mended.append(where)
+        return fixed
+    return value
+
+
+def _missing_columns(path: Path | str, columns: list, required: tuple[str, ...]) -> None:
+    for column in required:
         if column not in columns:
             found = ", ".join(map(str, columns)) or "none"
-            return f"{path}: missing the '{column}' column (found: {found})"
-    return None
+            raise PipelineError(f"{path}: missing the '{column}' column (found: {found})")
 
 
-def _missing_columns(path: Path, columns: list) -> None:
-    if message := _missing_column(path, columns):
-        raise PipelineError(message)
+# Each reader yields a file's rows one at a time, as (line or item number, {column: value}); a malformed
+# file raises a PipelineError once it is read to the end (a bad UTF-8 byte anywhere is reported before a
+# parse error, a parse error before a missing column of ``required``).
 
 
-# Each reader yields a file's rows one at a time, as (text, label, line or row number), text and
-# label as the file holds them; a malformed file raises a PipelineError once it is read to the end
-# (a bad UTF-8 byte anywhere is reported before a parse error, a parse error before a missing column).
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple]:
-    lines, columns, failure = _lines(path), {}, None
+def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    lines, columns, failure, mended = _lines(path), {}, None, []
     for number, line in lines:
         if not line.strip():
             continue
         try:
-            row = _JSON.decode(line)
+            row = _json(line, path, f"line {number}", mended)
         except json.JSONDecodeError as exc:
             failure = f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
             break
@@ -141,15 +156,37 @@ def _read_jsonl(path: Path) -> Iterator[tuple]:
             failure = f"{path}: line {number}: expected a JSON object, found {type(row).__name__}"
             break
         columns.update(dict.fromkeys(row))
-        yield row.get("text"), row.get("label"), number
+        yield number, row
     if failure:
         _drain(lines)
         raise PipelineError(failure)
+    if len(mended) > 1:
+        log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", path, len(mended))
     if columns:
-        _missing_columns(path, list(columns))
+        _missing_columns(path, list(columns), required)
 
 
-_JSON = json.JSONDecoder()  # json.loads without its checks of the argument's type
+def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """A JSON array of objects, or of texts (each a row with one column, ``text``)."""
+    text = "".join(line for _, line in _lines(path, breaks=True))
+    try:
+        items = _json(text, path, "an item", [])
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(items, list):
+        raise PipelineError(f"{path}: expected a JSON array of texts or objects, found {type(items).__name__}")
+    columns = {}
+    for number, item in enumerate(items, start=1):
+        row = {"text": item} if type(item) is str else item
+        if not isinstance(row, dict):
+            found = "a number" if isinstance(item, RawNumber) else type(item).__name__
+            raise PipelineError(f"{path}: item {number}: expected a JSON object or a text, found {found}")
+        columns.update(dict.fromkeys(row))
+        yield number, row
+    if columns:
+        _missing_columns(path, list(columns), required)
+
+
 _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
@@ -162,11 +199,12 @@ def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
             yield line
 
 
-def _read_csv(path: Path) -> Iterator[tuple]:
-    """A CSV with a header line; rows are numbered by the line they start on, so a quoted text
-    holding newlines does not shift the numbers of the rows after it."""
-    lines = _lines(path, breaks=True)
-    reader = csv.reader(_csv_lines(lines), strict=True)
+def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """A CSV (or TSV: tab-separated, no quoting) with a header line; rows are numbered by the line they
+    start on, so a quoted text holding newlines does not shift the numbers of the rows after it."""
+    lines, tsv = _lines(path, breaks=True), path.suffix.lower() == ".tsv"
+    quoting = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
+    reader = csv.reader(_csv_lines(lines), strict=True, **quoting)
     header, failure, start = None, None, 1
     try:
         for fields in reader:
@@ -175,22 +213,24 @@ def _read_csv(path: Path) -> Iterator[tuple]:
             elif header is None:
                 header = [h.strip() for h in fields]
                 duplicated = sorted({h for h in header if header.count(h) > 1})
-                failure = _missing_column(path, header)
                 if duplicated:
                     failure = (
                         f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
                     )
-                elif not failure:
-                    text_at, label_at = header.index("text"), header.index("label")
+                else:
+                    try:
+                        _missing_columns(path, header, required)
+                    except PipelineError as exc:
+                        failure = str(exc)
             elif failure:
                 pass  # read on: a quoting error further on is reported first
             elif len(fields) != len(header):
                 failure = (
                     f"{path}: line {start}: {len(fields)} field(s) where the header has {len(header)} "
-                    f"({', '.join(header)}); quote a text that contains a comma"
+                    f"({', '.join(header)})" + ("" if tsv else "; quote a text that contains a comma")
                 )
             else:
-                yield fields[text_at], _cell_label(fields[label_at]), start
+                yield start, dict(zip(header, fields, strict=True))
             start = reader.line_num + 1
     except csv.Error as exc:
         _drain(lines)
@@ -209,39 +249,63 @@ def _read_csv(path: Path) -> Iterator[tuple]:
             'quotes inside it: "she said ""hi""",joy'
         ) from None
     if header is None:
-        raise PipelineError(f"{path}: the file is empty (expected a header line such as 'text,label', then the rows)")
+        raise PipelineError(
+            f"{path}: the file is empty (expected a header line such as '{','.join(required)}', then the rows)"
+        )
     if failure:
         raise PipelineError(failure)
 
 
-def _read_parquet(path: Path) -> Iterator[tuple]:
-    """Row groups are read ROWS_PER_SLICE rows at a time (the text and label columns only)."""
+def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """The rows of a JSON lines (``.jsonl``, ``.ndjson``), JSON array (``.json``), CSV or TSV file, one at
+    a time, as (line or item number, {column: value}); ``required`` columns must be there."""
+    suffix = path.suffix.lower()
+    read = _read_csv if suffix in (".csv", ".tsv") else _read_json if suffix == ".json" else _read_jsonl
+    return read(path, required)
+
+
+def parquet_batches(path: Path, rows: int, required: tuple[str, ...], columns: list[str] | None = None):
+    """A Parquet file's ``pyarrow.RecordBatch``es of ``rows`` rows (of ``columns``, else all), checked
+    to have the ``required`` columns; a damaged file is one line naming it."""
     parquet = open_parquet(path, hint="")
-    schema = parquet.schema_arrow
-    _missing_columns(path, schema.names)
-    binary = _is_binary(schema.field("text").type)  # bytes: text in some encoding, read as UTF-8
-    batches, number = parquet.iter_batches(batch_size=ROWS_PER_SLICE, columns=["text", "label"]), 0
+    _missing_columns(path, parquet.schema_arrow.names, required)
+    batches = parquet.iter_batches(batch_size=rows, columns=columns)
     while True:
         try:
             batch = next(batches, None)
-        except Exception as exc:
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
             raise unreadable_parquet(path, exc, hint="") from None
         if batch is None:
             return
-        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
-            number += 1
-            if binary and text is not None:
-                try:
-                    text = text.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise PipelineError(
-                        f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
-                    ) from None
-            yield text, label, number
+        yield batch
 
 
-def _is_binary(kind) -> bool:
-    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """A table file ``rows`` rows at a time, as (their line, item or row numbers, a DataFrame of every
+    column as the file holds it): a Parquet column keeps its Arrow type (``pd.ArrowDtype``: an integer
+    column with nulls stays integer), other formats' columns are of dtype object (``read_records``)."""
+    if path.suffix.lower() == ".parquet":
+        start = 1
+        for batch in parquet_batches(path, rows, required):
+            frame = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+            yield list(range(start, start + len(frame))), frame
+            start += len(frame)
+        return
+    records = read_records(path, required)
+    while chunk := list(itertools.islice(records, rows)):
+        numbers, values = zip(*chunk, strict=True)
+        yield list(numbers), pd.DataFrame(list(values), dtype=object)
+
+
+def _cell_label(cell: str) -> object:
+    """A label cell of a text format (CSV, TXT) or a JSON number: an integer id, a decimal (refused
+    later), or a name."""
+    cell = cell.strip()
+    if _INT.fullmatch(cell):
+        return int(cell)
+    if _DECIMAL.fullmatch(cell):
+        return float(cell)
+    return cell
 
 
 def _read_txt(path: Path) -> Iterator[tuple]:
@@ -260,7 +324,32 @@ def _read_txt(path: Path) -> Iterator[tuple]:
         raise PipelineError(failure)
 
 
-READERS = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet, ".txt": _read_txt}
+def _data_rows(path: Path) -> Iterator[tuple]:
+    """A split file's rows as (text, label, line or row number), as the file holds them, but a label of a
+    CSV or a JSON number read as an id or a decimal, and Parquet bytes read as UTF-8 text."""
+    if path.suffix == ".txt":
+        yield from _read_txt(path)
+        return
+    if path.suffix == ".parquet":
+        number = 0
+        for batch in parquet_batches(path, ROWS_PER_SLICE, ("text", "label"), ["text", "label"]):
+            for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
+                number += 1
+                if isinstance(text, bytes):
+                    try:
+                        text = text.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise PipelineError(
+                            f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
+                        ) from None
+                yield text, label, number
+        return
+    csv_labels = path.suffix == ".csv"
+    for number, row in read_records(path, ("text", "label")):
+        text, label = row.get("text"), row.get("label")
+        if isinstance(label, RawNumber) or (csv_labels and isinstance(label, str)):
+            label = _cell_label(label)
+        yield json.loads(text) if isinstance(text, RawNumber) else text, label, number
 
 
 def _find_split_file(folder: Path, split: str) -> Path:
@@ -279,7 +368,7 @@ def read_label_names(path: Path) -> list[str]:
     """``labels.json``: a list of names in id order, or an id -> name mapping (``{"0": "sadness", ...}``,
     as in a model's ``id2label``) or a name -> id one (``{"sadness": 0, ...}``); ids must be 0..n-1."""
     try:
-        value = json.loads(_decode(path))
+        value = json.loads("".join(line for _, line in _lines(path, breaks=True)))
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     expected = 'expected a list of label names in id order, like ["sadness", "joy"], or {"0": "sadness", "1": "joy"}'
@@ -365,7 +454,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
             if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
                 if split.bad_text is None:
                     found = type(text).__name__
-                    split.bad_text = f"{_at(file, number)}: the text is a {found} ({text!r}), not a string"
+                    split.bad_text = f"{at(file, number)}: the text is a {found} ({text!r}), not a string"
             else:
                 split.empties += 1
                 if len(split.empty_at) < 10:
@@ -389,10 +478,10 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         if first is None and kind != "bad":
             first = (kind, f"{file} {_unit(file)} {number}", value)
         if kind == "bad":
-            split.bad_label = f"{_at(file, number)}: {value}"
+            split.bad_label = f"{at(file, number)}: {value}"
         elif kind != first[0]:
             split.bad_label = (
-                f"{_at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
+                f"{at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
                 f"but {first[1]} has {'an integer id' if first[0] == 'id' else 'a name'} ({first[2]!r}): "
                 "use label names or integer ids throughout, not both"
             )
@@ -411,7 +500,7 @@ def read_folder(folder: Path) -> tuple[dict[str, _Split], dict[str, str], list[s
     for split in SPLITS:
         path = _find_split_file(folder, split)
         files[split] = str(path)
-        frames[split] = _Split(partial(READERS[path.suffix], path), str(path), hashes=_test_hashes(split))
+        frames[split] = _Split(partial(_data_rows, path), str(path), hashes=_test_hashes(split))
         first = _scan(frames[split], first)
     names = None
     if (folder / "labels.json").is_file():
@@ -452,7 +541,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
         if split not in loaded:
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
         files[split] = f"{dataset_id}[{split}]"
-        _missing_columns(Path(files[split]), loaded[split].column_names)
+        _missing_columns(files[split], loaded[split].column_names, ("text", "label"))
         columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
     frames, first = {}, None
     for split, (texts, labels) in columns.items():
@@ -485,7 +574,7 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
     for name in SPLITS:
         split = splits[name]
         if split.null_label is not None:
-            raise PipelineError(f"{_at(split.file, split.null_label)}: no label (null or empty)")
+            raise PipelineError(f"{at(split.file, split.null_label)}: no label (null or empty)")
         if split.bad_label:
             raise PipelineError(split.bad_label)
 
@@ -510,12 +599,12 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
         value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
         if isinstance(value, int):
             if not 0 <= value < len(names):
-                raise PipelineError(f"{_at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
+                raise PipelineError(f"{at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
             label_id = value
         elif value in index:
             label_id = index[value]
         else:
-            raise PipelineError(f"{_at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
+            raise PipelineError(f"{at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
         counts[label_id] += 1
         kept += 1
         if limit is None or kept <= limit:
