@@ -13,7 +13,7 @@ import torch
 
 from textclf.common.errors import PipelineError, first_line
 from textclf.common.hub import hub_unreachable_reason
-from textclf.common.user_paths import user_path
+from textclf.common.user_paths import looks_like_path, user_path
 from textclf.io.outputs import sha256_files
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,12 @@ def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
         if need_config and not (path / "config.json").is_file():
             raise PipelineError(f"model.checkpoint '{checkpoint}': folder has no config.json")
         return str(path)
-    if checkpoint.startswith((".", "/", "~")) or not _HUB_ID.match(checkpoint):
+    if looks_like_path(checkpoint):  # models/finetund where models/ exists: a typo, not a hub id
+        raise PipelineError(
+            f"model.checkpoint '{checkpoint}': no such folder ({path.absolute()}); fix the path (a relative one "
+            f"starts at the project root), or use a hub id or '{PACKAGED_ENCODER}'"
+        )
+    if not _HUB_ID.match(checkpoint):
         raise PipelineError(f"model.checkpoint '{checkpoint}': not a local folder, a hub id, or '{PACKAGED_ENCODER}'")
     return checkpoint
 
