@@ -580,11 +580,11 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
 
 
 def _infer_names(splits: dict[str, _Split]) -> list[str]:
-    """Names when the data does not give them: ids name themselves (0..the largest id in train),
-    label names are sorted."""
+    """Names when the data does not give them, from train (a label of another split that train lacks is
+    then reported at that split's row): ids name themselves (0..the largest id), label names are sorted."""
     if splits["train"].kind == "id":
         return [str(i) for i in range(splits["train"].max_id + 1)]
-    return sorted(set().union(*(split.names for split in splits.values())))
+    return sorted(splits["train"].names)
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
