@@ -129,7 +129,7 @@ def load_model(folder: Path):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineError(f"{folder}: could not load the model ({type(exc).__name__}: {first[:200]})") from None
     head = model.config.problem_type or "single_label_classification"
-    if head != "single_label_classification" or model.config.num_labels < 2:
+    if head != "single_label_classification":  # load_finetuned refused fewer than two labels
         raise PipelineError(
             f"{folder}: a {head} head with {model.config.num_labels} output(s): textclf predict labels texts "
             "with single-label classifiers only (one label of two or more, by softmax)"
