@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from textclf.common.errors import PipelineError
+from textclf.common.escape import terminal
 from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.common.params import DataParams
 from textclf.common.user_paths import source_folder
@@ -124,7 +125,7 @@ def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
     value = json.loads(text, parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
     if _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
         if not mended:
-            log.warning("%s: %s: a lone surrogate (half an emoji) replaced by U+FFFD", path, where)
+            log.warning("%s: %s: a lone surrogate (half an emoji) replaced by U+FFFD", terminal(path), where)
         mended.append(where)
         return fixed
     return value
@@ -161,7 +162,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
         _drain(lines)
         raise PipelineError(failure)
     if len(mended) > 1:
-        log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", path, len(mended))
+        log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", terminal(path), len(mended))
     if columns:
         _missing_columns(path, list(columns), required)
 
@@ -568,7 +569,9 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
                     f"{file}: {split.empties} empty, whitespace-only or null text(s) at {_unit(file)}(s) {shown}; "
                     "fix them or set data.empty_texts: drop"
                 )
-            log.warning("%s: dropping %d empty or null text(s) at %s(s) %s", file, split.empties, _unit(file), shown)
+            log.warning(
+                "%s: dropping %d empty or null text(s) at %s(s) %s", terminal(file), split.empties, _unit(file), shown
+            )
         if not split.kept:
             raise PipelineError(f"{file}: the {name} split has no rows left after dropping empty texts")
     for name in SPLITS:
