@@ -290,7 +290,7 @@ class OutputWriter:
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
     if fmt == "csv":
-        frame.to_csv(handle, index=False, header=header)
+        frame.to_csv(handle, index=False, header=header, lineterminator="\r\n")  # RFC 4180: a "\r" is quoted
         return
     for row in frame.to_dict(orient="records"):
         handle.write(to_json(row) + "\n")

@@ -188,6 +188,7 @@ def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
         _missing_columns(path, list(columns), required)
 
 
+csv.field_size_limit(2**31 - 1)  # a field of any length (the csv module's default limit is 128 KiB)
 _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
