@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import tempfile
@@ -15,10 +16,12 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import data_params
 from textclf.commands import predict
-from textclf.common.errors import one_line
+from textclf.common.errors import PipelineError, one_line
 from textclf.common.escape import inert, markdown_cell, terminal
-from textclf.io.sources import RawNumber, read_records
+from textclf.io.sources import RawNumber, load_dataset, read_label_names, read_records
+from textclf.io.stage_files import iter_parquet, read_json, read_parquet, read_states
 
 FAST = settings(max_examples=80, deadline=None)
 # any code point, lone surrogates and controls included, with the troublesome ones often
@@ -151,3 +154,131 @@ def test_huge_fields_come_back_whole(tmp_path):
         rows = [(big, big, 1), ("small", "", None)]
         expected = [{"text": big, "note": big, "n": "1"}, {"text": "small", "note": "", "n": ""}]
         assert _round_trip(rows, suffix, lambda p, r, d=delimiter: _write_csv(p, r, d), ".csv") == expected
+
+
+# --- every file the tools read gives its result or one line naming it, on any bytes ------------------
+
+
+def _valid_files() -> dict[str, bytes]:
+    """A small valid file of each format read (split files, labels.json, predict inputs, stage files)."""
+    rows = [{"text": f"i feel {w}", "label": w} for w in ("sad", "glad", "sad", "glad")]
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"text": [r["text"] for r in rows], "label": [r["label"] for r in rows]}), buffer)
+    npy = io.BytesIO()
+    np.save(npy, np.arange(12, dtype=np.float32).reshape(4, 3))
+    return {
+        ".jsonl": "".join(json.dumps(r) + "\n" for r in rows).encode(),
+        ".csv": ("text,label\n" + "".join(f'"{r["text"]}",{r["label"]}\n' for r in rows)).encode(),
+        ".tsv": ("text\tlabel\n" + "".join(f"{r['text']}\t{r['label']}\n" for r in rows)).encode(),
+        ".txt": "".join(f"{r['text']};{r['label']}\n" for r in rows).encode(),
+        ".json": json.dumps(rows).encode(),
+        ".parquet": buffer.getvalue(),
+        ".npy": npy.getvalue(),
+    }
+
+
+VALID = _valid_files()
+
+
+def _damaged(valid: bytes):
+    """Random bytes, a truncation, or one byte changed, of a valid file."""
+    return st.one_of(
+        st.binary(max_size=200),
+        st.integers(0, len(valid) - 1).map(lambda n: valid[:n]),
+        st.tuples(st.integers(0, len(valid) - 1), st.binary(min_size=1, max_size=3)).map(
+            lambda p: valid[: p[0]] + p[1] + valid[p[0] + len(p[1]) :]
+        ),
+    )
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    max_leaves=8,
+)
+
+
+def _any_shape(suffix: str):
+    """A damaged file, or for JSON formats rows of JSON values of any shape (objects with odd values)."""
+    if suffix not in (".jsonl", ".json"):
+        return _damaged(VALID[suffix])
+    rows = st.lists(JSON_VALUES | st.fixed_dictionaries({"text": JSON_VALUES, "label": JSON_VALUES}), max_size=5)
+    join = (lambda r: "\n".join(map(json.dumps, r))) if suffix == ".jsonl" else json.dumps
+    return st.one_of(_damaged(VALID[suffix]), rows.map(lambda r: join(r).encode()))
+
+
+def _one_line_or_result(read, path: Path):
+    """``read(path)``'s result, or None after a PipelineError of one line naming ``path``: never another
+    exception type."""
+    try:
+        return read(path)
+    except PipelineError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
+        return None
+
+
+@FAST
+@given(st.data(), st.sampled_from([".jsonl", ".csv", ".txt", ".parquet"]))
+def test_a_damaged_split_file_is_read_or_one_line(data, suffix):
+    """The data stage's whole check of a folder whose train file is damaged."""
+    content = data.draw(_any_shape(suffix))
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for split in ("validation", "test"):
+            (folder / f"{split}.jsonl").write_bytes(VALID[".jsonl"])
+        name = "train.txt" if suffix == ".txt" else f"train{suffix}"
+        (folder / name).write_bytes(content)
+        try:
+            load_dataset(data_params(source=str(folder)))
+        except PipelineError as exc:
+            assert str(folder) in str(exc) and "\n" not in str(exc), str(exc)
+
+
+@FAST
+@given(st.data(), st.sampled_from([".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet"]))
+def test_a_damaged_predict_input_is_read_or_one_line(data, suffix):
+    content = data.draw(_any_shape(suffix))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"in{suffix}"
+        path.write_bytes(content)
+        frames = _one_line_or_result(lambda p: list(predict.read_input(p, [])), path)
+        for frame in frames or []:
+            assert all(isinstance(text, str) and text.strip() for text in frame["text"])
+
+
+@FAST
+@given(st.one_of(JSON_VALUES.map(lambda v: json.dumps(v).encode()), _damaged(b'["sadness", "joy"]')))
+def test_labels_json_of_any_shape_is_a_list_of_names_or_one_line(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "labels.json"
+        path.write_bytes(content)
+        names = _one_line_or_result(read_label_names, path)
+        assert names is None or all(isinstance(n, str) for n in names)
+
+
+@FAST
+@given(st.data(), st.sampled_from([".json", ".parquet", ".npy", "rows.npy"]))
+def test_a_damaged_stage_file_is_read_or_one_line(data, kind):
+    """What stages pass each other: JSON, Parquet, a hidden-states .npy and its row positions."""
+    valid = VALID[".npy"] if kind.endswith(".npy") else VALID[kind]
+    if kind == "rows.npy":
+        rows = io.BytesIO()
+        np.save(rows, np.arange(4))
+        valid = rows.getvalue()
+    content = data.draw(_damaged(valid))
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        if kind == ".json":
+            (folder / "f.json").write_bytes(content)
+            _one_line_or_result(read_json, folder / "f.json")
+        elif kind == ".parquet":
+            (folder / "f.parquet").write_bytes(content)
+            _one_line_or_result(read_parquet, folder / "f.parquet")
+            _one_line_or_result(lambda p: list(iter_parquet(p, ("text",))), folder / "f.parquet")
+        else:
+            (folder / "train.npy").write_bytes(content if kind == ".npy" else VALID[".npy"])
+            if kind == "rows.npy":
+                (folder / "train_rows.npy").write_bytes(content)
+            states = _one_line_or_result(lambda _: read_states(folder, "train", 4, sample_ok=True), folder)
+            if states is not None:
+                assert states[0][0 : len(states[0])].shape[0] == len(states[0])

@@ -78,7 +78,8 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
         return
     empty = True
     for numbers, frame in read_slices(path, rows, ("text",)):
-        bad = [n for n, text in zip(numbers, frame["text"], strict=True) if not _is_text(text)]
+        texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
+        bad = [n for n, text in zip(numbers, texts, strict=True) if not _is_text(text)]
         if bad:
             raise PipelineError(f"{at(str(path), bad[0])}: 'text' is empty or not a string")
         empty = False

@@ -275,6 +275,8 @@ def parquet_batches(path: Path, rows: int, required: tuple[str, ...], columns: l
     while True:
         try:
             batch = next(batches, None)
+            if batch is not None:
+                batch.validate(full=True)  # a damaged page can hold text that is not UTF-8
         except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
             raise unreadable_parquet(path, exc, hint="") from None
         if batch is None:

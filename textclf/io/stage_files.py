@@ -288,7 +288,7 @@ def open_npy(path: Path | str) -> NpyRows:
             )
             shape, fortran_order, dtype = read_header(handle)
             offset = handle.tell()
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError and more for a damaged header
         raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
     if len(shape) != 2 or fortran_order or not np.issubdtype(dtype, np.number) or dtype.hasobject:
         raise PipelineError(f"{path}: expected a 2-D numeric array, found shape {shape}: {REBUILD_HINT}")
@@ -312,7 +312,7 @@ def read_states(
         return states, None
     try:
         rows = np.load(rows_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # as in open_npy
         raise PipelineError(f"{rows_path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
     if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or len(rows) != len(states):
         raise PipelineError(
