@@ -434,3 +434,37 @@ def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):
     state_dir, resume = resumable_state(tmp_path, "fedcba9876543210")
     assert resume is None and state_dir == tmp_path / "fedcba9876543210"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "notes"]
+
+
+def test_a_file_the_user_put_in_an_output_folder_is_never_replaced(tmp_path, monkeypatch):
+    """The marker lists what the command wrote: a folder holding anything else is refused, left as it is."""
+    monkeypatch.chdir(tmp_path)
+    with atomic_path("out", is_dir=True) as out:
+        (out / "model.bin").write_text("1")
+        (out / "sub").mkdir()
+        (out / "sub" / "a").write_text("2")
+    with atomic_path("out", is_dir=True) as out:  # only what it wrote: replaced
+        (out / "model.bin").write_text("3")
+    (tmp_path / "out" / "notes.md").write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(PipelineError, match=r"^out: holds notes\.md that textclf did not write"):
+        with atomic_path("out", is_dir=True) as out:
+            (out / "model.bin").write_text("4")
+    assert snapshot(tmp_path) == before
+
+
+def test_two_commands_writing_one_output_never_delete_each_others_work(tmp_path, monkeypatch):
+    """The second refuses in one line while the first writes; the first's output is whole."""
+    monkeypatch.chdir(tmp_path)
+    with atomic_path("out", is_dir=True) as first:
+        (first / "a").write_text("first")
+        for is_dir in (True, False):
+            with pytest.raises(PipelineError, match=r"^out: another command is writing it now"):
+                with atomic_path("out", is_dir=is_dir) as second:
+                    (second / "a").write_text("second")
+        assert (first / "a").read_text() == "first"
+    assert (tmp_path / "out" / "a").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock or temporary left
+    with atomic_path("out", is_dir=True) as third:  # once the first is done, the next one writes
+        (third / "a").write_text("third")
+    assert (tmp_path / "out" / "a").read_text() == "third"
