@@ -582,35 +582,6 @@ def test_negative_seed_stops_the_stage_before_work(prepared):
 # --- damaged files between stages, and model folders ---------------------------------------------
 
 
-def test_damaged_stage_outputs_are_one_line(tmp_path):
-    from textclf.io.stage_files import open_npy, read_json, read_parquet
-
-    good = tmp_path / "good.parquet"
-    pq.write_table(pa.table({"input_ids": [[1, 2]], "label": [0]}), good)
-    cases = {
-        "labels.json": (b'["sadness", "jo', read_json, r"labels\.json: not valid JSON \(.* at line 1 column \d+\)"),
-        "bad.json": (b"\xff\xfe", read_json, r"bad\.json: not valid UTF-8"),
-        "train.parquet": (good.read_bytes()[:40], read_parquet, r"train\.parquet: not a readable Parquet file"),
-        "empty.parquet": (b"", read_parquet, r"empty\.parquet: not a readable Parquet file"),
-        "train.npy": (None, open_npy, r"train\.npy: not a readable \.npy array"),
-        "pickle.npy": (None, open_npy, r"pickle\.npy: expected a 2-D numeric array, found shape \(1,\)"),
-        "flat.npy": (None, open_npy, r"flat\.npy: expected a 2-D numeric array, found shape \(3,\)"),
-    }
-    buffer = tmp_path / "full.npy"
-    np.save(buffer, np.zeros((4, 3), dtype=np.float32))
-    np.save(tmp_path / "pickle.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    np.save(tmp_path / "flat.npy", np.zeros(3))
-    (tmp_path / "train.npy").write_bytes(buffer.read_bytes()[:100])
-    for name, (content, reader, message) in cases.items():
-        if content is not None:
-            (tmp_path / name).write_bytes(content)
-        with pytest.raises(PipelineError, match=message) as caught:
-            reader(tmp_path / name)
-        assert "\n" not in str(caught.value) and "dvc" in str(caught.value)
-    with pytest.raises(PipelineError, match=r"good\.parquet: missing column\(s\) length"):
-        read_parquet(good, columns=("input_ids", "length"))
-
-
 def _copy_model(source: Path, target: Path) -> Path:
     import shutil
 

@@ -207,13 +207,13 @@ def _any_shape(suffix: str):
     return st.one_of(_damaged(VALID[suffix]), rows.map(lambda r: join(r).encode()))
 
 
-def _one_line_or_result(read, path: Path):
-    """``read(path)``'s result, or None after a PipelineError of one line naming ``path``: never another
-    exception type."""
+def _one_line_or_result(read, path: Path, hint: str = ""):
+    """``read(path)``'s result, or None after a PipelineError of one line naming ``path`` (and ``hint``: what
+    to do): never another exception type."""
     try:
         return read(path)
     except PipelineError as exc:
-        assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
+        assert str(path) in str(exc) and hint in str(exc) and "\n" not in str(exc), str(exc)
         return None
 
 
@@ -270,15 +270,15 @@ def test_a_damaged_stage_file_is_read_or_one_line(data, kind):
         folder = Path(folder)
         if kind == ".json":
             (folder / "f.json").write_bytes(content)
-            _one_line_or_result(read_json, folder / "f.json")
+            _one_line_or_result(read_json, folder / "f.json", "dvc")
         elif kind == ".parquet":
             (folder / "f.parquet").write_bytes(content)
-            _one_line_or_result(read_parquet, folder / "f.parquet")
-            _one_line_or_result(lambda p: list(iter_parquet(p, ("text",))), folder / "f.parquet")
+            _one_line_or_result(read_parquet, folder / "f.parquet", "dvc")
+            _one_line_or_result(lambda p: list(iter_parquet(p, ("text",))), folder / "f.parquet", "dvc")
         else:
             (folder / "train.npy").write_bytes(content if kind == ".npy" else VALID[".npy"])
             if kind == "rows.npy":
                 (folder / "train_rows.npy").write_bytes(content)
-            states = _one_line_or_result(lambda _: read_states(folder, "train", 4, sample_ok=True), folder)
+            states = _one_line_or_result(lambda _: read_states(folder, "train", 4, sample_ok=True), folder, "dvc")
             if states is not None:
                 assert states[0][0 : len(states[0])].shape[0] == len(states[0])

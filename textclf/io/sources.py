@@ -679,8 +679,3 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
         log.warning("%d test text(s) also occur in train (duplicates across splits)", len(shared))
     splits = {split: pd.concat(gathered[split], ignore_index=True) for split in SPLITS if gathered[split]}
     return Dataset(splits=splits, label_names=names, files=files, rows=rows)
-
-
-def cap_rows(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """The first ``limit`` rows (``max_train_samples``-style quick runs); all rows when None."""
-    return frame if limit is None else frame.head(limit).reset_index(drop=True)
