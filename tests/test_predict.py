@@ -466,3 +466,15 @@ def test_a_head_that_is_not_single_label_is_refused(tiny_model, tmp_path, capsys
     code, out, err = run_cli(capsys, "-m", str(folder), "i am happy")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {folder}") and ("single-label" in err or "two or more labels" in err), err
+
+
+def test_json_rows_with_other_keys_later_never_shift_csv_columns(classifier, tmp_path, capsys, monkeypatch):
+    """CSV has one header: a later slice missing a column gets it empty; a column first seen later is one line."""
+    monkeypatch.setattr(predict, "ROWS_PER_SLICE", 2)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "x": 1}, {"text": "b", "x": 2}, {"text": "c"}])
+    code, _, err = run_cli(capsys, "-m", str(classifier), "-i", str(source), "-o", str(tmp_path / "o.csv"))
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "o.csv", keep_default_na=False)["x"].astype(str).tolist() == ["1", "2", ""]
+    write_jsonl(source, [{"text": "a"}, {"text": "b"}, {"text": "c", "y": 1}])
+    code, _, err = run_cli(capsys, "-m", str(classifier), "-i", str(source), "-o", str(tmp_path / "o2.csv"))
+    assert code == 2 and "column(s) y first appear after row 2" in err and not (tmp_path / "o2.csv").exists()

@@ -244,7 +244,7 @@ class OutputWriter:
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
         self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
-        self.rows, self._handle, self._parquet, self._atomic = 0, None, None, None
+        self.rows, self.columns, self._handle, self._parquet, self._atomic = 0, None, None, None, None
 
     def __enter__(self) -> OutputWriter:
         if self.path is not None:
@@ -253,6 +253,14 @@ class OutputWriter:
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
+        if self.fmt != "jsonl":  # one header (CSV) or schema (Parquet): the columns of the first slice
+            self.columns = self.columns or list(frame.columns)
+            if new := [c for c in frame.columns if c not in self.columns]:
+                raise PipelineError(
+                    f"{self.path or 'stdout'}: column(s) {', '.join(map(str, new))} first appear after row "
+                    f"{self.rows} of the input; a {self.fmt} output has the first rows' columns: write .jsonl"
+                )
+            frame = frame.reindex(columns=self.columns)
         try:
             if self.fmt == "parquet":
                 frame = _typed(frame)
