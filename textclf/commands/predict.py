@@ -4,10 +4,12 @@
     textclf predict --input tweets.csv --output labelled.jsonl --all-scores
     cat tweets.txt | textclf predict > labelled.jsonl
 
-Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.jsonl``, ``.csv``,
-``.parquet``: a ``text`` column, the other columns are kept) or stdin (one text a line). Each row gets
-``label`` and ``score`` (the predicted label's probability); ``--all-scores`` adds every label's
-probability. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on stdout.
+Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.jsonl``, ``.json``, ``.csv``,
+``.tsv`` (tab-separated, no quoting), ``.parquet``: a ``text`` column, the other columns kept as read) or
+stdin (one text a line). Each row gets ``label`` and ``score`` (the predicted label's probability);
+``--all-scores`` adds every label's probability; input columns of those names (an earlier run's) are kept
+as ``input_<name>``. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on
+stdout. Only single-label classifiers are used (a multi-label or regression head is refused).
 
 Speed comes from the stage code: texts are tokenized once, sorted by length and padded per batch
 (``textclf.models.inference.run_batched``), on CUDA when present, in bf16 where the hardware computes it
