@@ -327,7 +327,9 @@ def test_output_is_valid_json_from_parquet_nan_and_lone_surrogates(classifier, t
     code, out, err = cli(
         capsys, "--model", str(classifier), "--input", str(half_emoji), "--output", str(tmp_path / "o.csv")
     )
-    assert code == 0 and "lone surrogate" in caplog.text
+    assert code == 0 and "tweets.jsonl: line 1: a lone surrogate" in caplog.text
+    code, out, err = cli(capsys, "--model", str(classifier), "so happy \ud83d")
+    assert code == 0 and "\ufffd" in json.loads(out)["text"] and "arguments: a lone surrogate" in caplog.text
     assert pd.read_csv(tmp_path / "o.csv")["text"].tolist() == ["so happy \ufffd", "fine"]
 
 

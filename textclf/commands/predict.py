@@ -63,7 +63,9 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
     Parquet columns with their types). Errors name the file and the line or row."""
     rows = rows_per_slice or ROWS_PER_SLICE
     if texts:
-        yield pd.DataFrame({"text": [mend(text) for text in texts]})  # an argument can hold a lone surrogate
+        if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
+            log.warning("arguments: a lone surrogate replaced by U+FFFD")
+        yield pd.DataFrame({"text": mended})
         return
     if path is None or str(path) == "-":
         yield from _text_slices(_lines("stdin", handle=_stdin()), rows)

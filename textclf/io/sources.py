@@ -1,21 +1,18 @@
-"""Read table files (the data stage's splits and ``textclf predict``'s inputs), and load and check a dataset.
+"""Table files read a row or a slice at a time (the data stage's splits and ``textclf predict``'s inputs),
+and the data stage's dataset: loaded, checked, labels as ids.
 
-One set of readers serves both: JSON lines, CSV, TSV, a JSON array and Parquet, each read a row or a
-slice at a time. Every column comes back as the file holds it: CSV/TSV fields as their text, JSON
-numbers as the text they were written as (``RawNumber``), Parquet columns with their Arrow types. A
-malformed file is a ``PipelineError`` naming the file and the line (text formats) or row (Parquet, hub),
-1-based as a user counts them; a lone UTF-16 surrogate in a JSON string (half an emoji, ``"\\ud83d"``)
-becomes U+FFFD with a warning naming the file and line.
+One set of readers serves both: JSON lines, a JSON array, CSV, TSV (no quoting) and Parquet. Columns
+come back as the file holds them (CSV/TSV fields as text, JSON numbers as written: ``RawNumber``,
+Parquet columns with their Arrow types). A malformed file is a ``PipelineError`` naming the file and
+the line (text formats) or row (Parquet, hub), 1-based; a lone surrogate in a JSON string (half an
+emoji) becomes U+FFFD with a warning naming the file and line.
 
-The data stage's dataset: every split comes back as DataFrames with ``text`` (str) and ``label`` (int id),
-plus the label names in id order. Labels are either label names (strings) or integer ids, one kind
-throughout the dataset. A null, empty, boolean, decimal (``3.0``) or other non-name, non-id label is an
-error, never a new class.
-
-Files are read twice, a row at a time, so memory does not grow with the data: a first pass over
-every split (parse errors, texts, label kinds and names, counts), then a second that converts labels
-to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors, and which one of several is
-reported, are those of reading, then checking, all rows at once.
+The dataset: each split as ``text`` (str) and ``label`` (int id), plus the label names in id order.
+Labels are names (strings) or integer ids, one kind throughout; a null, empty, boolean, decimal or
+other label is an error, never a new class. Files are read twice, so memory does not grow with the
+data: a first pass over every split (parse errors, texts, label kinds and names, counts), then a
+second that converts labels to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors,
+and which one of several is reported, are those of reading, then checking, all rows at once.
 """
 
 from __future__ import annotations
