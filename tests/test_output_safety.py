@@ -396,7 +396,7 @@ def _run(classifier, *args, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
-    """Real streams: invalid UTF-8 on stdin, descriptor 0 closed, stdout on /dev/full: one line each, exit 2."""
+    """Real streams: invalid UTF-8 on stdin, descriptor 0 or 1 closed, stdout on /dev/full: one line each, exit 2."""
     bad = _run(classifier, input=b"\xef\xbb\xbfgood line\r\nbad \xff byte\n")
     assert bad.returncode == 2 and bad.stderr.decode().strip().splitlines() == [
         "error: stdin: line 2: not valid UTF-8 (byte 0xff); save it as UTF-8"
@@ -404,6 +404,10 @@ def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
     closed = _run(classifier, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert closed.returncode == 2 and closed.stderr.decode().strip().startswith("error: no texts")
     assert len(closed.stderr.decode().strip().splitlines()) == 1
+    no_stdout = _run(classifier, "a text", preexec_fn=lambda: os.close(1))
+    assert no_stdout.returncode == 2 and no_stdout.stderr.decode().strip().splitlines() == [
+        "error: stdout is closed: write the labelled rows with --output FILE"
+    ]
     with open("/dev/full", "w") as full:
         result = subprocess.run(
             [sys.executable, "-m", "textclf", "predict", "--model", str(classifier), "a text"],
