@@ -159,13 +159,13 @@ def make_case(folder: Path, fmt: str, case: str) -> str | None:
             return rf"{val}: line 4: no ';' separator"
         rows["validation"] = [{"text": r["text"]} for r in rows["validation"]]
         write_folder(folder, fmt, rows)
-        return rf"{val}: missing the 'label' column \(found: text\)"
+        return rf"{val}: missing column\(s\) label \(found: text\)"
     if case == "renamed_column":
         if fmt == "txt":
             return "skip"
         rows["train"] = [{"sentence": r["text"], "label": r["label"]} for r in rows["train"]]
         write_folder(folder, fmt, rows)
-        return rf"{train}: missing the 'text' column \(found: sentence, label\)"
+        return rf"{train}: missing column\(s\) text \(found: sentence, label\)"
     if case == "extra_column":
         if fmt == "csv":  # an unquoted comma: a row with one field too many
             write_folder(folder, fmt, rows)

@@ -121,11 +121,11 @@ def _bad_case(name: str, folder: Path) -> str:
     if name == "missing_text_column":
         rows["validation"] = [{"sentence": r["text"], "label": r["label"]} for r in rows["validation"]]
         _write(folder, rows)
-        return r"validation\.jsonl: missing the 'text' column"
+        return r"validation\.jsonl: missing column\(s\) text"
     if name == "missing_label_column":
         rows["train"] = [{"text": r["text"]} for r in rows["train"]]
         _write(folder, rows)
-        return r"train\.jsonl: missing the 'label' column"
+        return r"train\.jsonl: missing column\(s\) label"
     if name == "empty_split":
         _write(folder, rows)
         (folder / "validation.jsonl").write_text("")

@@ -145,7 +145,7 @@ def _corrupt(folder: Path, tmp_path: Path) -> Path:
         ("empty jsonl", r"no rows to label"),
         ("missing file", r"input file not found"),
         ("bad jsonl", r"in\.jsonl: line 2: not valid JSON"),
-        ("no text column", r"in\.csv: missing the 'text' column \(found: sentence, label\)"),
+        ("no text column", r"in\.csv: missing column\(s\) text \(found: sentence, label\)"),
         ("null text", r"in\.jsonl: line 2: 'text' is empty or not a string"),
         ("bad output", r"unknown output format 'xlsx'"),
         ("empty stdin", r"stdin: no texts"),

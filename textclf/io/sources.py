@@ -39,7 +39,7 @@ from textclf.common.escape import terminal
 from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.common.params import DataParams
 from textclf.common.user_paths import source_folder
-from textclf.io.stage_files import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
+from textclf.io.stage_files import SPLITS, TABLE_SUFFIXES, iter_parquet, missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,6 @@ def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
     return value
 
 
-def _missing_columns(path: Path | str, columns: list, required: tuple[str, ...]) -> None:
-    for column in required:
-        if column not in columns:
-            found = ", ".join(map(str, columns)) or "none"
-            raise PipelineError(f"{path}: missing the '{column}' column (found: {found})")
-
-
 # Each reader yields a file's rows one at a time, as (line or item number, {column: value}); a malformed
 # file raises a PipelineError once it is read to the end (a bad UTF-8 byte anywhere is reported before a
 # parse error, a parse error before a missing column of ``required``).
@@ -161,7 +154,7 @@ def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, di
     if len(mended) > 1:
         log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", terminal(path), len(mended))
     if columns:
-        _missing_columns(path, list(columns), required)
+        missing_columns(path, list(columns), required)
 
 
 def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
@@ -182,7 +175,7 @@ def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
         columns.update(dict.fromkeys(row))
         yield number, row
     if columns:
-        _missing_columns(path, list(columns), required)
+        missing_columns(path, list(columns), required)
 
 
 csv.field_size_limit(2**31 - 1)  # a field of any length (the csv module's default limit is 128 KiB)
@@ -218,7 +211,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
                     )
                 else:
                     try:
-                        _missing_columns(path, header, required)
+                        missing_columns(path, header, required)
                     except PipelineError as exc:
                         failure = str(exc)
             elif failure:
@@ -263,34 +256,13 @@ def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, d
     return read(path, required)
 
 
-def parquet_batches(path: Path, rows: int, required: tuple[str, ...], columns: list[str] | None = None):
-    """A Parquet file's ``pyarrow.RecordBatch``es of ``rows`` rows (of ``columns``, else all), checked
-    to have the ``required`` columns; a damaged file is one line naming it."""
-    parquet = open_parquet(path, hint="")
-    _missing_columns(path, parquet.schema_arrow.names, required)
-    batches = parquet.iter_batches(batch_size=rows, columns=columns)
-    while True:
-        try:
-            batch = next(batches, None)
-            if batch is not None:
-                batch.validate(full=True)  # a damaged page can hold text that is not UTF-8
-        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-            raise unreadable_parquet(path, exc, hint="") from None
-        if batch is None:
-            return
-        yield batch
-
-
 def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
     """A table file ``rows`` rows at a time, as (their line, item or row numbers, a DataFrame of every
     column as the file holds it): a Parquet column keeps its Arrow type (``pd.ArrowDtype``: an integer
     column with nulls stays integer), other formats' columns are of dtype object (``read_records``)."""
     if path.suffix.lower() == ".parquet":
-        start = 1
-        for batch in parquet_batches(path, rows, required):
-            frame = batch.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
-            yield list(range(start, start + len(frame))), frame
-            start += len(frame)
+        for start, batch in iter_parquet(path, required, rows, hint="", only=False):
+            yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
         return
     records = read_records(path, required)
     while chunk := list(itertools.islice(records, rows)):
@@ -332,10 +304,9 @@ def _data_rows(path: Path) -> Iterator[tuple]:
         yield from _read_txt(path)
         return
     if path.suffix == ".parquet":
-        number = 0
-        for batch in parquet_batches(path, ROWS_PER_SLICE, ("text", "label"), ["text", "label"]):
-            for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
-                number += 1
+        for start, batch in iter_parquet(path, ("text", "label"), ROWS_PER_SLICE, hint=""):
+            texts, labels = batch.column("text").to_pylist(), batch.column("label").to_pylist()
+            for number, text, label in zip(itertools.count(start + 1), texts, labels):
                 if isinstance(text, bytes):
                     try:
                         text = text.decode("utf-8")
@@ -542,7 +513,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
         if split not in loaded:
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
         files[split] = f"{dataset_id}[{split}]"
-        _missing_columns(files[split], loaded[split].column_names, ("text", "label"))
+        missing_columns(files[split], loaded[split].column_names, ("text", "label"))
         columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
     frames, first = {}, None
     for split, (texts, labels) in columns.items():

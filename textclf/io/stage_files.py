@@ -69,10 +69,17 @@ def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = RE
         except Exception as named:
             reason = named
         raise unreadable_parquet(path, reason, hint) from None
-    missing = [c for c in columns if c not in found]
-    if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(found)}): {hint}")
+    missing_columns(path, found, columns, hint)
     return handle
+
+
+def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], hint: str = "") -> None:
+    """One line naming ``path`` and the ``required`` columns it lacks, if any."""
+    if missing := [c for c in required if c not in found]:
+        found = ", ".join(map(str, found)) or "none"
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {found})" + (f": {hint}" if hint else "")
+        )
 
 
 def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -91,16 +98,25 @@ def parquet_rows(path: Path | str, columns: tuple[str, ...] = ()) -> int:
     return open_parquet(path, columns).metadata.num_rows
 
 
-def iter_parquet(path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000):
-    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns``: a file read a slice at a time, so that
-    memory holds one slice, whatever the file's size."""
-    handle, start = open_parquet(path, columns), 0
-    try:
-        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns)):
-            yield start, batch
-            start += batch.num_rows
-    except OSError as exc:
-        raise unreadable_parquet(path, exc) from None
+def iter_parquet(
+    path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000, hint: str = REBUILD_HINT, only=True
+):
+    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns`` (of every column, ``only`` False): a file read
+    a slice at a time, so that memory holds one slice, whatever the file's size. Each batch is validated
+    (a damaged page can hold text that is not UTF-8): a damaged file is one line naming it."""
+    handle, start = open_parquet(path, columns, hint), 0
+    batches = handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is not None:
+                batch.validate(full=True)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
+            raise unreadable_parquet(path, exc, hint) from None
+        if batch is None:
+            return
+        yield start, batch
+        start += batch.num_rows
 
 
 @dataclass
