@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, one_line, run_cli
 from textclf.io.outputs import atomic_path, check_output
-from textclf.io.sources import RawNumber, _lines, at, mend, read_slices
+from textclf.io.sources import RawNumber, _lines, at, chunks, mend, read_slices
 from textclf.io.stage_files import TABLE_SUFFIXES
 
 DEFAULT_MODEL = "models/finetuned"
@@ -67,29 +67,29 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
             log.warning("arguments: a lone surrogate replaced by U+FFFD")
         yield pd.DataFrame({"text": mended})
         return
-    if path is None or str(path) == "-":
-        yield from _text_slices(_lines("stdin", handle=_stdin()), rows)
-        return
-    suffix = path.suffix.lower()
+    source = "stdin" if path is None or str(path) == "-" else str(path)
+    suffix = "" if source == "stdin" else path.suffix.lower()
     if suffix not in INPUT_FORMATS:
         raise PipelineError(
             f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
         )
-    if not path.is_file():
+    if source != "stdin" and not path.is_file():
         raise PipelineError(f"{path}: input file not found")
-    if suffix in TEXT_SUFFIXES:
-        yield from _text_slices(_lines(path), rows, str(path))
-        return
+    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
+        lines = _lines(source, handle=_stdin() if source == "stdin" else None)
+        slices = chunks(((n, {"text": line}) for n, line in lines if line.strip()), rows)
+    else:
+        slices = read_slices(path, rows, ("text",))
     empty = True
-    for numbers, frame in read_slices(path, rows, ("text",)):
+    for numbers, frame in slices:
         texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
         bad = [n for n, text in zip(numbers, texts, strict=True) if not _is_text(text)]
         if bad:
-            raise PipelineError(f"{at(str(path), bad[0])}: 'text' is empty or not a string")
+            raise PipelineError(f"{at(source, bad[0])}: 'text' is empty or not a string")
         empty = False
         yield frame
     if empty:
-        raise PipelineError(f"{path}: no rows to label (empty input)")
+        raise PipelineError(f"{source}: no texts to label (empty input)")
 
 
 def _stdin() -> BinaryIO:
@@ -101,17 +101,6 @@ def _stdin() -> BinaryIO:
     except (ValueError, OSError):  # a closed or invalid descriptor 0
         raise PipelineError("no texts: stdin is closed; give them as arguments or with --input FILE") from None
     return getattr(stream, "buffer", stream)
-
-
-def _text_slices(lines: Iterator[tuple[int, str]], rows: int, source: str = "stdin") -> Iterator[pd.DataFrame]:
-    """One text a line (blank lines skipped), ``rows`` texts a slice."""
-    texts = (line for _, line in lines if line.strip())
-    empty = True
-    while chunk := list(itertools.islice(texts, rows)):
-        empty = False
-        yield pd.DataFrame({"text": chunk})
-    if empty:
-        raise PipelineError(f"{source}: no texts (empty input)")
 
 
 def _is_text(value) -> bool:

@@ -264,7 +264,11 @@ def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tu
         for start, batch in iter_parquet(path, required, rows, hint="", only=False):
             yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
         return
-    records = read_records(path, required)
+    yield from chunks(read_records(path, required), rows)
+
+
+def chunks(records: Iterator[tuple[int, dict]], rows: int) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """(number, row) pairs ``rows`` at a time, as (the numbers, a DataFrame of dtype object)."""
     while chunk := list(itertools.islice(records, rows)):
         numbers, values = zip(*chunk, strict=True)
         yield list(numbers), pd.DataFrame(list(values), dtype=object)
