@@ -21,7 +21,7 @@ from textclf.commands import predict
 from textclf.common.errors import PipelineError, one_line
 from textclf.common.escape import inert, markdown_cell, terminal
 from textclf.io.sources import RawNumber, load_dataset, read_label_names, read_records
-from textclf.io.stage_files import iter_parquet, read_json, read_parquet, read_states
+from textclf.io.stage_files import iter_parquet, iter_token_rows, read_json, read_parquet, read_states, read_token_rows
 
 FAST = settings(max_examples=80, deadline=None)
 # any code point, lone surrogates and controls included, with the troublesome ones often
@@ -257,20 +257,29 @@ def test_labels_json_of_any_shape_is_a_list_of_names_or_one_line(content):
 
 
 @FAST
-@given(st.data(), st.sampled_from([".json", ".parquet", ".npy", "rows.npy"]))
+@given(st.data(), st.sampled_from([".json", ".parquet", "tokens.parquet", ".npy", "rows.npy"]))
 def test_a_damaged_stage_file_is_read_or_one_line(data, kind):
-    """What stages pass each other: JSON, Parquet, a hidden-states .npy and its row positions."""
-    valid = VALID[".npy"] if kind.endswith(".npy") else VALID[kind]
+    """What stages pass each other: JSON, Parquet, the encode stage's token rows, a hidden-states .npy and
+    its row positions."""
+    valid = VALID[".npy"] if kind.endswith(".npy") else VALID.get(kind)
     if kind == "rows.npy":
         rows = io.BytesIO()
         np.save(rows, np.arange(4))
         valid = rows.getvalue()
+    if kind == "tokens.parquet":
+        tokens = io.BytesIO()
+        pq.write_table(pa.table({"input_ids": [[101, 7, 102], [101, 102]], "label": [0, 1]}), tokens)
+        valid = tokens.getvalue()
     content = data.draw(_damaged(valid))
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         if kind == ".json":
             (folder / "f.json").write_bytes(content)
             _one_line_or_result(read_json, folder / "f.json", "dvc")
+        elif kind == "tokens.parquet":
+            (folder / "f.parquet").write_bytes(content)
+            _one_line_or_result(read_token_rows, folder / "f.parquet", "dvc")
+            _one_line_or_result(lambda p: list(iter_token_rows(p, 1)), folder / "f.parquet", "dvc")
         elif kind == ".parquet":
             (folder / "f.parquet").write_bytes(content)
             _one_line_or_result(read_parquet, folder / "f.parquet", "dvc")

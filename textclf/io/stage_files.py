@@ -170,9 +170,11 @@ def read_token_table(path: Path | str):
     """The encode stage's ``input_ids`` and ``label`` columns as a ``pyarrow.Table`` (one chunk a row group)."""
     handle = open_parquet(path, ("input_ids", "label"))
     try:
-        return handle.read(columns=["input_ids", "label"])
-    except OSError as exc:
+        table = handle.read(columns=["input_ids", "label"])
+        table.validate(full=True)  # a damaged page can hold list offsets past the values
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         raise unreadable_parquet(path, exc) from None
+    return table
 
 
 def list_lengths(column) -> np.ndarray:
