@@ -68,6 +68,9 @@ class RawNumber(str):
     would change them); written back verbatim."""
 
 
+_JSON = json.JSONDecoder(parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
+
+
 def _unit(file: str) -> str:
     """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows, a JSON
     array in items."""
@@ -119,8 +122,8 @@ def mend(value: object) -> object:
 def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
     """A JSON value; numbers as ``RawNumber``, NaN and infinities as null, lone surrogates mended (the
     first warned about, ``where`` noted in ``mended``)."""
-    value = json.loads(text, parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
-    if _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
+    value = _JSON.decode(text)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
         if not mended:
             log.warning("%s: %s: a lone surrogate (half an emoji) replaced by U+FFFD", terminal(path), where)
         mended.append(where)
