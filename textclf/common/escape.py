@@ -1,16 +1,10 @@
-"""User text (label names, texts, file names, params) made safe for where it is shown: one function per medium.
+"""User text (label names, texts, file names, params) made safe where it is shown: one function per medium.
 
-- ``terminal``: control characters (``\\x1b`` starts the escape sequences that recolour, move or retitle a
-  terminal; ``\\r`` overwrites a line), line separators, bidirectional overrides and lone surrogates are
-  shown as Python escapes (``\\x1b``), never raw. ``errors.one_line`` (every ``error: ...`` line) uses it.
-- ``markdown_cell``: one line of literal Markdown text, for a table cell: ``|``, ``*``, ``<``, ... escaped
-  with a backslash, so a label name can neither break a table nor format (or script) the page.
-- ``inert`` (HTML page): `dvc plots show` / `dvc plots diff` inline each plot's data into a ``<script>``
-  element of the page without escaping it, so a label name holding ``</script><script>...`` would end that
-  element and run as code. Plot files (not the data, metrics or model) therefore carry label names with
-  ``<`` and ``>`` replaced by look-alike characters: the plots read the same, and no tag, comment or
-  ``</script>`` can form. ``&`` stays: inside a script element it means nothing, and Vega draws labels as
-  text, not HTML.
+``terminal``: no control character or escape sequence (``\x1b[...``, ``\r``) reaches a terminal raw; every
+``error: ...`` line goes through it (``errors.one_line``). ``markdown_cell``: one line of literal Markdown
+that can neither break a table nor format (or script) the page. ``inert``: `dvc plots show` inlines plot
+data into a ``<script>`` element unescaped, so plot files carry label names with ``<`` and ``>`` as
+look-alikes: no tag, comment or ``</script>`` can form (``&`` means nothing there; Vega draws text).
 """
 
 from __future__ import annotations

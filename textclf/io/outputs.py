@@ -90,20 +90,18 @@ def _writing(target: Path) -> Iterator[None]:
     except OSError as exc:  # a read-only or full file system, a file where a folder should be
         raise PipelineError(f"{target}: cannot write here ({exc.strerror or exc})") from None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(lock).st_ino:  # removed meanwhile: its holder finished
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
-            raise PipelineError(
-                f"{target}: another command is writing it now; wait for it to finish, or name another output "
-                "(this one wrote nothing)"
-            ) from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock).st_ino:  # removed meanwhile: its holder finished
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise PipelineError(
+            f"{target}: another command is writing it now; wait for it to finish, or name another output"
+        ) from None
+    try:
+        yield
     finally:
+        lock.unlink(missing_ok=True)
         os.close(fd)
 
 
