@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from textclf.common.escape import terminal
 from textclf.common.params import load_params
 from textclf.common.stage import run_stage
 from textclf.common.user_paths import source_folder
@@ -61,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
             writer.close()
         write_json(out / "labels.json", dataset.label_names)
     for split in SPLITS:
-        log.info("%s: %d rows from %s", split, dataset.rows[split], dataset.files[split])
-    log.info("labels: %s", ", ".join(dataset.label_names))
+        log.info("%s: %d rows from %s", split, dataset.rows[split], terminal(dataset.files[split]))
+    log.info("labels: %s", ", ".join(map(terminal, dataset.label_names)))
 
 
 if __name__ == "__main__":

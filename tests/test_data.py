@@ -121,11 +121,11 @@ def _bad_case(name: str, folder: Path) -> str:
     if name == "missing_text_column":
         rows["validation"] = [{"sentence": r["text"], "label": r["label"]} for r in rows["validation"]]
         _write(folder, rows)
-        return r"validation\.jsonl: missing the 'text' column"
+        return r"validation\.jsonl: missing column\(s\) text"
     if name == "missing_label_column":
         rows["train"] = [{"text": r["text"]} for r in rows["train"]]
         _write(folder, rows)
-        return r"train\.jsonl: missing the 'label' column"
+        return r"train\.jsonl: missing column\(s\) label"
     if name == "empty_split":
         _write(folder, rows)
         (folder / "validation.jsonl").write_text("")
@@ -241,3 +241,25 @@ def test_sample_is_not_the_research_dataset():
         r["text"] for s in SPLITS for r in map(json.loads, (ROOT / f"data/sample/{s}.jsonl").read_text().splitlines())
     }
     assert not ours & real
+
+
+def test_a_label_train_lacks_is_reported_at_the_row_that_holds_it(tmp_path):
+    """Names found in the data come from train: a label only validation holds is named with its file and line."""
+    rows = split_rows()
+    rows["validation"][2]["label"] = "boredom"
+    for split, split_rows_ in rows.items():
+        write_jsonl(tmp_path / f"{split}.jsonl", split_rows_)
+    with pytest.raises(PipelineError, match=r"validation\.jsonl: line 3: unknown label 'boredom'"):
+        load_dataset(data_params(source=str(tmp_path)))
+
+
+def test_a_lone_surrogate_in_a_jsonl_text_is_replaced_with_a_warning_naming_its_line(tmp_path, caplog):
+    """Half an emoji ("\\ud83d" in JSON) cannot be written as UTF-8: U+FFFD, one warning line naming file and line."""
+    for split, split_rows_ in split_rows().items():
+        write_jsonl(tmp_path / "src" / f"{split}.jsonl", split_rows_)
+    path = tmp_path / "src" / "train.jsonl"
+    path.write_text(path.read_text().replace('"text": "', '"text": "so happy \\ud83d ', 1))
+    write_params(tmp_path / "params.yaml", data={"source": str(tmp_path / "src")})
+    run_main("data", "--out", str(tmp_path / "out"), "--params", str(tmp_path / "params.yaml"))
+    assert pd.read_parquet(tmp_path / "out/train.parquet")["text"][0].startswith("so happy \ufffd ")
+    assert f"{path}: line 1: a lone surrogate" in caplog.text

@@ -285,7 +285,7 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
         "in.txt": "\r\n".join(texts) + "\r\n",
         "in": "\r\n".join(texts) + "\r\n",
         "in.csv": 'id,text,price\r\n007,"i love it, really",1.10\r\nNA,"she said ""hi""",\r\n',
-        "in.tsv": 'id\ttext\tprice\r\n007\ti love it, really\t1.10\r\nNA\t"she said ""hi"""\t\r\n',
+        "in.tsv": 'id\ttext\tprice\r\n007\ti love it, really\t1.10\r\nNA\tshe said "hi"\t\r\n',  # no quoting
         "in.jsonl": '{"id": "007", "text": "i love it, really", "price": 1.10}\r\n'
         '{"id": "NA", "text": "she said \\"hi\\"", "price": NaN}\r\n',
         "in.json": '[{"id": "007", "text": "i love it, really", "price": 1.10},\r\n'
@@ -307,10 +307,10 @@ def test_formats_by_suffix_with_bom_and_crlf(classifier, tmp_path, capsys, name)
 def test_unknown_suffix_and_bad_json_shapes_are_one_line(classifier, tmp_path, capsys):
     for name, content, message in [
         ("in.xlsx", "x", r"unknown input format '\.xlsx'"),
-        ("in.json", '{"text": "x"}', r"an array of texts or of objects"),
-        ("in.json", '["a", 3]', r"item 2 of the array"),
-        ("in.jsonl", '{"text": "a"}\n[1]\n', r"line 2 is not a JSON object"),
-        ("in.txt", None, r"line 2 is not UTF-8"),
+        ("in.json", '{"text": "x"}', r"in\.json: expected a JSON array"),
+        ("in.json", '["a", 3]', r"in\.json: item 2: expected a JSON object or a text, found a number"),
+        ("in.jsonl", '{"text": "a"}\n[1]\n', r"in\.jsonl: line 2: expected a JSON object"),
+        ("in.txt", None, r"in\.txt: line 2: not valid UTF-8"),
     ]:
         path = tmp_path / name
         path.write_bytes(b"ok\n\xff\xfe bad\n" if content is None else content.encode())
@@ -327,7 +327,9 @@ def test_output_is_valid_json_from_parquet_nan_and_lone_surrogates(classifier, t
     code, out, err = cli(
         capsys, "--model", str(classifier), "--input", str(half_emoji), "--output", str(tmp_path / "o.csv")
     )
-    assert code == 0 and "lone surrogate" in caplog.text
+    assert code == 0 and "tweets.jsonl: line 1: a lone surrogate" in caplog.text
+    code, out, err = cli(capsys, "--model", str(classifier), "so happy \ud83d")
+    assert code == 0 and "\ufffd" in json.loads(out)["text"] and "arguments: a lone surrogate" in caplog.text
     assert pd.read_csv(tmp_path / "o.csv")["text"].tolist() == ["so happy \ufffd", "fine"]
 
 
@@ -394,14 +396,18 @@ def _run(classifier, *args, **kwargs) -> subprocess.CompletedProcess:
 
 
 def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
-    """Real streams: invalid UTF-8 on stdin, descriptor 0 closed, stdout on /dev/full: one line each, exit 2."""
+    """Real streams: invalid UTF-8 on stdin, descriptor 0 or 1 closed, stdout on /dev/full: one line each, exit 2."""
     bad = _run(classifier, input=b"\xef\xbb\xbfgood line\r\nbad \xff byte\n")
     assert bad.returncode == 2 and bad.stderr.decode().strip().splitlines() == [
-        "error: stdin: line 2 is not UTF-8 (byte 5: invalid start byte); convert it to UTF-8 (e.g. iconv -t UTF-8)"
+        "error: stdin: line 2: not valid UTF-8 (byte 0xff); save it as UTF-8"
     ]
     closed = _run(classifier, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(0))
     assert closed.returncode == 2 and closed.stderr.decode().strip().startswith("error: no texts")
     assert len(closed.stderr.decode().strip().splitlines()) == 1
+    no_stdout = _run(classifier, "a text", preexec_fn=lambda: os.close(1))
+    assert no_stdout.returncode == 2 and no_stdout.stderr.decode().strip().splitlines() == [
+        "error: stdout is closed: write the labelled rows with --output FILE"
+    ]
     with open("/dev/full", "w") as full:
         result = subprocess.run(
             [sys.executable, "-m", "textclf", "predict", "--model", str(classifier), "a text"],
@@ -417,7 +423,10 @@ def test_stdin_bad_bytes_closed_stdin_and_full_stdout(classifier):
 def test_a_json_number_is_not_a_text(classifier, tmp_path, capsys):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "fine"}\n{"text": 3}\n')
-    one_line(*cli(capsys, "--model", str(classifier), "--input", str(source))[::2], r"not a string in row 2")
+    one_line(
+        *cli(capsys, "--model", str(classifier), "--input", str(source))[::2],
+        r"in\.jsonl: line 2: 'text' is empty or not a string",
+    )
 
 
 def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):
@@ -431,3 +440,37 @@ def test_finetune_state_root_keeps_what_is_not_its_state(tmp_path):
     state_dir, resume = resumable_state(tmp_path, "fedcba9876543210")
     assert resume is None and state_dir == tmp_path / "fedcba9876543210"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "notes"]
+
+
+def test_a_file_the_user_put_in_an_output_folder_is_never_replaced(tmp_path, monkeypatch):
+    """The marker lists what the command wrote: a folder holding anything else is refused, left as it is."""
+    monkeypatch.chdir(tmp_path)
+    with atomic_path("out", is_dir=True) as out:
+        (out / "model.bin").write_text("1")
+        (out / "sub").mkdir()
+        (out / "sub" / "a").write_text("2")
+    with atomic_path("out", is_dir=True) as out:  # only what it wrote: replaced
+        (out / "model.bin").write_text("3")
+    (tmp_path / "out" / "notes.md").write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(PipelineError, match=r"^out: holds notes\.md that textclf did not write"):
+        with atomic_path("out", is_dir=True) as out:
+            (out / "model.bin").write_text("4")
+    assert snapshot(tmp_path) == before
+
+
+def test_two_commands_writing_one_output_never_delete_each_others_work(tmp_path, monkeypatch):
+    """The second refuses in one line while the first writes; the first's output is whole."""
+    monkeypatch.chdir(tmp_path)
+    with atomic_path("out", is_dir=True) as first:
+        (first / "a").write_text("first")
+        for is_dir in (True, False):
+            with pytest.raises(PipelineError, match=r"^out: another command is writing it now"):
+                with atomic_path("out", is_dir=is_dir) as second:
+                    (second / "a").write_text("second")
+        assert (first / "a").read_text() == "first"
+    assert (tmp_path / "out" / "a").read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock or temporary left
+    with atomic_path("out", is_dir=True) as third:  # once the first is done, the next one writes
+        (third / "a").write_text("third")
+    assert (tmp_path / "out" / "a").read_text() == "third"

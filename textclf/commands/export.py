@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
+from textclf.common.escape import terminal
 from textclf.io.outputs import MARKER, atomic_path, check_output
 from textclf.models.loading import check_model_folder, weights_sha256
 from textclf.reporting.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line
@@ -77,4 +78,6 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="replace --out if an earlier export wrote it")
     args = parser.parse_args(argv)
     # an unreadable model file, say, is named by its OSError: nothing was replaced (atomic_path)
-    return run_cli(lambda: print(export(args.model, args.card, args.out, args.force, args.run_record)), str(args.out))
+    return run_cli(
+        lambda: print(terminal(export(args.model, args.card, args.out, args.force, args.run_record))), str(args.out)
+    )

@@ -4,10 +4,12 @@
     textclf predict --input tweets.csv --output labelled.jsonl --all-scores
     cat tweets.txt | textclf predict > labelled.jsonl
 
-Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.jsonl``, ``.csv``,
-``.parquet``: a ``text`` column, the other columns are kept) or stdin (one text a line). Each row gets
-``label`` and ``score`` (the predicted label's probability); ``--all-scores`` adds every label's
-probability. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on stdout.
+Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.jsonl``, ``.json``, ``.csv``,
+``.tsv`` (tab-separated, no quoting), ``.parquet``: a ``text`` column, the other columns kept as read) or
+stdin (one text a line). Each row gets ``label`` and ``score`` (the predicted label's probability);
+``--all-scores`` adds every label's probability; input columns of those names (an earlier run's) are kept
+as ``input_<name>``. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on
+stdout. Only single-label classifiers are used (a multi-label or regression head is refused).
 
 Speed comes from the stage code: texts are tokenized once, sorted by length and padded per batch
 (``textclf.models.inference.run_batched``), on CUDA when present, in bf16 where the hardware computes it
@@ -25,7 +27,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -39,13 +40,13 @@ import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, one_line, run_cli
 from textclf.io.outputs import atomic_path, check_output
-from textclf.io.stage_files import TABLE_SUFFIXES, open_parquet
+from textclf.io.sources import RawNumber, _lines, at, chunks, mend, read_slices
+from textclf.io.stage_files import TABLE_SUFFIXES
 
 DEFAULT_MODEL = "models/finetuned"
 # Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
 TEXT_SUFFIXES = ("", ".txt", ".text")
 INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 log = logging.getLogger("textclf.commands.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
@@ -56,187 +57,55 @@ ROWS_PER_SLICE = 20_000
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
     """The rows to label, a slice at a time: ``texts`` given as arguments, else ``path`` (``None`` or
-    ``-``: stdin), read by its suffix (``INPUT_FORMATS``). Blank lines of text input are skipped; a table
-    needs a ``text`` column of strings; its other columns are kept exactly as read (CSV/TSV fields and JSON
-    numbers as their text). A UTF-8 BOM and CRLF line ends are accepted everywhere. Errors name the file
-    and the line or row (1-based, counted over the whole file)."""
-    rows_per_slice = rows_per_slice or ROWS_PER_SLICE
+    ``-``: stdin), read by its suffix (``INPUT_FORMATS``) with the data stage's readers
+    (``textclf.io.sources``). Blank lines of text input are skipped; a table needs a ``text`` column of
+    strings; its other columns are kept exactly as read (CSV/TSV fields and JSON numbers as their text,
+    Parquet columns with their types). Errors name the file and the line or row."""
+    rows = rows_per_slice or ROWS_PER_SLICE
     if texts:
-        yield _clean(pd.DataFrame({"text": texts}), "arguments")
+        if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
+            log.warning("arguments: a lone surrogate replaced by U+FFFD")
+        yield pd.DataFrame({"text": mended})
         return
-    if path is None or str(path) == "-":
-        yield from (_clean(frame, "stdin") for frame in _stdin_slices(rows_per_slice))
-        return
-    suffix = path.suffix.lower()
+    source = "stdin" if path is None or str(path) == "-" else str(path)
+    suffix = "" if source == "stdin" else path.suffix.lower()
     if suffix not in INPUT_FORMATS:
         raise PipelineError(
             f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
         )
-    if not path.is_file():
+    if source != "stdin" and not path.is_file():
         raise PipelineError(f"{path}: input file not found")
-    if suffix in TEXT_SUFFIXES:
-        with open(path, "rb") as handle:
-            yield from (_clean(frame, str(path)) for frame in _line_slices(handle, str(path), rows_per_slice))
-        return
-    first_row = 0
-    try:
-        for frame in _table_slices(path, suffix, rows_per_slice):
-            if "text" not in frame.columns:
-                raise PipelineError(f"{path}: no 'text' column (columns: {', '.join(map(str, frame.columns))})")
-            bad = ~frame["text"].map(_is_text)
-            if bad.any():
-                row = first_row + int(np.flatnonzero(bad)[0]) + 1
-                raise PipelineError(f"{path}: 'text' is empty or not a string in row {row}")
-            first_row += len(frame)
-            yield _clean(frame.reset_index(drop=True), str(path))
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from None
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise PipelineError(f"{path}: could not read it as {suffix[1:]}: {one_line(exc)[:200]}") from None
-    if first_row == 0:
-        raise PipelineError(f"{path}: no rows to label (empty input)")
+    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
+        lines = _lines(source, handle=_stdin() if source == "stdin" else None)
+        slices = chunks(((n, {"text": line}) for n, line in lines if line.strip()), rows)
+    else:
+        slices = read_slices(path, rows, ("text",))
+    empty = True
+    for numbers, frame in slices:
+        texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
+        bad = [n for n, text in zip(numbers, texts, strict=True) if not _is_text(text)]
+        if bad:
+            raise PipelineError(f"{at(source, bad[0])}: 'text' is empty or not a string")
+        empty = False
+        yield frame
+    if empty:
+        raise PipelineError(f"{source}: no texts to label (empty input)")
 
 
-def _stdin_slices(rows: int) -> Iterator[pd.DataFrame]:
-    """stdin, one text a line; a closed stdin or a terminal without input is one line."""
+def _stdin() -> BinaryIO:
+    """stdin's bytes; a closed stdin or a terminal without input is one line."""
     stream = sys.stdin
     try:
         if stream is None or stream.closed or stream.isatty():
             raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
     except (ValueError, OSError):  # a closed or invalid descriptor 0
         raise PipelineError("no texts: stdin is closed; give them as arguments or with --input FILE") from None
-    try:
-        yield from _line_slices(getattr(stream, "buffer", stream), "stdin", rows)
-    except OSError as exc:
-        raise PipelineError(f"stdin: could not read it ({exc.strerror or exc})") from None
-
-
-def _clean(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Lone UTF-16 surrogates (half an emoji, as truncated tweets hold) in text become U+FFFD, with a
-    warning: they cannot be tokenized nor written as UTF-8."""
-
-    def fix(value):
-        return _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
-
-    for column in frame.columns:
-        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
-            broken = frame[column].map(lambda v: isinstance(v, str) and _SURROGATE.search(v) is not None)
-            if broken.any():
-                log.warning(
-                    "%s: %d value(s) of column '%s' hold a lone surrogate (half an emoji): replaced by U+FFFD",
-                    source,
-                    int(broken.sum()),
-                    column,
-                )
-                frame[column] = frame[column].map(fix)
-    return frame
-
-
-class RawNumber(str):
-    """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
-    would change them); written back verbatim."""
+    return getattr(stream, "buffer", stream)
 
 
 def _is_text(value) -> bool:
     """A non-blank string (not a number read from JSON, which is kept as its text)."""
     return isinstance(value, str) and not isinstance(value, RawNumber) and bool(value.strip())
-
-
-def _json_loads(text: str):
-    return json.loads(text, parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
-
-
-def _json_lines(path: Path, rows: int) -> Iterator[pd.DataFrame]:
-    records, line_no = [], 0
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = _json_loads(line)
-            except json.JSONDecodeError as exc:
-                raise PipelineError(
-                    f"{path}: could not read it as jsonl: line {line_no}: {exc.msg} (column {exc.colno})"
-                ) from None
-            if not isinstance(record, dict):
-                raise PipelineError(f"{path}: line {line_no} is not a JSON object with a 'text' field")
-            records.append(record)
-            if len(records) == rows:
-                yield pd.DataFrame(records, dtype=object)  # pandas would make RawNumber a plain str
-                records = []
-    if records:
-        yield pd.DataFrame(records, dtype=object)
-
-
-def _json_array(path: Path) -> Iterator[pd.DataFrame]:
-    try:
-        data = _json_loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise PipelineError(
-            f"{path}: could not read it as json: line {exc.lineno}: {exc.msg} (column {exc.colno})"
-        ) from None
-    if not isinstance(data, list):
-        raise PipelineError(f"{path}: a .json input is an array of texts or of objects with a 'text' field")
-    if not data:
-        return
-    if any(isinstance(item, str) and not isinstance(item, RawNumber) for item in data):  # an array of texts
-        bad = next((i for i, item in enumerate(data) if not _is_text(item)), None)
-        if bad is not None:
-            raise PipelineError(f"{path}: item {bad + 1} of the array is not a non-empty text")
-        yield pd.DataFrame({"text": data})
-        return
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise PipelineError(f"{path}: item {i + 1} of the array is not an object with a 'text' field")
-    yield pd.DataFrame(data, dtype=object)
-
-
-def _table_slices(path: Path, suffix: str, rows: int) -> Iterator[pd.DataFrame]:
-    if suffix == ".parquet":
-        for batch in open_parquet(path, hint="").iter_batches(batch_size=rows):
-            yield batch.to_pandas()
-    elif suffix in (".csv", ".tsv"):  # every field as its text: 007 stays 007, 1.10 stays 1.10, NA stays NA
-        if path.stat().st_size == 0:
-            return
-        yield from pd.read_csv(
-            path,
-            sep="\t" if suffix == ".tsv" else ",",
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            encoding="utf-8-sig",
-            chunksize=rows,
-        )
-    elif suffix == ".json":
-        yield from _json_array(path)
-    else:
-        yield from _json_lines(path, rows)
-
-
-def _line_slices(handle: BinaryIO, source: str, rows: int) -> Iterator[pd.DataFrame]:
-    """One text a line from a binary stream: UTF-8 (a BOM first is dropped), LF or CRLF; bad bytes name the line."""
-    texts, seen = [], 0
-    for line_no, raw in enumerate(handle, 1):
-        try:
-            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError as exc:
-            raise PipelineError(
-                f"{source}: line {line_no} is not UTF-8 (byte {exc.start + 1}: {exc.reason}); "
-                "convert it to UTF-8 (e.g. iconv -t UTF-8)"
-            ) from None
-        if line_no == 1:
-            line = line.removeprefix("\ufeff")
-        line = line.rstrip("\r\n")
-        if line.strip():
-            texts.append(line)
-        if len(texts) == rows:
-            seen += len(texts)
-            yield pd.DataFrame({"text": texts})
-            texts = []
-    if texts:
-        yield pd.DataFrame({"text": texts})
-    elif not seen:
-        raise PipelineError(f"{source}: no texts (empty input)")
 
 
 def load_model(folder: Path):
@@ -253,6 +122,12 @@ def load_model(folder: Path):
     except Exception as exc:  # corrupt safetensors or config: transformers raises many types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineError(f"{folder}: could not load the model ({type(exc).__name__}: {first[:200]})") from None
+    head = model.config.problem_type or "single_label_classification"
+    if head != "single_label_classification":  # load_finetuned refused fewer than two labels
+        raise PipelineError(
+            f"{folder}: a {head} head with {model.config.num_labels} output(s): textclf predict labels texts "
+            "with single-label classifiers only (one label of two or more, by softmax)"
+        )
     return model.eval(), tokenizer
 
 
@@ -312,18 +187,29 @@ def predict_proba(
 
 
 def label_rows(
-    frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool
+    frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool, flat: bool = False
 ) -> pd.DataFrame:
-    """The input rows with ``label`` and ``score`` (and ``scores``: label -> probability) added.
-
-    Input columns of those names (a gold ``label``, say) are kept as ``input_<name>``."""
-    out = frame.rename(columns={c: f"input_{c}" for c in ("label", "score", "scores") if c in frame.columns})
+    """The input rows with ``label`` and ``score`` (the predicted label's probability) added; with
+    ``all_scores`` every label's probability too: ``scores`` (label -> probability), or with ``flat`` (CSV,
+    Parquet) a ``score_<label>`` column each. An input column of one of those names (a gold ``label``, an
+    earlier run's output) is kept, renamed ``input_<name>`` (``input_<name>_2``, ... when that is taken)."""
     best = probabilities.argmax(-1)
-    out["label"] = np.asarray(label_names, dtype=object)[best]
-    out["score"] = np.round(probabilities[np.arange(len(best)), best].astype(float), 6)
-    if all_scores:
-        out["scores"] = [dict(zip(label_names, np.round(row.astype(float), 6), strict=True)) for row in probabilities]
-    return out
+    rounded = np.round(probabilities.astype(float), 6)
+    new = {"label": np.asarray(label_names, dtype=object)[best], "score": rounded[np.arange(len(best)), best]}
+    if all_scores and flat:
+        new.update({f"score_{name}": rounded[:, i] for i, name in enumerate(label_names)})
+    elif all_scores:
+        new["scores"] = [dict(zip(label_names, row, strict=True)) for row in rounded]
+    taken, renames = {*frame.columns, *new}, {}
+    for column in frame.columns:
+        if column in new:
+            name = f"input_{column}"
+            name = (
+                next(f"{name}_{n}" for n in itertools.count(2) if f"{name}_{n}" not in taken) if name in taken else name
+            )
+            renames[column] = name
+            taken.add(name)
+    return frame.rename(columns=renames).assign(**new)
 
 
 def output_format(path: Path | None, fmt: str | None) -> str:
@@ -336,14 +222,11 @@ def output_format(path: Path | None, fmt: str | None) -> str:
     return fmt
 
 
-def _flat_scores(frame: pd.DataFrame, fmt: str) -> pd.DataFrame:
-    if fmt in ("csv", "parquet") and "scores" in frame.columns:  # flat columns: score_<label>
-        scores = pd.DataFrame(frame.pop("scores").tolist()).add_prefix("score_")
-        frame = pd.concat([frame, scores.set_index(frame.index)], axis=1)
-    if fmt == "parquet":  # Parquet columns are typed: JSON numbers kept as text become numbers again
-        for column in frame.columns:
-            if pd.api.types.is_object_dtype(frame[column]):
-                frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, RawNumber) else v)
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet columns are typed: JSON numbers kept as their text become numbers again."""
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]):
+            frame[column] = frame[column].map(lambda v: json.loads(v) if isinstance(v, RawNumber) else v)
     return frame
 
 
@@ -354,7 +237,7 @@ class OutputWriter:
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
         self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
-        self.rows, self._handle, self._parquet, self._atomic = 0, None, None, None
+        self.rows, self.columns, self._handle, self._parquet, self._atomic = 0, None, None, None, None
 
     def __enter__(self) -> OutputWriter:
         if self.path is not None:
@@ -363,9 +246,17 @@ class OutputWriter:
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
-        frame = _flat_scores(frame, self.fmt)
+        if self.fmt != "jsonl":  # one header (CSV) or schema (Parquet): the columns of the first slice
+            self.columns = self.columns or list(frame.columns)
+            if new := [c for c in frame.columns if c not in self.columns]:
+                raise PipelineError(
+                    f"{self.path or 'stdout'}: column(s) {', '.join(map(str, new))} first appear after row "
+                    f"{self.rows} of the input; a {self.fmt} output has the first rows' columns: write .jsonl"
+                )
+            frame = frame.reindex(columns=self.columns)
         try:
             if self.fmt == "parquet":
+                frame = _typed(frame)
                 if self._parquet is None:
                     table = pa.Table.from_pandas(frame, preserve_index=False)
                     self._parquet = pq.ParquetWriter(self._tmp, table.schema)
@@ -401,7 +292,7 @@ class OutputWriter:
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
     if fmt == "csv":
-        frame.to_csv(handle, index=False, header=header)
+        frame.to_csv(handle, index=False, header=header, lineterminator="\r\n")  # RFC 4180: a "\r" is quoted
         return
     for row in frame.to_dict(orient="records"):
         handle.write(to_json(row) + "\n")
@@ -492,6 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.texts and args.input is not None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
     output = output_path(args.output, args.input, args.format)
+    if output is None and sys.stdout is None:  # descriptor 1 closed
+        raise PipelineError("stdout is closed: write the labelled rows with --output FILE")
     inputs = tuple(p for p in (args.input, args.model) if p is not None and str(p) != "-")
     if output is not None:
         check_output(output, inputs)  # never the input, the model, a folder, the current folder: before any work
@@ -499,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     first = next(slices)  # a bad or empty input stops here, before the model is loaded
     model, tokenizer = load_model(args.model)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+    flat = output_format(output, args.format) != "jsonl"  # CSV and Parquet: a score_<label> column each
     writer = OutputWriter(output, args.format, inputs) if distributed.is_main() else nullcontext()
     with distributed.process_group(), writer:
         for frame in itertools.chain([first], slices):
@@ -513,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress=False if args.no_progress else None,
             )
             if distributed.is_main():
-                writer.write(label_rows(frame, probabilities, label_names, args.all_scores))
+                writer.write(label_rows(frame, probabilities, label_names, args.all_scores, flat))
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from textclf.common.escape import terminal
+
 
 class PipelineError(Exception):
     """Bad data, params or environment: the message is shown to the user as one line."""
 
 
 def one_line(message: object) -> str:
-    """``message`` with every run of whitespace, line breaks included, as one space."""
-    return " ".join(str(message).split())
+    """``message`` with every run of whitespace, line breaks included, as one space, and safe on a terminal
+    (``escape.terminal``: no control character or escape sequence reaches it raw)."""
+    return terminal(" ".join(str(message).split()))
 
 
 def first_line(exc: BaseException) -> str:

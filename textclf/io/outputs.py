@@ -7,6 +7,7 @@ that DVC would hash as good.
 from __future__ import annotations
 
 import errno
+import fcntl
 import glob
 import hashlib
 import json
@@ -19,10 +20,11 @@ from pathlib import Path
 
 from textclf.common.errors import PipelineError
 
-# Written into every folder this project's commands create: an existing folder is replaced only when it
-# holds this file (the command wrote it), never a folder of the user's. Constant bytes: outputs reproduce.
+# Written into every folder this project's commands create, with the list of the files they wrote (so the
+# same output has the same bytes): an existing folder is replaced only when it holds this file and no file
+# that the list does not name (one the user put there), never a folder of the user's.
 MARKER = ".textclf-output"
-MARKER_TEXT = "written by textclf: its commands replace this folder only while this file is in it\n"
+MARKER_TEXT = "written by textclf: its commands replace this folder only while this file lists every file in it\n"
 # Files and folders that mark a project root (never replaced, whatever it holds).
 _ROOT_MARKERS = (".git", ".dvc", "dvc.yaml")
 # Errors of the file system written to (not of an input): full, over quota, read-only, file too large.
@@ -62,46 +64,91 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
                 f"{target}: is a folder this project did not write (no {MARKER} in it); "
                 "move it away or name another folder: it is left as it is"
             )
+        listed = (resolved / MARKER).read_text(encoding="utf-8", errors="replace").splitlines()[1:]
+        if extra := sorted(set(_files(resolved)) - set(listed)):
+            more = f" and {len(extra) - 1} more file(s)" if len(extra) > 1 else ""
+            raise PipelineError(
+                f"{target}: holds {extra[0]}{more} that textclf did not write (not in its {MARKER}); "
+                "move them away or name another folder: it is left as it is"
+            )
     return target
+
+
+def _files(folder: Path) -> list[str]:
+    """The files under ``folder`` (paths relative to it, sorted), but its marker."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir() and p.name != MARKER)
+
+
+@contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Hold ``target``'s lock (a file beside it, removed after) while it is written: a second command writing
+    the same output refuses in one line, and neither deletes the other's work."""
+    lock = target.parent / f".{target.name}.lock.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or full file system, a file where a folder should be
+        raise PipelineError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(lock).st_ino:  # removed meanwhile: its holder finished
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise PipelineError(
+            f"{target}: another command is writing it now; wait for it to finish, or name another output"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 @contextmanager
 def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``target`` (an empty folder holding ``MARKER`` when ``is_dir``); on
     success it replaces ``target``, on any exception it is removed and ``target`` stays as it was.
-    ``check_output`` runs first: a target that is not this project's own output is refused, untouched."""
+    ``check_output`` runs first: a target that is not this project's own output is refused, untouched;
+    so is one that another command is writing (``_writing``)."""
     target = check_output(target, inputs, is_dir)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A process killed with SIGKILL cannot clean up: its leftovers go at the next write of the same
-        # output (one writer per output: DVC locks the repository). `.*.tmp` is git-ignored meanwhile.
-        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:  # a read-only or full file system, a file where a folder should be
-        raise PipelineError(f"{target}: cannot write here ({exc.strerror or exc})") from None
-    work = tmp / target.name
-    try:
-        if is_dir:
-            work.mkdir()
-            (work / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+    with _writing(target):
         try:
-            yield work
+            # A process killed with SIGKILL cannot clean up: its leftovers go at the next write of the same
+            # output (one writer at a time: the lock). `.*.tmp` is git-ignored meanwhile.
+            for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         except OSError as exc:
-            if exc.errno not in _WRITE_ERRNOS:
-                raise
-            raise PipelineError(f"{target}: could not write it ({exc.strerror}); nothing was replaced") from None
-        check_output(target, inputs, is_dir)  # again: the target may have appeared while writing
+            raise PipelineError(f"{target}: cannot write here ({exc.strerror or exc})") from None
+        work = tmp / target.name
         try:
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
-            os.replace(work, target)
-        except OSError as exc:
-            raise PipelineError(f"{target}: could not move the new output into place ({exc.strerror or exc})") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            if is_dir:
+                work.mkdir()
+                (work / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+            try:
+                yield work
+            except OSError as exc:
+                if exc.errno not in _WRITE_ERRNOS:
+                    raise
+                raise PipelineError(f"{target}: could not write it ({exc.strerror}); nothing was replaced") from None
+            if is_dir:  # the marker lists what was written
+                listing = "".join(f"{name}\n" for name in _files(work))
+                (work / MARKER).write_text(MARKER_TEXT + listing, encoding="utf-8")
+            check_output(target, inputs, is_dir)  # again: the target may have appeared while writing
+            try:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+                os.replace(work, target)
+            except OSError as exc:
+                raise PipelineError(
+                    f"{target}: could not move the new output into place ({exc.strerror or exc})"
+                ) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: Path | str, data: object, inputs: Sequence[Path | str] = ()) -> None:

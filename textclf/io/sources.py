@@ -1,47 +1,53 @@
-"""Load a text-classification dataset from the demo sample, a local folder or the hub, and check it.
+"""Table files read a row or a slice at a time (the data stage's splits and ``textclf predict``'s inputs),
+and the data stage's dataset: loaded, checked, labels as ids.
 
-Every split comes back as DataFrames with ``text`` (str) and ``label`` (int id), plus the
-label names in id order. Anything malformed is a ``PipelineError`` naming the file and the line
-(text formats: JSONL, CSV, TXT) or row (Parquet, hub), 1-based as a user counts them.
+One set of readers serves both: JSON lines, a JSON array, CSV, TSV (no quoting) and Parquet. Columns
+come back as the file holds them (CSV/TSV fields as text, JSON numbers as written: ``RawNumber``,
+Parquet columns with their Arrow types). A malformed file is a ``PipelineError`` naming the file and
+the line (text formats) or row (Parquet, hub), 1-based; a lone surrogate in a JSON string (half an
+emoji) becomes U+FFFD with a warning naming the file and line.
 
-Labels are either label names (strings) or integer ids, one kind throughout the dataset. A null,
-empty, boolean, decimal (``3.0``) or other non-name, non-id label is an error, never a new class.
-
-Files are read twice, a row at a time, so memory does not grow with the data: a first pass over
-every split (parse errors, texts, label kinds and names, counts), then a second that converts labels
-to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors, and which one of several is
-reported, are those of reading, then checking, all rows at once.
+The dataset: each split as ``text`` (str) and ``label`` (int id), plus the label names in id order.
+Labels are names (strings) or integer ids, one kind throughout; a null, empty, boolean, decimal or
+other label is an error, never a new class. Files are read twice, so memory does not grow with the
+data: a first pass over every split (parse errors, texts, label kinds and names, counts), then a
+second that converts labels to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors,
+and which one of several is reported, are those of reading, then checking, all rows at once.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import math
 import re
 from array import array
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from textclf.common.errors import PipelineError
+from textclf.common.escape import terminal
 from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.common.params import DataParams
-from textclf.common.user_paths import source_folder
-from textclf.io.stage_files import SPLITS, TABLE_SUFFIXES, open_parquet, unreadable_parquet
+from textclf.common.user_paths import source_folder, split_file
+from textclf.io.stage_files import SPLITS, iter_parquet, missing_columns
 
 log = logging.getLogger(__name__)
 
 # The original emotion release ships text;label files named like this.
-TXT_FILES = {"train": "train.txt", "validation": "val.txt", "test": "test.txt"}
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
 # the data stage's memory grows with this, not with the data.
 ROWS_PER_SLICE = 100_000
@@ -56,37 +62,40 @@ class Dataset:
     rows: dict[str, int]  # rows given per split (to the sink, or in splits)
 
 
+class RawNumber(str):
+    """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
+    would change them); written back verbatim."""
+
+
+_JSON = json.JSONDecoder(parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
+
+
 def _unit(file: str) -> str:
-    """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows."""
+    """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows, a JSON
+    array in items."""
+    if file.endswith(".json"):
+        return "item"
     return "row" if file.endswith(".parquet") or file.endswith("]") else "line"
 
 
-def _at(file: str, number: int) -> str:
+def at(file: str, number: int) -> str:
+    """Where a row is, for a message: ``data/train.csv: line 7``."""
     return f"{file}: {_unit(file)} {number}"
 
 
-def _decode(path: Path) -> str:
-    """Read a text file as UTF-8 (a leading BOM is dropped); a bad byte is reported with its line."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise PipelineError(f"{path}: line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
-    return text.removeprefix("\ufeff")
-
-
-def _lines(path: Path, breaks: bool = False) -> Iterator[tuple[int, str]]:
-    """(number, line) of a UTF-8 text file split on "\\n" only (str.splitlines would also split inside
-    a text at U+2028, form feeds and other characters that tweets contain), the line break kept only
-    with ``breaks``, a leading BOM dropped. Decoded a line at a time: a bad byte is reported with its
-    line, as decoding the whole file did."""
-    with path.open("rb") as f:
+def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
+    """(number, line) of a UTF-8 text file (or ``handle``, named ``path``) split on "\\n" only
+    (str.splitlines would also split inside a text at U+2028, form feeds and other characters that
+    tweets contain), the line break kept only with ``breaks``, a leading BOM dropped. Decoded a line at
+    a time: a bad byte is reported with its line."""
+    with open(path, "rb") if handle is None else nullcontext(handle) as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise PipelineError(f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+                raise PipelineError(
+                    f"{path}: line {number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+                ) from None
             if number == 1:
                 line = line.removeprefix("\ufeff")
             yield number, line if breaks else line.removesuffix("\n").removesuffix("\r")
@@ -99,41 +108,40 @@ def _drain(lines: Iterator) -> None:
         pass
 
 
-def _cell_label(cell: str) -> object:
-    """A label cell of a text format (CSV, TXT): an integer id, a decimal (refused later), or a name."""
-    cell = cell.strip()
-    if _INT.fullmatch(cell):
-        return int(cell)
-    if _DECIMAL.fullmatch(cell):
-        return float(cell)
-    return cell
+def mend(value: object) -> object:
+    """``value`` (a JSON value) with each lone UTF-16 surrogate in its strings replaced by U+FFFD: they
+    cannot be tokenized nor written as UTF-8."""
+    if isinstance(value, str) and not isinstance(value, RawNumber):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {mend(k): mend(v) for k, v in value.items()}
+    return [mend(v) for v in value] if isinstance(value, list) else value
 
 
-def _missing_column(path: Path, columns: list) -> str | None:
-    for column in ("text", "label"):
-        if column not in columns:
-            found = ", ".join(map(str, columns)) or "none"
-            return f"{path}: missing the '{column}' column (found: {found})"
-    return None
+def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
+    """A JSON value; numbers as ``RawNumber``, NaN and infinities as null, lone surrogates mended (the
+    first warned about, ``where`` noted in ``mended``)."""
+    value = _JSON.decode(text)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
+        if not mended:
+            log.warning("%s: %s: a lone surrogate (half an emoji) replaced by U+FFFD", terminal(path), where)
+        mended.append(where)
+        return fixed
+    return value
 
 
-def _missing_columns(path: Path, columns: list) -> None:
-    if message := _missing_column(path, columns):
-        raise PipelineError(message)
+# Each reader yields a file's rows one at a time, as (line or item number, {column: value}); a malformed
+# file raises a PipelineError once it is read to the end (a bad UTF-8 byte anywhere is reported before a
+# parse error, a parse error before a missing column of ``required``).
 
 
-# Each reader yields a file's rows one at a time, as (text, label, line or row number), text and
-# label as the file holds them; a malformed file raises a PipelineError once it is read to the end
-# (a bad UTF-8 byte anywhere is reported before a parse error, a parse error before a missing column).
-
-
-def _read_jsonl(path: Path) -> Iterator[tuple]:
-    lines, columns, failure = _lines(path), {}, None
+def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    lines, columns, failure, mended = _lines(path), {}, None, []
     for number, line in lines:
         if not line.strip():
             continue
         try:
-            row = _JSON.decode(line)
+            row = _json(line, path, f"line {number}", mended)
         except json.JSONDecodeError as exc:
             failure = f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
             break
@@ -141,15 +149,38 @@ def _read_jsonl(path: Path) -> Iterator[tuple]:
             failure = f"{path}: line {number}: expected a JSON object, found {type(row).__name__}"
             break
         columns.update(dict.fromkeys(row))
-        yield row.get("text"), row.get("label"), number
+        yield number, row
     if failure:
         _drain(lines)
         raise PipelineError(failure)
+    if len(mended) > 1:
+        log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", terminal(path), len(mended))
     if columns:
-        _missing_columns(path, list(columns))
+        missing_columns(path, list(columns), required)
 
 
-_JSON = json.JSONDecoder()  # json.loads without its checks of the argument's type
+def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """A JSON array of objects, or of texts (each a row with one column, ``text``)."""
+    text = "".join(line for _, line in _lines(path, breaks=True))
+    try:
+        items = _json(text, path, "an item", [])
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(items, list):
+        raise PipelineError(f"{path}: expected a JSON array of texts or objects, found {type(items).__name__}")
+    columns = {}
+    for number, item in enumerate(items, start=1):
+        row = {"text": item} if type(item) is str else item
+        if not isinstance(row, dict):
+            found = "a number" if isinstance(item, RawNumber) else type(item).__name__
+            raise PipelineError(f"{path}: item {number}: expected a JSON object or a text, found {found}")
+        columns.update(dict.fromkeys(row))
+        yield number, row
+    if columns:
+        missing_columns(path, list(columns), required)
+
+
+csv.field_size_limit(2**31 - 1)  # a field of any length (the csv module's default limit is 128 KiB)
 _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
@@ -162,11 +193,12 @@ def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
             yield line
 
 
-def _read_csv(path: Path) -> Iterator[tuple]:
-    """A CSV with a header line; rows are numbered by the line they start on, so a quoted text
-    holding newlines does not shift the numbers of the rows after it."""
-    lines = _lines(path, breaks=True)
-    reader = csv.reader(_csv_lines(lines), strict=True)
+def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """A CSV (or TSV: tab-separated, no quoting) with a header line; rows are numbered by the line they
+    start on, so a quoted text holding newlines does not shift the numbers of the rows after it."""
+    lines, tsv = _lines(path, breaks=True), path.suffix.lower() == ".tsv"
+    quoting = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
+    reader = csv.reader(_csv_lines(lines), strict=True, **quoting)
     header, failure, start = None, None, 1
     try:
         for fields in reader:
@@ -175,22 +207,24 @@ def _read_csv(path: Path) -> Iterator[tuple]:
             elif header is None:
                 header = [h.strip() for h in fields]
                 duplicated = sorted({h for h in header if header.count(h) > 1})
-                failure = _missing_column(path, header)
                 if duplicated:
                     failure = (
                         f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
                     )
-                elif not failure:
-                    text_at, label_at = header.index("text"), header.index("label")
+                else:
+                    try:
+                        missing_columns(path, header, required)
+                    except PipelineError as exc:
+                        failure = str(exc)
             elif failure:
                 pass  # read on: a quoting error further on is reported first
             elif len(fields) != len(header):
                 failure = (
                     f"{path}: line {start}: {len(fields)} field(s) where the header has {len(header)} "
-                    f"({', '.join(header)}); quote a text that contains a comma"
+                    f"({', '.join(header)})" + ("" if tsv else "; quote a text that contains a comma")
                 )
             else:
-                yield fields[text_at], _cell_label(fields[label_at]), start
+                yield start, dict(zip(header, fields, strict=True))
             start = reader.line_num + 1
     except csv.Error as exc:
         _drain(lines)
@@ -209,39 +243,48 @@ def _read_csv(path: Path) -> Iterator[tuple]:
             'quotes inside it: "she said ""hi""",joy'
         ) from None
     if header is None:
-        raise PipelineError(f"{path}: the file is empty (expected a header line such as 'text,label', then the rows)")
+        raise PipelineError(
+            f"{path}: the file is empty (expected a header line such as '{','.join(required)}', then the rows)"
+        )
     if failure:
         raise PipelineError(failure)
 
 
-def _read_parquet(path: Path) -> Iterator[tuple]:
-    """Row groups are read ROWS_PER_SLICE rows at a time (the text and label columns only)."""
-    parquet = open_parquet(path, hint="")
-    schema = parquet.schema_arrow
-    _missing_columns(path, schema.names)
-    binary = _is_binary(schema.field("text").type)  # bytes: text in some encoding, read as UTF-8
-    batches, number = parquet.iter_batches(batch_size=ROWS_PER_SLICE, columns=["text", "label"]), 0
-    while True:
-        try:
-            batch = next(batches, None)
-        except Exception as exc:
-            raise unreadable_parquet(path, exc, hint="") from None
-        if batch is None:
-            return
-        for text, label in zip(batch.column("text").to_pylist(), batch.column("label").to_pylist(), strict=True):
-            number += 1
-            if binary and text is not None:
-                try:
-                    text = text.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise PipelineError(
-                        f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
-                    ) from None
-            yield text, label, number
+def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """The rows of a JSON lines (``.jsonl``, ``.ndjson``), JSON array (``.json``), CSV or TSV file, one at
+    a time, as (line or item number, {column: value}); ``required`` columns must be there."""
+    suffix = path.suffix.lower()
+    read = _read_csv if suffix in (".csv", ".tsv") else _read_json if suffix == ".json" else _read_jsonl
+    return read(path, required)
 
 
-def _is_binary(kind) -> bool:
-    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """A table file ``rows`` rows at a time, as (their line, item or row numbers, a DataFrame of every
+    column as the file holds it): a Parquet column keeps its Arrow type (``pd.ArrowDtype``: an integer
+    column with nulls stays integer), other formats' columns are of dtype object (``read_records``)."""
+    if path.suffix.lower() == ".parquet":
+        for start, batch in iter_parquet(path, required, rows, hint="", only=False):
+            yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
+        return
+    yield from chunks(read_records(path, required), rows)
+
+
+def chunks(records: Iterator[tuple[int, dict]], rows: int) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """(number, row) pairs ``rows`` at a time, as (the numbers, a DataFrame of dtype object)."""
+    while chunk := list(itertools.islice(records, rows)):
+        numbers, values = zip(*chunk, strict=True)
+        yield list(numbers), pd.DataFrame(list(values), dtype=object)
+
+
+def _cell_label(cell: str) -> object:
+    """A label cell of a text format (CSV, TXT) or a JSON number: an integer id, a decimal (refused
+    later), or a name."""
+    cell = cell.strip()
+    if _INT.fullmatch(cell):
+        return int(cell)
+    if _DECIMAL.fullmatch(cell):
+        return float(cell)
+    return cell
 
 
 def _read_txt(path: Path) -> Iterator[tuple]:
@@ -260,26 +303,38 @@ def _read_txt(path: Path) -> Iterator[tuple]:
         raise PipelineError(failure)
 
 
-READERS = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet, ".txt": _read_txt}
-
-
-def _find_split_file(folder: Path, split: str) -> Path:
-    candidates = [folder / f"{split}{suffix}" for suffix in TABLE_SUFFIXES] + [folder / TXT_FILES[split]]
-    found = [path for path in candidates if path.is_file()]
-    if len(found) > 1:
-        names = " and ".join(p.name for p in found)
-        raise PipelineError(f"{folder}: {names} both hold the {split} split: keep one")
-    if not found:
-        wanted = ", ".join(p.name for p in candidates)
-        raise PipelineError(f"{folder}: missing the {split} split (expected one of {wanted})")
-    return found[0]
+def _data_rows(path: Path) -> Iterator[tuple]:
+    """A split file's rows as (text, label, line or row number), as the file holds them, but a label of a
+    CSV or a JSON number read as an id or a decimal, and Parquet bytes read as UTF-8 text."""
+    if path.suffix == ".txt":
+        yield from _read_txt(path)
+        return
+    if path.suffix == ".parquet":
+        for start, batch in iter_parquet(path, ("text", "label"), ROWS_PER_SLICE, hint=""):
+            texts, labels = batch.column("text").to_pylist(), batch.column("label").to_pylist()
+            for number, text, label in zip(itertools.count(start + 1), texts, labels):
+                if isinstance(text, bytes):
+                    try:
+                        text = text.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise PipelineError(
+                            f"{path}: row {number}: the text is not valid UTF-8 (byte {exc.start})"
+                        ) from None
+                yield text, label, number
+        return
+    csv_labels = path.suffix == ".csv"
+    for number, row in read_records(path, ("text", "label")):
+        text, label = row.get("text"), row.get("label")
+        if isinstance(label, RawNumber) or (csv_labels and isinstance(label, str)):
+            label = _cell_label(label)
+        yield json.loads(text) if isinstance(text, RawNumber) else text, label, number
 
 
 def read_label_names(path: Path) -> list[str]:
     """``labels.json``: a list of names in id order, or an id -> name mapping (``{"0": "sadness", ...}``,
     as in a model's ``id2label``) or a name -> id one (``{"sadness": 0, ...}``); ids must be 0..n-1."""
     try:
-        value = json.loads(_decode(path))
+        value = json.loads("".join(line for _, line in _lines(path, breaks=True)))
     except json.JSONDecodeError as exc:
         raise PipelineError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     expected = 'expected a list of label names in id order, like ["sadness", "joy"], or {"0": "sadness", "1": "joy"}'
@@ -365,7 +420,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
             if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
                 if split.bad_text is None:
                     found = type(text).__name__
-                    split.bad_text = f"{_at(file, number)}: the text is a {found} ({text!r}), not a string"
+                    split.bad_text = f"{at(file, number)}: the text is a {found} ({text!r}), not a string"
             else:
                 split.empties += 1
                 if len(split.empty_at) < 10:
@@ -389,10 +444,10 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         if first is None and kind != "bad":
             first = (kind, f"{file} {_unit(file)} {number}", value)
         if kind == "bad":
-            split.bad_label = f"{_at(file, number)}: {value}"
+            split.bad_label = f"{at(file, number)}: {value}"
         elif kind != first[0]:
             split.bad_label = (
-                f"{_at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
+                f"{at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
                 f"but {first[1]} has {'an integer id' if first[0] == 'id' else 'a name'} ({first[2]!r}): "
                 "use label names or integer ids throughout, not both"
             )
@@ -409,9 +464,9 @@ def read_folder(folder: Path) -> tuple[dict[str, _Split], dict[str, str], list[s
     """The first pass over the three splits of a local folder, then ``labels.json`` when the folder has one."""
     frames, files, first = {}, {}, None  # frames: each split's _Split (its rows are read again later)
     for split in SPLITS:
-        path = _find_split_file(folder, split)
+        path = split_file(folder, split)
         files[split] = str(path)
-        frames[split] = _Split(partial(READERS[path.suffix], path), str(path), hashes=_test_hashes(split))
+        frames[split] = _Split(partial(_data_rows, path), str(path), hashes=_test_hashes(split))
         first = _scan(frames[split], first)
     names = None
     if (folder / "labels.json").is_file():
@@ -452,7 +507,7 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
         if split not in loaded:
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
         files[split] = f"{dataset_id}[{split}]"
-        _missing_columns(Path(files[split]), loaded[split].column_names)
+        missing_columns(files[split], loaded[split].column_names, ("text", "label"))
         columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
     frames, first = {}, None
     for split, (texts, labels) in columns.items():
@@ -479,23 +534,25 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
                     f"{file}: {split.empties} empty, whitespace-only or null text(s) at {_unit(file)}(s) {shown}; "
                     "fix them or set data.empty_texts: drop"
                 )
-            log.warning("%s: dropping %d empty or null text(s) at %s(s) %s", file, split.empties, _unit(file), shown)
+            log.warning(
+                "%s: dropping %d empty or null text(s) at %s(s) %s", terminal(file), split.empties, _unit(file), shown
+            )
         if not split.kept:
             raise PipelineError(f"{file}: the {name} split has no rows left after dropping empty texts")
     for name in SPLITS:
         split = splits[name]
         if split.null_label is not None:
-            raise PipelineError(f"{_at(split.file, split.null_label)}: no label (null or empty)")
+            raise PipelineError(f"{at(split.file, split.null_label)}: no label (null or empty)")
         if split.bad_label:
             raise PipelineError(split.bad_label)
 
 
 def _infer_names(splits: dict[str, _Split]) -> list[str]:
-    """Names when the data does not give them: ids name themselves (0..the largest id in train),
-    label names are sorted."""
+    """Names when the data does not give them, from train (a label of another split that train lacks is
+    then reported at that split's row): ids name themselves (0..the largest id), label names are sorted."""
     if splits["train"].kind == "id":
         return [str(i) for i in range(splits["train"].max_id + 1)]
-    return sorted(set().union(*(split.names for split in splits.values())))
+    return sorted(splits["train"].names)
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
@@ -510,12 +567,12 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
         value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
         if isinstance(value, int):
             if not 0 <= value < len(names):
-                raise PipelineError(f"{_at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
+                raise PipelineError(f"{at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
             label_id = value
         elif value in index:
             label_id = index[value]
         else:
-            raise PipelineError(f"{_at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
+            raise PipelineError(f"{at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
         counts[label_id] += 1
         kept += 1
         if limit is None or kept <= limit:
@@ -584,8 +641,3 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
         log.warning("%d test text(s) also occur in train (duplicates across splits)", len(shared))
     splits = {split: pd.concat(gathered[split], ignore_index=True) for split in SPLITS if gathered[split]}
     return Dataset(splits=splits, label_names=names, files=files, rows=rows)
-
-
-def cap_rows(frame: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """The first ``limit`` rows (``max_train_samples``-style quick runs); all rows when None."""
-    return frame if limit is None else frame.head(limit).reset_index(drop=True)

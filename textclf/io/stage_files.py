@@ -19,11 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, first_line
-
-# The splits every stage reads and writes, in this order (one file each).
-SPLITS = ("train", "validation", "test")
-# The table formats read as data and written as predictions.
-TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
+from textclf.common.user_paths import SPLITS, TABLE_SUFFIXES  # noqa: F401 (the stages import them from here)
 
 # What to do about a damaged pipeline output: DVC restores the cached copy, or the stage rewrites it.
 REBUILD_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro --force <stage>`"
@@ -69,10 +65,17 @@ def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = RE
         except Exception as named:
             reason = named
         raise unreadable_parquet(path, reason, hint) from None
-    missing = [c for c in columns if c not in found]
-    if missing:
-        raise PipelineError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(found)}): {hint}")
+    missing_columns(path, found, columns, hint)
     return handle
+
+
+def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], hint: str = "") -> None:
+    """One line naming ``path`` and the ``required`` columns it lacks, if any."""
+    if missing := [c for c in required if c not in found]:
+        found = ", ".join(map(str, found)) or "none"
+        raise PipelineError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {found})" + (f": {hint}" if hint else "")
+        )
 
 
 def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -91,16 +94,25 @@ def parquet_rows(path: Path | str, columns: tuple[str, ...] = ()) -> int:
     return open_parquet(path, columns).metadata.num_rows
 
 
-def iter_parquet(path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000):
-    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns``: a file read a slice at a time, so that
-    memory holds one slice, whatever the file's size."""
-    handle, start = open_parquet(path, columns), 0
-    try:
-        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns)):
-            yield start, batch
-            start += batch.num_rows
-    except OSError as exc:
-        raise unreadable_parquet(path, exc) from None
+def iter_parquet(
+    path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000, hint: str = REBUILD_HINT, only=True
+):
+    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns`` (of every column, ``only`` False): a file read
+    a slice at a time, so that memory holds one slice, whatever the file's size. Each batch is validated
+    (a damaged page can hold text that is not UTF-8): a damaged file is one line naming it."""
+    handle, start = open_parquet(path, columns, hint), 0
+    batches = handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None)
+    while True:
+        try:
+            batch = next(batches, None)
+            if batch is not None:
+                batch.validate(full=True)
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
+            raise unreadable_parquet(path, exc, hint) from None
+        if batch is None:
+            return
+        yield start, batch
+        start += batch.num_rows
 
 
 @dataclass
@@ -154,9 +166,11 @@ def read_token_table(path: Path | str):
     """The encode stage's ``input_ids`` and ``label`` columns as a ``pyarrow.Table`` (one chunk a row group)."""
     handle = open_parquet(path, ("input_ids", "label"))
     try:
-        return handle.read(columns=["input_ids", "label"])
-    except OSError as exc:
+        table = handle.read(columns=["input_ids", "label"])
+        table.validate(full=True)  # a damaged page can hold list offsets past the values
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         raise unreadable_parquet(path, exc) from None
+    return table
 
 
 def list_lengths(column) -> np.ndarray:
@@ -288,7 +302,7 @@ def open_npy(path: Path | str) -> NpyRows:
             )
             shape, fortran_order, dtype = read_header(handle)
             offset = handle.tell()
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError and more for a damaged header
         raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
     if len(shape) != 2 or fortran_order or not np.issubdtype(dtype, np.number) or dtype.hasobject:
         raise PipelineError(f"{path}: expected a 2-D numeric array, found shape {shape}: {REBUILD_HINT}")
@@ -312,7 +326,7 @@ def read_states(
         return states, None
     try:
         rows = np.load(rows_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except Exception as exc:  # as in open_npy
         raise PipelineError(f"{rows_path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
     if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer) or len(rows) != len(states):
         raise PipelineError(
