@@ -1,10 +1,5 @@
-"""The model card of the fine-tuned model, in the Hugging Face format, written from the pipeline's own outputs.
-
-YAML metadata (``model-index`` with validation and test accuracy and F1, base model, labels, dataset,
-licence) and a Markdown body: results, baselines, per-label loss, training params, training time and
-hardware, usage, intended use and limits. The card records the SHA-256 of the weights it describes, so
-that ``textclf export`` refuses to ship it beside other weights.
-"""
+"""The fine-tuned model's card (Hugging Face format) from the pipeline's outputs; it records the weights'
+SHA-256 so that ``textclf export`` refuses to ship it beside other weights."""
 
 from __future__ import annotations
 
@@ -15,6 +10,7 @@ import numpy as np
 import yaml
 
 from textclf.common.errors import PipelineError
+from textclf.common.escape import markdown_cell
 from textclf.models.loading import PACKAGED_ENCODER
 
 # The hub ids and licences of the base models this project knows; others are named as given.
@@ -38,9 +34,8 @@ def card_sha256(card_text: str) -> str | None:
 
 
 def local_name(value: str) -> str:
-    """How the card shows ``data.source`` or ``model.checkpoint``: a hub id or relative path as written, an
-    absolute or home path relative to the current folder when inside it, else by its folder name only (the
-    card ships with the model: it must not disclose where files lived on the training machine)."""
+    """``data.source`` or ``model.checkpoint`` as the card shows it: never where files lived on the training
+    machine (an absolute or home path is shown relative to the current folder, else by its name)."""
     path = Path(value)
     if not (path.is_absolute() or value.startswith("~")):
         return value
@@ -78,18 +73,11 @@ def describe_dataset(source: str, label_names: list[str]) -> dict:
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 
 
-def score(metrics: dict, key: str) -> float | None:
-    """One score of a split's metrics (None when the file lacks it)."""
-    return metrics.get(key)
-
-
 def _metric_rows(metrics: dict) -> list[dict]:
     rows = [{"type": "accuracy", "value": metrics["accuracy"], "name": "Accuracy"}]
-    for key, average in (("f1_macro", "macro"), ("f1_weighted", "weighted")):
-        if score(metrics, key) is not None:
-            rows.append(
-                {"type": "f1", "value": score(metrics, key), "name": f"F1 ({average})", "args": {"average": average}}
-            )
+    for average in ("macro", "weighted"):
+        if (value := metrics.get(f"f1_{average}")) is not None:
+            rows.append({"type": "f1", "value": value, "name": f"F1 ({average})", "args": {"average": average}})
     return rows
 
 
@@ -122,8 +110,7 @@ def metadata(name: str, base: str | None, licence: str, dataset: dict, label_nam
     return meta
 
 
-# Training time and hardware vary from run to run: the pipeline's outputs (this card among them) must not,
-# so the card holds this line and `textclf export` replaces it from the run record of the finetune stage.
+# Training time and hardware vary between runs, the pipeline's outputs must not: `textclf export` fills this in.
 TRAINING_RUN_PLACEHOLDER = (
     "Training time and hardware: filled in by `textclf export` from the record of the run that trained "
     "these weights (kept out of the pipeline's outputs, which reproduce byte for byte)."
@@ -140,19 +127,8 @@ def training_run_line(record: dict) -> str:
     )
 
 
-_MARKDOWN_SPECIAL = "\\`*_[]<>|~&#"
-
-
-def text_cell(value: object) -> str:
-    """``value`` as literal Markdown text: table and inline characters (``|``, ``*``, ``<``, ...) escaped, line
-    breaks as spaces, so a label name can neither break a table nor format (or script) the page."""
-    text = " ".join(str(value).split())
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in text)
-
-
 def number(value: object) -> str:
-    """A param value as YAML writes it: the shortest form of a float that reads back the same (1.5e-4,
-    5e-5, 0.01, 1.5), true/false, null."""
+    """A param value as YAML writes it (1.5e-4, 0.01, true, null); other values as Markdown text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -162,15 +138,14 @@ def number(value: object) -> str:
             mantissa, exponent = np.format_float_scientific(value, unique=True, trim="-").split("e")
             return f"{mantissa}e{int(exponent)}"
         return repr(value)
-    return text_cell(value)
+    return markdown_cell(value)
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     """A Markdown table; floats (metrics) with four decimals, text escaped."""
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else text_cell(v))  # noqa: E731
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
-        "| " + " | ".join(fmt(v) for v in row) + " |" for row in rows
-    ]
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("" if v is None else markdown_cell(v))  # noqa: E731
+    lines = [f"| {' | '.join(map(fmt, row))} |" for row in [header, *rows]]
+    return [lines[0], "|" + "---|" * len(header), *lines[1:]]
 
 
 def render(
@@ -197,11 +172,11 @@ def render(
     name = f"{(base or Path(checkpoint).name).split('/')[-1]}-{'emotion' if emotion else 'textclf'}"
     meta = metadata(name, base, licence, dataset, label_names, finetuned)
     splits = ("validation", "test")
-    scores = [(k, title) for k, title in SCORES if all(score(finetuned[s], k) is not None for s in splits)]
-    labels = ", ".join(text_cell(n) for n in label_names)
+    scores = [(k, title) for k, title in SCORES if all(finetuned[s].get(k) is not None for s in splits)]
+    labels = ", ".join(markdown_cell(n) for n in label_names)
 
     def summary(split: str) -> str:
-        others = ", ".join(f"{title} {score(finetuned[split], k):.4f}" for k, title in scores[1:])
+        others = ", ".join(f"{title} {finetuned[split][k]:.4f}" for k, title in scores[1:])
         return f"{split} accuracy **{finetuned[split]['accuracy']:.4f}**" + (f" ({others})" if others else "")
 
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "", f"# {name}", ""]
@@ -225,7 +200,7 @@ def render(
         "",
         *_table(
             ["split", *(title for _, title in scores)],
-            [[s, *(score(finetuned[s], k) for k, _ in scores)] for s in splits],
+            [[s, *(finetuned[s].get(k) for k, _ in scores)] for s in splits],
         ),
         "",
     ]
@@ -239,7 +214,7 @@ def render(
             *_table(
                 ["model", *(f"{s} {title}" for s in splits for _, title in scores)],
                 [
-                    [k.replace("_", " "), *(score(v[s], key) for s in splits for key, _ in scores)]
+                    [k.replace("_", " "), *(v[s].get(key) for s in splits for key, _ in scores)]
                     for k, v in baselines.items()
                 ],
             ),
