@@ -2,19 +2,10 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-report/report.md holds a heading naming both sides, then the headline: every DVC metric on both sides,
-changed or not (`dvc metrics diff --all`: metrics/headline.json, the numbers runs are compared by), the
-`dvc params diff` table, what changed in the results files that are not DVC metrics (DETAILS: per-label
-scores, intervals, baselines, error analysis, the curves' last point), the per-label validation loss on both sides
-(plots/errors/label_loss.csv: label names and numbers only; the report never reads or prints the
-rows' texts), and every DVC plot of dvc.yaml as a PNG linked by relative path:
-Vega-Lite plots (both revisions in one chart, as `dvc plots diff` draws them, in DVC's order of the
-revisions: the workspace first, as on its page) are rendered offline with vl-convert (no browser, no
-network); image plots are copied from both revisions, in the same order. Text from DVC's tables and
-label names is escaped for Markdown and HTML (``&``, ``<``, ``>``, ``|`` in table cells).
-CI puts this file into its pull-request comment (`cml comment update`).
-The report writes only into a folder it made (marked by MARKER) or a new or empty one: a folder of
-the user's is refused, never overwritten. A bad revision or folder is one line, exit 2.
+report/report.md: the headline (`dvc metrics diff --all`), `dvc params diff`, the results beside it
+(DETAILS), the per-label validation loss (LABEL_LOSS: never the rows' texts) and every DVC plot as a PNG
+(Vega-Lite rendered offline by vl-convert, both revisions in DVC's order). CI posts it (`cml comment update`).
+It writes only into a new or empty folder or one it made (MARKER); a bad revision or folder is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -31,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
+from textclf.common.escape import inert, markdown_cell
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
@@ -51,6 +43,10 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
+def _failed(what: str, res: subprocess.CompletedProcess) -> list[str]:
+    return [f"`{what}` failed:", "", "```", res.stderr.strip(), "```", ""]
+
+
 def _git(cwd: Path, *args: str) -> str:
     res = _run(["git", *args], cwd)
     if res.returncode != 0:
@@ -63,38 +59,24 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
 
 
-def escape(text: str, cell: bool = False) -> str:
-    """``text`` safe in Markdown and HTML: ``&``, ``<``, ``>`` as entities (and ``|`` escaped in a table cell)."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("|", "\\|") if cell else text
-
-
 def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
-    """A heading and the Markdown table a dvc command prints (escaped: metric keys hold label names)."""
+    """A heading and the Markdown table a dvc command prints (inert: metric keys hold label names)."""
     res = _run(cmd, cwd)
-    lines = [f"## {title}", ""]
     if res.returncode != 0:
-        lines += [f"`{' '.join(cmd[1:])}` failed:", "", "```", res.stderr.strip(), "```", ""]
-    elif res.stdout.strip():
-        lines += [escape(res.stdout.strip()), ""]
-    else:
-        lines += [empty, ""]
-    return lines
-
-
-def _label_loss_rows(text: str) -> dict[str, dict]:
-    """Rows of a label_loss.csv by label name."""
-    return {row["label"]: row for row in csv.DictReader(io.StringIO(text)) if row.get("label")}
+        return [f"## {title}", "", *_failed(" ".join(cmd[1:]), res)]
+    return [f"## {title}", "", inert(res.stdout.strip()) or empty, ""]
 
 
 def label_loss_section(repo: Path, base: str) -> list[str]:
     """Per-label mean validation loss and errors, base vs workspace (from LABEL_LOSS; nothing else is read)."""
     res = _run(["git", "show", f"{base}:{LABEL_LOSS}"], repo)
-    old = _label_loss_rows(res.stdout) if res.returncode == 0 else {}
     path = repo / LABEL_LOSS
-    new = _label_loss_rows(path.read_text(encoding="utf8")) if path.is_file() else {}
+    texts = (res.stdout if res.returncode == 0 else "", path.read_text(encoding="utf8") if path.is_file() else "")
+    old, new = ({row["label"]: row for row in csv.DictReader(io.StringIO(t)) if row.get("label")} for t in texts)
     if not old and not new:
         return []
+
+    shown = markdown_cell(base)
 
     def number(row: dict | None, key: str) -> float | None:
         try:
@@ -110,14 +92,14 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
         "",
         f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.",
         "",
-        f"| label | {base} | {WORKSPACE} | change | errors ({base}) | errors ({WORKSPACE}) |",
+        f"| label | {shown} | {WORKSPACE} | change | errors ({shown}) | errors ({WORKSPACE}) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label in dict.fromkeys([*new, *old]):
         before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
         change = "—" if before is None or after is None else f"{after - before:+.4f}"
         lines.append(
-            f"| {escape(label, cell=True)} | {cell(before)} | {cell(after)} | {change} | "
+            f"| {markdown_cell(label)} | {cell(before)} | {cell(after)} | {change} | "
             f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |"
         )
     return lines + [""]
@@ -127,12 +109,8 @@ def render_vega(spec: dict, dest: Path) -> None:
     """Render a Vega-Lite (or Vega) spec to PNG without a browser or the network."""
     import vl_convert as vlc
 
-    schema = str(spec.get("$schema", ""))
-    if "/schema/vega/" in schema:
-        png = vlc.vega_to_png(spec, scale=1)
-    else:
-        png = vlc.vegalite_to_png(spec, scale=1)
-    dest.write_bytes(png)
+    to_png = vlc.vega_to_png if "/schema/vega/" in str(spec.get("$schema", "")) else vlc.vegalite_to_png
+    dest.write_bytes(to_png(spec, scale=1))
 
 
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
@@ -146,12 +124,12 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
         cmd = [_dvc(), "plots", "diff", base, "--json", "-o", tmp]
         res = _run(cmd, repo)
         if res.returncode != 0:
-            return lines + ["`dvc plots diff` failed:", "", "```", res.stderr.strip(), "```", ""]
+            return lines + _failed("dvc plots diff", res)
         data = json.loads(res.stdout or "{}").get("data", {})
         if not data:
             return lines + ["No plots declared.", ""]
         for n, (plot_id, entries) in enumerate(data.items()):
-            lines += [f"### {escape(plot_id)}", ""]
+            lines += [f"### {markdown_cell(plot_id)}", ""]
             images = []
             for entry in entries:
                 revs = entry.get("revisions") or []
@@ -171,7 +149,7 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                     images.append((rev, name))
             if images:  # DVC's order, as in the Vega plots: the workspace, then the base
                 lines += [
-                    "| " + " | ".join(escape(rev, cell=True) for rev, _ in images) + " |",
+                    "| " + " | ".join(markdown_cell(rev) for rev, _ in images) + " |",
                     "|" + "---|" * len(images),
                     "| " + " | ".join(f"![{rev}](plots/{name})" for rev, name in images) + " |",
                     "",
