@@ -4,30 +4,25 @@
     dvc queue start                      # runs the 6 experiments; `dvc queue status` shows them
     textclf sweep                        # one row per learning rate: mean ± spread of its 3 seeds
 
-Experiments are read from ``dvc exp show --json`` (those of the current commit, as ``dvc exp show``
-lists them) with their headline metrics (metrics/headline.json), and grouped by every parameter except
-the seed; the first row is the baseline (the workspace, or ``--baseline REV``), a single run shows no
-spread, and the values most configurations share are listed once below the table. The best
-configuration by mean validation accuracy (or ``--metric f1_macro``) is marked, the first in the table
-of equal ones; test is shown, never used to choose.
+Rows group the experiments of ``dvc exp show --json`` by every param but the seed, after the baseline
+(the workspace or ``--baseline REV``); the best by mean validation ``--metric`` is marked (test never chooses).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+from textclf.common.errors import PipelineError, run_cli
+from textclf.common.escape import terminal
+
 WIDTH = 100  # the table fits a 100-column terminal
 SPLITS_SHOWN = (("validation", "val"), ("test", "test"))  # the headline's keys: val_accuracy, test_f1_macro, ...
-
-
-class SweepError(Exception):
-    """Bad input: printed as one ``error:`` line, exit code 2."""
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -40,8 +35,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def by_split(metrics: dict) -> dict:
-    """``{"validation": {"accuracy": ...}, "test": {...}}`` from the headline's flat keys (``val_accuracy``,
-    ``test_f1_macro``, ...); a file already split that way (metrics/finetuned.json) is returned as it is."""
+    """``{"validation": {"accuracy": ...}, ...}`` from the headline's flat keys (``val_accuracy``, ...), or as it is."""
     if any(isinstance(metrics.get(split), dict) for split, _ in SPLITS_SHOWN):
         return metrics
     return {
@@ -50,18 +44,23 @@ def by_split(metrics: dict) -> dict:
     }
 
 
+def _files(rev: dict, params_file: str, metrics_file: str) -> tuple[dict | None, dict | None]:
+    """The params and metrics of one ``dvc exp show`` entry (None: not there)."""
+    data = rev.get("data") or {}
+    return tuple(
+        ((data.get(kind) or {}).get(name) or {}).get("data")
+        for kind, name in (("params", params_file), ("metrics", metrics_file))
+    )
+
+
 def baseline(shown: list[dict], rev: str, params_file: str, metrics_file: str) -> dict:
-    """The run the experiments are compared with: the workspace, or a commit ``dvc exp show`` lists
-    (by branch or tag name, or the start of its sha)."""
+    """The workspace, or a commit ``dvc exp show`` lists (by branch or tag name, or the start of its sha)."""
     for commit in shown:
         names = {commit.get("rev") or "", commit.get("name") or ""}
         if rev in names or (len(rev) >= 7 and (commit.get("rev") or "").startswith(rev)):
-            data = commit.get("data") or {}
-            params = ((data.get("params") or {}).get(params_file) or {}).get("data")
-            metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data")
-            # without metrics (not reproduced yet) its row shows "-"
+            params, metrics = _files(commit, params_file, metrics_file)  # no metrics yet: its row shows "-"
             return {"name": rev, "params": flatten(params or {}), "metrics": by_split(metrics or {})}
-    raise SweepError(f"baseline {rev}: not the workspace or a commit `dvc exp show` lists (a branch, tag or sha)")
+    raise PipelineError(f"baseline {rev}: not the workspace or a commit `dvc exp show` lists (a branch, tag or sha)")
 
 
 def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple[list[dict], int]:
@@ -75,36 +74,20 @@ def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple
                 missing += len(group.get("revs") or [])
                 continue
             for rev in group.get("revs") or []:
-                data = rev.get("data") or {}
-                params = ((data.get("params") or {}).get(params_file) or {}).get("data")
-                metrics = ((data.get("metrics") or {}).get(metrics_file) or {}).get("data")
+                params, metrics = _files(rev, params_file, metrics_file)
                 if not params or not metrics:
                     missing += 1
                     continue
-                found.append(
-                    {
-                        "name": rev.get("name") or rev.get("rev", "")[:7],
-                        "params": flatten(params),
-                        "metrics": by_split(metrics),
-                    }
-                )
+                name = rev.get("name") or rev.get("rev", "")[:7]
+                found.append({"name": name, "params": flatten(params), "metrics": by_split(metrics)})
     return found, missing
-
-
-def mean_spread(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def summarise(
     found: list[dict], seed_param: str, metric: str, base: dict | None = None
 ) -> tuple[list[str], list[dict]]:
-    """(the parameters that tell the configurations apart, one row per configuration) with each
-    metric's mean and spread over its seeds; rows in the order of their parameters, after the baseline's
-    (``base``: a single run, never marked best)."""
+    """(the params that tell configurations apart, one row per configuration: each metric's mean and spread
+    over its seeds), the baseline's row (a single run, never marked best) first."""
     runs = found + ([base] if base else [])
     keys = sorted({key for exp in runs for key in exp["params"]} - {seed_param})
     varying = [k for k in keys if len({json.dumps(e["params"].get(k), sort_keys=True) for e in runs}) > 1]
@@ -122,7 +105,8 @@ def summarise(
             for name in ("accuracy", "f1_macro"):
                 values = [m["metrics"].get(split, {}).get(name) for m in members]
                 values = [v for v in values if isinstance(v, (int, float))]
-                out[f"{split}.{name}"] = mean_spread(values) if values else None
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                out[f"{split}.{name}"] = (statistics.fmean(values), spread) if values else None
         return out
 
     rows = [row(members) for members in groups.values()]
@@ -136,8 +120,7 @@ def summarise(
 
 
 def short_names(keys: list[str]) -> dict[str, str]:
-    """Each dotted key by its shortest ending that no other key shares (``finetune.precision`` stays
-    whole beside ``hidden_states.precision``; ``finetune.learning_rate`` becomes ``learning_rate``)."""
+    """Each dotted key by its shortest ending that no other key shares (``finetune.lr`` -> ``lr``)."""
     names = {}
     for key in keys:
         parts = key.split(".")
@@ -150,8 +133,7 @@ def short_names(keys: list[str]) -> dict[str, str]:
 
 
 def common_values(varying: list[str], rows: list[dict]) -> dict[str, object]:
-    """The value of each key that more than half of the configurations share (those keys are named in a
-    row only where it differs, and once below the table); keys without one are named in every row."""
+    """The value of each key that more than half of the experiments' configurations share."""
     common = {}
     rows = [r for r in rows if "baseline" not in r] or rows  # shared by the experiments
     for key in varying:
@@ -182,11 +164,13 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
         for r in rows
     ]
     configs = [
-        " ".join(f"{short[k]}={r['config'][k]}" for k in varying if k not in common or r["config"][k] != common[k])
+        " ".join(
+            terminal(f"{short[k]}={r['config'][k]}") for k in varying if k not in common or r["config"][k] != common[k]
+        )
         or "(common values)"
         for r in rows
     ]
-    configs = [f"{r['baseline']}: {c}" if "baseline" in r else c for r, c in zip(rows, configs, strict=True)]
+    configs = [f"{terminal(r['baseline'])}: {c}" if "baseline" in r else c for r, c in zip(rows, configs, strict=True)]
     width = max(len(c) for c in columns + [c for row in cells for c in row])
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
@@ -195,70 +179,63 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
         mark = "* " if row.get("best") else "  "
         lines.append(f"{mark}{fit(config):<{config_width}} {row['n']:>3} " + " ".join(f"{v:>{width}}" for v in values))
     if rows and "baseline" in rows[0]:
-        lines.append(f"first row: the baseline, {rows[0]['baseline']} (one run); then the experiments")
+        lines.append(f"first row: the baseline, {terminal(rows[0]['baseline'])} (one run); then the experiments")
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
     if common:
-        lines += textwrap.wrap("common values: " + ", ".join(f"{short[k]}={v}" for k, v in common.items()), WIDTH)
+        lines += textwrap.wrap(
+            "common values: " + ", ".join(terminal(f"{short[k]}={v}") for k, v in common.items()), WIDTH
+        )
     if missing:
         lines.append(f"({missing} experiment(s) without metrics left out: queued, running or failed)")
     return "\n".join(lines)
 
 
 def exp_show(repo: Path) -> list[dict]:
-    """``dvc exp show --json`` of the repository at ``repo``, run by this Python's dvc."""
     result = subprocess.run(
         [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True
     )
     if result.returncode != 0:
         detail = " ".join((result.stderr or result.stdout).split())[-300:]
-        raise SweepError(f"{repo}: `dvc exp show --json` failed: {detail}")
+        raise PipelineError(f"{repo}: `dvc exp show --json` failed: {detail}")
     try:
         return json.loads(result.stdout)
     except ValueError:
-        raise SweepError(f"{repo}: `dvc exp show --json` printed no JSON (is this a DVC project?)") from None
+        raise PipelineError(f"{repo}: `dvc exp show --json` printed no JSON (is this a DVC project?)") from None
 
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="textclf sweep", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--metric",
-        choices=("accuracy", "f1_macro"),
-        default="accuracy",
-        help="validation metric that picks the best configuration (default accuracy)",
-    )
+    metric_help = "validation metric that picks the best configuration (default accuracy)"
+    parser.add_argument("--metric", choices=("accuracy", "f1_macro"), default="accuracy", help=metric_help)
     parser.add_argument("--seed-param", default="finetune.seed", help="the parameter seeds vary (finetune.seed)")
-    parser.add_argument(
-        "--baseline", default="workspace", help="the first row: workspace (default) or a commit's name or sha"
-    )
+    parser.add_argument("--baseline", default="workspace", help="the first row: workspace or a commit's name or sha")
     parser.add_argument("--metrics-file", default="metrics/headline.json", help="metrics/headline.json")
     parser.add_argument("--params-file", default="params.yaml")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
-    parser.add_argument(
-        "--exp-show-json", type=Path, help="read this saved `dvc exp show --json` instead of running it"
-    )
+    parser.add_argument("--exp-show-json", type=Path, help="read this saved `dvc exp show --json` instead")
     args = parser.parse_args(argv)
-    try:
-        if args.exp_show_json is not None:
-            try:
-                shown = json.loads(args.exp_show_json.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise SweepError(f"{args.exp_show_json}: not a readable `dvc exp show --json` file ({exc})") from None
-        else:
-            shown = exp_show(args.repo)
-        found, missing = experiments(shown, args.params_file, args.metrics_file)
-        if not found:
-            raise SweepError(
-                f"no experiment with {args.metrics_file} ({missing} without): queue a grid with "
-                "`dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'`, "
-                "then `dvc queue start`"
-            )
-        names = sorted({key for exp in found for key in exp["params"]})
-        if args.seed_param not in names:
-            raise SweepError(f"--seed-param {args.seed_param}: not a param of these experiments (e.g. finetune.seed)")
-        base = baseline(shown, args.baseline, args.params_file, args.metrics_file)
-    except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: print(summary(args)), str(args.exp_show_json or args.repo))
+
+
+def summary(args: argparse.Namespace) -> str:
+    """The table for ``textclf sweep``'s arguments."""
+    if args.exp_show_json is None:
+        shown = exp_show(args.repo)
+    else:
+        try:
+            shown = json.loads(args.exp_show_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PipelineError(f"{args.exp_show_json}: not a readable `dvc exp show --json` file ({exc})") from None
+    found, missing = experiments(shown, args.params_file, args.metrics_file)
+    if not found:
+        raise PipelineError(
+            f"no experiment with {args.metrics_file} ({missing} without): queue a grid with "
+            "`dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'`, "
+            "then `dvc queue start`"
+        )
+    names = sorted({key for exp in found for key in exp["params"]})
+    if args.seed_param not in names:
+        raise PipelineError(f"--seed-param {args.seed_param}: not a param of these experiments (e.g. finetune.seed)")
+    base = baseline(shown, args.baseline, args.params_file, args.metrics_file)
     varying, rows = summarise(found, args.seed_param, args.metric, base)
-    print(render(varying, rows, args.metric, missing))
-    return 0
+    return render(varying, rows, args.metric, missing)
