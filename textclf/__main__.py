@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from textclf.common.errors import print_error
+
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
 COMMANDS = {
     "predict": "textclf.commands.predict",
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"error: unknown command '{command}'\n{usage}", file=sys.stderr)
+        print_error(f"unknown command '{command}'", note=f"; {usage}")
         return 2
     return importlib.import_module(COMMANDS[command]).cli(rest)
 

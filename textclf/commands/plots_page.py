@@ -15,6 +15,9 @@ import json
 import sys
 from pathlib import Path
 
+from textclf.common.errors import print_error
+from textclf.common.escape import terminal
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / ".dvc" / "plots_template.html"
 # package -> its minified browser build, in load order (vega-embed needs vega and vega-lite)
@@ -62,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [p for p, f in BUILDS.items() if not (args.node_modules / p / f).is_file()]
     if missing:
-        print(f"error: {args.node_modules}: no {', '.join(missing)}: run `npm ci` first", file=sys.stderr)
+        print_error(f"{args.node_modules}: no {', '.join(missing)}: run `npm ci` first")
         return 2
     args.out.write_text(build(args.node_modules), encoding="utf-8")
-    print(args.out)
+    print(terminal(args.out))
     return 0
 
 
