@@ -23,6 +23,7 @@ from textclf.common.escape import terminal
 
 WIDTH = 100  # the table fits a 100-column terminal
 SPLITS_SHOWN = (("validation", "val"), ("test", "test"))  # the headline's keys: val_accuracy, test_f1_macro, ...
+COLUMNS = [(split, name) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -96,17 +97,11 @@ def summarise(
         groups.setdefault(tuple(json.dumps(exp["params"].get(k), sort_keys=True) for k in keys), []).append(exp)
 
     def row(members: list[dict]) -> dict:
-        out = {
-            "config": {k: members[0]["params"].get(k) for k in varying},
-            "n": len(members),
-            "seeds": sorted(str(m["params"].get(seed_param)) for m in members),
-        }
-        for split, _ in SPLITS_SHOWN:
-            for name in ("accuracy", "f1_macro"):
-                values = [m["metrics"].get(split, {}).get(name) for m in members]
-                values = [v for v in values if isinstance(v, (int, float))]
-                spread = statistics.stdev(values) if len(values) > 1 else 0.0
-                out[f"{split}.{name}"] = (statistics.fmean(values), spread) if values else None
+        out = {"config": {k: members[0]["params"].get(k) for k in varying}, "n": len(members)}
+        for split, name in COLUMNS:
+            values = [v for m in members if isinstance(v := m["metrics"].get(split, {}).get(name), (int, float))]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            out[f"{split}.{name}"] = (statistics.fmean(values), spread) if values else None
         return out
 
     rows = [row(members) for members in groups.values()]
@@ -145,32 +140,21 @@ def common_values(varying: list[str], rows: list[dict]) -> dict[str, object]:
 
 
 def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> str:
-    """The table, at most ``WIDTH`` columns: configuration, seeds, mean±spread of each metric."""
+    """The table, at most ``WIDTH`` columns: configuration, runs, mean±spread of each metric."""
     short = short_names(varying)
     common = common_values(varying, rows)
 
-    def cell(ms: tuple[float, float] | None, n: int) -> str:
-        if ms is None:
-            return "-"
-        return f"{ms[0]:.4f}" if n == 1 else f"{ms[0]:.4f}±{ms[1]:.4f}"  # one run: no spread to show
+    def cell(ms: tuple[float, float] | None, n: int) -> str:  # one run: no spread to show
+        return "-" if ms is None else f"{ms[0]:.4f}" + (f"±{ms[1]:.4f}" if n > 1 else "")
 
-    columns = [
-        f"{label} {name.replace('accuracy', 'acc').replace('f1_macro', 'F1m')}"
-        for _, label in SPLITS_SHOWN
-        for name in ("accuracy", "f1_macro")
-    ]
-    cells = [
-        [cell(r[f"{split}.{name}"], r["n"]) for split, _ in SPLITS_SHOWN for name in ("accuracy", "f1_macro")]
-        for r in rows
-    ]
-    configs = [
-        " ".join(
-            terminal(f"{short[k]}={r['config'][k]}") for k in varying if k not in common or r["config"][k] != common[k]
-        )
-        or "(common values)"
-        for r in rows
-    ]
-    configs = [f"{terminal(r['baseline'])}: {c}" if "baseline" in r else c for r, c in zip(rows, configs, strict=True)]
+    def config(r: dict) -> str:
+        shown = [terminal(f"{short[k]}={v}") for k, v in r["config"].items() if k not in common or v != common[k]]
+        text = " ".join(shown) or "(common values)"
+        return f"{terminal(r['baseline'])}: {text}" if "baseline" in r else text
+
+    columns = [f"{label} {name}" for _, label in SPLITS_SHOWN for name in ("acc", "F1m")]
+    cells = [[cell(r[f"{split}.{name}"], r["n"]) for split, name in COLUMNS] for r in rows]
+    configs = [config(r) for r in rows]
     width = max(len(c) for c in columns + [c for row in cells for c in row])
     config_width = min(max(len(c) for c in configs + ["configuration"]), WIDTH - 2 - 4 - len(columns) * (width + 1))
     fit = lambda text: text if len(text) <= config_width else text[: config_width - 1] + "…"  # noqa: E731
