@@ -1,11 +1,4 @@
-"""Stage headline: the few numbers people compare between runs, in one small metrics file.
-
-Writes: <out> with the fine-tuned model's validation and test accuracy, macro F1 and weighted F1,
-and the logistic regression's validation accuracy, read from the evaluate and baselines metrics.
-No model, no torch: it reruns in a moment whenever either file changes. Its file is the only metrics
-file of dvc.yaml, so `dvc metrics diff` and `dvc exp show` list these numbers and no others (the files it
-reads stay beside it as outputs in the DVC cache, with the per-label scores and intervals).
-"""
+"""Stage headline: the few numbers runs are compared by (the only metrics file of dvc.yaml), with no torch."""
 
 from __future__ import annotations
 
@@ -18,16 +11,13 @@ from textclf.common.stage import run_stage
 from textclf.io.outputs import write_json
 from textclf.io.stage_files import read_json
 
-# split -> the prefix of its numbers: short, flat names that no other metrics file uses, so that
-# `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
+# short, flat names: `dvc exp show` and `dvc metrics diff` print them without a file prefix, in narrow columns
 SPLITS = {"validation": "val", "test": "test"}
 KEYS = ("accuracy", "f1_macro", "f1_weighted")
 
 
-# the name of weighted F1 before the metric keys were agreed (accuracy, f1_macro, f1_weighted)
 def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_path: Path) -> dict:
-    """{val_accuracy, val_f1_macro, val_f1_weighted, test_..., logreg_val_accuracy}: a key missing
-    from a split's metrics is left out; a missing accuracy is an error naming the file."""
+    """{val_accuracy, val_f1_macro, ..., logreg_val_accuracy}: a missing key left out, a missing accuracy an error."""
     out: dict = {}
     for split, prefix in SPLITS.items():
         scores = finetuned.get(split) if isinstance(finetuned, dict) else None

@@ -1,11 +1,5 @@
-"""Stage model_card: the fine-tuned model's card (Hugging Face format) from the pipeline's own outputs.
-
-Reads params: data.source, model.checkpoint, model.max_length, finetune.*
-Writes: <out> (Markdown with YAML metadata: model-index with validation and test accuracy and F1, base
-model, labels, dataset, licence; results, baselines, per-label loss, training params, usage, intended use
-and limits). `textclf export` copies it beside the weights as README.md, adding the training time and
-hardware of the run that trained them (a local record: the pipeline's outputs stay byte-identical from run to run).
-"""
+"""Stage model_card: the fine-tuned model's card (Hugging Face format) from the pipeline's own outputs;
+`textclf export` ships it beside the weights as README.md."""
 
 from __future__ import annotations
 
@@ -24,9 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
-    parser.add_argument(
-        "--metrics", type=Path, required=True, help="the evaluate stage's metrics (metrics/finetuned.json)"
-    )
+    parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's (metrics/finetuned.json)")
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
     parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
     parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
