@@ -2,10 +2,7 @@
 
     textclf export --out dist/emotion-classifier          # models/finetuned + models/MODEL_CARD.md
 
-Copies the model folder and writes the card as its ``README.md`` (where the Hugging Face hub and
-``huggingface-cli upload`` look for it). The card records the SHA-256 of the weights it was written
-for: a card from another run is refused (rerun the pipeline: ``dvc repro``), so a shipped card
-always describes the shipped weights.
+The card becomes the folder's ``README.md``; a card written for other weights is refused (rerun ``dvc repro``).
 """
 
 from __future__ import annotations
@@ -23,8 +20,7 @@ from textclf.reporting.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, 
 
 
 def with_training_run(text: str, record_file: Path, sha256: str) -> str:
-    """The card with its training time and hardware line filled in from the finetune stage's run record,
-    when that record is of these weights; otherwise the card says where the line would come from."""
+    """The card with its training time line filled in from the finetune run record, when it is of these weights."""
     try:
         record = json.loads(record_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -37,9 +33,8 @@ def with_training_run(text: str, record_file: Path, sha256: str) -> str:
 def export(
     model: Path, card: Path, out: Path, force: bool = False, run_record: Path = Path("checkpoints/finetune-run.json")
 ) -> Path:
-    """Copy the checked model folder and its card (as README.md) to ``out``, world-readable. ``out`` is
-    never the model, the card, the current folder or one of its parents, a project root, nor a folder this
-    command did not write; one it wrote is replaced only with ``force``. Nothing is touched on refusal."""
+    """Copy the checked model folder and its card (as README.md) to ``out``, world-readable (``check_output``
+    refuses an ``out`` it must not write; one it wrote is replaced only with ``force``)."""
     inputs = [model, card, run_record]
     check_output(out, inputs, is_dir=True)  # before any work: a refusal leaves everything as it was
     if out.exists() and not force:
@@ -69,15 +64,9 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=Path("models/finetuned"), help="default: models/finetuned")
     parser.add_argument("--card", type=Path, default=Path("models/MODEL_CARD.md"), help="default: models/MODEL_CARD.md")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (model files + README.md)")
-    parser.add_argument(
-        "--run-record",
-        type=Path,
-        default=Path("checkpoints/finetune-run.json"),
-        help="the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json",
-    )
+    record_help = "the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json"
+    parser.add_argument("--run-record", type=Path, default=Path("checkpoints/finetune-run.json"), help=record_help)
     parser.add_argument("--force", action="store_true", help="replace --out if an earlier export wrote it")
     args = parser.parse_args(argv)
-    # an unreadable model file, say, is named by its OSError: nothing was replaced (atomic_path)
-    return run_cli(
-        lambda: print(terminal(export(args.model, args.card, args.out, args.force, args.run_record))), str(args.out)
-    )
+    body = lambda: print(terminal(export(args.model, args.card, args.out, args.force, args.run_record)))  # noqa: E731
+    return run_cli(body, str(args.out))
