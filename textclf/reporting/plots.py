@@ -21,33 +21,20 @@ UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
 
 
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
-    """The input of the confusion template (.dvc/plots/confusion.json): one row per (actual, predicted) pair
-    of label names that occurs, with their ids, in id order, and ``weight`` the number of rows with that pair;
-    each label's diagonal pair is always there (weight 0 if it never occurs), so that every label has a row
-    and a column even when it is never predicted. The template sums the weights, so this draws what one row
-    per prediction would, in at most n_labels squared rows whatever the data's size (a git-tracked file and
-    the plots page's data). Label names are made inert for the plots page (textclf.common.escape)."""
+    """The confusion template's input (.dvc/plots/confusion.json): one row per (actual, predicted) pair that occurs
+    and each diagonal pair, with ``weight`` its count (at most n_labels squared rows); label names made inert."""
     names, n = np.asarray(inert_labels(label_names)), len(label_names)
     counts = np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n)
     actual, predicted = np.divmod(np.arange(n * n), n)
     drawn = (counts > 0) | (actual == predicted)  # empty cells stay blank, as with a row per prediction
     counts, actual, predicted = counts[drawn], actual[drawn], predicted[drawn]
-    frame = pd.DataFrame(
-        {
-            "actual": names[actual],
-            "predicted": names[predicted],
-            "actual_id": actual,
-            "predicted_id": predicted,
-            "weight": counts,
-        }
-    )
+    columns = {"actual": names[actual], "predicted": names[predicted], "actual_id": actual, "predicted_id": predicted}
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        pd.DataFrame({**columns, "weight": counts}).to_csv(tmp, index=False)
 
 
 def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """The UMAP plot data (x, y rounded to 4 decimals, label name made inert for the plots page, see
-    textclf.common.escape); returns the points with the label names as they are, for the PNG."""
+    """The UMAP plot data (x, y to 4 decimals, label names inert); returns the points with the names as they are."""
     points = pd.DataFrame({"x": xy[:, 0].round(4), "y": xy[:, 1].round(4), "label": np.asarray(label_names)[labels]})
     with atomic_path(path) as tmp:
         points.assign(label=inert_labels(points["label"])).to_csv(tmp, index=False)
@@ -77,9 +64,7 @@ def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], titl
 
 
 def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
-    """The notebook's figure, one hexbin panel per label in its own colour map, on axes shared by every
-    panel (the same bins and limits: a cluster sits in the same place in each), with every row as faint
-    grey points behind, so each label's cloud reads against the whole."""
+    """The notebook's figure: one hexbin panel per label on shared axes, every row as faint grey points behind."""
     cols = 3
     rows = -(-len(label_names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(12, 4 * rows), squeeze=False, sharex=True, sharey=True)
@@ -89,15 +74,8 @@ def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
         subset = points[points["label"] == name]
         axes[i].scatter(points["x"], points["y"], s=2, c="0.8", linewidths=0, rasterized=True)
         if len(subset):
-            axes[i].hexbin(
-                subset["x"],
-                subset["y"],
-                cmap=UMAP_CMAPS[i % len(UMAP_CMAPS)],
-                gridsize=60,
-                extent=extent,
-                mincnt=1,
-                linewidths=(0,),
-            )
+            cmap = UMAP_CMAPS[i % len(UMAP_CMAPS)]
+            axes[i].hexbin(subset["x"], subset["y"], cmap=cmap, gridsize=60, extent=extent, mincnt=1, linewidths=(0,))
         axes[i].set_title(name)
         axes[i].set_xticks([])
         axes[i].set_yticks([])
