@@ -83,31 +83,30 @@ def _metric_rows(metrics: dict) -> list[dict]:
 
 def metadata(name: str, base: str | None, licence: str, dataset: dict, label_names: list[str], finetuned: dict) -> dict:
     """The card's YAML header (Hugging Face model-card metadata)."""
+    if missing := [split for split in ("validation", "test") if split not in finetuned]:
+        raise PipelineError(f"metrics: no '{missing[0]}' results (run the evaluate stage first: dvc repro)")
     meta: dict = {"language": ["en"], "license": licence}
     if licence == "other":
         meta["license_name"] = "research-only"
-    meta.update(
-        {"library_name": "transformers", "pipeline_tag": "text-classification", "tags": ["text-classification", "dvc"]}
-    )
+    meta |= {
+        "library_name": "transformers",
+        "pipeline_tag": "text-classification",
+        "tags": ["text-classification", "dvc"],
+    }
     if base:
         meta["base_model"] = base
     if dataset["hub_id"]:
         meta["datasets"] = [dataset["hub_id"]]
-    meta["metrics"] = ["accuracy", "f1"]  # model-index: F1 macro and weighted, by their "average" args
-    meta["labels"] = list(label_names)
-    results = []
-    for split in ("validation", "test"):
-        if split not in finetuned:
-            raise PipelineError(f"metrics: no '{split}' results (run the evaluate stage first: dvc repro)")
-        results.append(
-            {
-                "task": {"type": "text-classification", "name": "Text Classification"},
-                "dataset": {"name": dataset["name"], "type": dataset["hub_id"] or dataset["name"], "split": split},
-                "metrics": _metric_rows(finetuned[split]),
-            }
-        )
-    meta["model-index"] = [{"name": name, "results": results}]
-    return meta
+    meta |= {"metrics": ["accuracy", "f1"], "labels": list(label_names)}  # model-index: F1 by its "average" arg
+    results = [
+        {
+            "task": {"type": "text-classification", "name": "Text Classification"},
+            "dataset": {"name": dataset["name"], "type": dataset["hub_id"] or dataset["name"], "split": split},
+            "metrics": _metric_rows(finetuned[split]),
+        }
+        for split in ("validation", "test")
+    ]
+    return meta | {"model-index": [{"name": name, "results": results}]}
 
 
 # Training time and hardware vary between runs, the pipeline's outputs must not: `textclf export` fills this in.
@@ -174,6 +173,8 @@ def render(
     splits = ("validation", "test")
     scores = [(k, title) for k, title in SCORES if all(finetuned[s].get(k) is not None for s in splits)]
     labels = ", ".join(markdown_cell(n) for n in label_names)
+    noise = ": the emotion dataset's labels come from the tweets' hashtags (distant supervision) and carry their "
+    noise = noise + "noise and biases" if emotion else ""
 
     def summary(split: str) -> str:
         others = ", ".join(f"{title} {finetuned[split][k]:.4f}" for k, title in scores[1:])
@@ -238,11 +239,10 @@ def render(
         "",
         "| param | value |",
         "|---|---|",
-        *(f"| {k} | {number(v)} |" for k, v in finetune.items()),
+        *(f"| {k} | {number(v)} |" for k, v in finetune.items()),  # keys: the schema's identifiers
         "",
-    ]  # keys: the schema's identifiers
-    lines += [TRAINING_RUN_PLACEHOLDER, ""]
-    lines += [
+        TRAINING_RUN_PLACEHOLDER,
+        "",
         "## How to use",
         "",
         "```bash",
@@ -262,14 +262,8 @@ def render(
         f"- Intended use: research on {'emotion ' if emotions else ''}classification of short English texts such as "
         f"tweets into {len(label_names)} labels. Each text gets exactly one label, so mixed or absent "
         f"{'emotions' if emotions else 'classes'} are forced into one of them.",
-        "- Not for decisions about people (hiring, moderation, health, ...)"
-        + (
-            ": the emotion dataset's labels come from the tweets' hashtags (distant supervision) and carry "
-            "their noise and biases"
-            if emotion
-            else ""
-        )
-        + ". Other languages, domains and long texts are out of scope.",
+        f"- Not for decisions about people (hiring, moderation, health, ...){noise}. Other languages, domains and "
+        "long texts are out of scope.",
         f"- Licence of the data: {dataset['licence']}. The base model's own licence"
         f"{f' ({base_licence})' if base_licence else ''} applies too.",
         f"- Input: texts were truncated at {max_length} tokens in training. `textclf predict` truncates at the same "
