@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
-from textclf.common.escape import inert, markdown_cell
+from textclf.common.escape import inert, markdown_cell, terminal
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
@@ -75,17 +75,16 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     old, new = ({row["label"]: row for row in csv.DictReader(io.StringIO(t)) if row.get("label")} for t in texts)
     if not old and not new:
         return []
-
     shown = markdown_cell(base)
 
     def number(row: dict | None, key: str) -> float | None:
         try:
-            return float(row[key]) if row and row.get(key) not in (None, "") else None
-        except ValueError:
+            return float(row[key])
+        except (KeyError, TypeError, ValueError):  # no row, no value or not a number
             return None
 
     def cell(value: float | None, digits: int = 4) -> str:
-        return "—" if value is None else (f"{value:.{digits}f}" if digits else f"{value:.0f}")
+        return "—" if value is None else f"{value:.{digits}f}"
 
     lines = [
         "## Per-label validation loss (error analysis)",
@@ -116,8 +115,7 @@ def render_vega(spec: dict, dest: Path) -> None:
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
     """Render/copy every plot into out/plots/; return the Markdown lines linking them."""
     plots_dir = out / "plots"
-    if plots_dir.exists():
-        shutil.rmtree(plots_dir)
+    shutil.rmtree(plots_dir, ignore_errors=True)
     plots_dir.mkdir(parents=True)
     lines = ["## Plots", ""]
     with tempfile.TemporaryDirectory(prefix="dvc-plots-") as tmp:
@@ -143,9 +141,8 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
                     lines += [f"![{plot_id} ({' vs '.join(revs)})](plots/{name})", ""]
                 elif entry.get("type") == "image":
                     rev = revs[0] if revs else "?"
-                    src = Path(entry["url"])
                     name = f"{n:02d}_{_slug(rev)}_{_slug(Path(plot_id).name)}"
-                    shutil.copyfile(src, plots_dir / name)
+                    shutil.copyfile(entry["url"], plots_dir / name)
                     images.append((rev, name))
             if images:  # DVC's order, as in the Vega plots: the workspace, then the base
                 lines += [
@@ -202,14 +199,14 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``textclf report [--base REV] [--out DIR] [--repo DIR] [--note TEXT]``; prints the report's path."""
     parser = argparse.ArgumentParser(prog="textclf report", description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare against (default: main)")
     parser.add_argument("--out", default="report", help="output folder (default: report/)")
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--note", default="", help="Markdown paragraph appended at the end (CI links its artifact)")
     args = parser.parse_args(argv)
-    return run_cli(lambda: print(build_report(Path(args.repo), args.base, Path(args.out), note=args.note)), args.out)
+    body = lambda: print(terminal(build_report(Path(args.repo), args.base, Path(args.out), note=args.note)))  # noqa: E731
+    return run_cli(body, args.out)
 
 
 if __name__ == "__main__":
