@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
@@ -119,24 +120,17 @@ def short_names(keys: list[str]) -> dict[str, str]:
     names = {}
     for key in keys:
         parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            ending = ".".join(parts[-n:])
-            if not any(other != key and (other == ending or other.endswith("." + ending)) for other in keys):
-                break
-        names[key] = ending
+        endings = (".".join(parts[-n:]) for n in range(1, len(parts)))
+        unique = (e for e in endings if not any(o != key and (o == e or o.endswith("." + e)) for o in keys))
+        names[key] = next(unique, key)
     return names
 
 
 def common_values(varying: list[str], rows: list[dict]) -> dict[str, object]:
     """The value of each key that more than half of the experiments' configurations share."""
-    common = {}
     rows = [r for r in rows if "baseline" not in r] or rows  # shared by the experiments
-    for key in varying:
-        values = [json.dumps(r["config"][key], sort_keys=True) for r in rows]
-        top = max(set(values), key=values.count)
-        if values.count(top) * 2 > len(values):
-            common[key] = json.loads(top)
-    return common
+    tops = {k: Counter(json.dumps(r["config"][k], sort_keys=True) for r in rows).most_common(1)[0] for k in varying}
+    return {k: json.loads(value) for k, (value, count) in tops.items() if count * 2 > len(rows)}
 
 
 def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> str:
@@ -217,8 +211,7 @@ def summary(args: argparse.Namespace) -> str:
             "`dvc exp run --queue -S 'finetune.learning_rate=5e-5,1e-4' -S 'finetune.seed=1,2,3'`, "
             "then `dvc queue start`"
         )
-    names = sorted({key for exp in found for key in exp["params"]})
-    if args.seed_param not in names:
+    if not any(args.seed_param in exp["params"] for exp in found):
         raise PipelineError(f"--seed-param {args.seed_param}: not a param of these experiments (e.g. finetune.seed)")
     base = baseline(shown, args.baseline, args.params_file, args.metrics_file)
     varying, rows = summarise(found, args.seed_param, args.metric, base)
