@@ -23,10 +23,7 @@ def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_p
         scores = finetuned.get(split) if isinstance(finetuned, dict) else None
         if not isinstance(scores, dict) or not isinstance(scores.get("accuracy"), (int, float)):
             raise PipelineError(f"{finetuned_path}: no {split} accuracy: rerun the evaluate stage (dvc repro evaluate)")
-        for key in KEYS:
-            value = scores.get(key)
-            if isinstance(value, (int, float)):
-                out[f"{prefix}_{key}"] = value
+        out |= {f"{prefix}_{key}": v for key in KEYS if isinstance(v := scores.get(key), (int, float))}
     try:
         out["logreg_val_accuracy"] = baselines["logistic_regression"]["validation"]["accuracy"]
     except (KeyError, TypeError):
