@@ -30,13 +30,8 @@ MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
 # results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
+DVC = [sys.executable, "-m", "dvc"]  # this interpreter's dvc, as `textclf sweep` runs it
 DETAILS = ("metrics/finetuned.json", "metrics/baselines.json", "metrics/error_analysis.json", "dvclive/metrics.json")
-
-
-def _dvc() -> str:
-    """The dvc next to this interpreter (the venv's), else the one on PATH."""
-    local = Path(sys.executable).with_name("dvc")
-    return str(local) if local.exists() else "dvc"
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -59,11 +54,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
 
 
-def _section(title: str, cmd: list[str], cwd: Path, empty: str) -> list[str]:
+def _section(title: str, args: list[str], cwd: Path, empty: str) -> list[str]:
     """A heading and the Markdown table a dvc command prints (inert: metric keys hold label names)."""
-    res = _run(cmd, cwd)
+    res = _run([*DVC, *args], cwd)
     if res.returncode != 0:
-        return [f"## {title}", "", *_failed(" ".join(cmd[1:]), res)]
+        return [f"## {title}", "", *_failed(" ".join(args), res)]
     return [f"## {title}", "", inert(res.stdout.strip()) or empty, ""]
 
 
@@ -119,8 +114,7 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
     plots_dir.mkdir(parents=True)
     lines = ["## Plots", ""]
     with tempfile.TemporaryDirectory(prefix="dvc-plots-") as tmp:
-        cmd = [_dvc(), "plots", "diff", base, "--json", "-o", tmp]
-        res = _run(cmd, repo)
+        res = _run([*DVC, "plots", "diff", base, "--json", "-o", tmp], repo)
         if res.returncode != 0:
             return lines + _failed("dvc plots diff", res)
         data = json.loads(res.stdout or "{}").get("data", {})
@@ -183,12 +177,11 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
         f"Base: `{base}` at `{base_sha}`. Compared: the workspace, {head_desc}.",
         "",
     ]
-    lines += _section("Headline", [_dvc(), "metrics", "diff", base, "--all", "--md"], repo, "No metrics.")
-    lines += _section("Parameters", [_dvc(), "params", "diff", base, "--md"], repo, "No parameter changed.")
-    details = [name for name in DETAILS if (repo / name).is_file()]
-    if details:
-        cmd = [_dvc(), "metrics", "diff", base, "--md", "--targets", *details]
-        lines += _section("Details (results beside the headline)", cmd, repo, "Nothing changed.")
+    lines += _section("Headline", ["metrics", "diff", base, "--all", "--md"], repo, "No metrics.")
+    lines += _section("Parameters", ["params", "diff", base, "--md"], repo, "No parameter changed.")
+    if details := [name for name in DETAILS if (repo / name).is_file()]:
+        args = ["metrics", "diff", base, "--md", "--targets", *details]
+        lines += _section("Details (results beside the headline)", args, repo, "Nothing changed.")
     lines += label_loss_section(repo, base)
     lines += collect_plots(repo, base, out)
     if note:
