@@ -1,11 +1,8 @@
-"""The page template of `dvc plots show` / `dvc plots diff`: Vega carried inside it, so the page works
-offline wherever it is written (``-o ANY_FOLDER``), with no CDN and no ``node_modules`` beside it.
+"""The page template of `dvc plots show` / `dvc plots diff` with Vega inlined, so the page works offline anywhere.
 
-    python -m textclf.commands.plots_page            # rewrite .dvc/plots_template.html from node_modules (npm ci)
+    python -m textclf.commands.plots_page     # rewrite .dvc/plots_template.html from node_modules (npm ci)
 
-DVC (configured by ``plots.html_template`` in .dvc/config) fills ``{plot_divs}`` and ``{refresh_tag}``;
-the template has no ``{scripts}`` placeholder, which DVC would fill with CDN script tags. The Vega,
-Vega-Lite and vega-embed builds are the versions package-lock.json pins (BSD-3-Clause licences).
+No ``{scripts}`` placeholder: DVC would fill it with CDN script tags.
 """
 
 from __future__ import annotations

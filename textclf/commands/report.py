@@ -2,10 +2,8 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-report/report.md: the headline (`dvc metrics diff --all`), `dvc params diff`, the results beside it
-(DETAILS), the per-label validation loss (LABEL_LOSS: never the rows' texts) and every DVC plot as a PNG
-(Vega-Lite rendered offline by vl-convert, both revisions in DVC's order). CI posts it (`cml comment update`).
-It writes only into a new or empty folder or one it made (MARKER); a bad revision or folder is one line, exit 2.
+Headline, params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline), for CI's
+pull-request comment. It writes only into a new or empty folder or one it made (MARKER).
 """
 
 from __future__ import annotations
