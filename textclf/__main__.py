@@ -18,12 +18,7 @@ import sys
 from textclf.common.errors import print_error
 
 # command -> module with a ``cli(argv) -> int``; imported only when its command runs
-COMMANDS = {
-    "predict": "textclf.commands.predict",
-    "export": "textclf.commands.export",
-    "sweep": "textclf.commands.sweep",
-    "report": "textclf.commands.report",
-}
+COMMANDS = {name: f"textclf.commands.{name}" for name in ("predict", "export", "sweep", "report")}
 
 
 def main(argv: list[str] | None = None) -> int:
