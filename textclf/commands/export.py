@@ -30,9 +30,10 @@ def with_training_run(text: str, record_file: Path, sha256: str) -> str:
     return text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
 
 
-def export(
-    model: Path, card: Path, out: Path, force: bool = False, run_record: Path = Path("checkpoints/finetune-run.json")
-) -> Path:
+RUN_RECORD = Path("checkpoints/finetune-run.json")
+
+
+def export(model: Path, card: Path, out: Path, force: bool = False, run_record: Path = RUN_RECORD) -> Path:
     """Copy the checked model folder and its card (as README.md) to ``out``, world-readable (``check_output``
     refuses an ``out`` it must not write; one it wrote is replaced only with ``force``)."""
     inputs = [model, card, run_record]
@@ -55,17 +56,16 @@ def export(
 
 
 def cli(argv: list[str] | None = None) -> int:
+    description, epilog = __doc__.strip("` ").split("\n\n", 1)
+    formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="textclf export",
-        description=__doc__.splitlines()[0].strip("` "),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+        prog="textclf export", description=description, formatter_class=formatter, epilog=epilog
     )
     parser.add_argument("--model", type=Path, default=Path("models/finetuned"), help="default: models/finetuned")
     parser.add_argument("--card", type=Path, default=Path("models/MODEL_CARD.md"), help="default: models/MODEL_CARD.md")
     parser.add_argument("--out", type=Path, required=True, help="the folder to write (model files + README.md)")
     record_help = "the finetune stage's record of its run (time, hardware); default: checkpoints/finetune-run.json"
-    parser.add_argument("--run-record", type=Path, default=Path("checkpoints/finetune-run.json"), help=record_help)
+    parser.add_argument("--run-record", type=Path, default=RUN_RECORD, help=record_help)
     parser.add_argument("--force", action="store_true", help="replace --out if an earlier export wrote it")
     args = parser.parse_args(argv)
     body = lambda: print(terminal(export(args.model, args.card, args.out, args.force, args.run_record)))  # noqa: E731
