@@ -29,8 +29,7 @@ _SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")
 
 def card_sha256(card_text: str) -> str | None:
     """The weights' SHA-256 that a card was written for (None: not a textclf card)."""
-    match = _SHA_PATTERN.search(card_text)
-    return match.group(1) if match else None
+    return match.group(1) if (match := _SHA_PATTERN.search(card_text)) else None
 
 
 def local_name(value: str) -> str:
