@@ -94,16 +94,13 @@ def test_outside_a_dvc_project_is_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
-    """The README's two commands on a small copy of the project (tiny model, 36 train rows): a 2 x 2 grid
-    through `dvc exp run --queue` and `dvc queue start`, then `textclf sweep`."""
-    from conftest import write_params
-    from test_pipeline_e2e import sh, small_project, wait_for
+def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, e2e_origin):
+    """The README's two commands on a copy of the session's small reproduced project (conftest's e2e_origin:
+    tiny model, 36 train rows, 10 steps): a 2 x 2 grid through `dvc exp run --queue` and `dvc queue start`,
+    then `textclf sweep`. One of the four is the committed configuration: the run-cache gives its results."""
+    from conftest import sh, wait_for_queue, workspace
 
-    repo = small_project(tmp_path / "repo", "[core]\n    analytics = false\n")
-    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})  # 10 steps
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "pipeline", cwd=repo)
+    repo = workspace(e2e_origin, tmp_path / "repo")
 
     # evaluate: the grid needs metrics/finetuned.json, not the stages after it
     sh(
@@ -114,18 +111,13 @@ def test_a_queued_grid_of_lr_x_seed_then_its_summary(tmp_path, tiny_model):
         "-S",
         "finetune.learning_rate=0.001,0.003",
         "-S",
-        "finetune.seed=1,2",
+        "finetune.seed=1,42",  # lr 0.001, seed 42: the committed run, restored from the run-cache
         "evaluate",
         cwd=repo,
     )
     sh("dvc", "queue", "start", "-j", "1", cwd=repo)
-
-    def finished():
-        status = sh("dvc", "queue", "status", cwd=repo).stdout
-        return "Running" not in status and "Queued" not in status and status
-
     try:
-        status = wait_for(finished, 900, "the queued grid")
+        status = wait_for_queue(repo, 4, 900)
     finally:
         sh("dvc", "queue", "stop", "--kill", cwd=repo, ok=False)
     assert status.count("Success") == 4, status
