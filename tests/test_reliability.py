@@ -1,4 +1,4 @@
-"""A fine-tune killed by SIGKILL resumes to the same model; two runs give identical outputs."""
+"""A fine-tune killed by SIGKILL resumes to the same model (two whole runs giving the same bytes: test_pipeline_e2e)."""
 
 from __future__ import annotations
 
