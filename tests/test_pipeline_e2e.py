@@ -31,7 +31,6 @@ from conftest import (
     outputs,
     ran_stages,
     sh,
-    small_project,  # noqa: F401  (test_sweep imports it from here)
     user_env,
     wait_for,
     wait_for_queue,
