@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from _dvc_fixture import dvc, git
+from _dvc_fixture import dvc_init, git
 from conftest import ROOT
 from textclf.evaluation.error_analysis import write_csv
 from textclf.reporting.plots import write_predictions_csv, write_umap_csv
@@ -125,9 +125,7 @@ def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "plain",
     """main: seed 0; exp (checked out, committed): seed 1. The project's plot declarations and template."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "-b", "main")
-    dvc(root, "init", "-q")
-    dvc(root, "config", "core.analytics", "false")
-    dvc(root, "config", "plots.html_template", "plots_template.html")
+    dvc_init(root, "[plots]\n    html_template = plots_template.html\n")
     shutil.copy(ROOT / ".dvc/plots_template.html", root / ".dvc/plots_template.html")
     shutil.copytree(ROOT / ".dvc/plots", root / ".dvc/plots")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import importlib
 import json
 import os
@@ -11,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,11 +33,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 LAUNCHER = "textclf.models.launch"
 
 
+@functools.cache
+def _parsed(text: str) -> dict:
+    return yaml.safe_load(text)
+
+
+def dvc_yaml() -> dict:
+    """This checkout's dvc.yaml, parsed (once for each content: tests ask for it hundreds of times)."""
+    return copy.deepcopy(_parsed((ROOT / "dvc.yaml").read_text()))
+
+
 def stage_command(stage: str) -> tuple[str, list[str]]:
     """The module and arguments of a dvc.yaml stage (``data``, ``hidden_states@pretrained``), taken
     from dvc.yaml itself so that tests run each stage with exactly the paths the pipeline uses."""
     name, _, key = stage.partition("@")
-    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    spec = dvc_yaml()["stages"][name]
     if "foreach" in spec:
         items = spec["foreach"]
         item = items[key] if isinstance(items, dict) else key
@@ -58,14 +72,14 @@ def launched(stage: str) -> bool:
 def dvc_stages() -> set[str]:
     """The name of every stage of dvc.yaml, a foreach stage's items as ``name@key``."""
     names = set()
-    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+    for name, spec in dvc_yaml()["stages"].items():
         names |= {f"{name}@{key}" for key in spec["foreach"]} if "foreach" in spec else {name}
     return names
 
 
 def stage_spec(stage: str) -> dict:
     name, _, _ = stage.partition("@")
-    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][name]
+    spec = dvc_yaml()["stages"][name]
     return spec["do"] if "foreach" in spec else spec
 
 
@@ -253,3 +267,224 @@ KILLER = textwrap.dedent(
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
     """
 )
+
+
+# --- One reproduced project, shared by the end-to-end tests -------------------------------------------------
+# test_pipeline_e2e, test_sweep and test_distributed work in copies or clones of it; none changes it.
+
+E2E_COPY = ["stages", "textclf", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots"]
+OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def user_env(offline: bool = True) -> dict:
+    """The environment of a user's shell: the venv's bin first, no PYTHONPATH (stages import the
+    checkout they run in), the hub's offline variables set or not."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("PYTHONPATH", "DVC_EXP_BASELINE_REV", "DVC_STAGE", "DVC_ROOT"):
+        env.pop(name, None)
+    for name in OFFLINE:
+        env.pop(name, None)
+        if offline:
+            env[name] = "1"
+    return env
+
+
+def sh(*args: str, cwd: Path, ok: bool = True, offline: bool = True) -> subprocess.CompletedProcess:
+    """Run a command as a user would (``user_env``); with ``ok``, fail the test unless it exits 0."""
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=user_env(offline))
+    if ok:
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def ran_stages(result: subprocess.CompletedProcess) -> set[str]:
+    """The stages whose command DVC executed, from its output."""
+    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
+
+
+def dvc_status(repo: Path) -> dict:
+    return json.loads(sh("dvc", "status", "--json", cwd=repo).stdout.strip().splitlines()[-1])
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    """Every file the pipeline writes, by path."""
+    files = {}
+    for folder in ("data/prepared", "data/encoded", "data/hidden", "models", "metrics", "plots", "dvclive"):
+        for path in sorted((repo / folder).rglob("*")):
+            if path.is_file() and path.name != ".gitignore":
+                files[str(path.relative_to(repo))] = path.read_bytes()
+    return files
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.05):
+    """Poll ``condition`` every ``every`` seconds until it returns something true (returned), or fail after
+    ``timeout`` seconds. A condition that runs dvc (a second of CPU) wants a longer ``every``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_queue(repo: Path, experiments: int, timeout: float) -> str:
+    """Wait for `dvc queue start`'s worker to end ``experiments`` queued experiments; `dvc queue status`'s last
+    answer. Polled through git (each experiment that ends leaves a ref under refs/exps), dvc only every 30 s
+    (a failure leaves no ref) and at the end: a `dvc queue status` costs a DVC start, CPU the experiments want."""
+    deadline, asked = time.monotonic() + timeout, time.monotonic()
+    while len(sh("git", "for-each-ref", "refs/exps", cwd=repo).stdout.splitlines()) < experiments:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {experiments} queued experiments")
+        if time.monotonic() - asked > 30:
+            asked, status = time.monotonic(), sh("dvc", "queue", "status", cwd=repo).stdout
+            if "Running" not in status and "Queued" not in status:
+                break  # one failed: no ref will come
+        time.sleep(1.0)
+
+    def finished():
+        status = sh("dvc", "queue", "status", cwd=repo).stdout
+        return status if "Running" not in status and "Queued" not in status else None
+
+    return wait_for(finished, max(deadline - time.monotonic(), 60), "the queued experiments", every=2.0)
+
+
+def git_clone(origin: Path, target: Path, pull: bool = True) -> Path:
+    """A teammate's checkout: ``git clone`` of ``origin``, then ``dvc pull`` from its remote."""
+    sh("git", "clone", "-q", str(origin), str(target), cwd=origin.parent)
+    for key, value in (("user.email", "test@example.com"), ("user.name", "test")):
+        sh("git", "config", key, value, cwd=target)
+    if pull:
+        sh("dvc", "pull", "-q", cwd=target)
+    return target
+
+
+def workspace(origin: Path, target: Path) -> Path:
+    """A copy of the reproduced ``origin``: its git history, DVC cache (run-cache included), outputs and
+    remote; not DVC's own temporary folder. For tests whose subject is not getting a checkout."""
+    ignore = shutil.ignore_patterns("__pycache__")
+
+    def skip(folder, names):
+        return {"tmp"} if Path(folder) == origin / ".dvc" else set(ignore(folder, names))
+
+    shutil.copytree(origin, target, symlinks=True, ignore=skip)
+    return target
+
+
+def small_project(repo: Path, dvc_config: str) -> Path:
+    """A new git repo holding a copy of the project whose demo sample is the small data (36/12/12 rows,
+    git-tracked), with ``dvc_config`` as its .dvc/config; nothing committed yet."""
+    repo.mkdir()
+    sh("git", "init", "-q", "-b", "main", cwd=repo)
+    sh("git", "config", "user.email", "test@example.com", cwd=repo)
+    sh("git", "config", "user.name", "test", cwd=repo)
+    copy_project(repo, E2E_COPY)
+    (repo / ".dvc/.gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    (repo / ".dvc/config").write_text(dvc_config)
+    for split, per_label in (("train", 6), ("validation", 2), ("test", 2)):
+        write_jsonl(repo / f"data/sample/{split}.jsonl", few_rows(split, per_label))
+    (repo / "data/sample/labels.json").write_text(json.dumps(LABELS))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def e2e_origin(tmp_path_factory, tiny_model) -> Path:
+    """The session's one ``dvc repro``: a project repo (the tiny model, the small data as its demo sample,
+    write_params' fast settings: 10 optimizer steps), reproduced, committed, and pushed (outputs and
+    run-cache) to a local-folder DVC remote. Read-only: tests work in ``workspace`` copies or ``git_clone``s."""
+    base = tmp_path_factory.mktemp("e2e")
+    repo = small_project(
+        base / "origin",
+        f"[core]\n    analytics = false\n    remote = local\n['remote \"local\"']\n    url = {base / 'remote'}\n",
+    )
+    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "pipeline", cwd=repo)
+    first = sh("dvc", "repro", cwd=repo)
+    assert ran_stages(first) == dvc_stages(), first.stdout[-3000:]
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-qm", "results", cwd=repo)
+    sh(sys.executable, str(ROOT / ".ci/push_run_cache.py"), cwd=repo)  # dvc push --run-cache, and what it leaves out
+    return repo
+
+
+# --- data and encode done once, for the tests that start fine-tuning runs of their own ----------------------
+
+
+@pytest.fixture(scope="session")
+def encoded_small(tmp_path_factory, tiny_model) -> Path:
+    """A project folder: the small data (36/12/12 rows), params for the tiny model (finetune: 3 epochs,
+    batch 4, saves every 4 steps: 27 steps), the data and encode stages' outputs (run once, in this process).
+    Read-only: copy it (``copy_encoded``)."""
+    base = tmp_path_factory.mktemp("encoded")
+    source = base / "small"
+    for split, n in (("train", 6), ("validation", 2), ("test", 2)):
+        write_jsonl(source / f"{split}.jsonl", few_rows(split, n))
+    (source / "labels.json").write_text(json.dumps(LABELS))
+    work = base / "project"
+    work.mkdir()
+    write_params(
+        work / "params.yaml",
+        data={"source": str(source)},
+        model={"checkpoint": str(tiny_model)},
+        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4},
+        hidden_states={"batch_size": 4},
+        evaluate={"batch_size": 4},
+    )
+    with contextlib.chdir(work):
+        run_main("data")
+        run_main("encode")
+    return work
+
+
+def copy_encoded(encoded: Path, work: Path, **finetune) -> Path:
+    """A copy of ``encoded_small`` in ``work``, with ``finetune`` merged into its params' finetune section."""
+    shutil.copytree(encoded, work)
+    if finetune:
+        params = yaml.safe_load((work / "params.yaml").read_text())
+        params["finetune"].update(finetune)
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
+    return work
+
+
+@pytest.fixture(scope="session")
+def ddp_reference(tmp_path_factory, encoded_small) -> tuple[Path, subprocess.CompletedProcess]:
+    """The fine-tune of ``encoded_small`` (27 steps) on 2 processes (``textclf.models.launch``), uninterrupted:
+    the folder and the run's output. What a resumed run, on one machine or two, must reproduce. Read-only."""
+    work = copy_encoded(encoded_small, tmp_path_factory.mktemp("ddp") / "reference")
+    return work, run_script("finetune", cwd=work, check=True, processes=2)
+
+
+# --- every stage's main() once, in this process, for the tests that read their outputs ----------------------
+
+TRAINED_STAGES = (
+    "data",
+    "encode",
+    "hidden_states@pretrained",
+    "baselines",
+    "umap@pretrained",
+    "finetune",
+    "hidden_states@finetuned",
+    "evaluate",
+    "error_analysis",
+    "model_card",
+)
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory, tiny_model) -> Path:
+    """The ``project`` fixture's folder (the small data, the tiny model, write_params' fast settings:
+    10 optimizer steps) after each stage of ``TRAINED_STAGES`` ran, as dvc.yaml runs it, in this process.
+    Read-only: a test that runs or changes anything works in a copy (``shutil.copytree``)."""
+    base = tmp_path_factory.mktemp("trained")
+    source = base / "small"
+    for split, n in (("train", 6), ("validation", 2), ("test", 2)):
+        write_jsonl(source / f"{split}.jsonl", few_rows(split, n))
+    (source / "labels.json").write_text(json.dumps(LABELS))
+    work = base / "work"
+    work.mkdir()
+    write_params(work / "params.yaml", data={"source": str(source)}, model={"checkpoint": str(tiny_model)})
+    with contextlib.chdir(work):
+        for stage in TRAINED_STAGES:
+            run_main(stage)
+    return work

@@ -8,57 +8,40 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from conftest import KILLER, LAUNCHER, ROOT, run_script, stage_command, write_params
+from conftest import KILLER, LAUNCHER, ROOT, copy_encoded, run_main, run_script, stage_command, workspace
 
 pytestmark = pytest.mark.slow  # each run starts torchrun and two Python processes with torch
 
 SPLITS = ("train", "validation", "test")
 
 
-def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> Path:
-    work.mkdir()
-    write_params(
-        work / "params.yaml",
-        data={"source": str(small_folder)},
-        model={"checkpoint": str(tiny_model)},
-        finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune},
-        hidden_states={"batch_size": 4},
-        evaluate={"batch_size": 4},
-    )
-    run_script("data", cwd=work, check=True)
-    run_script("encode", cwd=work, check=True)
-    return work
-
-
-def test_two_processes_give_the_hidden_states_and_metrics_of_one(tmp_path, small_folder, tiny_model):
-    work = _prepare(tmp_path / "work", small_folder, tiny_model)
-    run_script("finetune", cwd=work, check=True)
-    arrays, metrics = {}, {}
-    for processes in (1, 2):
-        result = run_script("hidden_states@finetuned", cwd=work, check=True, processes=processes)
-        assert f"process {processes} of {processes}" in result.stderr
-        arrays[processes] = {s: np.load(work / f"data/hidden/finetuned/{s}.npy") for s in SPLITS}
-        run_script("evaluate", cwd=work, check=True)  # from the states the N processes wrote
-        metrics[processes] = json.loads((work / "metrics/finetuned.json").read_text())
+def test_two_processes_give_the_hidden_states_and_metrics_of_one(tmp_path, e2e_origin, monkeypatch):
+    """hidden_states@finetuned on 2 processes in a copy of the reproduced project (1 process there): the same
+    states, every row written, and the evaluate stage's metrics from them are the committed ones."""
+    work = workspace(e2e_origin, tmp_path / "work")
+    result = run_script("hidden_states@finetuned", cwd=work, check=True, processes=2)
+    assert "process 2 of 2" in result.stderr
     for split in SPLITS:
-        assert arrays[1][split].shape == arrays[2][split].shape == (len(arrays[1][split]), 32)
-        assert (np.abs(arrays[2][split]).sum(axis=1) > 0).all(), "a row nobody wrote (still zeros)"
-        np.testing.assert_allclose(arrays[2][split], arrays[1][split], rtol=1e-5, atol=1e-5)
-    assert metrics[2] == metrics[1]
+        one, two = (np.load(repo / f"data/hidden/finetuned/{split}.npy") for repo in (e2e_origin, work))
+        assert two.shape == one.shape == (len(one), 32)
+        assert (np.abs(two).sum(axis=1) > 0).all(), "a row nobody wrote (still zeros)"
+        np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
     assert not list((work / "data/hidden").glob(".*.tmp")), "no temporary folder left"
+    monkeypatch.chdir(work)
+    run_main("evaluate")  # from the states the 2 processes wrote
+    metrics = json.loads((work / "metrics/finetuned.json").read_text())
+    assert metrics == json.loads((e2e_origin / "metrics/finetuned.json").read_text())
 
 
-def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_folder, tiny_model):
+def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, encoded_small, ddp_reference):
     # 36 train rows, 4 a step (2 a process): 9 steps an epoch, 27 in all; saves at 4, 8, 12; killed at 14
-    reference = _prepare(tmp_path / "reference", small_folder, tiny_model)
-    interrupted = _prepare(tmp_path / "interrupted", small_folder, tiny_model)
-    result = run_script("finetune", cwd=reference, check=True, processes=2)
+    reference, result = ddp_reference
+    interrupted = copy_encoded(encoded_small, tmp_path / "interrupted")
     assert result.stderr.count("trained 27 steps") == 1, "only the first process reports"
     live = json.loads((reference / "dvclive/metrics.json").read_text())
     assert live["step"] == 27
@@ -108,8 +91,8 @@ def test_ddp_finetune_on_two_processes_resumes_after_sigkill(tmp_path, small_fol
         ).read_text()
 
 
-def test_batch_that_does_not_split_evenly_is_one_line(tmp_path, small_folder, tiny_model):
-    work = _prepare(tmp_path / "work", small_folder, tiny_model, batch_size=5)
+def test_batch_that_does_not_split_evenly_is_one_line(tmp_path, encoded_small):
+    work = copy_encoded(encoded_small, tmp_path / "work", batch_size=5)
     result = run_script("finetune", cwd=work, processes=2)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

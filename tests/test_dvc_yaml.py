@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import shlex
 import subprocess
@@ -10,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import LAUNCHER, ROOT, launched, stage_command
+from conftest import LAUNCHER, ROOT, dvc_yaml, launched, stage_command
 
 PACKAGES = ("textclf", "stages")
 
@@ -22,7 +22,8 @@ def _module_file(name: str) -> Path:
     return path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py"
 
 
-def executed_files(module: str) -> set[str]:
+@functools.cache
+def executed_files(module: str) -> frozenset[str]:
     """Project files that running ``python -m <module>`` executes: the module, the packages' ``__init__``
     files and every project module imported anywhere in them (lazy imports too), transitively."""
     seen: set[Path] = set()
@@ -47,13 +48,13 @@ def executed_files(module: str) -> set[str]:
                     candidate = _module_file(".".join(parts[:i]))
                     if candidate.is_file():
                         todo.append(candidate)
-    return {str(p.relative_to(ROOT)) for p in seen}
+    return frozenset(str(p.relative_to(ROOT)) for p in seen)
 
 
 def _stages() -> dict[str, dict]:
     """Every stage of dvc.yaml, foreach expanded: name -> (module, deps)."""
     stages = {}
-    for name, spec in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+    for name, spec in dvc_yaml()["stages"].items():
         if "foreach" in spec:
             keys = spec["foreach"] if isinstance(spec["foreach"], list) else list(spec["foreach"])
             for key in keys:

@@ -88,15 +88,16 @@ def test_an_edit_changes_exactly_the_stages_that_execute_it(tmp_path):
         assert project.status() == {}
 
     wrong = {}
-    for path in edited_files():
-        original = (repo / path).read_bytes()
-        (repo / path).write_bytes(original + b"# an edit\n")
-        with Repo(str(repo)) as project:
+    with Repo(str(repo)) as project:  # one Repo for every edit: a status that kept an earlier edit would fail
+        for path in edited_files():
+            original = (repo / path).read_bytes()
+            (repo / path).write_bytes(original + b"# an edit\n")
             found = {name.rpartition(":")[2] for name in project.status()}  # path/dvc.yaml:stage
-        (repo / path).write_bytes(original)
-        expected = stages_executing(path)
-        if found != expected:
-            wrong[path] = sorted(found ^ expected)
-        if path.startswith(("textclf/reporting/", "textclf/commands/")):
-            assert not found & EXPENSIVE, path
+            (repo / path).write_bytes(original)
+            expected = stages_executing(path)
+            if found != expected:
+                wrong[path] = sorted(found ^ expected)
+            if path.startswith(("textclf/reporting/", "textclf/commands/")):
+                assert not found & EXPENSIVE, path
+        assert project.status() == {}, "every edit undone: nothing changed"
     assert not wrong, f"stages changed unlike the import walk (symmetric difference per file): {wrong}"

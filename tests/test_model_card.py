@@ -107,19 +107,11 @@ def test_demo_sample_and_other_bases():
     assert "demo sample" in card(source="sample") and "hashtags" not in card(source="sample")
 
 
-def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(project, tmp_path, capsys):
-    for stage in (
-        "data",
-        "encode",
-        "finetune",
-        "hidden_states@finetuned",
-        "evaluate",
-        "hidden_states@pretrained",
-        "baselines",
-        "error_analysis",
-        "model_card",
-    ):
-        run_main(stage)
+def test_stage_writes_the_card_and_export_ships_it_beside_the_weights(trained_project, tmp_path, capsys, monkeypatch):
+    project = shutil.copytree(trained_project, tmp_path / "work")  # a whole run (conftest), copied: export writes
+    monkeypatch.chdir(project)
+    (project / "models/MODEL_CARD.md").unlink()
+    run_main("model_card")
     card_file = project / "models/MODEL_CARD.md"
     text = card_file.read_text()
     assert TRAINING_RUN_PLACEHOLDER in text, "no run-dependent bytes in a pipeline output"

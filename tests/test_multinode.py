@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import KILLER, LAUNCHER, ROOT, run_script, stage_command
-from test_distributed import _prepare
+from conftest import KILLER, LAUNCHER, ROOT, copy_encoded, stage_command
 
 pytestmark = pytest.mark.slow  # torchrun, two launchers, four Python processes with torch
 
@@ -61,10 +60,9 @@ def _machines(
     return results
 
 
-def test_two_machines_train_the_weights_of_two_processes_on_one(tmp_path, small_folder, tiny_model):
-    one_machine = _prepare(tmp_path / "one", small_folder, tiny_model)
-    two_machines = _prepare(tmp_path / "two", small_folder, tiny_model)
-    run_script("finetune", cwd=one_machine, check=True, processes=2)
+def test_two_machines_train_the_weights_of_two_processes_on_one(tmp_path, encoded_small, ddp_reference):
+    one_machine, _ = ddp_reference
+    two_machines = copy_encoded(encoded_small, tmp_path / "two")
     results = _machines(two_machines)
     for result in results:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -77,11 +75,10 @@ def test_two_machines_train_the_weights_of_two_processes_on_one(tmp_path, small_
     assert (two_machines / "dvclive/plots/metrics").exists()
 
 
-def test_a_killed_machine_gives_one_line_and_a_resumable_state(tmp_path, small_folder, tiny_model):
+def test_a_killed_machine_gives_one_line_and_a_resumable_state(tmp_path, encoded_small, ddp_reference):
     # 27 steps, saves at 4, 8, 12: the second machine's process is SIGKILLed at step 14
-    reference = _prepare(tmp_path / "reference", small_folder, tiny_model)
-    work = _prepare(tmp_path / "work", small_folder, tiny_model)
-    run_script("finetune", cwd=reference, check=True, processes=2)
+    reference, _ = ddp_reference
+    work = copy_encoded(encoded_small, tmp_path / "work")
     (tmp_path / "killer.py").write_text(KILLER)
     results = _machines(
         work,

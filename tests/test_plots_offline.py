@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from _dvc_fixture import DVC, dvc
+from _dvc_fixture import dvc, dvc_main
 from _plots_fixture import make_plots_repo
 from conftest import ROOT
 from textclf.commands import plots_page
@@ -77,7 +77,7 @@ def repo(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_each_intended_plot_once_and_curves_on_the_step_axis(repo, command):
     revs = ["workspace"] if command == "show" else ["workspace", "main"]
-    data = json.loads(dvc(repo, *COMMANDS[command], "--json"))["data"]
+    data = json.loads(dvc_main(repo, *COMMANDS[command], "--json"))["data"]
     assert set(data) == set(INTENDED), f"unexpected: {set(data) - set(INTENDED)}, missing: {set(INTENDED) - set(data)}"
     for plot_id, entries in data.items():
         if INTENDED[plot_id] is None:  # an image: one entry per revision
@@ -105,7 +105,7 @@ def test_each_intended_plot_once_and_curves_on_the_step_axis(repo, command):
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_the_page_draws_each_plot_once(repo, tmp_path, command):
     out = tmp_path / "page"
-    dvc(repo, *COMMANDS[command], "-o", str(out))
+    dvc_main(repo, *COMMANDS[command], "-o", str(out))
     body = (out / "index.html").read_text().split("<body>")[-1]
     divs = re.findall(r'<div id = "([^"]+)">\s*<script', body)
     images = re.findall(r'<img src="static/([^"]+)"', body)
@@ -116,9 +116,7 @@ def test_the_page_draws_each_plot_once(repo, tmp_path, command):
 
 
 def test_the_template_is_built_from_the_pinned_vega_and_loads_nothing():
-    value = subprocess.run(
-        [DVC, "config", "plots.html_template"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    value = dvc_main(ROOT, "config", "plots.html_template").strip()
     assert (ROOT / ".dvc" / value).resolve() == plots_page.TEMPLATE.resolve()  # DVC resolves it against .dvc/
     html = plots_page.TEMPLATE.read_text()
     assert "{plot_divs}" in html and "{scripts}" not in html  # DVC fills {scripts} with CDN <script> tags
@@ -142,7 +140,7 @@ def test_hostile_label_names_and_texts_add_no_script(tmp_path):
     for command, args in COMMANDS.items():
         pages = {}
         for name, repo in repos.items():
-            dvc(repo, *args, "-o", str(tmp_path / f"{name}-{command}"))
+            dvc_main(repo, *args, "-o", str(tmp_path / f"{name}-{command}"))
             pages[name] = (tmp_path / f"{name}-{command}" / "index.html").read_text()
         count = {name: len(re.findall(r"<\s*script", page, re.I)) for name, page in pages.items()}
         assert count["hostile"] == count["plain"], (command, count)
@@ -150,6 +148,13 @@ def test_hostile_label_names_and_texts_add_no_script(tmp_path):
             assert raw not in pages["hostile"], (command, raw)
         assert "joy\\u2039/script\\u203a" in pages["hostile"], command  # the look-alikes, JSON-escaped
         assert "love & \\u20393" in pages["hostile"], command
+
+
+@pytest.fixture(scope="module")
+def hostile_repo(tmp_path_factory) -> Path:
+    """The plots repo with hostile label names and texts, figures included: built once for both commands."""
+    labels = ["sadness", f"joy{HOSTILE}", "love & <3", "anger", "fear", "surprise"]
+    return make_plots_repo(tmp_path_factory.mktemp("hostile") / "repo", labels=labels, text=HOSTILE)
 
 
 def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -178,15 +183,13 @@ def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedPro
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_the_page_renders_offline_in_any_folder_and_runs_no_injected_script(tmp_path, command):
+def test_the_page_renders_offline_in_any_folder_and_runs_no_injected_script(tmp_path, repo, hostile_repo, command):
     if not CHROMIUM.exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{CHROMIUM} is missing (CI=true: .ci/install-extras.sh installs it)")
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    labels = ["sadness", f"joy{HOSTILE}", "love & <3", "anger", "fear", "surprise"]
-    repo = make_plots_repo(tmp_path / "repo", labels=labels, text=HOSTILE)
     out = tmp_path / "elsewhere" / "page"  # outside the project: nothing of it beside the page
-    dvc(repo, *COMMANDS[command], "-o", str(out))
+    dvc(hostile_repo, *COMMANDS[command], "-o", str(out))  # the dvc executable, as users run it
     page = out / "index.html"
     head_scripts = len(re.findall(r"<script", page.read_text().split("<body>")[0], re.I))  # the Vega builds
 
@@ -208,8 +211,8 @@ def test_the_page_renders_offline_in_any_folder_and_runs_no_injected_script(tmp_
         assert (page.parent / src).is_file(), src
 
     if command == "diff":  # the screenshot linked by the README (docs/plots.png): plain label names
-        page = make_plots_repo(tmp_path / "plain") / "dvc_plots" / "index.html"
-        dvc(page.parents[1], "plots", "diff", "main")
+        dvc_main(repo, "plots", "diff", "main", "-o", str(tmp_path / "plain"))
+        page = tmp_path / "plain" / "index.html"
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "plots.png"
         shot.unlink(missing_ok=True)

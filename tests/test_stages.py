@@ -1,4 +1,5 @@
-"""Each stage's main() on a few dozen rows and a tiny random BERT loaded like a real checkpoint."""
+"""Each stage's main() on a few dozen rows and a tiny random BERT loaded like a real checkpoint; the outputs
+of a whole run are conftest's ``trained_project`` (each stage's main() once a session, in this process)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def test_data_stage_writes_splits_and_labels(project):
     assert list(train.columns) == ["text", "label"] and set(train["label"]) == set(range(6))
 
 
-def test_encode_stage_stores_unpadded_ids(project):
-    prepare(project)
+def test_encode_stage_stores_unpadded_ids(trained_project):
+    project = trained_project
     encoded = pd.read_parquet(project / "data/encoded/train.parquet")
     lengths = encoded["input_ids"].map(len)
     assert (lengths == encoded["length"]).all()
@@ -39,14 +40,12 @@ def test_encode_stage_stores_unpadded_ids(project):
     assert (project / "data/encoded/tokenizer/tokenizer_config.json").is_file()
 
 
-@pytest.mark.slow
-def test_hidden_states_match_unbatched_model(project, tiny_model):
+def test_hidden_states_match_unbatched_model(trained_project, tiny_model):
     """Length-sorted, per-batch-padded extraction equals running each row alone."""
     import torch
     from transformers import AutoModel
 
-    prepare(project)
-    run_main("hidden_states@pretrained")
+    project = trained_project
     states = np.load(project / "data/hidden/pretrained/validation.npy")
     encoded = pd.read_parquet(project / "data/encoded/validation.parquet")
     assert states.shape == (12, 32) and states.dtype == np.float32
@@ -58,11 +57,8 @@ def test_hidden_states_match_unbatched_model(project, tiny_model):
             np.testing.assert_allclose(states[i], expected, atol=1e-3)  # fp32 sums in another order
 
 
-@pytest.mark.slow
-def test_baselines_stage_metrics_and_plots(project):
-    prepare(project)
-    run_main("hidden_states@pretrained")
-    run_main("baselines")
+def test_baselines_stage_metrics_and_plots(trained_project):
+    project = trained_project
     metrics = json.loads((project / "metrics/baselines.json").read_text())
     assert set(metrics) == {"dummy_uniform", "dummy_most_frequent", "logistic_regression"}
     for model in metrics.values():
@@ -78,21 +74,15 @@ def test_baselines_stage_metrics_and_plots(project):
     Image.open(project / "plots/baselines/confusion.png").verify()
 
 
-@pytest.mark.slow
-def test_umap_stage_points_and_png(project):
-    prepare(project)
-    run_main("hidden_states@pretrained")
-    run_main("umap@pretrained")
-    points = pd.read_csv(project / "plots/umap/pretrained.csv")
+def test_umap_stage_points_and_png(trained_project):
+    points = pd.read_csv(trained_project / "plots/umap/pretrained.csv")
     assert list(points.columns) == ["x", "y", "label"] and len(points) == 36
     assert set(points["label"]) == set(LABELS) and np.isfinite(points[["x", "y"]].to_numpy()).all()
-    Image.open(project / "plots/umap/pretrained.png").verify()
+    Image.open(trained_project / "plots/umap/pretrained.png").verify()
 
 
-@pytest.mark.slow
-def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
-    prepare(project)
-    run_main("finetune")
+def test_finetune_then_evaluate_and_finetuned_hidden_states(trained_project):
+    project = trained_project
     model_dir = project / "models/finetuned"
     assert (model_dir / "model.safetensors").is_file() and not list(model_dir.glob("*.bin"))
     assert not list(model_dir.glob("checkpoint-*")), "no Trainer checkpoints in the output"
@@ -113,10 +103,8 @@ def test_finetune_then_evaluate_and_finetuned_hidden_states(project):
         curve = pd.read_csv(project / f"dvclive/plots/metrics/{name}.tsv", sep="\t")
         assert curve["step"].tolist() == list(range(1, 11)), f"{name}: one point per optimizer step"
 
-    run_main("hidden_states@finetuned")
     assert np.load(project / "data/hidden/finetuned/train.npy").shape == (36, 32)
 
-    run_main("evaluate")
     metrics = json.loads((project / "metrics/finetuned.json").read_text())
     assert set(metrics) == {"validation", "test"}
     assert set(metrics["validation"]["f1_per_label"]) == set(LABELS)
