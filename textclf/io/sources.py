@@ -363,22 +363,14 @@ class _Split:
 def _classify(value: object) -> tuple[str, object]:
     """("name", str) or ("id", int); anything else is a ``str`` reason why it is not a label."""
     if isinstance(value, (bool, np.bool_)):
-        return "bad", f"the label {value!r} is a boolean, not a label name or an integer id"
-    if isinstance(value, (int, np.integer)):
+        what = "a boolean"
+    elif isinstance(value, (int, np.integer)):
         return "id", int(value)
-    if isinstance(value, (float, np.floating)):
-        return "bad", f"the label {value!r} is a decimal number, not a label name or an integer id"
-    if isinstance(value, str):
+    elif isinstance(value, str):
         return "name", value.strip()
-    return "bad", f"the label {value!r} is a {type(value).__name__}, not a label name or an integer id"
-
-
-def _is_null(value: object) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or (isinstance(value, str) and not value.strip())
-    )
+    else:
+        what = "a decimal number" if isinstance(value, (float, np.floating)) else f"a {type(value).__name__}"
+    return "bad", f"the label {value!r} is {what}, not a label name or an integer id"
 
 
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
@@ -400,16 +392,15 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         split.kept += 1
         if split.hashes is not None:
             split.hashes.append(hash(text))
-        if type(label) is int:  # the usual labels first: ids, then names
-            kind, value = "id", label
-        elif type(label) is str and (value := label.strip()):
-            kind = "name"
-        elif _is_null(label):
+        if (
+            label is None
+            or (isinstance(label, float) and math.isnan(label))
+            or (isinstance(label, str) and not label.strip())
+        ):
             if split.null_label is None:
                 split.null_label = number
             continue
-        else:
-            kind, value = _classify(label)
+        kind, value = _classify(label)
         if split.bad_label is not None:
             continue
         if first is None and kind != "bad":

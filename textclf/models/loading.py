@@ -84,33 +84,24 @@ def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = Fa
         model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
     finally:
         quiet.setLevel(level)
-    if strict and (info.get("missing_keys") or info.get("mismatched_keys")):
-        keys = sorted(info.get("missing_keys") or []) + sorted(
-            str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
-        )
+    missing = info.get("missing_keys") or []
+    mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []]
+    if strict and (missing or mismatched):
+        keys = sorted(missing) + sorted(mismatched)
         raise PipelineError(
             f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
             f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)"
         )
-    _log_key_changes(source, info)
+    unused = info.get("unexpected_keys")
+    changes = ("newly initialized", missing), ("not used", unused), ("re-initialized (shape differs)", mismatched)
+    if parts := [f"{change}: {_prefixes(keys)}" for change, keys in changes if keys]:
+        log.info("loaded %s; %s", source, "; ".join(parts))
     return model
 
 
-def _log_key_changes(source: str, info: dict) -> None:
-    def short(keys) -> str:
-        prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
-        return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
-
-    parts = []
-    if info.get("missing_keys"):
-        parts.append(f"newly initialized: {short(info['missing_keys'])}")
-    if info.get("unexpected_keys"):
-        parts.append(f"not used: {short(info['unexpected_keys'])}")
-    if info.get("mismatched_keys"):
-        mismatched = (k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])
-        parts.append(f"re-initialized (shape differs): {short(mismatched)}")
-    if parts:
-        log.info("loaded %s; %s", source, "; ".join(parts))
+def _prefixes(keys) -> str:
+    prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
+    return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
 
 
 def _weights_files(folder: Path) -> str:
@@ -196,12 +187,12 @@ def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=None):
-    """The bare encoder (``AutoModel``); ``tokenizer``, when given, must fit it."""
+def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=None, loader="AutoModel", **kwargs):
+    """The bare encoder (or ``loader``'s model) of a checked checkpoint; ``tokenizer``, when given, must fit it."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
-    model = _load("AutoModel", source, "model", use_safetensors=True, trust_remote_code=trust_remote_code)
+    model = _load(loader, source, "model", use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs)
     if tokenizer is not None:
         check_tokenizer_fits(tokenizer, model.config, checkpoint)
     return model
@@ -212,22 +203,9 @@ def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: 
     if not isinstance(label_names, list) or len(label_names) < 2 or not all(isinstance(n, str) for n in label_names):
         # one label would make transformers build a one-output regression model
         raise PipelineError(f"label names {label_names!r}: a classifier needs a list of at least two names")
-    source = resolve_checkpoint(checkpoint)
-    if Path(source).is_dir():
-        check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
-    model = _load(
-        "AutoModelForSequenceClassification",
-        source,
-        "model",
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-    )
-    if tokenizer is not None:
-        check_tokenizer_fits(tokenizer, model.config, checkpoint)
-    return model
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
+    loader = "AutoModelForSequenceClassification"
+    return load_encoder(checkpoint, trust_remote_code, tokenizer, loader, num_labels=len(label_names), **labels)
 
 
 def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
@@ -365,12 +343,9 @@ def hardware_description(device: torch.device) -> str:
     return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
 
 
-WEIGHTS = "model.safetensors"
-
-
 def weights_sha256(model_dir: Path | str) -> str:
     """SHA-256 of ``model.safetensors`` (or its shards in name order), for the model card and run record."""
     files = sorted(Path(model_dir).glob("model*.safetensors"))
     if not files:
-        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
+        raise PipelineError(f"{model_dir}: no model.safetensors (run the finetune stage first: dvc repro)")
     return sha256_files(files)
