@@ -31,15 +31,13 @@ def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: 
     """``target``, unless replacing it would delete what this command did not write (the current folder or a
     parent, a project root, an input or a folder holding or inside one, a folder without ``MARKER``)."""
     target = Path(target)
-    resolved = target.resolve()
-    cwd = Path.cwd().resolve()
+    resolved, cwd = target.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise PipelineError(
             f"{target}: is the current folder or one of its parents; name a new file or folder inside it"
         )
-    if resolved.is_dir() and any((resolved / name).exists() for name in _ROOT_MARKERS):
-        found = ", ".join(n for n in _ROOT_MARKERS if (resolved / n).exists())
-        raise PipelineError(f"{target}: is a project root ({found}); name a new folder instead")
+    if resolved.is_dir() and (found := [n for n in _ROOT_MARKERS if (resolved / n).exists()]):
+        raise PipelineError(f"{target}: is a project root ({', '.join(found)}); name a new folder instead")
     for source in inputs:
         source_path = Path(source).resolve()
         if resolved == source_path or resolved in source_path.parents or source_path in resolved.parents:

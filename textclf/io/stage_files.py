@@ -87,18 +87,13 @@ def iter_parquet(
     """``(first row, RecordBatch)`` of ``columns`` (every column, ``only`` False), each validated (a damaged page
     can hold text that is not UTF-8): memory holds one batch."""
     handle, start = open_parquet(path, columns, hint), 0
-    batches = handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None)
-    while True:
-        try:
-            batch = next(batches, None)
-            if batch is not None:
-                batch.validate(full=True)
-        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-            raise unreadable_parquet(path, exc, hint) from None
-        if batch is None:
-            return
-        yield start, batch
-        start += batch.num_rows
+    try:  # a consumer's exceptions never reach this frame: only pyarrow's (ArrowInvalid, OSError, ...) are caught
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None):
+            batch.validate(full=True)
+            yield start, batch
+            start += batch.num_rows
+    except Exception as exc:
+        raise unreadable_parquet(path, exc, hint) from None
 
 
 @dataclass
