@@ -422,21 +422,8 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
     return first
 
 
-def read_folder(folder: Path) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
-    frames, files, first = {}, {}, None  # frames: each split's _Split (its rows are read again later)
-    for split in SPLITS:
-        path = split_file(folder, split)
-        files[split] = str(path)
-        frames[split] = _Split(partial(_data_rows, path), str(path), hashes=array("q") if split == "test" else None)
-        first = _scan(frames[split], first)
-    names = None
-    if (folder / "labels.json").is_file():
-        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
-    return frames, files, names
-
-
-def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
-    """A hub dataset (``datasets.load_dataset``, held in memory); label names from its features."""
+def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tuple]]]], list[str] | None]:
+    """A hub dataset's (name, rows) per split (``datasets.load_dataset``, held in memory) and its label names."""
     advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
     reason = None if hub_offline_requested() else hub_unreachable_reason()
     if reason:
@@ -454,20 +441,16 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
                 f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
             ) from None
         raise PipelineError(f"data.source '{dataset_id}': could not load it from the hub: {exc}") from None
-    columns, files = {}, {}
+    splits = []
     for split in SPLITS:
         if split not in loaded:
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
-        files[split] = f"{dataset_id}[{split}]"
-        missing_columns(files[split], loaded[split].column_names, ("text", "label"))
-        columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
-    frames, first = {}, None
-    for split, (texts, labels) in columns.items():
+        missing_columns(f"{dataset_id}[{split}]", loaded[split].column_names, ("text", "label"))
+        texts, labels = list(loaded[split]["text"]), list(loaded[split]["label"])
         rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1), strict=True), texts, labels)
-        frames[split] = _Split(rows, files[split], hashes=array("q") if split == "test" else None)
-        first = _scan(frames[split], first)
+        splits.append((f"{dataset_id}[{split}]", rows))
     feature = loaded["train"].features.get("label")
-    return frames, files, list(feature.names) if hasattr(feature, "names") else None
+    return splits, list(feature.names) if hasattr(feature, "names") else None
 
 
 def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
@@ -548,7 +531,18 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
     """``data.source`` checked, capped by ``max_*_samples``, labels as ids; slices go to ``sink(split, frame)``
     (the data stage's Parquet writer: a later error discards them), else into ``Dataset.splits``."""
     folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
-    frames, files, names = read_folder(folder) if folder else read_hub(params.source)
+    names = None
+    if folder:  # a generator: each split's file is looked for once the split before it is scanned
+        splits = ((str(path), partial(_data_rows, path)) for path in (split_file(folder, s) for s in SPLITS))
+    else:
+        splits, names = read_hub(params.source)
+    frames, first = {}, None  # each split's _Split (its rows are read again later)
+    for split, (file, read) in zip(SPLITS, splits, strict=True):
+        frames[split] = _Split(read, file, hashes=array("q") if split == "test" else None)
+        first = _scan(frames[split], first)
+    files = {split: frames[split].file for split in SPLITS}
+    if folder and (folder / "labels.json").is_file():
+        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
 
     _check_scanned(frames, params.empty_texts)
     if params.label_names:
