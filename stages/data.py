@@ -1,9 +1,7 @@
 """Stage data: read ``data.source`` and write each split as Parquet plus ``labels.json``.
 
 Reads params: data.*            Writes: <out>/{train,validation,test}.parquet, <out>/labels.json
-
-The rows are read twice and written a slice at a time (``textclf.io.sources.ROWS_PER_SLICE`` rows, one
-Parquet row group each), so memory does not grow with the data.
+Rows are written a slice at a time (``textclf.io.sources.ROWS_PER_SLICE``): memory does not grow with the data.
 """
 
 from __future__ import annotations
@@ -28,8 +26,7 @@ log = logging.getLogger("stage.data")
 
 
 class SliceWriter:
-    """Appends each split's slices to ``<folder>/<split>.parquet`` (text, label), with the schema
-    and pandas metadata that ``DataFrame.to_parquet`` writes."""
+    """Appends each split's slices to ``<folder>/<split>.parquet`` as ``DataFrame.to_parquet`` would write them."""
 
     def __init__(self, folder: Path):
         self.folder, self.writers = folder, {}
@@ -52,7 +49,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params).data
 
-    # Written into a temporary folder that replaces the old output only when every row passed its checks.
     folder = source_folder(params.source)  # the data read is never written over
     with atomic_path(args.out, is_dir=True, inputs=[folder] if folder else []) as out:
         writer = SliceWriter(out)

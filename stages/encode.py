@@ -2,8 +2,7 @@
 
 Reads params: model.checkpoint, model.max_length, model.trust_remote_code
 Writes: <out>/{train,validation,test}.parquet (input_ids as int32 lists, label, length) and <out>/tokenizer/
-Padding happens per batch downstream, so each row is stored at its own length. Rows stream through
-in slices of ``ROWS_PER_SLICE`` (one Parquet row group each): memory holds one slice, whatever the size.
+Rows are stored unpadded, ``ROWS_PER_SLICE`` at a time: memory holds one slice.
 """
 
 from __future__ import annotations
@@ -46,11 +45,8 @@ def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: st
                     schema=SCHEMA,
                 )
             )
-            rows, tokens, truncated = (
-                rows + len(ids),
-                tokens + sum(lengths),
-                truncated + sum(n >= max_length for n in lengths),
-            )
+            rows, tokens = rows + len(ids), tokens + sum(lengths)
+            truncated += sum(n >= max_length for n in lengths)
             bar.update(len(ids))
     return rows, tokens, truncated
 
@@ -70,13 +66,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with atomic_path(args.out, is_dir=True, inputs=[args.data, resolve_checkpoint(params.checkpoint)]) as out:
         for split in SPLITS:
-            rows, tokens, truncated = encode_file(
-                tokenizer,
-                args.data / f"{split}.parquet",
-                out / f"{split}.parquet",
-                params.max_length,
-                f"encode {split}",
-            )
+            source, target = args.data / f"{split}.parquet", out / f"{split}.parquet"
+            rows, tokens, truncated = encode_file(tokenizer, source, target, params.max_length, f"encode {split}")
             log.info("%s: %d rows, mean %.1f tokens, %d truncated", split, rows, tokens / max(rows, 1), truncated)
         save_tokenizer(tokenizer, out / "tokenizer", max_length=params.max_length)
 

@@ -21,12 +21,8 @@ def hub_offline_requested() -> bool:
 
 @functools.cache
 def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
-    """Why the Hugging Face hub cannot be reached, or None when a TCP connection to it opens.
-
-    Without a network the hub clients retry for 30-60 s before failing; this check takes at most
-    ``2 * timeout`` seconds (the DNS lookup runs in a thread, since ``getaddrinfo`` has no timeout).
-    Behind a proxy, or with the offline variables set, it answers None and the clients decide.
-    """
+    """Why the hub cannot be reached within ``2 * timeout`` s (the clients retry for 30-60 s), or None; None too
+    behind a proxy or offline. The DNS lookup runs in a thread: ``getaddrinfo`` has no timeout."""
     if hub_offline_requested() or any(os.environ.get(v) for v in _PROXY_VARIABLES):
         return None
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))

@@ -1,8 +1,5 @@
-"""A stage's lifecycle: logging, clean stops on signals or when DVC goes away, one-line exits.
-
-Under ``dvc repro`` (DVC sets ``DVC_STAGE``) DVC deletes a stage's outputs before running it, so
-a stage that fails or is stopped says how to bring the last good outputs back.
-"""
+"""A stage's lifecycle: logging, clean stops on signals or when DVC goes away, one-line exits (under ``dvc repro``,
+which deletes a stage's outputs first, saying how to restore them)."""
 
 from __future__ import annotations
 
@@ -23,8 +20,7 @@ RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots"
 
 
 class Stopped(BaseException):
-    """Raised in the main thread on SIGTERM or SIGINT (or when the DVC process that started the stage is gone),
-    so that ``finally`` blocks remove temporary outputs before the process ends."""
+    """Raised on SIGTERM or SIGINT so that ``finally`` blocks remove temporary outputs."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -39,7 +35,6 @@ _stop_line = {"hint": "", "printed": False}
 
 
 def _report_stop(signum: int) -> None:
-    """The one line of a stopped stage (once, from the first process of a run)."""
     if not _stop_line["printed"] and os.environ.get("RANK", "0") == "0":
         _stop_line["printed"] = True
         print(f"stopped by {signal.Signals(signum).name}{_stop_line['hint']}", file=sys.stderr, flush=True)
@@ -58,15 +53,13 @@ def _on_signal(signum, frame):
 
 
 def _is_dvc(argv: list[bytes]) -> bool:
-    """Whether a command line runs DVC (``.../bin/dvc repro``, ``python .../dvc exp run``, ``python -m dvc``),
-    not merely mentions it (a stage's own ``--live dvclive`` argument)."""
+    """Whether a command line runs DVC (``dvc repro``, ``python -m dvc``), not only names it (``--live dvclive``)."""
     head = [os.path.basename(arg) for arg in argv[:3]]
     return b"dvc" in head or b"-m dvc" in b" ".join(argv[:3])
 
 
 def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
-    """The parent process, and its parents up to the first one running DVC (the shell that DVC
-    starts a command in may sit between): if any of them dies, nobody waits for this stage."""
+    """The parent process and its parents up to DVC (a shell may sit between): if one dies, nobody waits for us."""
     pids, pid = [], os.getppid()
     for _ in range(max_depth):
         if pid <= 1:
@@ -84,7 +77,6 @@ def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
 
 
 def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> None:
-    """Poll: when DVC (or the shell between) is killed, stop this stage instead of running on alone."""
     while True:
         time.sleep(interval)
         if os.getppid() != parent or not all(Path(f"/proc/{pid}").exists() for pid in pids):
@@ -93,8 +85,7 @@ def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> 
 
 
 def _lost_a_peer(exc: RuntimeError) -> bool:
-    """Whether a multi-process run failed because another process (on another machine, where torchrun
-    cannot stop this one first) went away: gloo and NCCL then fail the collective this process waits in."""
+    """Whether another process of the run (on another machine: torchrun cannot stop this one) went away."""
     if int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return False
     message = str(exc)
@@ -104,12 +95,8 @@ def _lost_a_peer(exc: RuntimeError) -> bool:
 
 
 def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
-    """Run a stage's ``main``; a ``PipelineError`` exits 2 with ``error: <message>`` on stderr.
-
-    SIGTERM and SIGINT stop the stage cleanly (exit 128 + signal number) after its temporary
-    outputs are removed. Any other exception keeps its traceback: that is a bug, not bad input.
-    Under ``dvc repro`` the message ends with how to restore the outputs DVC removed, or ``dvc_note``.
-    """
+    """Run a stage's ``main``: a ``PipelineError`` exits 2 in one line, SIGTERM/SIGINT exit 128 + signal after
+    cleanup; any other exception keeps its traceback (a bug, not bad input)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ

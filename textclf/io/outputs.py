@@ -1,8 +1,5 @@
-"""Writing outputs safely: atomic replacement, refusal of outputs that are not this project's, hashing.
-
-A crash or Ctrl-C mid-write leaves the previous output (or none), never a truncated file
-that DVC would hash as good.
-"""
+"""Writing outputs safely: atomic replacement (a crash leaves the old output, never a truncated one), refusal of
+outputs that are not this project's, hashing."""
 
 from __future__ import annotations
 
@@ -20,9 +17,8 @@ from pathlib import Path
 
 from textclf.common.errors import PipelineError
 
-# Written into every folder this project's commands create, with the list of the files they wrote (so the
-# same output has the same bytes): an existing folder is replaced only when it holds this file and no file
-# that the list does not name (one the user put there), never a folder of the user's.
+# In every folder this project writes, listing its files: a folder is replaced only when it holds this file and
+# no file the list does not name (never a folder of the user's).
 MARKER = ".textclf-output"
 MARKER_TEXT = "written by textclf: its commands replace this folder only while this file lists every file in it\n"
 # Files and folders that mark a project root (never replaced, whatever it holds).
@@ -31,28 +27,20 @@ _ROOT_MARKERS = (".git", ".dvc", "dvc.yaml")
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
-def _overlaps(a: Path, b: Path) -> bool:
-    """True when ``a`` and ``b`` are the same path or one is inside the other."""
-    return a == b or a in b.parents or b in a.parents
-
-
 def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: bool = False) -> Path:
-    """Refuse (one line) to replace ``target`` when that would delete what this command did not write:
-    the current folder or one of its parents, a project root, one of ``inputs`` (the model, data or files
-    being read), a folder inside them or holding them, or an existing folder without this project's marker
-    (a file output never replaces a folder). Returns ``target``."""
+    """``target``, unless replacing it would delete what this command did not write (the current folder or a
+    parent, a project root, an input or a folder holding or inside one, a folder without ``MARKER``)."""
     target = Path(target)
-    resolved = target.resolve()
-    cwd = Path.cwd().resolve()
+    resolved, cwd = target.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
         raise PipelineError(
             f"{target}: is the current folder or one of its parents; name a new file or folder inside it"
         )
-    if resolved.is_dir() and any((resolved / name).exists() for name in _ROOT_MARKERS):
-        found = ", ".join(n for n in _ROOT_MARKERS if (resolved / n).exists())
-        raise PipelineError(f"{target}: is a project root ({found}); name a new folder instead")
+    if resolved.is_dir() and (found := [n for n in _ROOT_MARKERS if (resolved / n).exists()]):
+        raise PipelineError(f"{target}: is a project root ({', '.join(found)}); name a new folder instead")
     for source in inputs:
-        if _overlaps(resolved, Path(source).resolve()):
+        source_path = Path(source).resolve()
+        if resolved == source_path or resolved in source_path.parents or source_path in resolved.parents:
             raise PipelineError(f"{target}: would replace {source}, which this command reads; write somewhere else")
     if is_dir and resolved.exists() and not resolved.is_dir():
         raise PipelineError(f"{target}: is a file, not a folder; name a folder (the file is left as it is)")
@@ -81,8 +69,7 @@ def _files(folder: Path) -> list[str]:
 
 @contextmanager
 def _writing(target: Path) -> Iterator[None]:
-    """Hold ``target``'s lock (a file beside it, removed after) while it is written: a second command writing
-    the same output refuses in one line, and neither deletes the other's work."""
+    """Hold ``target``'s lock (a file beside it) while it is written: a second writer refuses in one line."""
     lock = target.parent / f".{target.name}.lock.tmp"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,15 +94,12 @@ def _writing(target: Path) -> Iterator[None]:
 
 @contextmanager
 def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
-    """Yield a temporary path beside ``target`` (an empty folder holding ``MARKER`` when ``is_dir``); on
-    success it replaces ``target``, on any exception it is removed and ``target`` stays as it was.
-    ``check_output`` runs first: a target that is not this project's own output is refused, untouched;
-    so is one that another command is writing (``_writing``)."""
+    """A temporary path beside ``target`` (a folder holding ``MARKER`` when ``is_dir``) that replaces it on
+    success and is removed on any exception; ``check_output`` and ``_writing`` refuse first."""
     target = check_output(target, inputs, is_dir)
     with _writing(target):
         try:
-            # A process killed with SIGKILL cannot clean up: its leftovers go at the next write of the same
-            # output (one writer at a time: the lock). `.*.tmp` is git-ignored meanwhile.
+            # A SIGKILLed writer's leftovers go at the next write of the same output (`.*.tmp` is git-ignored).
             for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
                 if stale.is_dir():
                     shutil.rmtree(stale, ignore_errors=True)
@@ -152,13 +136,12 @@ def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path 
 
 
 def write_json(path: Path | str, data: object, inputs: Sequence[Path | str] = ()) -> None:
-    """``data`` as indented JSON, written atomically (``atomic_path``)."""
     with atomic_path(path, inputs=inputs) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def sha256_files(paths: Iterable[Path | str], prefix: bytes = b"") -> str:
-    """Hex SHA-256 of ``prefix`` followed by the bytes of each file, read a megabyte at a time."""
+    """Hex SHA-256 of ``prefix`` and the bytes of each file."""
     digest = hashlib.sha256(prefix)
     for path in paths:
         with open(path, "rb") as handle:

@@ -1,18 +1,10 @@
-"""Table files read a row or a slice at a time (the data stage's splits and ``textclf predict``'s inputs),
-and the data stage's dataset: loaded, checked, labels as ids.
+"""Table files read a row or a slice at a time (data stage splits, ``textclf predict`` inputs), and the data
+stage's dataset: loaded, checked, labels as ids.
 
-One set of readers serves both: JSON lines, a JSON array, CSV, TSV (no quoting) and Parquet. Columns
-come back as the file holds them (CSV/TSV fields as text, JSON numbers as written: ``RawNumber``,
-Parquet columns with their Arrow types). A malformed file is a ``PipelineError`` naming the file and
-the line (text formats) or row (Parquet, hub), 1-based; a lone surrogate in a JSON string (half an
-emoji) becomes U+FFFD with a warning naming the file and line.
-
-The dataset: each split as ``text`` (str) and ``label`` (int id), plus the label names in id order.
-Labels are names (strings) or integer ids, one kind throughout; a null, empty, boolean, decimal or
-other label is an error, never a new class. Files are read twice, so memory does not grow with the
-data: a first pass over every split (parse errors, texts, label kinds and names, counts), then a
-second that converts labels to ids and hands the rows on ``ROWS_PER_SLICE`` at a time. The errors,
-and which one of several is reported, are those of reading, then checking, all rows at once.
+Readers: JSON lines, JSON array, CSV, TSV (no quoting), Parquet; columns as the file holds them (JSON numbers
+as ``RawNumber``). Errors name the file and 1-based line, item or row. The dataset is read in two passes so
+memory does not grow with the data: a first that checks every split, a second that converts labels to ids
+``ROWS_PER_SLICE`` rows at a time; the error reported is the one reading then checking all rows at once would give.
 """
 
 from __future__ import annotations
@@ -43,13 +35,11 @@ from textclf.io.stage_files import SPLITS, iter_parquet, missing_columns
 
 log = logging.getLogger(__name__)
 
-# The original emotion release ships text;label files named like this.
 _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-# Rows read, converted and handed on at a time in the second pass (and Parquet rows read at a time):
-# the data stage's memory grows with this, not with the data.
+# Rows handed on at a time in the second pass: the data stage's memory grows with this, not with the data.
 ROWS_PER_SLICE = 100_000
 
 
@@ -63,16 +53,13 @@ class Dataset:
 
 
 class RawNumber(str):
-    """A JSON number kept as the text it was written as (``1.10``, ``12345678901234567890``: float parsing
-    would change them); written back verbatim."""
+    """A JSON number kept as written (``1.10``, ``12345678901234567890``: float parsing would change them)."""
 
 
 _JSON = json.JSONDecoder(parse_float=RawNumber, parse_int=RawNumber, parse_constant=lambda _: None)
 
 
 def _unit(file: str) -> str:
-    """Text files are counted in lines (what an editor shows), Parquet and hub splits in rows, a JSON
-    array in items."""
     if file.endswith(".json"):
         return "item"
     return "row" if file.endswith(".parquet") or file.endswith("]") else "line"
@@ -84,10 +71,8 @@ def at(file: str, number: int) -> str:
 
 
 def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
-    """(number, line) of a UTF-8 text file (or ``handle``, named ``path``) split on "\\n" only
-    (str.splitlines would also split inside a text at U+2028, form feeds and other characters that
-    tweets contain), the line break kept only with ``breaks``, a leading BOM dropped. Decoded a line at
-    a time: a bad byte is reported with its line."""
+    """(number, line) of a UTF-8 file split on "\\n" only (str.splitlines also splits at U+2028 and more,
+    which tweets contain); a bad byte is reported with its line, a leading BOM dropped."""
     with open(path, "rb") if handle is None else nullcontext(handle) as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -102,15 +87,13 @@ def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = Non
 
 
 def _drain(lines: Iterator) -> None:
-    """Decode the rest of a file after a parse error: a bad byte further on is reported instead,
-    as when the whole file was decoded before parsing."""
+    """Decode the rest of a file after a parse error: a bad byte further on is reported first."""
     for _ in lines:
         pass
 
 
 def mend(value: object) -> object:
-    """``value`` (a JSON value) with each lone UTF-16 surrogate in its strings replaced by U+FFFD: they
-    cannot be tokenized nor written as UTF-8."""
+    """``value`` with lone UTF-16 surrogates replaced by U+FFFD (they cannot be tokenized nor written as UTF-8)."""
     if isinstance(value, str) and not isinstance(value, RawNumber):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
@@ -119,8 +102,7 @@ def mend(value: object) -> object:
 
 
 def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
-    """A JSON value; numbers as ``RawNumber``, NaN and infinities as null, lone surrogates mended (the
-    first warned about, ``where`` noted in ``mended``)."""
+    """A JSON value; numbers as ``RawNumber``, NaN/infinities null, lone surrogates mended (noted in ``mended``)."""
     value = _JSON.decode(text)
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and (fixed := mend(value)) != value:
         if not mended:
@@ -130,9 +112,7 @@ def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
     return value
 
 
-# Each reader yields a file's rows one at a time, as (line or item number, {column: value}); a malformed
-# file raises a PipelineError once it is read to the end (a bad UTF-8 byte anywhere is reported before a
-# parse error, a parse error before a missing column of ``required``).
+# Each reader yields (line or item number, {column: value}); errors: bad UTF-8, then parse, then missing column.
 
 
 def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
@@ -194,8 +174,7 @@ def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    """A CSV (or TSV: tab-separated, no quoting) with a header line; rows are numbered by the line they
-    start on, so a quoted text holding newlines does not shift the numbers of the rows after it."""
+    """A CSV (or TSV: no quoting) with a header line; rows are numbered by the line they start on."""
     lines, tsv = _lines(path, breaks=True), path.suffix.lower() == ".tsv"
     quoting = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
     reader = csv.reader(_csv_lines(lines), strict=True, **quoting)
@@ -251,17 +230,15 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
 
 
 def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    """The rows of a JSON lines (``.jsonl``, ``.ndjson``), JSON array (``.json``), CSV or TSV file, one at
-    a time, as (line or item number, {column: value}); ``required`` columns must be there."""
+    """The rows of a JSON lines, JSON array (``.json``), CSV or TSV file; ``required`` columns must be there."""
     suffix = path.suffix.lower()
     read = _read_csv if suffix in (".csv", ".tsv") else _read_json if suffix == ".json" else _read_jsonl
     return read(path, required)
 
 
 def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
-    """A table file ``rows`` rows at a time, as (their line, item or row numbers, a DataFrame of every
-    column as the file holds it): a Parquet column keeps its Arrow type (``pd.ArrowDtype``: an integer
-    column with nulls stays integer), other formats' columns are of dtype object (``read_records``)."""
+    """(numbers, DataFrame) ``rows`` at a time; Parquet columns keep their Arrow type (``pd.ArrowDtype``),
+    other formats' are of dtype object."""
     if path.suffix.lower() == ".parquet":
         for start, batch in iter_parquet(path, required, rows, hint="", only=False):
             yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
@@ -304,8 +281,7 @@ def _read_txt(path: Path) -> Iterator[tuple]:
 
 
 def _data_rows(path: Path) -> Iterator[tuple]:
-    """A split file's rows as (text, label, line or row number), as the file holds them, but a label of a
-    CSV or a JSON number read as an id or a decimal, and Parquet bytes read as UTF-8 text."""
+    """A split file's (text, label, number); CSV and JSON-number labels as ids or decimals, bytes as UTF-8 text."""
     if path.suffix == ".txt":
         yield from _read_txt(path)
         return
@@ -331,8 +307,7 @@ def _data_rows(path: Path) -> Iterator[tuple]:
 
 
 def read_label_names(path: Path) -> list[str]:
-    """``labels.json``: a list of names in id order, or an id -> name mapping (``{"0": "sadness", ...}``,
-    as in a model's ``id2label``) or a name -> id one (``{"sadness": 0, ...}``); ids must be 0..n-1."""
+    """``labels.json``: names in id order, or an id -> name or name -> id mapping; ids must be 0..n-1."""
     try:
         value = json.loads("".join(line for _, line in _lines(path, breaks=True)))
     except json.JSONDecodeError as exc:
@@ -362,9 +337,7 @@ def _check_names(names: list[str], where: str) -> list[str]:
     if duplicated:
         raise PipelineError(f"{where}: label name(s) {', '.join(duplicated)} appear more than once")
     if len(names) < 2:
-        raise PipelineError(
-            f"{where}: only one label ({names[0] if names else 'none'}): a classifier needs at least two"
-        )
+        raise PipelineError(f"{where}: only one label ({(names or ['none'])[0]}): a classifier needs at least two")
     return names
 
 
@@ -390,29 +363,19 @@ class _Split:
 def _classify(value: object) -> tuple[str, object]:
     """("name", str) or ("id", int); anything else is a ``str`` reason why it is not a label."""
     if isinstance(value, (bool, np.bool_)):
-        return "bad", f"the label {value!r} is a boolean, not a label name or an integer id"
-    if isinstance(value, (int, np.integer)):
+        what = "a boolean"
+    elif isinstance(value, (int, np.integer)):
         return "id", int(value)
-    if isinstance(value, (float, np.floating)):
-        return "bad", f"the label {value!r} is a decimal number, not a label name or an integer id"
-    if isinstance(value, str):
+    elif isinstance(value, str):
         return "name", value.strip()
-    return "bad", f"the label {value!r} is a {type(value).__name__}, not a label name or an integer id"
-
-
-def _is_null(value: object) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or (isinstance(value, str) and not value.strip())
-    )
+    else:
+        what = "a decimal number" if isinstance(value, (float, np.floating)) else f"a {type(value).__name__}"
+    return "bad", f"the label {value!r} is {what}, not a label name or an integer id"
 
 
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
-    """The first pass over a split: count its rows and note the first problem of each kind, in the
-    order they are reported (texts of every split, then labels of every split). Labels are checked
-    on the kept rows (non-empty texts) against the dataset's first label ``first`` (kind, where,
-    value), which is returned."""
+    """The first pass over a split: count rows, note the first problem of each kind; labels of kept rows are
+    checked against the dataset's first label ``first`` (kind, where, value), which is returned."""
     file = split.file
     for text, label, number in split.read():
         split.rows += 1
@@ -429,16 +392,15 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
         split.kept += 1
         if split.hashes is not None:
             split.hashes.append(hash(text))
-        if type(label) is int:  # the usual labels first: ids, then names
-            kind, value = "id", label
-        elif type(label) is str and (value := label.strip()):
-            kind = "name"
-        elif _is_null(label):
+        if (
+            label is None
+            or (isinstance(label, float) and math.isnan(label))
+            or (isinstance(label, str) and not label.strip())
+        ):
             if split.null_label is None:
                 split.null_label = number
             continue
-        else:
-            kind, value = _classify(label)
+        kind, value = _classify(label)
         if split.bad_label is not None:
             continue
         if first is None and kind != "bad":
@@ -460,27 +422,8 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
     return first
 
 
-def read_folder(folder: Path) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
-    """The first pass over the three splits of a local folder, then ``labels.json`` when the folder has one."""
-    frames, files, first = {}, {}, None  # frames: each split's _Split (its rows are read again later)
-    for split in SPLITS:
-        path = split_file(folder, split)
-        files[split] = str(path)
-        frames[split] = _Split(partial(_data_rows, path), str(path), hashes=_test_hashes(split))
-        first = _scan(frames[split], first)
-    names = None
-    if (folder / "labels.json").is_file():
-        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
-    return frames, files, names
-
-
-def _test_hashes(split: str) -> array | None:
-    return array("q") if split == "test" else None
-
-
-def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[str] | None]:
-    """Load a hub dataset with ``datasets.load_dataset`` (its columns are held in memory, as a list
-    each); label names come from its features."""
+def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tuple]]]], list[str] | None]:
+    """A hub dataset's (name, rows) per split (``datasets.load_dataset``, held in memory) and its label names."""
     advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
     reason = None if hub_offline_requested() else hub_unreachable_reason()
     if reason:
@@ -493,34 +436,25 @@ def read_hub(dataset_id: str) -> tuple[dict[str, _Split], dict[str, str], list[s
     try:
         loaded = datasets.load_dataset(dataset_id)
     except Exception as exc:  # the hub client raises many types; all mean "could not load"
-        if (
-            isinstance(exc, (ConnectionError, OSError))
-            or "connect" in str(exc).lower()
-            or "offline" in str(exc).lower()
-        ):
+        if isinstance(exc, OSError) or "connect" in str(exc).lower() or "offline" in str(exc).lower():
             raise PipelineError(
                 f"data.source '{dataset_id}': could not reach the Hugging Face hub ({type(exc).__name__}); {advice}"
             ) from None
         raise PipelineError(f"data.source '{dataset_id}': could not load it from the hub: {exc}") from None
-    columns, files = {}, {}
+    splits = []
     for split in SPLITS:
         if split not in loaded:
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
-        files[split] = f"{dataset_id}[{split}]"
-        missing_columns(files[split], loaded[split].column_names, ("text", "label"))
-        columns[split] = list(loaded[split]["text"]), list(loaded[split]["label"])
-    frames, first = {}, None
-    for split, (texts, labels) in columns.items():
+        missing_columns(f"{dataset_id}[{split}]", loaded[split].column_names, ("text", "label"))
+        texts, labels = list(loaded[split]["text"]), list(loaded[split]["label"])
         rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1), strict=True), texts, labels)
-        frames[split] = _Split(rows, files[split], hashes=_test_hashes(split))
-        first = _scan(frames[split], first)
+        splits.append((f"{dataset_id}[{split}]", rows))
     feature = loaded["train"].features.get("label")
-    return frames, files, list(feature.names) if hasattr(feature, "names") else None
+    return splits, list(feature.names) if hasattr(feature, "names") else None
 
 
 def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
-    """Raise what the first pass found, in order: each split's rows and texts (empty texts are an
-    error, or dropped with a warning: ``data.empty_texts``), then each split's labels (null labels first)."""
+    """Raise what the first pass found: each split's rows and texts (``data.empty_texts``), then labels."""
     for name in SPLITS:
         split, file = splits[name], splits[name].file
         if not split.rows:
@@ -548,17 +482,15 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
 
 
 def _infer_names(splits: dict[str, _Split]) -> list[str]:
-    """Names when the data does not give them, from train (a label of another split that train lacks is
-    then reported at that split's row): ids name themselves (0..the largest id), label names are sorted."""
+    """Names from train when the data does not give them: ids name themselves (0..max), names are sorted."""
     if splits["train"].kind == "id":
         return [str(i) for i in range(splits["train"].max_id + 1)]
     return sorted(splits["train"].names)
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
-    """The second pass over a split: its kept rows with label ids (an unknown label is reported with
-    its line or row), ROWS_PER_SLICE at a time, each with the hashes of its texts; only the first
-    ``limit`` are yielded, but every row is checked. ``counts`` gets the rows of each label id, all of them."""
+    """The second pass: kept rows with label ids, ROWS_PER_SLICE at a time with their texts' hashes; the first
+    ``limit`` are yielded but every row is checked and counted per label id in ``counts``."""
     index = {name: i for i, name in enumerate(names)}
     texts, ids, numbers, kept = [], [], [], 0
     for text, label, number in split.read():
@@ -585,13 +517,7 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
 
 
 def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.DataFrame, np.ndarray]:
-    frame = pd.DataFrame(
-        {
-            "text": texts,
-            "label": np.asarray(ids, dtype="int64"),
-            "line": np.asarray(numbers, dtype="int64"),
-        }
-    )
+    frame = pd.DataFrame({"text": texts, "label": np.asarray(ids, "int64"), "line": np.asarray(numbers, "int64")})
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 
@@ -602,12 +528,21 @@ def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarra
 
 
 def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
-    """Read ``data.source``; return validated splits (capped by ``max_*_samples``) with integer
-    labels and their names. Two passes over the files (see the module's docstring): the rows are
-    handed to ``sink(split, frame)`` a slice at a time, train first (the data stage writes them to
-    Parquet: a later error discards them); without a sink they are gathered in ``Dataset.splits``."""
+    """``data.source`` checked, capped by ``max_*_samples``, labels as ids; slices go to ``sink(split, frame)``
+    (the data stage's Parquet writer: a later error discards them), else into ``Dataset.splits``."""
     folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
-    frames, files, names = read_folder(folder) if folder else read_hub(params.source)
+    names = None
+    if folder:  # a generator: each split's file is looked for once the split before it is scanned
+        splits = ((str(path), partial(_data_rows, path)) for path in (split_file(folder, s) for s in SPLITS))
+    else:
+        splits, names = read_hub(params.source)
+    frames, first = {}, None  # each split's _Split (its rows are read again later)
+    for split, (file, read) in zip(SPLITS, splits, strict=True):
+        frames[split] = _Split(read, file, hashes=array("q") if split == "test" else None)
+        first = _scan(frames[split], first)
+    files = {split: frames[split].file for split in SPLITS}
+    if folder and (folder / "labels.json").is_file():
+        names = _check_names(read_label_names(folder / "labels.json"), str(folder / "labels.json"))
 
     _check_scanned(frames, params.empty_texts)
     if params.label_names:

@@ -1,8 +1,4 @@
-"""Reading back the files stages pass each other (JSON, Parquet, ``.npy``), and the row formats they hold.
-
-Each reader turns a missing, truncated or corrupt file into one line naming it and saying how to
-restore it. ``TokenRows`` holds encoded rows compactly; ``NpyRowWriter`` fills a hidden-state array.
-"""
+"""Reading back the files stages pass each other (JSON, Parquet, ``.npy``): a damaged one is one line naming it."""
 
 from __future__ import annotations
 
@@ -21,7 +17,6 @@ import pyarrow.parquet as pq
 from textclf.common.errors import PipelineError, first_line
 from textclf.common.user_paths import SPLITS, TABLE_SUFFIXES  # noqa: F401 (the stages import them from here)
 
-# What to do about a damaged pipeline output: DVC restores the cached copy, or the stage rewrites it.
 REBUILD_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro --force <stage>`"
 
 
@@ -33,7 +28,6 @@ def _existing(path: Path | str) -> Path:
 
 
 def read_json(path: Path | str) -> object:
-    """A JSON file written by a stage; unreadable or invalid JSON is one line naming the file."""
     path = _existing(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -46,14 +40,11 @@ def read_json(path: Path | str) -> object:
 
 
 def unreadable_parquet(path: Path | str, exc: BaseException, hint: str = REBUILD_HINT) -> PipelineError:
-    """The one line for a Parquet file pyarrow cannot read (``hint``: what to do about it, if anything)."""
     return PipelineError(f"{path}: not a readable Parquet file ({first_line(exc)})" + (f": {hint}" if hint else ""))
 
 
 def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = REBUILD_HINT) -> pq.ParquetFile:
-    """An open ``pyarrow.parquet.ParquetFile`` holding ``columns``: the one way this project opens a Parquet
-    file (stage outputs, data files and ``textclf predict`` inputs). A missing, truncated or corrupt file,
-    or one without ``columns``, is one line naming it, ending with ``hint``."""
+    """An open ``pq.ParquetFile`` with ``columns``, the one way this project opens Parquet; errors end in ``hint``."""
     path = _existing(path)
     try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         handle = pq.ParquetFile(path)
@@ -70,7 +61,6 @@ def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = RE
 
 
 def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], hint: str = "") -> None:
-    """One line naming ``path`` and the ``required`` columns it lacks, if any."""
     if missing := [c for c in required if c not in found]:
         found = ", ".join(map(str, found)) or "none"
         raise PipelineError(
@@ -79,49 +69,37 @@ def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], 
 
 
 def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A Parquet file written by a stage (only ``columns``, when given); a truncated or corrupt file,
-    or one without the ``columns`` asked for, is one line naming the file."""
     handle = open_parquet(path, columns)
     try:
         return handle.read(columns=list(columns) or None).to_pandas()
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         raise unreadable_parquet(path, exc) from None
 
 
 def parquet_rows(path: Path | str, columns: tuple[str, ...] = ()) -> int:
-    """Rows in a stage's Parquet file (from its footer: nothing else is read), after checking that it
-    has ``columns``."""
+    """Rows in a stage's Parquet file, from its footer."""
     return open_parquet(path, columns).metadata.num_rows
 
 
 def iter_parquet(
     path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000, hint: str = REBUILD_HINT, only=True
 ):
-    """``(first row, pyarrow.RecordBatch)`` pairs of ``columns`` (of every column, ``only`` False): a file read
-    a slice at a time, so that memory holds one slice, whatever the file's size. Each batch is validated
-    (a damaged page can hold text that is not UTF-8): a damaged file is one line naming it."""
+    """``(first row, RecordBatch)`` of ``columns`` (every column, ``only`` False), each validated (a damaged page
+    can hold text that is not UTF-8): memory holds one batch."""
     handle, start = open_parquet(path, columns, hint), 0
-    batches = handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None)
-    while True:
-        try:
-            batch = next(batches, None)
-            if batch is not None:
-                batch.validate(full=True)
-        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-            raise unreadable_parquet(path, exc, hint) from None
-        if batch is None:
-            return
-        yield start, batch
-        start += batch.num_rows
+    try:  # a consumer's exceptions never reach this frame: only pyarrow's (ArrowInvalid, OSError, ...) are caught
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None):
+            batch.validate(full=True)
+            yield start, batch
+            start += batch.num_rows
+    except Exception as exc:
+        raise unreadable_parquet(path, exc, hint) from None
 
 
 @dataclass
 class TokenRows:
-    """Token ids of many rows as one flat int32 array cut by offsets, with their labels.
-
-    4 bytes a token (80 MB for a million tweets) where Python lists of ints take about 36: the
-    inference and training stages hold all rows this way and pad one batch at a time.
-    """
+    """Token ids of many rows as one flat int32 array cut by offsets, with labels: 4 bytes a token where
+    Python lists of ints take about 36."""
 
     values: np.ndarray  # int32, every row's ids one after another
     offsets: np.ndarray  # int64, len(rows) + 1: row i is values[offsets[i]:offsets[i + 1]]
@@ -145,7 +123,6 @@ class TokenRows:
         return self.values[self.offsets[i] : self.offsets[i + 1]]
 
     def take(self, index: np.ndarray) -> TokenRows:
-        """These rows at ``index`` (positions), in that order."""
         index = np.asarray(index, dtype=np.int64)
         lengths = self.lengths[index]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -158,12 +135,10 @@ class TokenRows:
 
 
 def read_token_rows(path: Path | str) -> TokenRows:
-    """The encode stage's ``input_ids`` and ``label`` columns as ``TokenRows``."""
     return token_rows_of(read_token_table(path))
 
 
 def read_token_table(path: Path | str):
-    """The encode stage's ``input_ids`` and ``label`` columns as a ``pyarrow.Table`` (one chunk a row group)."""
     handle = open_parquet(path, ("input_ids", "label"))
     try:
         table = handle.read(columns=["input_ids", "label"])
@@ -174,14 +149,13 @@ def read_token_table(path: Path | str):
 
 
 def list_lengths(column) -> np.ndarray:
-    """Items per row of a (chunked) pyarrow list column, as one int32 array (no row is decoded)."""
+    """Items per row of a chunked pyarrow list column, as int32 (no row is decoded)."""
     parts = [pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in column.chunks]
     return np.concatenate(parts).astype(np.int32, copy=False) if parts else np.empty(0, np.int32)
 
 
 def token_rows_of(table) -> TokenRows:
-    """A pyarrow table's ``input_ids`` (lists of ints) and ``label`` columns as ``TokenRows``: the ids are
-    copied once, into one int32 array (Parquet's int32 lists need no conversion)."""
+    """A pyarrow table's ``input_ids`` and ``label`` as ``TokenRows``, the ids copied once."""
     ids = table.column("input_ids")
     offsets = np.zeros(len(table) + 1, dtype=np.int64)
     np.cumsum(list_lengths(ids), out=offsets[1:])
@@ -200,8 +174,7 @@ ROWS_PER_SLICE = 262_144
 
 
 def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iterator[tuple[int, TokenRows]]:
-    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time (the
-    last slice fewer; default ``ROWS_PER_SLICE``): memory holds one slice, whatever the file's size."""
+    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time."""
     size = rows_per_slice or ROWS_PER_SLICE
     pending, held, start = [], 0, 0
     for _, batch in iter_parquet(path, ("input_ids", "label"), min(size, 10_000)):
@@ -217,12 +190,8 @@ def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iter
 
 
 class NpyRowWriter:
-    """A float32 (rows x width) ``.npy`` file whose rows are written in any order, by any process.
-
-    The file is created at full size (sparse) with its header; each ``write`` puts rows at their own
-    offsets with ``pwrite``. Nothing is mapped into memory, so the process holds one batch, not the
-    array (a million 384-wide rows are 1.5 GB), and several processes can fill one file.
-    """
+    """A float32 (rows x width) ``.npy`` file, created sparse, whose rows any process writes with ``pwrite``
+    (nothing mapped: a process holds one batch, not the array)."""
 
     def __init__(self, path: Path | str, n_rows: int, width: int, create: bool):
         self.path, self.width = Path(path), width
@@ -244,10 +213,8 @@ class NpyRowWriter:
 
 
 class NpyRows:
-    """The rows of a 2-D float ``.npy`` file, read from disk when indexed (``rows[a:b]``, ``rows[positions]``):
-    never memory-mapped, because every page of a mapped file that a process touches counts in its RSS until
-    it is unmapped (reading 12.5M rows of states through a map gave a stage a peak RSS of the file's size).
-    Memory holds what was asked for and one slice; ``open_npy`` opens one."""
+    """The rows of a 2-D ``.npy`` file, read when indexed; never memory-mapped: touched pages of a map count in
+    the RSS (12.5M rows of states read through a map gave a stage a peak RSS of the file's size)."""
 
     SLICE_ROWS = 65_536  # rows read at once when most rows of a slice are wanted
 
@@ -291,8 +258,6 @@ class NpyRows:
 
 
 def open_npy(path: Path | str) -> NpyRows:
-    """A 2-D numeric ``.npy`` written by a stage, as ``NpyRows`` (rows read when indexed); a damaged file is
-    one line naming it."""
     path = _existing(path)
     try:
         with open(path, "rb") as handle:
@@ -314,9 +279,8 @@ def open_npy(path: Path | str) -> NpyRows:
 def read_states(
     folder: Path | str, split: str, n_rows: int, sample_ok: bool = False
 ) -> tuple[NpyRows, np.ndarray | None]:
-    """A hidden_states folder's ``<split>.npy`` (``NpyRows``: read when indexed), checked against the split's
-    ``n_rows``, and, when the folder holds only some of the split's rows (``<split>_rows.npy``: their sorted
-    positions; ``sample_ok`` readers only), those positions; else None. A mismatch is one line."""
+    """A hidden_states folder's ``<split>.npy`` checked against ``n_rows``, and the sorted positions of
+    ``<split>_rows.npy`` when it holds only some rows (``sample_ok`` readers only), else None."""
     folder = Path(folder)
     path, rows_path = folder / f"{split}.npy", folder / f"{split}{ROWS_SUFFIX}"
     states = open_npy(path)

@@ -1,12 +1,5 @@
-"""Several processes, one result: the rank of this process and what the inference stages share.
-
-`python -m textclf.models.launch --processes N stages.<name> ...` starts N copies of a stage through
-torchrun, which sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``. Fine-tuning leaves the rest to the
-HF Trainer (DDP). The inference stages split their length-sorted batches between the processes
-(``shard``) and meet at one output: a ``.npy`` file each process writes its own rows into
-(``shared_output_dir``), or a small array summed across processes (``combine``). With one process
-(no ``WORLD_SIZE``) every function here is a no-op.
-"""
+"""Several processes (``textclf.models.launch``), one result: the inference stages ``shard`` their batches and
+meet in one output folder (``shared_output_dir``) or one summed array (``combine``); no-ops with one process."""
 
 from __future__ import annotations
 
@@ -32,12 +25,11 @@ def world_size() -> int:
 
 
 def is_main() -> bool:
-    """Only the first process writes outputs, logs curves and prints progress."""
     return rank() == 0
 
 
 def local_device(device: torch.device) -> torch.device:
-    """This process's own GPU (``cuda:LOCAL_RANK``) when the stage runs on CUDA: one process a GPU."""
+    """This process's own GPU (``cuda:LOCAL_RANK``) on CUDA."""
     if device.type != "cuda":
         return device
     local_rank, visible = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
@@ -48,8 +40,7 @@ def local_device(device: torch.device) -> torch.device:
 
 @contextmanager
 def process_group() -> Iterator[None]:
-    """A gloo process group for the inference stages' few synchronizations (CPU and GPU alike:
-    they exchange no tensors larger than a split's logits); nothing with one process."""
+    """A gloo process group (CPU and GPU alike: no tensor exchanged is larger than a split's logits)."""
     if world_size() == 1 or torch.distributed.is_initialized():
         yield
         return
@@ -81,8 +72,7 @@ def combine(partial: np.ndarray) -> np.ndarray:
 
 @contextmanager
 def shared_output_dir(target: Path, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
-    """``atomic_path(target, is_dir=True, inputs=inputs)`` for every process: the first one creates the temporary
-    folder and, once all have written into it, moves it into place (or removes it on failure)."""
+    """``atomic_path(target, is_dir=True)`` shared by every process: the first creates and moves it into place."""
     if world_size() == 1:
         with atomic_path(target, is_dir=True, inputs=inputs) as out:
             yield out

@@ -1,8 +1,4 @@
-"""Length-sorted, per-batch-padded inference: the fast path for hidden states and predictions.
-
-The notebook pads every row to the longest row of the whole dataset; sorting rows by length
-and padding each batch to its own longest row removes almost all of that padding.
-"""
+"""Length-sorted, per-batch-padded inference for hidden states and predictions (almost no padding)."""
 
 from __future__ import annotations
 
@@ -29,7 +25,7 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[n
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad token id lists to the batch's longest row (``pad_sequence``), with the attention mask."""
+    """Right-padded ids and the attention mask."""
     ids = [torch.as_tensor(row, dtype=torch.long) for row in rows]
     mask = pad_sequence([torch.ones_like(row) for row in ids], batch_first=True)
     return {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_id), "attention_mask": mask}
@@ -54,16 +50,9 @@ def run_batched(
     sinks: dict[str, NpyRowWriter] | None = None,
     first_row: int = 0,
 ) -> np.ndarray | None:
-    """Run ``model`` over every row; per row either the first token's last hidden state
-    (``output="first_token"``) or the logits (``output="logits"``, for a classifier), as float32 in the
-    original row order. ``progress=False`` hides the progress bar.
-
-    Under several processes (``textclf.models.distributed``) this one runs only its share of the batches.
-    Rows go to ``sinks`` when given ({output: NpyRowWriter}; nothing is returned: memory holds one batch;
-    a classifier gives both outputs from its one forward pass), else into a returned array that is zero
-    where another process's rows are (``distributed.combine`` sums them).
-    ``first_row``: where ``rows`` start in the sinks' files (a slice of a larger split: ``iter_token_rows``).
-    """
+    """Per row the first token's last hidden state (``first_token``) or the logits, float32, in row order; this
+    process's share of batches only. Into ``sinks`` ({output: NpyRowWriter}, rows from ``first_row``; a
+    classifier gives both outputs from one pass), else a returned array, zero at other processes' rows."""
     if not isinstance(rows, TokenRows):
         rows = TokenRows.from_lists(rows)
     model.eval().to(device)

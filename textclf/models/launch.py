@@ -1,19 +1,8 @@
 """Run a stage on N processes: ``python -m textclf.models.launch --processes N stages.<name> [args...]``.
 
-dvc.yaml runs finetune and hidden_states this way, with N from the ``processes`` param.
-N = 1 runs the stage in this very process, exactly as ``python -m stages.<name>`` would. N > 1 hands it
-to torchrun (``torch.distributed.run``, one machine, a free port), which starts N copies with
-``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set and stops them all when one fails; the HF Trainer then
-trains with DDP and the inference stages split their rows (``textclf.models.distributed``). A failure ends
-as the stage's own one-line error followed by one line from here, not torchrun's traceback.
-
-Several machines: torchrun's own environment variables ``PET_NNODES`` (machines), ``PET_RDZV_ENDPOINT``
-(``host:port`` of the c10d rendezvous, reachable from every machine) and ``PET_RDZV_ID`` (one id per job)
-make each machine's launcher join one c10d rendezvous instead of a standalone one: N processes a machine,
-``PET_NNODES`` x N in all. ``python -m textclf.models.launch --dvc-stage finetune`` runs a dvc.yaml stage's own
-command (for the machines that do not run ``dvc repro``). The project folder must be on a filesystem every
-machine shares: the rendezvous numbers the machines in its own order, and global rank 0, wherever it runs,
-writes the outputs.
+N = 1 runs the stage in this process; N > 1 hands it to torchrun, and a failure ends in the stage's own line plus
+one from here, not torchrun's traceback. Several machines (``PET_NNODES``, ``PET_RDZV_ENDPOINT``, ``--dvc-stage``):
+docs/several-machines.md.
 """
 
 from __future__ import annotations
@@ -52,8 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def dvc_stage_command(stage: str) -> list[str]:
-    """The arguments after ``python -m textclf.models.launch`` in ``stage``'s command as DVC resolves it
-    (params interpolated), for the machines that join a run ``dvc repro`` started on the first one."""
+    """The arguments after ``python -m textclf.models.launch`` in ``stage``'s command, as DVC resolves it."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -85,8 +73,7 @@ def nodes() -> int:
 
 
 def torchrun(processes: int, module: str, args: list[str], machines: int = 1) -> int:
-    """Run ``module`` on ``processes`` local processes under torchrun (on each of ``machines``, which meet
-    at the c10d rendezvous of ``PET_RDZV_ENDPOINT``); its exit status."""
+    """Run ``module`` on ``processes`` processes a machine under torchrun; its exit status."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError

@@ -28,18 +28,15 @@ def resolve_device(device: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True on CPUs with native bf16 matrix products (Intel AMX ``amx_bf16``, or ``avx512_bf16``: AMD Zen 4
-    and later, Intel Cooper Lake), where ``precision: auto`` picks bf16 on the CPU: faster, with validation
-    accuracy within seed noise of fp32 (bench/RESULTS.md, section 10). With the cores shared by other busy jobs
-    bf16 can be the slower (section 4); ``precision: fp32`` forces fp32 (the same outputs on every machine).
-    """
+    """CPUs with native bf16 matmuls (``amx_bf16``, ``avx512_bf16``), where ``precision: auto`` picks bf16: faster,
+    accuracy within seed noise of fp32 (bench/RESULTS.md, section 10; on busy shared cores slower, section 4)."""
     flags = cpu_info()["flags"]
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 @functools.cache
 def cpu_info() -> dict[str, object]:
-    """The CPU's ``model`` name and its ``flags`` (a set), from /proc/cpuinfo (Linux; elsewhere "CPU", none)."""
+    """The CPU's ``model`` name and ``flags``, from /proc/cpuinfo (elsewhere "CPU", none)."""
     info: dict[str, object] = {"model": "CPU", "flags": frozenset()}
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -67,16 +64,12 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def autocast(device: torch.device, bf16: bool):
-    """A bf16 autocast context, or a no-op."""
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = False, **kwargs):
-    """``transformers.<loader_name>.from_pretrained``. For a model, transformers' multi-line "LOAD
-    REPORT" table (printed whenever checkpoint and model keys differ, which is expected here: a new
-    classification head, a dropped pretraining head or pooler) becomes one info line naming the keys."""
+    """``transformers.<loader_name>.from_pretrained``; for a model, transformers' multi-line load report (keys
+    differ whenever a head is new or dropped) becomes one info line."""
     import transformers
 
     loader = getattr(transformers, loader_name)
@@ -91,35 +84,24 @@ def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = Fa
         model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
     finally:
         quiet.setLevel(level)
-    if strict and (info.get("missing_keys") or info.get("mismatched_keys")):
-        keys = sorted(info.get("missing_keys") or []) + sorted(
-            str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
-        )
+    missing = info.get("missing_keys") or []
+    mismatched = [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []]
+    if strict and (missing or mismatched):
+        keys = sorted(missing) + sorted(mismatched)
         raise PipelineError(
             f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
             f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)"
         )
-    _log_key_changes(source, info)
+    unused = info.get("unexpected_keys")
+    changes = ("newly initialized", missing), ("not used", unused), ("re-initialized (shape differs)", mismatched)
+    if parts := [f"{change}: {_prefixes(keys)}" for change, keys in changes if keys]:
+        log.info("loaded %s; %s", source, "; ".join(parts))
     return model
 
 
-def _log_key_changes(source: str, info: dict) -> None:
-    """One line for what transformers' load report says: new (head) and unused (pretraining) weights."""
-
-    def short(keys) -> str:
-        prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
-        return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
-
-    parts = []
-    if info.get("missing_keys"):
-        parts.append(f"newly initialized: {short(info['missing_keys'])}")
-    if info.get("unexpected_keys"):
-        parts.append(f"not used: {short(info['unexpected_keys'])}")
-    if info.get("mismatched_keys"):
-        mismatched = (k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"])
-        parts.append(f"re-initialized (shape differs): {short(mismatched)}")
-    if parts:
-        log.info("loaded %s; %s", source, "; ".join(parts))
+def _prefixes(keys) -> str:
+    prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
+    return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
 
 
 def _weights_files(folder: Path) -> str:
@@ -128,12 +110,8 @@ def _weights_files(folder: Path) -> str:
 
 
 def _load(loader_name: str, source: str, what: str, **kwargs):
-    """``transformers.<loader_name>.from_pretrained(source)``; a damaged local folder, or a hub id
-    that cannot be fetched, becomes one clear line naming the file or the param.
-
-    A hub id is fetched only when the hub answers within seconds; otherwise it is loaded from the
-    local Hugging Face cache (``local_files_only``), and refused at once, before transformers is
-    even imported, when the cache does not hold it: not after the hub client's 30-60 s of retries."""
+    """``_from_pretrained`` with a damaged folder or unfetchable hub id as one line. With the hub unreachable a
+    hub id comes from the local cache, or is refused at once (not after the hub client's 30-60 s of retries)."""
     if Path(source).is_dir():
         try:
             return _from_pretrained(loader_name, source, what, **kwargs)
@@ -175,25 +153,13 @@ def encode_texts(tokenizer, texts: list[str], max_length: int) -> list[list[int]
     return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
 
 
-# Keys that from_pretrained records in tokenizer_config.json from the environment, not from the
-# tokenizer: with them, HF_HUB_OFFLINE=1 or another venv's path would change the saved bytes.
-_ENVIRONMENT_KEYS = (
-    "local_files_only",
-    "is_local",
-    "name_or_path",
-    "_name_or_path",
-    "cache_dir",
-    "token",
-    "proxies",
-    "revision",
-)
+# Keys tokenizer_config.json gets from the environment (HF_HUB_OFFLINE, the venv's path), not the tokenizer.
+_ENVIRONMENT_KEYS = "local_files_only is_local name_or_path _name_or_path cache_dir token proxies revision".split()
 
 
 def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> None:
-    """``save_pretrained`` minus the environment-dependent keys: the same tokenizer always saves
-    the same bytes, whatever the offline variables or where the checkpoint was installed. With
-    ``max_length`` (``model.max_length``), it is recorded as ``model_max_length``: the length the model
-    is trained with, which ``textclf predict`` and transformers' pipelines then truncate at."""
+    """``save_pretrained`` minus ``_ENVIRONMENT_KEYS`` (same tokenizer, same bytes); ``max_length`` is saved as
+    ``model_max_length``, where ``textclf predict`` and transformers' pipelines truncate."""
     tokenizer.save_pretrained(folder)
     config_file = Path(folder) / "tokenizer_config.json"
     if config_file.is_file():
@@ -202,14 +168,11 @@ def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> No
             config.pop(key, None)
         if max_length is not None:
             config["model_max_length"] = max_length
-        config_file.write_text(
-            json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
 
 
 def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
-    """The tokenizer of ``checkpoint``. A local folder must hold tokenizer files (never a stand-in built
-    from the config), and when it also holds the model's config.json, the two must agree."""
+    """The tokenizer of ``checkpoint``; a local folder must hold tokenizer files that fit its config.json."""
     source = resolve_checkpoint(checkpoint, need_config=False)
     folder = Path(source)
     if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
@@ -224,76 +187,51 @@ def load_tokenizer(checkpoint: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=None):
-    """The bare encoder (``AutoModel``); from a classifier checkpoint this drops the head. With
-    ``tokenizer`` (the encode stage's), its vocabulary must fit the model's."""
+def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=None, loader="AutoModel", **kwargs):
+    """The bare encoder (or ``loader``'s model) of a checked checkpoint; ``tokenizer``, when given, must fit it."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
-    model = _load("AutoModel", source, "model", use_safetensors=True, trust_remote_code=trust_remote_code)
+    model = _load(loader, source, "model", use_safetensors=True, trust_remote_code=trust_remote_code, **kwargs)
     if tokenizer is not None:
         check_tokenizer_fits(tokenizer, model.config, checkpoint)
     return model
 
 
 def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False, tokenizer=None):
-    """A sequence classifier with the data's labels (a new head when the checkpoint has none). With
-    ``tokenizer`` (the encode stage's), its vocabulary must fit the model's."""
+    """A sequence classifier with the data's labels (a new head when the checkpoint has none)."""
     if not isinstance(label_names, list) or len(label_names) < 2 or not all(isinstance(n, str) for n in label_names):
         # one label would make transformers build a one-output regression model
         raise PipelineError(f"label names {label_names!r}: a classifier needs a list of at least two names")
-    source = resolve_checkpoint(checkpoint)
-    if Path(source).is_dir():
-        check_model_folder(source, classifier=False, trust_remote_code=trust_remote_code)
-    model = _load(
-        "AutoModelForSequenceClassification",
-        source,
-        "model",
-        num_labels=len(label_names),
-        id2label=dict(enumerate(label_names)),
-        label2id={name: i for i, name in enumerate(label_names)},
-        use_safetensors=True,
-        trust_remote_code=trust_remote_code,
-    )
-    if tokenizer is not None:
-        check_tokenizer_fits(tokenizer, model.config, checkpoint)
-    return model
+    labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
+    loader = "AutoModelForSequenceClassification"
+    return load_encoder(checkpoint, trust_remote_code, tokenizer, loader, num_labels=len(label_names), **labels)
 
 
 def load_finetuned(folder: Path | str, label_names: list[str] | None = None):
-    """A fine-tuned classifier saved by the finetune stage, checked whole first (``check_model_folder``:
-    with ``label_names``, its outputs must be those labels); every weight must come from the folder."""
+    """A fine-tuned classifier, checked whole first; every weight must come from the folder."""
     folder = Path(folder)
     check_model_folder(folder, label_names)
     return _load("AutoModelForSequenceClassification", str(folder), "model", strict=True, use_safetensors=True)
 
 
 # A tokenizer folder holds one of these (transformers would otherwise build a stand-in from the config).
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "vocab.txt",
-    "vocab.json",
-    "tokenizer.model",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "sentencepiece.model",
-)
+TOKENIZER_FILES = "tokenizer.json vocab.txt vocab.json tokenizer.model spiece.model sentencepiece.bpe.model".split()
+TOKENIZER_FILES += ["sentencepiece.model"]
 
 
 def check_tokenizer_fits(tokenizer, config, where: Path | str) -> None:
-    """Refuse a tokenizer whose vocabulary is not the model's: more tokens than the embedding table
-    (ids out of range) or far fewer (another model's tokenizer; tables padded by up to 5% are fine)."""
+    """Refuse a tokenizer with more tokens than the embedding table, or far fewer (padding up to 5% is fine)."""
     vocab, size = getattr(config, "vocab_size", None), len(tokenizer)
     if isinstance(vocab, int) and vocab > 0 and (size > vocab or vocab - size > max(1024, vocab // 20)):
         raise PipelineError(
-            f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json "
-            f"vocab_size) has {vocab}: they belong to different models "
-            "(save the model's own tokenizer)"
+            f"{where}: the tokenizer has {size} tokens but the model's vocabulary (config.json vocab_size) has "
+            f"{vocab}: they belong to different models (save the model's own tokenizer)"
         )
 
 
 def _weight_names(folder: Path) -> set[str]:
-    """The tensor names in the folder's safetensors (one file or an index of shards), without reading tensors."""
+    """The tensor names in the folder's safetensors (or its shards' index), without reading tensors."""
     from safetensors import safe_open
 
     index = folder / "model.safetensors.index.json"
@@ -314,7 +252,6 @@ def _weight_names(folder: Path) -> set[str]:
 
 
 def _labels_of(folder: Path) -> list[str]:
-    """config.json's id2label as names in id order; ids must run 0..n-1, names be distinct strings."""
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label")
     except (ValueError, AttributeError):
@@ -342,11 +279,8 @@ def _labels_of(folder: Path) -> list[str]:
 def check_model_folder(
     folder: Path | str, label_names: list[str] | None = None, classifier: bool = True, trust_remote_code: bool = False
 ):
-    """Whole or refused: a model folder read by any stage or command. It holds config.json, safetensors
-    weights and its tokenizer (whose vocabulary fits the model); a ``classifier`` also has a contiguous
-    id2label from 0 (the ``label_names`` of labels.json, when given) and its head's weights in the
-    safetensors (not left for transformers to initialize at random). Returns (config, tokenizer);
-    anything missing is one line naming the folder and what to do."""
+    """Whole or refused (one line): config.json, safetensors and a fitting tokenizer; a ``classifier`` also has an
+    id2label 0..n-1 (``label_names``, when given) and its head's weights. Returns (config, tokenizer)."""
     import transformers
 
     folder = Path(folder)
@@ -379,23 +313,20 @@ def check_model_folder(
     missing = [k for k in head if k not in weights]
     if missing:
         raise PipelineError(
-            f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its "
-            "safetensors): "
+            f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its safetensors): "
             "an encoder, not a fine-tuned classifier (fine-tune it with dvc repro)"
         )
     return config, tokenizer
 
 
 def input_limit(config, tokenizer) -> int | None:
-    """The longest input the model takes: its position table, capped by the tokenizer's limit (None: neither
-    says; tokenizers without a limit report a huge sentinel, int(1e30), which does not count)."""
+    """The longest input: position table or tokenizer limit (its int(1e30) "none" sentinel ignored), else None."""
     known = [int(n) for n in (position_limit(config), getattr(tokenizer, "model_max_length", None)) if n and n < 10**6]
     return min(known) if known else None
 
 
 def max_positions(checkpoint: str, tokenizer) -> int:
-    """``input_limit`` of a checkpoint (10**6 when nothing limits it). A local checkpoint folder is
-    checked whole first (``check_model_folder``, as an encoder)."""
+    """``input_limit`` of a checkpoint (10**6 when nothing limits it); a local folder is checked first."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         config, _ = check_model_folder(source, classifier=False)
@@ -405,20 +336,16 @@ def max_positions(checkpoint: str, tokenizer) -> int:
 
 
 def hardware_description(device: torch.device) -> str:
-    """What a run computed on, for the model card: the GPU's name, or the CPU's model and thread count."""
+    """The GPU's name, or the CPU's model and threads, for the model card."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     name = cpu_info()["model"]
     return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
 
 
-WEIGHTS = "model.safetensors"
-
-
 def weights_sha256(model_dir: Path | str) -> str:
-    """SHA-256 of the model's weights (``model.safetensors``, or its shards in name order): ties a model
-    card and a run record to the weights they describe."""
+    """SHA-256 of ``model.safetensors`` (or its shards in name order), for the model card and run record."""
     files = sorted(Path(model_dir).glob("model*.safetensors"))
     if not files:
-        raise PipelineError(f"{model_dir}: no {WEIGHTS} (run the finetune stage first: dvc repro)")
+        raise PipelineError(f"{model_dir}: no model.safetensors (run the finetune stage first: dvc repro)")
     return sha256_files(files)
