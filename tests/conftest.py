@@ -58,9 +58,8 @@ def stage_command(stage: str) -> tuple[str, list[str]]:
         cmd = spec["cmd"]
     words = shlex.split(cmd)
     assert words[:2] == ["python", "-m"], cmd
-    if words[2] == LAUNCHER:  # python -m textclf.models.launch --processes ${processes} stages.<name> ...
-        assert words[3:5] == ["--processes", "${processes}"], cmd
-        return words[5], words[6:]
+    if words[2] == LAUNCHER:  # python -m textclf.models.launch stages.<name> ... (processes: from params.yaml)
+        return words[3], words[4:]
     return words[2], words[3:]
 
 

@@ -54,3 +54,30 @@ def test_dvc_stage_refuses_a_stage_not_run_by_the_launcher(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         launch.parse_args(["--dvc-stage", "data"])
     assert str(exc.value).startswith("error: --dvc-stage data: not one stage run through textclf.models.launch")
+
+
+def test_processes_come_from_the_params_file_and_a_value_is_one_argument(tmp_path, monkeypatch):
+    """dvc.yaml interpolates no param into a command: the launcher reads `processes` from the stage's params
+    file, so a value such as "2 --foo" or "1; touch x" is refused by the schema, never run or split."""
+    from conftest import write_params
+
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path / "params.yaml", processes=4)
+    assert launch.parse_args(["stages.finetune", "--encoded", "x"]).processes == 4
+    write_params(tmp_path / "other.yaml", processes=2)
+    assert launch.parse_args(["stages.finetune", "--params", "other.yaml"]).processes == 2
+    for value in ("1; touch pwned", "2 --foo"):
+        write_params(tmp_path / "params.yaml", processes=value)
+        with pytest.raises(SystemExit) as exc:
+            launch.parse_args(["stages.finetune"])
+        assert exc.value.code == 2 and not (tmp_path / "pwned").exists()
+    with pytest.raises(SystemExit):
+        launch.parse_args(["--processes", "1", "os"])  # only a stage module or textclf is run
+    assert all("${" not in spec["cmd"] or "${item" in spec["cmd"] or "${key}" in spec["cmd"] for spec in _cmds())
+
+
+def _cmds() -> list[dict]:
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
+    return [stage.get("do", stage) for stage in stages]

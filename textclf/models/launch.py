@@ -1,7 +1,9 @@
-"""Run a stage on N processes: ``python -m textclf.models.launch --processes N stages.<name> [args...]``.
+"""Run a stage on N processes: ``python -m textclf.models.launch [--processes N] stages.<name> [args...]``.
 
-N = 1 runs the stage in this process; N > 1 hands it to torchrun, and a failure ends in the stage's own line plus
-one from here, not torchrun's traceback. Several machines (``PET_NNODES``, ``PET_RDZV_ENDPOINT``, ``--dvc-stage``):
+N is the ``processes`` param of the stage's params file unless ``--processes`` gives it: dvc.yaml interpolates
+no param into a command, so a param's value is never more than one argument. N = 1 runs the stage in this
+process; N > 1 hands it to torchrun, and a failure ends in the stage's own line plus one from here, not
+torchrun's traceback. Several machines (``PET_NNODES``, ``PET_RDZV_ENDPOINT``, ``--dvc-stage``):
 docs/several-machines.md.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import runpy
 import shlex
 import signal
@@ -20,7 +23,7 @@ from textclf.common.errors import first_line
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m textclf.models.launch", description=__doc__.splitlines()[0])
-    parser.add_argument("--processes", type=int, help="how many processes a machine (the `processes` param)")
+    parser.add_argument("--processes", type=int, help="processes a machine (default: the `processes` param)")
     parser.add_argument(
         "--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)"
     )
@@ -33,11 +36,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else"
             )
         return parse_args(dvc_stage_command(args.dvc_stage))
-    if args.processes is None or not args.module:
-        parser.error("--processes N and a module (e.g. stages.finetune) are required")
+    if not args.module or not re.fullmatch(r"stages\.\w+|textclf", args.module):
+        parser.error(f"a module to run is required: stages.<name> or textclf (got {args.module!r})")
+    if args.processes is None:
+        args.processes = processes_param(args.args)
     if args.processes < 1:
         parser.error(f"--processes: {args.processes} is not a positive count")
     return args
+
+
+def processes_param(stage_args: list[str]) -> int:
+    """The ``processes`` param of the params file the stage reads (its ``--params``, else params.yaml)."""
+    from textclf.common.errors import PipelineError, print_error
+    from textclf.common.params import load_params
+
+    given = [a.split("=", 1)[1] for a in stage_args if a.startswith("--params=")]
+    given += [stage_args[i + 1] for i, a in enumerate(stage_args[:-1]) if a == "--params"]
+    try:
+        return load_params(given[-1] if given else "params.yaml").processes
+    except PipelineError as exc:
+        print_error(exc)
+        sys.exit(2)
 
 
 def dvc_stage_command(stage: str) -> list[str]:
