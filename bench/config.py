@@ -14,7 +14,7 @@ import torch
 
 from bench.measure import SEED
 from textclf.common.params import Params, load_params
-from textclf.io.sources import cap_rows, load_dataset
+from textclf.io.sources import load_dataset
 from textclf.io.stage_files import SPLITS
 from textclf.models.loading import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
 
@@ -73,7 +73,7 @@ def prepare(options: Options) -> Bench:
             update={"source": str(options.data), "max_train_samples": None, "max_eval_samples": None}
         )
     )
-    frames = {s: cap_rows(data.splits[s], options.rows) for s in SPLITS}
+    frames = {s: data.splits[s].head(options.rows).reset_index(drop=True) for s in SPLITS}  # head(None): all
     bench = Bench(
         options,
         params,

@@ -117,12 +117,12 @@ def build_trainer(
 def validation_accuracy(
     trainer, ids: list[list[int]], labels: np.ndarray, pad_id: int, params: Params, device: torch.device
 ) -> float:
-    """The evaluate stage's way: ``run_batched`` logits with ``evaluate.batch_size``."""
+    """The pipeline's way: ``run_batched`` logits with ``hidden_states.batch_size`` (as hidden_states@finetuned)."""
     logits = run_batched(
         trainer.model,
         ids,
         pad_id,
-        params.evaluate.batch_size,
+        params.hidden_states.batch_size,
         output="logits",
         device=device,
         desc="pipeline predict validation",

@@ -176,7 +176,6 @@ def write_params(path: Path, **sections) -> Path:
             "warmup_ratio": 0.0,
             "precision": "fp32",
         },
-        "evaluate": {"batch_size": 16},
     }
     for name, value in fast.items():
         if isinstance(value, dict):

@@ -2,7 +2,7 @@
 
 Under ``dvc repro`` DVC removes a stage's outputs just before running it, so a param refused by a later stage
 costs that stage's last good outputs; the params stage runs first and writes nothing else. The test finds
-every ``PipelineError`` in textclf/ and stages/ whose message names a param, and each such param is either
+every ``PipelineError`` in the stages' code (textclf/ but commands/, and stages/) whose message names a param, and each such param is either
 checked by the gate (with a case below that the params stage refuses) or needs what only a later stage has
 (the data's rows, the machine the stage runs on), with the reason.
 """
@@ -64,7 +64,7 @@ def refused_params() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     files = [*(ROOT / "textclf").rglob("*.py"), *(ROOT / "stages").glob("*.py")]
     for path in files:
-        if path == ROOT / "textclf/common/params.py":
+        if path == ROOT / "textclf/common/params.py" or "commands" in path.parts:  # commands run outside dvc repro
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "PipelineError" and node.args):

@@ -94,7 +94,6 @@ class FinetuneParams(_Section):
 
 
 class EvaluateParams(_Section):
-    batch_size: int = Field(ge=1, le=BATCH_LIMIT)
     bootstrap_resamples: int = Field(ge=0, le=10**5)
     bootstrap_seed: int = _seed()
 
