@@ -2,9 +2,9 @@
 
 Under ``dvc repro`` DVC removes a stage's outputs just before running it, so a param refused by a later stage
 costs that stage's last good outputs; the params stage runs first and writes nothing else. The test finds
-every ``PipelineError`` in the stages' code (textclf/ but commands/, and stages/) whose message names a param, and each such param is either
-checked by the gate (with a case below that the params stage refuses) or needs what only a later stage has
-(the data's rows, the machine the stage runs on), with the reason.
+every ``PipelineError`` in the stages' code (stages/, and textclf/ but commands/) whose message names a
+param: each such param is either checked by the gate (with a case below that the params stage refuses) or
+needs what only a later stage has (the data's rows, the machine the stage runs on), with the reason.
 """
 
 from __future__ import annotations
