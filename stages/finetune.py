@@ -21,6 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from dvclive import Live
+
 from textclf.common.params import FinetuneParams, load_params
 from textclf.common.stage import run_stage
 from textclf.io.outputs import atomic_path, write_json

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import write_params
-
 
 def shim(folder: Path) -> Path:
     """A ``textclf`` on PATH that runs ``python -m textclf`` with this venv's Python: the checkout's own code
@@ -26,7 +24,7 @@ def shim(folder: Path) -> Path:
 def bash(command: str, cwd: Path, ok: bool = True, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     """``command`` as a user types it, in bash with pipefail; the venv's dvc and the ``textclf`` shim first
     on PATH; the hub's offline variables set."""
-    from test_pipeline_e2e import user_env
+    from conftest import user_env
 
     env = {**user_env(True), **(env or {})}
     env["PATH"] = f"{shim(cwd.parent / '.bin')}:{env['PATH']}"
@@ -52,19 +50,15 @@ def wait_for_queue(repo: Path, seconds: float = 1800) -> str:
     raise AssertionError(f"the queue did not finish in {seconds} s:\n{bash('dvc queue status', repo).stdout}")
 
 
-def make_swept_repo(root: Path, tiny_model: Path, run, sweep: list[str]) -> dict:
-    """main: the small project, `run` (the README's run command) twice, committed; then the ``sweep``
-    commands as printed, `dvc queue start` with its output in a file as in a terminal (not a pipe: see
-    docs/experiments.md), and a wait for the queue. Returns the outputs of the runs and of the sweep."""
-    from test_pipeline_e2e import sh, small_project
+def make_swept_repo(root: Path, origin: Path, run, sweep: list[str]) -> dict:
+    """A copy of the session's reproduced project (conftest's ``e2e_origin``: its first `dvc repro`'s output is
+    the README's first run), `run` once more in it, then the ``sweep`` commands as printed, `dvc queue start`
+    with its output in a file as in a terminal (not a pipe: see docs/experiments.md), and a wait for the queue.
+    Returns the outputs of the runs and of the sweep."""
+    from conftest import workspace
 
-    repo = small_project(root, "[core]\n    analytics = false\n")
-    write_params(repo / "params.yaml", model={"checkpoint": str(tiny_model)})
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "pipeline", cwd=repo)
-    outputs = {"first run": bash(run, repo).stdout, "second run": bash(run, repo).stdout}
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-qm", "results", cwd=repo)
+    repo = workspace(origin, root)
+    outputs = {"first run": (origin.parent / "first-repro.log").read_text(), "second run": bash(run, repo).stdout}
     for command in sweep:
         if command == "dvc queue start":
             with open(root.parent / "queue-start.log", "w") as log:
@@ -80,7 +74,7 @@ def make_swept_repo(root: Path, tiny_model: Path, run, sweep: list[str]) -> dict
 
 
 def bash_env(repo: Path) -> dict:
-    from test_pipeline_e2e import user_env
+    from conftest import user_env
 
     env = user_env(True)
     env["PATH"] = f"{shim(repo.parent / '.bin')}:{env['PATH']}"

@@ -20,11 +20,9 @@ def check(finetuned: dict, baselines: dict) -> None:
 
 
 def test_the_committed_results_beat_the_probe():
-    """metrics/ as committed beside dvc.lock (CI checks that dvc.lock reproduces)."""
-    check(
-        json.loads((ROOT / "metrics/finetuned.json").read_text()),
-        json.loads((ROOT / "metrics/baselines.json").read_text()),
-    )
+    """The headline as committed beside dvc.lock (CI checks that dvc.lock reproduces)."""
+    headline = json.loads((ROOT / "metrics/headline.json").read_text())
+    assert headline["val_accuracy"] >= headline["logreg_val_accuracy"] + MARGIN, headline
 
 
 @pytest.mark.slow

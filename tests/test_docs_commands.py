@@ -86,7 +86,7 @@ RUN_BY = {
     "git checkout -- params.yaml dvc.lock && dvc checkout": "test_a_failed_experiment_and_its_restore",
     "dvc status": "test_a_failed_experiment_and_its_restore",
     "dvc repro -f data": "test_a_failed_run_and_its_restore",
-    "dvc checkout && git checkout -- metrics plots": "test_a_failed_run_and_its_restore",
+    "dvc checkout --force && git checkout -- metrics plots": "test_a_failed_run_and_its_restore",
     NOTEBOOK: "test_the_notebook_configuration",
 }
 
@@ -133,13 +133,13 @@ def test_stage_list():
 
 
 @pytest.fixture(scope="session")
-def swept(tmp_path_factory, tiny_model) -> dict:
+def swept(tmp_path_factory, e2e_origin) -> dict:
     from _swept_fixture import make_swept_repo
 
     readme = ROOT / "README.md"
     run = next(commands for commands, _ in blocks(readme) if commands == ["dvc repro"])
     sweep = next(commands for commands, _ in blocks(readme) if commands[0].startswith("dvc exp run --queue"))
-    return make_swept_repo(tmp_path_factory.mktemp("docs") / "repo", tiny_model, run[0], sweep)
+    return make_swept_repo(tmp_path_factory.mktemp("docs") / "repo", e2e_origin, run[0], sweep)
 
 
 def table(text: str) -> list[str]:
@@ -284,9 +284,9 @@ def test_a_failed_run_and_its_restore(swept):
     train.write_text(train.read_text() + "{not json\n")  # bad data: the data stage fails, its outputs removed
     failed = bash("dvc repro", repo, ok=False)
     assert failed.returncode != 0 and not (repo / "data/prepared").exists()
-    assert "dvc checkout && git checkout -- metrics plots" in failed.stderr + failed.stdout
+    assert "dvc checkout --force && git checkout -- metrics plots" in failed.stderr + failed.stdout
     bash("git checkout -- data/sample", repo)  # the data fixed
-    bash("dvc checkout && git checkout -- metrics plots", repo)
+    bash("dvc checkout --force && git checkout -- metrics plots", repo)
     assert "Data and pipelines are up to date." in bash("dvc status", repo).stdout
     assert bash("git status --short", repo).stdout == ""
 

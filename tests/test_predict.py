@@ -236,12 +236,11 @@ def test_console_script_from_a_non_editable_install(tmp_path, classifier):
     as of install time; from the project root the checkout's textclf wins over the installed copy."""
     site = tmp_path / "site"  # stands for site-packages: a --target install, seen through PYTHONPATH
     build = tmp_path / "src"  # a copy: the build must not leave build/ or *.egg-info in the checkout
-    shutil.copytree(
+    top = {".git", ".venv", "node_modules", "data", "models", "checkpoints", "plots", "dvclive", "build"}
+    shutil.copytree(  # the project's own data/, models/... only: textclf/models is code
         ROOT,
         build,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "node_modules", "__pycache__", "data", "models", "checkpoints", "plots", "dvclive", "build"
-        ),
+        ignore=lambda folder, names: [n for n in names if n == "__pycache__" or (Path(folder) == ROOT and n in top)],
     )
     subprocess.run(
         [

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import LABELS, read_jsonl, run_main, run_script, write_jsonl
+from conftest import LABELS, read_jsonl, run_main, write_jsonl
 from textclf.training.trainer import balanced_class_weights, mark_chosen_step
 
 
@@ -48,18 +48,6 @@ def test_class_weighted_loss_in_training_only(tiny_model, tmp_path):
         train_logits = model(input_ids=inputs["input_ids"]).logits  # the same dropout
     rows = torch.nn.functional.cross_entropy(train_logits, inputs["labels"], reduction="none")
     assert weighted.item() == pytest.approx(((rows * weights[inputs["labels"]]).mean()).item(), rel=1e-5)
-
-
-def test_early_stopping_without_a_best_metric_is_one_line(project):
-    params = project / "params.yaml"
-    params.write_text(params.read_text().replace("early_stopping_patience: null", "early_stopping_patience: 3"))
-    run_main("data")
-    run_main("encode")
-    result = run_script("finetune", cwd=project)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: params.yaml: finetune.early_stopping_patience: early stopping needs")
-    assert "Traceback" not in result.stderr and not (project / "models/finetuned").exists()
 
 
 def _validation_loss(project) -> float:

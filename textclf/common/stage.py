@@ -16,7 +16,7 @@ from textclf.common.errors import PipelineError, print_error
 
 # The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
 # git-tracked headline and plot data with `git checkout`.
-RESTORE_COMMAND = "dvc checkout && git checkout -- metrics plots"
+RESTORE_COMMAND = "dvc checkout --force && git checkout -- metrics plots"
 
 
 class Stopped(BaseException):
