@@ -305,7 +305,7 @@ def test_the_notebook_configuration(swept, tmp_path, tiny_model):
     """As printed, offline: ../shared/data/emotion holds a few rows in the real layout (jsonl, integer labels),
     and the Hugging Face cache holds the tiny model as distilbert-base-uncased."""
     from _swept_fixture import bash
-    from test_pipeline_e2e import sh
+    from conftest import sh
 
     repo = tmp_path / "repo"
     sh("git", "clone", "-q", str(swept["repo"]), str(repo), cwd=tmp_path)
