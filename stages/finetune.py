@@ -22,6 +22,7 @@ from pathlib import Path
 
 from dvclive import Live
 
+from textclf.common.errors import PipelineError
 from textclf.common.params import FinetuneParams, load_params
 from textclf.common.stage import run_stage
 from textclf.io.outputs import atomic_path, write_json
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(all_params.device)
     distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)
     processes, main_process = distributed.world_size(), distributed.is_main()
+    if params.batch_size % processes:  # the gate checks the processes param; this, the processes launched
+        raise PipelineError(
+            f"finetune.batch_size: {params.batch_size} rows a step cannot be split evenly between {processes} processes"
+        )
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
     settings = {

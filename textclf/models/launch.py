@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import runpy
 import shlex
 import signal
@@ -36,8 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else"
             )
         return parse_args(dvc_stage_command(args.dvc_stage))
-    if not args.module or not re.fullmatch(r"stages\.\w+|textclf", args.module):
-        parser.error(f"a module to run is required: stages.<name> or textclf (got {args.module!r})")
+    if not args.module:
+        parser.error("a module to run is required (e.g. stages.finetune)")
     if args.processes is None:
         args.processes = processes_param(args.args)
     if args.processes < 1:
