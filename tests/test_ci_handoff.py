@@ -128,8 +128,15 @@ def test_gpu_job_then_cpu_job_through_the_run_cache(upstream):
     assert json.loads(recorded) == headline  # the git-tracked metric; the rest is in the DVC cache
     assert "device: cpu" in sh("git", "show", f"{refs.strip()}:params.yaml", cwd=upstream).stdout
 
-    # --- CPU jobs whose remote lacks the GPU stages' results: they stop before training and say why
-    for remote in ("empty", "dvc-push-only"):
+    # --- a remote that got only `dvc push --run-cache`: every output of the GPU stages is DVC-cached (none
+    # cache: false), so the run-cache push carries them and the CPU job runs no GPU stage
+    only = clone(upstream, "cpu-job-dvc-push-only")
+    sh("dvc", "remote", "default", "--local", "dvc-push-only", cwd=only)
+    run = sh(sys.executable, ".ci/repro.py", "cpu", "--set", OVERRIDE, "--summary", "ci-summary.json", cwd=only)
+    assert not ran(run) & gpu and not summary(only)["blocked"], run.stdout
+
+    # --- a CPU job whose remote lacks the GPU stages' results: it stops before training and says why
+    for remote in ("empty",):
         bare = clone(upstream, f"cpu-job-{remote}")
         sh("dvc", "remote", "default", "--local", remote, cwd=bare)
         run = sh(
