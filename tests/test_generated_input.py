@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -292,3 +293,44 @@ def test_a_damaged_stage_file_is_read_or_one_line(data, kind):
             states = _one_line_or_result(lambda _: read_states(folder, "train", 4, sample_ok=True), folder, "dvc")
             if states is not None:
                 assert states[0][0 : len(states[0])].shape[0] == len(states[0])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+# the shape `dvc exp show --json` prints (DVC 3), with any value in any place
+EXP_SHOW = st.lists(
+    st.fixed_dictionaries(
+        {"rev": st.text(max_size=8), "name": st.none() | st.text(max_size=8)},
+        optional={
+            "data": st.fixed_dictionaries(
+                {},
+                optional={"params": JSON_VALUES, "metrics": JSON_VALUES, "rev": JSON_VALUES},
+            ),
+            "experiments": st.none() | st.lists(st.dictionaries(st.sampled_from(["revs", "name"]), JSON_VALUES)),
+        },
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(shown=EXP_SHOW | JSON_VALUES, conflict=st.booleans())
+def test_sweep_reads_any_exp_show_json_or_says_one_line(shown, conflict):
+    """`textclf sweep --exp-show-json` on any JSON (DVC 2's shapes, missing keys, wrong types) or on a file with
+    merge-conflict markers: exit 0 with a table, or exit 2 with one line, never a traceback."""
+    from textclf.commands import sweep
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "shown.json"
+        text = json.dumps(shown)
+        path.write_text(f"<<<<<<< HEAD\n{text}\n=======\n{text}\n>>>>>>> other\n" if conflict else text)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = sweep.cli(["--exp-show-json", str(path)])
+    err = err.getvalue()
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err

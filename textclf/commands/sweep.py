@@ -197,6 +197,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 def summary(args: argparse.Namespace) -> str:
     """The table for ``textclf sweep``'s arguments."""
+    source = args.exp_show_json or f"{args.repo}: `dvc exp show --json`"
     if args.exp_show_json is None:
         shown = exp_show(args.repo)
     else:
@@ -204,6 +205,15 @@ def summary(args: argparse.Namespace) -> str:
             shown = json.loads(args.exp_show_json.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise PipelineError(f"{args.exp_show_json}: not a readable `dvc exp show --json` file ({exc})") from None
+    try:  # the one place the JSON's shape is trusted: any other shape (DVC 2's, an edited file) is one line
+        return _summary(args, shown)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+        raise PipelineError(
+            f"{source}: not the shape `dvc exp show --json` of DVC 3 prints ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _summary(args: argparse.Namespace, shown: object) -> str:
     found, missing = experiments(shown, args.params_file, args.metrics_file)
     if not found:
         raise PipelineError(
