@@ -44,30 +44,19 @@ def _dvc_yaml() -> dict:
     return spec
 
 
-def write_side(root: Path, labels: list[str], seed: int, text: str, figures: bool = True) -> None:
-    """Every plot file and metrics file the pipeline writes, from seeded random predictions
-    (``figures=False``: one-colour PNGs instead of the matplotlib figures, faster)."""
-    from _dvc_fixture import write_png
-
-    if not figures:
-        save_confusion_png = save_umap_png = lambda path, *args: (  # noqa: E731
-            path.parent.mkdir(parents=True, exist_ok=True),
-            write_png(path, (200, 30 * seed, 30)),
-        )
-    else:
-        from textclf.reporting.plots import save_confusion_png, save_umap_png
+def write_side(root: Path, labels: list[str], seed: int, text: str) -> None:
+    """Every plot file and metrics file the pipeline writes, from seeded random predictions (not the notebook's
+    PNG figures: DVC outputs, not plots)."""
     rng = np.random.default_rng(seed)
     n = len(labels)
     y_true = np.repeat(np.arange(n), 8)
     y_pred = np.where(rng.random(len(y_true)) < 0.7 + 0.1 * seed, y_true, rng.integers(0, n, len(y_true)))
     for name in ("baselines", "finetuned"):
         write_predictions_csv(root / f"plots/{name}/confusion.csv", y_true, y_pred, labels)
-        save_confusion_png(root / f"plots/{name}/confusion.png", y_true, y_pred, labels, f"{name} (seed {seed})")
     for name in ("pretrained", "finetuned"):
         rows = np.repeat(np.arange(n), 50)
         xy = rng.normal(0, 10, (n, 2))[rows] + rng.normal(0, 1, (len(rows), 2)) + 50  # far from zero, as UMAP is
-        points = write_umap_csv(root / f"plots/umap/{name}.csv", xy, rows, labels)
-        save_umap_png(root / f"plots/umap/{name}.png", points, labels, f"UMAP of {name}")
+        write_umap_csv(root / f"plots/umap/{name}.csv", xy, rows, labels)
     import pandas as pd
 
     write_csv(
@@ -121,7 +110,7 @@ def write_side(root: Path, labels: list[str], seed: int, text: str, figures: boo
         (root / path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "plain", figures: bool = True) -> Path:
+def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "plain") -> Path:
     """main: seed 0; exp (checked out, committed): seed 1. The project's plot declarations and template."""
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "-b", "main")
@@ -130,10 +119,10 @@ def make_plots_repo(root: Path, labels: list[str] = LABELS, text: str = "plain",
     shutil.copytree(ROOT / ".dvc/plots", root / ".dvc/plots")
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
     (root / "dvc.yaml").write_text(yaml.safe_dump(_dvc_yaml(), sort_keys=False))
-    write_side(root, labels, seed=0, text=text, figures=figures)
+    write_side(root, labels, seed=0, text=text)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "main")
     git(root, "checkout", "-q", "-b", "exp")
-    write_side(root, labels, seed=1, text=text, figures=figures)
+    write_side(root, labels, seed=1, text=text)
     git(root, "commit", "-q", "-am", "exp")
     return root

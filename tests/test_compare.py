@@ -21,7 +21,7 @@ BESIDE = ("metrics/finetuned.json", "metrics/baselines.json", "metrics/error_ana
 def test_the_headline_is_the_only_metrics_file(tmp_path):
     """`dvc metrics show` (and so `dvc exp show`, `dvc metrics diff`) lists the headline's numbers and nothing
     else; the per-label scores, intervals and diagnostics are in the files beside it."""
-    repo = make_plots_repo(tmp_path / "repo", figures=False)
+    repo = make_plots_repo(tmp_path / "repo")
     shown = subprocess.run(
         [str(Path(sys.executable).with_name("dvc")), "metrics", "show", "--json"],
         cwd=repo,
