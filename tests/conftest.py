@@ -108,14 +108,17 @@ def few_rows(split: str, per_label: int) -> list[dict]:
     return rows
 
 
-@pytest.fixture
-def small_folder(tmp_path) -> Path:
-    """A local data folder: 36 train, 12 validation, 12 test rows (all six labels), jsonl."""
-    folder = tmp_path / "small"
+def write_small_data(folder: Path) -> Path:
+    """A local data folder: 36 train, 12 validation, 12 test rows (all six labels), jsonl, with labels.json."""
     for split, n in (("train", 6), ("validation", 2), ("test", 2)):
         write_jsonl(folder / f"{split}.jsonl", few_rows(split, n))
     (folder / "labels.json").write_text(json.dumps(LABELS))
     return folder
+
+
+@pytest.fixture
+def small_folder(tmp_path) -> Path:
+    return write_small_data(tmp_path / "small")
 
 
 @pytest.fixture(scope="session")
@@ -416,10 +419,7 @@ def encoded_small(tmp_path_factory, tiny_model) -> Path:
     batch 4, saves every 4 steps: 27 steps), the data and encode stages' outputs (run once, in this process).
     Read-only: copy it (``copy_encoded``)."""
     base = tmp_path_factory.mktemp("encoded")
-    source = base / "small"
-    for split, n in (("train", 6), ("validation", 2), ("test", 2)):
-        write_jsonl(source / f"{split}.jsonl", few_rows(split, n))
-    (source / "labels.json").write_text(json.dumps(LABELS))
+    source = write_small_data(base / "small")
     work = base / "project"
     work.mkdir()
     write_params(
@@ -475,10 +475,7 @@ def trained_project(tmp_path_factory, tiny_model) -> Path:
     10 optimizer steps) after each stage of ``TRAINED_STAGES`` ran, as dvc.yaml runs it, in this process.
     Read-only: a test that runs or changes anything works in a copy (``shutil.copytree``)."""
     base = tmp_path_factory.mktemp("trained")
-    source = base / "small"
-    for split, n in (("train", 6), ("validation", 2), ("test", 2)):
-        write_jsonl(source / f"{split}.jsonl", few_rows(split, n))
-    (source / "labels.json").write_text(json.dumps(LABELS))
+    source = write_small_data(base / "small")
     work = base / "work"
     work.mkdir()
     write_params(work / "params.yaml", data={"source": str(source)}, model={"checkpoint": str(tiny_model)})
