@@ -21,6 +21,7 @@ from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
 from textclf.common.escape import inert, markdown_cell, terminal
+from textclf.reporting.model_card import markdown_table
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
@@ -68,33 +69,22 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     old, new = ({row["label"]: row for row in csv.DictReader(io.StringIO(t)) if row.get("label")} for t in texts)
     if not old and not new:
         return []
-    shown = markdown_cell(base)
 
-    def number(row: dict | None, key: str) -> float | None:
+    def number(rows: dict, label: str, key: str) -> float | None:
         try:
-            return float(row[key])
+            return float(rows[label][key])
         except (KeyError, TypeError, ValueError):  # no row, no value or not a number
             return None
 
-    def cell(value: float | None, digits: int = 4) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
-
-    lines = [
-        "## Per-label validation loss (error analysis)",
-        "",
-        f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.",
-        "",
-        f"| label | {shown} | {WORKSPACE} | change | errors ({shown}) | errors ({WORKSPACE}) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    table = []
     for label in dict.fromkeys([*new, *old]):
-        before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
-        change = "—" if before is None or after is None else f"{after - before:+.4f}"
-        lines.append(
-            f"| {markdown_cell(label)} | {cell(before)} | {cell(after)} | {change} | "
-            f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |"
-        )
-    return lines + [""]
+        before, after = number(old, label, "mean_loss"), number(new, label, "mean_loss")
+        change = None if before is None or after is None else f"{after - before:+.4f}"
+        errors = (number(rows, label, "errors") for rows in (old, new))
+        table.append([label, before, after, change, *(None if e is None else f"{e:.0f}" for e in errors)])
+    header = ["label", base, WORKSPACE, "change", f"errors ({base})", f"errors ({WORKSPACE})"]
+    intro = f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better."
+    return ["## Per-label validation loss (error analysis)", "", intro, "", *markdown_table(header, table), ""]
 
 
 def render_vega(spec: dict, dest: Path) -> None:
