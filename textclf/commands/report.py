@@ -2,8 +2,8 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-Headline, params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline), for CI's
-pull-request comment. It writes only into a new or empty folder or one it made (MARKER).
+Headline first, then params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline),
+for CI's pull-request comment; it writes only into a new or empty folder or one it made (MARKER).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ WORKSPACE = "workspace"
 MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
-# results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
 DVC = [sys.executable, "-m", "dvc"]  # this interpreter's dvc, as `textclf sweep` runs it
+# results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
 DETAILS = ("metrics/finetuned.json", "metrics/baselines.json", "metrics/error_analysis.json", "dvclive/metrics.json")
 
 
@@ -87,16 +87,10 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     return ["## Per-label validation loss (error analysis)", "", intro, "", *markdown_table(header, table), ""]
 
 
-def render_vega(spec: dict, dest: Path) -> None:
-    """Render a Vega-Lite (or Vega) spec to PNG without a browser or the network."""
+def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
+    """Render (vl-convert: no browser, no network) or copy every plot into out/plots/; the lines linking them."""
     import vl_convert as vlc
 
-    to_png = vlc.vega_to_png if "/schema/vega/" in str(spec.get("$schema", "")) else vlc.vegalite_to_png
-    dest.write_bytes(to_png(spec, scale=1))
-
-
-def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
-    """Render/copy every plot into out/plots/; return the Markdown lines linking them."""
     plots_dir = out / "plots"
     shutil.rmtree(plots_dir, ignore_errors=True)
     plots_dir.mkdir(parents=True)
@@ -114,9 +108,10 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
             for entry in entries:
                 revs = entry.get("revisions") or []
                 if entry.get("type") == "vega":
-                    name = f"{n:02d}_{_slug(plot_id)}.png"
+                    name, spec = f"{n:02d}_{_slug(plot_id)}.png", entry["content"]
+                    to_png = vlc.vega_to_png if "/schema/vega/" in str(spec.get("$schema")) else vlc.vegalite_to_png
                     try:
-                        render_vega(entry["content"], plots_dir / name)
+                        (plots_dir / name).write_bytes(to_png(spec, scale=1))
                     except Exception as exc:  # a broken spec should not lose the rest of the report
                         lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
                         continue
@@ -159,12 +154,7 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     head_desc += ", with uncommitted changes" if dirty else ""
     claim_folder(out)
 
-    lines = [
-        f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})",
-        "",
-        f"Base: `{base}` at `{base_sha}`. Compared: the workspace, {head_desc}.",
-        "",
-    ]
+    lines = [f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})", ""]
     lines += _section("Headline", ["metrics", "diff", base, "--all", "--md"], repo, "No metrics.")
     lines += _section("Parameters", ["params", "diff", base, "--md"], repo, "No parameter changed.")
     if details := [name for name in DETAILS if (repo / name).is_file()]:
