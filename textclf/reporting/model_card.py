@@ -38,8 +38,7 @@ def card_sha256(card_text: str) -> str | None:
 
 
 def local_name(value: str) -> str:
-    """A path as the card shows it: never where files lived on the training machine (an absolute or home
-    path is shown relative to the current folder, else by its name)."""
+    """A path as the card shows it: an absolute or home path relative to here, else by its name (never its place)."""
     path = Path(value).expanduser()
     if not (Path(value).is_absolute() or value.startswith("~")):
         return value
@@ -103,11 +102,10 @@ TRAINING_RUN_PLACEHOLDER = (
 
 
 def training_run_line(record: dict) -> str:
-    """The card's line for a finetune run record (checkpoints/finetune-run.json): time, hardware, precision and
-    torch threads (said once: a CPU's hardware line already names them; older records lack them)."""
+    """The card's line for a finetune run record (checkpoints/finetune-run.json), torch's threads said once."""
     processes = record.get("processes", 1)  # records written before multi-process training lack it
     where = record["hardware"] if processes == 1 else f"{processes} processes on {record['hardware']}"
-    threads = record.get("threads")
+    threads = record.get("threads")  # newer records; a CPU's hardware line already names its threads
     threads = f", {threads} torch threads" if threads and f"{threads} threads" not in where else ""
     return (
         f"Training time: {record['train_runtime_s'] / 60:.1f} min ({record['steps']} optimizer steps, "
@@ -126,8 +124,7 @@ def number(value: object) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
-    """A Markdown table's lines (the card's and the report's): floats with four decimals, None as "—", other
-    cells escaped as literal text."""
+    """A Markdown table (the card's, the report's): floats with four decimals, None as "—", text made literal."""
     cell = lambda v: f"{v:.4f}" if isinstance(v, float) else ("—" if v is None else markdown_cell(v))  # noqa: E731
     lines = [f"| {' | '.join(map(cell, row))} |" for row in [header, *rows]]
     return [lines[0], "|" + "---|" * len(header), *lines[1:]]
