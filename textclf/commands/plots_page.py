@@ -12,8 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-from dvc_render.html import PAGE_HTML
-
 from textclf.common.errors import print_error
 from textclf.common.escape import terminal
 
@@ -21,14 +19,29 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / ".dvc" / "plots_template.html"
 # package -> its minified browser build, in load order (vega-embed needs vega and vega-lite)
 BUILDS = {"vega": "build/vega.min.js", "vega-lite": "build/vega-lite.min.js", "vega-embed": "build/vega-embed.min.js"}
-# the page's head before the scripts: the data holds non-ASCII look-alikes (escape.inert), read as UTF-8
-HEAD = """<meta charset="utf-8">
+HEAD = """<!DOCTYPE html>
+<html>
+<head>
+    {refresh_tag}
+    <meta charset="utf-8">
+    <title>DVC Plots</title>
     <!-- written by `python -m textclf.commands.plots_page`: Vega, Vega-Lite and vega-embed are inlined below
-         (from node_modules, `npm ci`), so this page needs no network and no files beside it -->"""
+         (from node_modules, `npm ci`), so this page needs no network and no files beside it -->
+    <style>
+        body { font-family: sans-serif; }
+        table { border-spacing: 15px; }
+    </style>
+"""
+TAIL = """</head>
+<body>
+    {plot_divs}
+</body>
+</html>
+"""
 
 
 def build(node_modules: Path) -> str:
-    """DVC's own page (dvc_render's PAGE_HTML) with each package's build inlined in a <script> element."""
+    """The template text with each package's build inlined in a <script> element."""
     parts = [HEAD]
     for package, build_file in BUILDS.items():
         meta = json.loads((node_modules / package / "package.json").read_text(encoding="utf-8"))
@@ -36,9 +49,10 @@ def build(node_modules: Path) -> str:
         if "</script" in code.lower() or "{plot_divs}" in code or "{refresh_tag}" in code:
             raise ValueError(f"{package}/{build_file}: cannot be inlined into the page")
         parts.append(
-            f"<!-- {package} {meta['version']} ({meta.get('license', '?')}) -->\n    <script>{code.strip()}</script>"
+            f"    <!-- {package} {meta['version']} ({meta.get('license', '?')}) -->\n"
+            f"    <script>{code.strip()}</script>\n"
         )
-    return PAGE_HTML.replace("{scripts}", "\n    ".join(parts))
+    return "".join(parts) + TAIL
 
 
 def main(argv: list[str] | None = None) -> int:
