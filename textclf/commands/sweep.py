@@ -140,9 +140,8 @@ def render(varying: list[str], rows: list[dict], metric: str, missing: int) -> s
     lines.append(f"first row: the baseline, {terminal(rows[0]['baseline'])} (one run); then the experiments")
     lines.append(f"* best mean validation {metric} (test is shown, never used to choose); mean±sample std over seeds")
     if common:
-        lines += textwrap.wrap(
-            "common values: " + ", ".join(terminal(f"{short[k]}={v}") for k, v in common.items()), WIDTH
-        )
+        listed = ", ".join(terminal(f"{short[k]}={v}") for k, v in common.items())
+        lines += textwrap.wrap(f"common values: {listed}", WIDTH)
     if missing:
         lines.append(f"({missing} experiment(s) without metrics left out: queued, running or failed)")
     return "\n".join(lines)
