@@ -2,8 +2,8 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-Headline, params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline), for CI's
-pull-request comment. It writes only into a new or empty folder or one it made (MARKER).
+Headline first, then params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline),
+for CI's pull-request comment; it writes only into a new or empty folder or one it made (MARKER).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from pathlib import Path
 
 from textclf.common.errors import PipelineError, run_cli
 from textclf.common.escape import inert, markdown_cell, terminal
+from textclf.reporting.model_card import markdown_table
 
 WORKSPACE = "workspace"
 # the file that marks an --out folder as the report's own, so that a rerun may replace it
 MARKER = ".textclf-report"
 # the error_analysis stage's per-label table (label, mean_loss, rows, errors)
 LABEL_LOSS = "plots/errors/label_loss.csv"
-# results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
 DVC = [sys.executable, "-m", "dvc"]  # this interpreter's dvc, as `textclf sweep` runs it
+# results beside the headline that dvc.yaml does not declare as metrics: compared when the workspace has them
 DETAILS = ("metrics/finetuned.json", "metrics/baselines.json", "metrics/error_analysis.json", "dvclive/metrics.json")
 
 
@@ -68,45 +69,28 @@ def label_loss_section(repo: Path, base: str) -> list[str]:
     old, new = ({row["label"]: row for row in csv.DictReader(io.StringIO(t)) if row.get("label")} for t in texts)
     if not old and not new:
         return []
-    shown = markdown_cell(base)
 
-    def number(row: dict | None, key: str) -> float | None:
+    def number(rows: dict, label: str, key: str) -> float | None:
         try:
-            return float(row[key])
+            return float(rows[label][key])
         except (KeyError, TypeError, ValueError):  # no row, no value or not a number
             return None
 
-    def cell(value: float | None, digits: int = 4) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
-
-    lines = [
-        "## Per-label validation loss (error analysis)",
-        "",
-        f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better.",
-        "",
-        f"| label | {shown} | {WORKSPACE} | change | errors ({shown}) | errors ({WORKSPACE}) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    table = []
     for label in dict.fromkeys([*new, *old]):
-        before, after = number(old.get(label), "mean_loss"), number(new.get(label), "mean_loss")
-        change = "—" if before is None or after is None else f"{after - before:+.4f}"
-        lines.append(
-            f"| {markdown_cell(label)} | {cell(before)} | {cell(after)} | {change} | "
-            f"{cell(number(old.get(label), 'errors'), 0)} | {cell(number(new.get(label), 'errors'), 0)} |"
-        )
-    return lines + [""]
-
-
-def render_vega(spec: dict, dest: Path) -> None:
-    """Render a Vega-Lite (or Vega) spec to PNG without a browser or the network."""
-    import vl_convert as vlc
-
-    to_png = vlc.vega_to_png if "/schema/vega/" in str(spec.get("$schema", "")) else vlc.vegalite_to_png
-    dest.write_bytes(to_png(spec, scale=1))
+        before, after = number(old, label, "mean_loss"), number(new, label, "mean_loss")
+        change = None if before is None or after is None else f"{after - before:+.4f}"
+        errors = (number(rows, label, "errors") for rows in (old, new))
+        table.append([label, before, after, change, *(None if e is None else f"{e:.0f}" for e in errors)])
+    header = ["label", base, WORKSPACE, "change", f"errors ({base})", f"errors ({WORKSPACE})"]
+    intro = f"Mean cross-entropy per gold label (`{LABEL_LOSS}`); lower is better."
+    return ["## Per-label validation loss (error analysis)", "", intro, "", *markdown_table(header, table), ""]
 
 
 def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
-    """Render/copy every plot into out/plots/; return the Markdown lines linking them."""
+    """Render (vl-convert: no browser, no network) or copy every plot into out/plots/; the lines linking them."""
+    import vl_convert as vlc
+
     plots_dir = out / "plots"
     shutil.rmtree(plots_dir, ignore_errors=True)
     plots_dir.mkdir(parents=True)
@@ -124,9 +108,10 @@ def collect_plots(repo: Path, base: str, out: Path) -> list[str]:
             for entry in entries:
                 revs = entry.get("revisions") or []
                 if entry.get("type") == "vega":
-                    name = f"{n:02d}_{_slug(plot_id)}.png"
+                    name, spec = f"{n:02d}_{_slug(plot_id)}.png", entry["content"]
+                    to_png = vlc.vega_to_png if "/schema/vega/" in str(spec.get("$schema")) else vlc.vegalite_to_png
                     try:
-                        render_vega(entry["content"], plots_dir / name)
+                        (plots_dir / name).write_bytes(to_png(spec, scale=1))
                     except Exception as exc:  # a broken spec should not lose the rest of the report
                         lines += [f"Could not render: {type(exc).__name__}: {exc}", ""]
                         continue
@@ -169,12 +154,7 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     head_desc += ", with uncommitted changes" if dirty else ""
     claim_folder(out)
 
-    lines = [
-        f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})",
-        "",
-        f"Base: `{base}` at `{base_sha}`. Compared: the workspace, {head_desc}.",
-        "",
-    ]
+    lines = [f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})", ""]
     lines += _section("Headline", ["metrics", "diff", base, "--all", "--md"], repo, "No metrics.")
     lines += _section("Parameters", ["params", "diff", base, "--md"], repo, "No parameter changed.")
     if details := [name for name in DETAILS if (repo / name).is_file()]:

@@ -41,6 +41,13 @@ def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: 
     return points
 
 
+def save_png(fig, path: Path, dpi: int) -> None:
+    """The figure as a PNG, written atomically; the figure is closed."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str], title: str) -> None:
     """The notebook's normalized confusion matrix, as a PNG (labels in id order, title wrapped to fit)."""
     matrix = confusion_matrix(y_true, y_pred, labels=range(len(label_names)), normalize="true")
@@ -50,17 +57,11 @@ def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label
     )
     ax.set_title(textwrap.fill(title, width=45))
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
 
 
 def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
-    """``umap_figure`` as a PNG."""
-    fig = umap_figure(points, label_names, title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    save_png(umap_figure(points, label_names, title), path, dpi=80)
 
 
 def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
@@ -76,9 +77,7 @@ def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
         if len(subset):
             cmap = UMAP_CMAPS[i % len(UMAP_CMAPS)]
             axes[i].hexbin(subset["x"], subset["y"], cmap=cmap, gridsize=60, extent=extent, mincnt=1, linewidths=(0,))
-        axes[i].set_title(name)
-        axes[i].set_xticks([])
-        axes[i].set_yticks([])
+        axes[i].set(title=name, xticks=[], yticks=[])
     for ax in axes[len(label_names) :]:
         ax.set_visible(False)
     fig.suptitle(title)
