@@ -116,6 +116,38 @@ def write_small_data(folder: Path) -> Path:
     return folder
 
 
+# --- pytest-xdist: the README's command runs on 2 processes (pyproject's addopts: -n 2 --dist loadgroup) ---------
+# A session fixture is built once in each worker process that uses it. The expensive ones (a dvc repro, a
+# 2-process fine-tune, every stage once) are shared by all their tests only if those tests run in one worker:
+# each test gets the group of the first expensive fixture it uses (in this order). The modules whose
+# module-scoped fixture costs seconds (a git+DVC repo, a generated data set) keep their tests in one worker too;
+# the others' (a random classifier saved in a second) are built in each worker, which spreads their tests.
+XDIST_GROUPS = {
+    "e2e_origin": "e2e_origin",
+    "ddp_reference": "encoded_small",  # built from encoded_small
+    "encoded_small": "encoded_small",
+    "trained_project": "trained_project",
+}
+XDIST_MODULES = ("test_plots_offline", "test_bench_scale")
+
+
+def xdist_group(item) -> str | None:
+    """The ``xdist_group`` of a collected test: see XDIST_GROUPS; None for a test that shares nothing costly."""
+    names = set(getattr(item, "fixturenames", ()))
+    for name, group in XDIST_GROUPS.items():
+        if name in names:
+            return group
+    module = getattr(item, "module", None)
+    return module.__name__ if module is not None and module.__name__ in XDIST_MODULES else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def small_folder(tmp_path) -> Path:
     return write_small_data(tmp_path / "small")
