@@ -119,10 +119,13 @@ def write_small_data(folder: Path) -> Path:
 # --- pytest-xdist: the README's command runs on 2 processes (pyproject's addopts: -n 2 --dist loadgroup) ---------
 # A session fixture is built once in each worker process that uses it. The expensive ones (a dvc repro, a
 # 2-process fine-tune, every stage once) are shared by all their tests only if those tests run in one worker:
-# each test gets the group of the first expensive fixture it uses (in this order). The modules whose
-# module-scoped fixture costs seconds (a git+DVC repo, a generated data set) keep their tests in one worker too;
-# the others' (a random classifier saved in a second) are built in each worker, which spreads their tests.
+# each test gets the group of the first expensive fixture it uses (in this order). test_docs_commands' ``swept``
+# (the README's sweep on a copy of e2e_origin) is a group of its own: with the rest of e2e_origin's tests it would
+# be more than half the suite in one worker (the other worker builds e2e_origin too, once). In the modules whose
+# module-scoped fixtures cost seconds (a git+DVC repo, a generated data set), the tests using one are in one worker
+# too; the other modules' (a random classifier saved in a second) are built in each worker, which spreads their tests.
 XDIST_GROUPS = {
+    "swept": "swept",
     "e2e_origin": "e2e_origin",
     "ddp_reference": "encoded_small",  # built from encoded_small
     "encoded_small": "encoded_small",
@@ -138,7 +141,11 @@ def xdist_group(item) -> str | None:
         if name in names:
             return group
     module = getattr(item, "module", None)
-    return module.__name__ if module is not None and module.__name__ in XDIST_MODULES else None
+    if module is None or module.__name__ not in XDIST_MODULES:
+        return None
+    definitions = item._fixtureinfo.name2fixturedefs
+    shared = any(d.scope == "module" for name in names for d in definitions.get(name, ()))
+    return module.__name__ if shared else None
 
 
 def pytest_collection_modifyitems(config, items):
