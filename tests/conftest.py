@@ -116,6 +116,45 @@ def write_small_data(folder: Path) -> Path:
     return folder
 
 
+# --- pytest-xdist: the README's command runs on 2 processes (pyproject's addopts: -n 2 --dist loadgroup) ---------
+# A session fixture is built once in each worker process that uses it. The expensive ones (a dvc repro, a
+# 2-process fine-tune, every stage once) are shared by all their tests only if those tests run in one worker:
+# each test gets the group of the first expensive fixture it uses (in this order). test_docs_commands' ``swept``
+# (the README's sweep on a copy of e2e_origin) is a group of its own: with the rest of e2e_origin's tests it would
+# be more than half the suite in one worker (the other worker builds e2e_origin too, once). In the modules whose
+# module-scoped fixtures cost seconds (a git+DVC repo, a generated data set), the tests using one are in one worker
+# too; the other modules' (a random classifier saved in a second) are built in each worker, which spreads their tests.
+XDIST_GROUPS = {
+    "swept": "swept",
+    "e2e_origin": "e2e_origin",
+    "ddp_reference": "encoded_small",  # built from encoded_small
+    "encoded_small": "encoded_small",
+    "trained_project": "trained_project",
+}
+XDIST_MODULES = ("test_plots_offline", "test_bench_scale")
+
+
+def xdist_group(item) -> str | None:
+    """The ``xdist_group`` of a collected test: see XDIST_GROUPS; None for a test that shares nothing costly."""
+    names = set(getattr(item, "fixturenames", ()))
+    for name, group in XDIST_GROUPS.items():
+        if name in names:
+            return group
+    module = getattr(item, "module", None)
+    if module is None or module.__name__ not in XDIST_MODULES:
+        return None
+    definitions = item._fixtureinfo.name2fixturedefs
+    shared = any(d.scope == "module" for name in names for d in definitions.get(name, ()))
+    return module.__name__ if shared else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = xdist_group(item)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def small_folder(tmp_path) -> Path:
     return write_small_data(tmp_path / "small")

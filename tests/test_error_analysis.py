@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import LABELS, ROOT, run_main, run_script
+from conftest import LABELS, ROOT, run_script
 from textclf.common.errors import PipelineError
 from textclf.evaluation.error_analysis import (
     label_loss,
@@ -78,12 +78,10 @@ def test_top_losses_is_a_cached_output_not_a_plot():
     assert not {"meta", "device"} & set(stage) and "device" not in stage["params"]
 
 
-def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(project):
-    run_main("data")
-    run_main("encode")
-    run_main("finetune")
-    run_main("hidden_states@finetuned")
-    run_main("evaluate")
+def test_stage_writes_table_plot_data_and_metrics_and_never_logs_texts(trained_project, tmp_path):
+    project = shutil.copytree(trained_project, tmp_path / "work")  # every stage ran (conftest), copied
+    shutil.rmtree(project / "plots/errors")  # error_analysis's outputs: this test's own run writes them
+    (project / "metrics/error_analysis.json").unlink()
     shutil.rmtree(project / "models/finetuned")  # error_analysis reads evaluate's outputs, never the model
     params = (project / "params.yaml").read_text()
     assert "top_n: 50" in params

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import LABELS, ROOT, few_rows, run_main, write_jsonl
+from conftest import LABELS, ROOT, few_rows, write_jsonl
 from textclf.commands import predict
 
 TEXTS = [
@@ -214,14 +214,12 @@ def test_stages_import_the_checkout_not_an_installed_copy(tmp_path):
         assert result.returncode == 0, f"{module}: {result.stderr[-500:]}"
 
 
-def test_transformers_pipeline_loads_what_the_finetune_stage_saves(project):
-    """The finetune stage's own output works with `transformers.pipeline` and with `textclf predict`."""
+def test_transformers_pipeline_loads_what_the_finetune_stage_saves(trained_project):
+    """The finetune stage's own output (conftest's trained_project: only read) works with
+    `transformers.pipeline` and with `textclf predict`."""
     from transformers import pipeline
 
-    run_main("data")
-    run_main("encode")
-    run_main("finetune")
-    folder = project / "models/finetuned"
+    folder = trained_project / "models/finetuned"
     reference = pipeline("text-classification", model=str(folder), device="cpu")(TEXTS)
     assert all(r["label"] in LABELS for r in reference)
     model, tokenizer = predict.load_model(folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,11 +15,24 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import KILLER, LABELS, ROOT, read_jsonl, run_main, run_script, stage_command, write_jsonl, write_params
+from conftest import (
+    KILLER,
+    LABELS,
+    ROOT,
+    copy_encoded,
+    read_jsonl,
+    run_main,
+    run_script,
+    stage_command,
+    write_jsonl,
+    write_params,
+)
 from textclf.common.errors import PipelineError
 
 
 def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> None:
+    """conftest's ``encoded_small`` with other data or settings: the data and encode stages run in this
+    process (the fine-tune, the subject, runs as dvc.yaml runs it)."""
     work.mkdir()
     write_params(
         work / "params.yaml",
@@ -26,8 +40,9 @@ def _prepare(work: Path, small_folder: Path, tiny_model: Path, **finetune) -> No
         model={"checkpoint": str(tiny_model)},
         finetune={"epochs": 3, "batch_size": 4, "save_steps": 4, **finetune},
     )
-    run_script("data", cwd=work, check=True)
-    run_script("encode", cwd=work, check=True)
+    with contextlib.chdir(work):
+        run_main("data")
+        run_main("encode")
 
 
 def _weights(work: Path) -> dict:
@@ -49,11 +64,10 @@ def _kill_at(step: int, work: Path, tmp_path: Path) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, small_folder, tiny_model):
+def test_sigkill_mid_epoch_then_resume_gives_the_same_model(tmp_path, encoded_small):
     # 36 train rows / batch 4 = 9 steps an epoch; saves at 4, 8, 12; killed at step 14 (epoch 2)
-    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
-    for work in (reference, interrupted):
-        _prepare(work, small_folder, tiny_model)
+    reference = copy_encoded(encoded_small, tmp_path / "reference")
+    interrupted = copy_encoded(encoded_small, tmp_path / "interrupted")
     run_script("finetune", cwd=reference, check=True)
 
     killed = _kill_at(14, interrupted, tmp_path)
@@ -139,9 +153,8 @@ def test_a_partial_checkpoint_is_not_resumed(tmp_path):
 
 
 @pytest.mark.slow
-def test_state_of_other_settings_is_not_resumed(tmp_path, small_folder, tiny_model):
-    work = tmp_path / "work"
-    _prepare(work, small_folder, tiny_model)
+def test_state_of_other_settings_is_not_resumed(tmp_path, encoded_small):
+    work = copy_encoded(encoded_small, tmp_path / "work")
     stale = work / "checkpoints/finetune/0123456789abcdef/checkpoint-4"
     stale.mkdir(parents=True)
     (stale / "trainer_state.json").write_text("{}")
