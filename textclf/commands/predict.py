@@ -83,14 +83,10 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
 
 
 def _stdin() -> BinaryIO:
-    """stdin's bytes; a closed stdin or a terminal without input is one line."""
-    stream = sys.stdin
-    try:
-        if stream is None or stream.closed or stream.isatty():
-            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-    except (ValueError, OSError):  # a closed or invalid descriptor 0
-        raise PipelineError("no texts: stdin is closed; give them as arguments or with --input FILE") from None
-    return getattr(stream, "buffer", stream)
+    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
+    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def load_model(folder: Path):
@@ -217,19 +213,15 @@ class OutputWriter:
                 )
             frame = frame.reindex(columns=self.columns)
         try:
-            if self.fmt == "parquet":
-                frame = _typed(frame)
-                if self._parquet is None:
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    self._parquet = pq.ParquetWriter(self._tmp, table.schema)
-                else:
-                    table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
+            if self.fmt == "parquet":  # the first slice's schema for every row group
+                schema = self._parquet.schema if self._parquet else None
+                table = pa.Table.from_pandas(_typed(frame), schema=schema, preserve_index=False)
+                self._parquet = self._parquet or pq.ParquetWriter(self._tmp, table.schema)
                 self._parquet.write_table(table)
             else:
-                if self._handle is None:
-                    self._handle = (
-                        sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
-                    )
+                self._handle = self._handle or (
+                    sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                )
                 _write(frame, self._handle, self.fmt, header=self.rows == 0)
         except (OSError, ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
             reason = getattr(exc, "strerror", None) or one_line(exc)[:200]
@@ -273,13 +265,11 @@ def to_json(value) -> str:
         value = value.item()
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
         return "null"
-    if isinstance(value, (str, bool, int, float)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (pd.Timestamp, np.datetime64)):
-        return json.dumps(pd.Timestamp(value).isoformat())
-    if isinstance(value, bytes):
-        return json.dumps(value.decode("utf-8", "replace"), ensure_ascii=False)
-    return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, pd.Timestamp):
+        value = value.isoformat()
+    elif isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return json.dumps(value if isinstance(value, (str, bool, int, float)) else str(value), ensure_ascii=False)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,7 +82,7 @@ def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = Fa
             f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)"
         )
     changes = {"newly initialized": missing, "not used": info.get("unexpected_keys"), "re-initialized": mismatched}
-    if parts := [f"{what}: {sorted({k.rsplit('.', 1)[0] for k in keys})}" for what, keys in changes.items() if keys]:
+    if parts := [f"{kind}: {sorted({k.rsplit('.', 1)[0] for k in keys})}" for kind, keys in changes.items() if keys]:
         log.info("loaded %s; %s", source, "; ".join(parts))
     return model
 
@@ -105,28 +105,17 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
             raise PipelineError(
                 f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete"
             ) from None
-
-    def refuse(reason: str) -> PipelineError:
-        return PipelineError(
-            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub ({reason}); "
-            f"point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
-        )
-
     reason = hub_unreachable_reason()
     if reason is not None:
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
-        except ValueError:  # not a valid repo id for the hub client
-            cached = False
-        if not cached:
-            raise refuse(f"the hub is unreachable: {reason}; and the local cache does not hold it")
         kwargs["local_files_only"] = True
     try:
         return _from_pretrained(loader_name, source, what, **kwargs)
     except OSError:
-        raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
+        why = f"the hub is unreachable: {reason}; not in the local cache" if reason else "offline, or no such id"
+        raise PipelineError(
+            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub ({why}); "
+            f"point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
+        ) from None
     except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
         raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first_line(exc)}") from None
 
@@ -221,11 +210,7 @@ def _weight_names(folder: Path) -> set[str]:
             return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
         with safe_open(folder / "model.safetensors", framework="pt") as handle:
             return set(handle.keys())
-    except FileNotFoundError:
-        raise PipelineError(
-            f"{folder}: could not load the model (no model.safetensors in it); the folder is damaged or incomplete"
-        ) from None
-    except Exception as exc:  # safetensors' own error type, bad JSON, no weight_map
+    except Exception as exc:  # no model.safetensors, safetensors' own error type, bad JSON, no weight_map
         raise PipelineError(
             f"{_weights_files(folder)}: could not load the model ({first_line(exc)}); "
             "the folder is damaged or incomplete"
