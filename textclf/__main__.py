@@ -5,9 +5,8 @@
     textclf report --base main                         # report/report.md: the workspace against main
 
 Commands: predict (label texts with a fine-tuned model), export (the model folder with its card as README.md),
-sweep (mean ± spread over seeds of each configuration of a `dvc exp run --queue` grid),
-report (params, metrics and plots of the workspace against a git revision, as Markdown with PNGs).
-``textclf <command> --help`` tells more.
+sweep (mean ± spread over seeds of a `dvc exp run --queue` grid), report (the workspace against a git revision,
+as Markdown with PNGs). ``textclf <command> --help`` tells more.
 """
 
 from __future__ import annotations

@@ -4,20 +4,12 @@
     textclf predict --input tweets.csv --output labelled.jsonl --all-scores
     cat tweets.txt | textclf predict > labelled.jsonl
 
-Texts come from the arguments, ``--input FILE`` (``.txt``: one text a line; ``.jsonl``, ``.json``, ``.csv``,
-``.tsv`` (tab-separated, no quoting), ``.parquet``: a ``text`` column, the other columns kept as read) or
-stdin (one text a line). Each row gets ``label`` and ``score`` (the predicted label's probability);
-``--all-scores`` adds every label's probability; input columns of those names (an earlier run's) are kept
-as ``input_<name>``. Output: ``--output FILE`` (``.jsonl``, ``.csv`` or ``.parquet``) or JSON lines on
-stdout. Only single-label classifiers are used (a multi-label or regression head is refused).
-
-Speed comes from the stage code: texts are tokenized once, sorted by length and padded per batch
-(``textclf.models.inference.run_batched``), on CUDA when present, in bf16 where the hardware computes it
-natively. Rows stream through in slices of ``ROWS_PER_SLICE`` (read, labelled, written), so memory
-holds one slice whatever the input's size. On N processes
-(``python -m textclf.models.launch --processes N textclf predict ...``) each slice's batches are split
-between them and the first process writes the output. Bad input (a missing or corrupt model, an empty or
-unreadable input, no ``text`` column) stops with one line ``error: ...`` and exit code 2.
+Texts come from the arguments, ``--input FILE`` (.txt: one text a line; .jsonl, .json, .csv, .tsv, .parquet:
+a ``text`` column, the other columns kept as read) or stdin. Each row gets ``label`` and ``score``;
+``--all-scores`` adds every label's probability (input columns of those names are kept as ``input_<name>``).
+Output: ``--output FILE`` (.jsonl, .csv, .parquet) or JSON lines on stdout. Single-label classifiers only.
+Texts are sorted by length and padded per batch, in slices of ``ROWS_PER_SLICE`` rows (on N processes via
+``python -m textclf.models.launch``, the first writes). Bad input is one line ``error: ...``, exit code 2.
 """
 
 from __future__ import annotations
@@ -56,11 +48,8 @@ ROWS_PER_SLICE = 20_000
 
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
-    """The rows to label, a slice at a time: ``texts`` given as arguments, else ``path`` (``None`` or
-    ``-``: stdin), read by its suffix (``INPUT_FORMATS``) with the data stage's readers
-    (``textclf.io.sources``). Blank lines of text input are skipped; a table needs a ``text`` column of
-    strings; its other columns are kept exactly as read (CSV/TSV fields and JSON numbers as their text,
-    Parquet columns with their types). Errors name the file and the line or row."""
+    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) read by its
+    suffix with ``textclf.io.sources``' readers; other columns are kept as read. Errors name the line or row."""
     rows = rows_per_slice or ROWS_PER_SLICE
     if texts:
         if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
@@ -83,7 +72,8 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
     empty = True
     for numbers, frame in slices:
         texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
-        bad = [n for n, text in zip(numbers, texts, strict=True) if not _is_text(text)]
+        is_text = [isinstance(t, str) and not isinstance(t, RawNumber) and t.strip() for t in texts]  # JSON number: no
+        bad = [n for n, ok in zip(numbers, is_text, strict=True) if not ok]
         if bad:
             raise PipelineError(f"{at(source, bad[0])}: 'text' is empty or not a string")
         empty = False
@@ -93,35 +83,18 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
 
 
 def _stdin() -> BinaryIO:
-    """stdin's bytes; a closed stdin or a terminal without input is one line."""
-    stream = sys.stdin
-    try:
-        if stream is None or stream.closed or stream.isatty():
-            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-    except (ValueError, OSError):  # a closed or invalid descriptor 0
-        raise PipelineError("no texts: stdin is closed; give them as arguments or with --input FILE") from None
-    return getattr(stream, "buffer", stream)
-
-
-def _is_text(value) -> bool:
-    """A non-blank string (not a number read from JSON, which is kept as its text)."""
-    return isinstance(value, str) and not isinstance(value, RawNumber) and bool(value.strip())
+    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
+    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def load_model(folder: Path):
     """The fine-tuned classifier and its tokenizer from ``folder``; any load failure is one line."""
     from textclf.models.loading import load_finetuned, load_tokenizer
 
-    if not folder.is_dir():
-        raise PipelineError(f"{folder}: model folder not found (train one with `dvc repro`, or pass --model)")
-    try:
-        model = load_finetuned(folder)  # checked whole first: tokenizer, id2label 0..n-1, trained head
-        tokenizer = load_tokenizer(str(folder))
-    except PipelineError:
-        raise
-    except Exception as exc:  # corrupt safetensors or config: transformers raises many types
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise PipelineError(f"{folder}: could not load the model ({type(exc).__name__}: {first[:200]})") from None
+    model = load_finetuned(folder)  # checked whole first: tokenizer, id2label 0..n-1, trained head
+    tokenizer = load_tokenizer(str(folder))
     head = model.config.problem_type or "single_label_classification"
     if head != "single_label_classification":  # load_finetuned refused fewer than two labels
         raise PipelineError(
@@ -132,23 +105,15 @@ def load_model(folder: Path):
 
 
 def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
-    """Tokens kept per text: ``asked`` (--max-length), else the length the model was trained with (the
-    tokenizer's ``model_max_length``, which the encode stage sets to ``model.max_length``); never more
-    than the model's positions (a longer ``asked`` is lowered to that, with a warning)."""
-    from textclf.models.loading import input_limit, position_limit  # torch: loaded with the model, not before
+    """Tokens kept per text: ``asked`` (--max-length), else the trained length (the tokenizer's
+    ``model_max_length``, set by the encode stage); never more than the model's positions (with a warning)."""
+    from textclf.common.checkpoints import input_limit, position_limit
 
     limit = position_limit(model.config)
-    if asked is not None:
-        if limit is not None and asked > limit:
-            log.warning(
-                "--max-length %d is beyond the model's %d positions: texts are truncated at %d tokens",
-                asked,
-                limit,
-                limit,
-            )
-            return limit
-        return asked
-    return input_limit(model.config, tokenizer) or 512
+    if asked is not None and limit is not None and asked > limit:
+        log.warning("--max-length %d is beyond the model's %d positions: texts are truncated there", asked, limit)
+        return limit
+    return asked or input_limit(model.config, getattr(tokenizer, "model_max_length", None)) or 512
 
 
 def predict_proba(
@@ -189,10 +154,8 @@ def predict_proba(
 def label_rows(
     frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool, flat: bool = False
 ) -> pd.DataFrame:
-    """The input rows with ``label`` and ``score`` (the predicted label's probability) added; with
-    ``all_scores`` every label's probability too: ``scores`` (label -> probability), or with ``flat`` (CSV,
-    Parquet) a ``score_<label>`` column each. An input column of one of those names (a gold ``label``, an
-    earlier run's output) is kept, renamed ``input_<name>`` (``input_<name>_2``, ... when that is taken)."""
+    """The rows with ``label`` and ``score``, with ``all_scores`` also ``scores`` (or, ``flat``, ``score_<label>``
+    columns); an input column of one of those names is kept as ``input_<name>`` (``input_<name>_2``, ...)."""
     best = probabilities.argmax(-1)
     rounded = np.round(probabilities.astype(float), 6)
     new = {"label": np.asarray(label_names, dtype=object)[best], "score": rounded[np.arange(len(best)), best]}
@@ -201,14 +164,10 @@ def label_rows(
     elif all_scores:
         new["scores"] = [dict(zip(label_names, row, strict=True)) for row in rounded]
     taken, renames = {*frame.columns, *new}, {}
-    for column in frame.columns:
-        if column in new:
-            name = f"input_{column}"
-            name = (
-                next(f"{name}_{n}" for n in itertools.count(2) if f"{name}_{n}" not in taken) if name in taken else name
-            )
-            renames[column] = name
-            taken.add(name)
+    for column in [c for c in frame.columns if c in new]:
+        names = itertools.chain([f"input_{column}"], (f"input_{column}_{n}" for n in itertools.count(2)))
+        renames[column] = next(name for name in names if name not in taken)
+        taken.add(renames[column])
     return frame.rename(columns=renames).assign(**new)
 
 
@@ -231,9 +190,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class OutputWriter:
-    """Labelled slices, appended as they come: JSON lines, CSV (one header) or Parquet (one row group a
-    slice), to ``path`` (written beside it and moved into place at the end, so a failure leaves no
-    partial file) or to stdout."""
+    """Labelled slices appended as JSON lines, CSV (one header) or Parquet (a row group each) to stdout or ``path``
+    (written beside it and moved into place at the end: a failure leaves no partial file)."""
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
         self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
@@ -255,24 +213,19 @@ class OutputWriter:
                 )
             frame = frame.reindex(columns=self.columns)
         try:
-            if self.fmt == "parquet":
-                frame = _typed(frame)
-                if self._parquet is None:
-                    table = pa.Table.from_pandas(frame, preserve_index=False)
-                    self._parquet = pq.ParquetWriter(self._tmp, table.schema)
-                else:
-                    table = pa.Table.from_pandas(frame, schema=self._parquet.schema, preserve_index=False)
+            if self.fmt == "parquet":  # the first slice's schema for every row group
+                schema = self._parquet.schema if self._parquet else None
+                table = pa.Table.from_pandas(_typed(frame), schema=schema, preserve_index=False)
+                self._parquet = self._parquet or pq.ParquetWriter(self._tmp, table.schema)
                 self._parquet.write_table(table)
             else:
-                if self._handle is None:
-                    self._handle = (
-                        sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
-                    )
+                self._handle = self._handle or (
+                    sys.stdout if self.path is None else open(self._tmp, "w", encoding="utf-8", newline="")
+                )
                 _write(frame, self._handle, self.fmt, header=self.rows == 0)
-        except OSError as exc:
-            raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
-        except (ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
-            raise PipelineError(f"{self.path}: could not write it: {one_line(exc)[:200]}") from None
+        except (OSError, ValueError, TypeError) as exc:  # pyarrow: a column whose type changes between slices
+            reason = getattr(exc, "strerror", None) or one_line(exc)[:200]
+            raise PipelineError(f"{self.path or 'stdout'}: could not write it: {reason}") from None
         self.rows += len(frame)
 
     def __exit__(self, *exc_info) -> None:
@@ -312,13 +265,11 @@ def to_json(value) -> str:
         value = value.item()
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and not np.isfinite(value)):
         return "null"
-    if isinstance(value, (str, bool, int, float)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (pd.Timestamp, np.datetime64)):
-        return json.dumps(pd.Timestamp(value).isoformat())
-    if isinstance(value, bytes):
-        return json.dumps(value.decode("utf-8", "replace"), ensure_ascii=False)
-    return json.dumps(str(value), ensure_ascii=False)
+    if isinstance(value, pd.Timestamp):
+        value = value.isoformat()
+    elif isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return json.dumps(value if isinstance(value, (str, bool, int, float)) else str(value), ensure_ascii=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,44 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("texts", nargs="*", help="texts to label (else --input FILE, else stdin)")
-    parser.add_argument(
-        "-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin"
-    )
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=str,
-        help="a .jsonl, .csv or .parquet file, or a folder to write "
-        "<input>.labelled.jsonl in (default: JSON lines on stdout)",
-    )
-    parser.add_argument(
-        "--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)"
-    )
-    parser.add_argument(
-        "-m",
-        "--model",
-        type=Path,
-        default=Path(DEFAULT_MODEL),
-        help=f"a fine-tuned model folder (default: {DEFAULT_MODEL})",
-    )
-    parser.add_argument("--all-scores", action="store_true", help="add every label's probability")
-    parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass (default: 64)")
-    parser.add_argument("--max-length", type=int, help="tokens kept per text (default: the model's limit)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="auto: bf16 where the hardware computes it natively, else fp32",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    add = parser.add_argument
+    add("texts", nargs="*", help="texts to label (else --input FILE, else stdin)")
+    add("-i", "--input", type=Path, help="a .txt (one text a line), .jsonl, .csv or .parquet file; - for stdin")
+    add("-o", "--output", help="a .jsonl, .csv or .parquet file, or a folder for <input>.labelled.jsonl (else stdout)")
+    add("--format", choices=("jsonl", "csv", "parquet"), help="output format (default: by --output's extension)")
+    add("-m", "--model", type=Path, default=Path(DEFAULT_MODEL), help=f"a fine-tuned model folder ({DEFAULT_MODEL})")
+    add("--all-scores", action="store_true", help="add every label's probability")
+    add("--batch-size", type=int, default=64, help="rows per forward pass (default: 64)")
+    add("--max-length", type=int, help="tokens kept per text (default: the model's limit)")
+    add("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
+    add("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 where the hardware has it")
+    add("--no-progress", action="store_true", help="never show the progress bar")
     return parser
 
 
 def output_path(output: str | None, source: Path | None, fmt: str | None) -> Path | None:
-    """``--output``; an existing folder (or a path ending in /) means a file in it, named after the input
-    (``<input>.labelled.<format>``, ``predictions.<format>`` for stdin or arguments): never the folder replaced."""
+    """``--output``; a folder (existing, or ending in /) means ``<input>.labelled.<format>`` in it
+    (``predictions.<format>`` for stdin or arguments), never the folder replaced."""
     if output is None or not (Path(output).is_dir() or output.endswith(("/", os.sep))):
         output_format(None if output is None else Path(output), fmt)
         return None if output is None else Path(output)

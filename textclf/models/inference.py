@@ -11,7 +11,6 @@ from tqdm.auto import tqdm
 
 from textclf.io.stage_files import NpyRowWriter, TokenRows
 from textclf.models import distributed
-from textclf.models.loading import autocast
 
 # beside a split's hidden states from a classifier (hidden_states --kind classifier): its logits, read by evaluate
 LOGITS_SUFFIX = "_logits.npy"
@@ -62,7 +61,7 @@ def run_batched(
     shown = progress and distributed.is_main()
     for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not shown):
         inputs = {k: v.to(device) for k, v in pad_batch([rows.row(i) for i in index], pad_id).items()}
-        with autocast(device, bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(**inputs, output_hidden_states=len(outputs) > 1)  # a classifier's states and logits
         for name in outputs:
             if name == "logits":

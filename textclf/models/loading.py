@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from textclf.common.checkpoints import PACKAGED_ENCODER, position_limit, resolve_checkpoint
+from textclf.common.checkpoints import PACKAGED_ENCODER, input_limit, resolve_checkpoint
 from textclf.common.errors import PipelineError, first_line
 from textclf.common.hub import hub_unreachable_reason
 from textclf.io.outputs import sha256_files
@@ -37,18 +36,12 @@ def cpu_has_fast_bf16() -> bool:
 @functools.cache
 def cpu_info() -> dict[str, object]:
     """The CPU's ``model`` name and ``flags``, from /proc/cpuinfo (elsewhere "CPU", none)."""
-    info: dict[str, object] = {"model": "CPU", "flags": frozenset()}
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return info
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and info["model"] == "CPU":
-            info["model"] = value.strip()
-        elif key.strip() == "flags" and not info["flags"]:
-            info["flags"] = frozenset(value.split())
-    return info
+        lines = []
+    first = dict(reversed([[part.strip() for part in line.split(":", 1)] for line in lines if ":" in line]))
+    return {"model": first.get("model name", "CPU"), "flags": frozenset(first.get("flags", "").split())}
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -63,13 +56,9 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return native
 
 
-def autocast(device: torch.device, bf16: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-
 def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = False, **kwargs):
-    """``transformers.<loader_name>.from_pretrained``; for a model, transformers' multi-line load report (keys
-    differ whenever a head is new or dropped) becomes one info line."""
+    """``transformers.<loader_name>.from_pretrained``; for a model, transformers' multi-line load report becomes
+    one info line (``strict``: every weight must come from ``source``)."""
     import transformers
 
     loader = getattr(transformers, loader_name)
@@ -92,16 +81,10 @@ def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = Fa
             f"{source}: weights missing or of another shape in its safetensors ({', '.join(keys[:4])}"
             f"{' ...' if len(keys) > 4 else ''}): not a whole fine-tuned model (rerun dvc repro)"
         )
-    unused = info.get("unexpected_keys")
-    changes = ("newly initialized", missing), ("not used", unused), ("re-initialized (shape differs)", mismatched)
-    if parts := [f"{change}: {_prefixes(keys)}" for change, keys in changes if keys]:
+    changes = {"newly initialized": missing, "not used": info.get("unexpected_keys"), "re-initialized": mismatched}
+    if parts := [f"{kind}: {sorted({k.rsplit('.', 1)[0] for k in keys})}" for kind, keys in changes.items() if keys]:
         log.info("loaded %s; %s", source, "; ".join(parts))
     return model
-
-
-def _prefixes(keys) -> str:
-    prefixes = sorted({k.rsplit(".", 1)[0] for k in keys})
-    return ", ".join(prefixes[:4]) + (" ..." if len(prefixes) > 4 else "")
 
 
 def _weights_files(folder: Path) -> str:
@@ -122,28 +105,17 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
             raise PipelineError(
                 f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete"
             ) from None
-
-    def refuse(reason: str) -> PipelineError:
-        return PipelineError(
-            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub ({reason}); "
-            f"point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
-        )
-
     reason = hub_unreachable_reason()
     if reason is not None:
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
-        except ValueError:  # not a valid repo id for the hub client
-            cached = False
-        if not cached:
-            raise refuse(f"the hub is unreachable: {reason}; and the local cache does not hold it")
         kwargs["local_files_only"] = True
     try:
         return _from_pretrained(loader_name, source, what, **kwargs)
     except OSError:
-        raise refuse(f"unreachable: {reason}" if reason else "offline or unknown id") from None
+        why = f"the hub is unreachable: {reason}; not in the local cache" if reason else "offline, or no such id"
+        raise PipelineError(
+            f"model.checkpoint '{source}': could not load the {what} from the Hugging Face hub ({why}); "
+            f"point model.checkpoint at a local folder or use '{PACKAGED_ENCODER}'"
+        ) from None
     except ValueError as exc:  # e.g. a checkpoint whose code needs model.trust_remote_code
         raise PipelineError(f"model.checkpoint '{source}': could not load the {what}: {first_line(exc)}") from None
 
@@ -199,10 +171,8 @@ def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=Non
 
 
 def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False, tokenizer=None):
-    """A sequence classifier with the data's labels (a new head when the checkpoint has none)."""
-    if not isinstance(label_names, list) or len(label_names) < 2 or not all(isinstance(n, str) for n in label_names):
-        # one label would make transformers build a one-output regression model
-        raise PipelineError(f"label names {label_names!r}: a classifier needs a list of at least two names")
+    """A sequence classifier with the data's labels (two or more: ``read_label_names`` checked them); a new head
+    when the checkpoint has none."""
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
     loader = "AutoModelForSequenceClassification"
     return load_encoder(checkpoint, trust_remote_code, tokenizer, loader, num_labels=len(label_names), **labels)
@@ -240,11 +210,7 @@ def _weight_names(folder: Path) -> set[str]:
             return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"])
         with safe_open(folder / "model.safetensors", framework="pt") as handle:
             return set(handle.keys())
-    except FileNotFoundError:
-        raise PipelineError(
-            f"{folder}: could not load the model (no model.safetensors in it); the folder is damaged or incomplete"
-        ) from None
-    except Exception as exc:  # safetensors' own error type, bad JSON, no weight_map
+    except Exception as exc:  # no model.safetensors, safetensors' own error type, bad JSON, no weight_map
         raise PipelineError(
             f"{_weights_files(folder)}: could not load the model ({first_line(exc)}); "
             "the folder is damaged or incomplete"
@@ -252,19 +218,14 @@ def _weight_names(folder: Path) -> set[str]:
 
 
 def _labels_of(folder: Path) -> list[str]:
-    try:
-        raw = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label")
-    except (ValueError, AttributeError):
-        raise PipelineError(f"{folder / 'config.json'}: not a JSON object: the folder is damaged") from None
-    if not isinstance(raw, dict) or len(raw) < 2:
+    """config.json's id2label as a list; the file itself (JSON, integer ids) was read by AutoConfig first."""
+    raw = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("id2label")
+    if not isinstance(raw, dict) or len(raw) < 2:  # AutoConfig would make up LABEL_0 and LABEL_1
         raise PipelineError(
             f"{folder / 'config.json'}: no id2label with two or more labels: not a fine-tuned "
             "classifier (fine-tune one with dvc repro, or pass another --model)"
         )
-    try:
-        by_id = {int(k): v for k, v in raw.items()}
-    except ValueError:
-        raise PipelineError(f"{folder / 'config.json'}: id2label keys {sorted(raw)} must be integer ids") from None
+    by_id = {int(k): v for k, v in raw.items()}
     if sorted(by_id) != list(range(len(raw))):
         raise PipelineError(
             f"{folder / 'config.json'}: id2label ids {sorted(by_id)} must run 0..{len(raw) - 1}, "
@@ -319,20 +280,14 @@ def check_model_folder(
     return config, tokenizer
 
 
-def input_limit(config, tokenizer) -> int | None:
-    """The longest input: position table or tokenizer limit (its int(1e30) "none" sentinel ignored), else None."""
-    known = [int(n) for n in (position_limit(config), getattr(tokenizer, "model_max_length", None)) if n and n < 10**6]
-    return min(known) if known else None
-
-
 def max_positions(checkpoint: str, tokenizer) -> int:
-    """``input_limit`` of a checkpoint (10**6 when nothing limits it); a local folder is checked first."""
+    """The longest input of a checkpoint (10**6 when nothing limits it); a local folder is checked first."""
     source = resolve_checkpoint(checkpoint)
     if Path(source).is_dir():
         config, _ = check_model_folder(source, classifier=False)
     else:
         config = _load("AutoConfig", source, "config")
-    return input_limit(config, tokenizer) or 10**6
+    return input_limit(config, tokenizer.model_max_length) or 10**6
 
 
 def hardware_description(device: torch.device) -> str:
