@@ -1,23 +1,18 @@
 """Stage error_analysis: per-row validation loss of the fine-tuned model, its worst rows and per-label loss.
 
-Reads the evaluate stage's per-row outputs (no model, no second pass over the rows), the rows' gold labels,
-and the texts of the top_n rows only (the file read a slice at a time: memory holds no other row's text).
-Reads params: error_analysis.top_n
-Writes: <top-losses> (the top_n highest-loss validation rows: rank, row, text, label, predicted, loss; a
-cached output, not a plot: the texts stay out of the plots page), <plots>/label_loss.csv (per label:
-mean_loss, rows, errors; a bar plot in `dvc plots show/diff`) and <metrics> (overall and per-label mean
-loss). Texts are never logged.
+Reads evaluate's per-row outputs (no model), the gold labels, and only the top_n rows' texts (read a slice at a time).
+Reads params: error_analysis.top_n      Writes: <top-losses> (the top_n highest-loss rows with their texts: a cached
+output, not a plot, so texts stay out of the plots page; never logged), <plots>/label_loss.csv (per label: mean_loss,
+rows, errors; a bar plot) and <metrics> (overall and per-label mean loss).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.evaluation.error_analysis import (
     label_loss,
     loss_table,
@@ -35,20 +30,14 @@ SPLIT = "validation"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--predictions", type=Path, required=True, help="evaluate's per-row outputs (data/predictions)")
-    parser.add_argument(
-        "--data", type=Path, required=True, help="the data stage's folder, for the texts (data/prepared)"
-    )
+    parser.add_argument("--data", type=Path, required=True, help="the data stage's folder: texts (data/prepared)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/error_analysis.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/errors)")
-    parser.add_argument(
-        "--top-losses", type=Path, required=True, help="highest-loss rows (plots/errors/top_losses.csv)"
-    )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).error_analysis
+    parser.add_argument("--top-losses", type=Path, required=True, help="top rows (plots/errors/top_losses.csv)")
+    args, params = parser.parse(argv, "error_analysis")
 
     label_names = read_json(args.labels)
     predictions = args.predictions / f"{SPLIT}.parquet"
@@ -64,13 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     del logits
     per_label = label_loss(table, label_names)
     metrics = summary(table, per_label)
-    log.info(
-        "%s: mean loss %.4f, %d of %d rows misclassified",
-        SPLIT,
-        metrics["mean_loss"],
-        metrics["errors"],
-        metrics["rows"],
-    )
+    counts = (metrics["mean_loss"], metrics["errors"], metrics["rows"])
+    log.info("%s: mean loss %.4f, %d of %d rows misclassified", SPLIT, *counts)
     for row in per_label.itertuples():
         log.info("  %-12s mean loss %.4f (%d rows, %d errors)", row.label, row.mean_loss, row.rows, row.errors)
 
