@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -104,8 +105,7 @@ class Params(_Section):
     error_analysis: ErrorAnalysisParams
 
 
-def _yaml():
-    return YAML(typ="safe")  # what DVC's parse_yaml uses
+_yaml = partial(YAML, typ="safe")  # a new loader each time, as DVC's parse_yaml makes one
 
 
 def _is_merge(key: ScalarNode) -> bool:
