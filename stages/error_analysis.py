@@ -13,15 +13,7 @@ from pathlib import Path
 
 from textclf.common.errors import PipelineError
 from textclf.common.stage import StageParser, run_stage
-from textclf.evaluation.error_analysis import (
-    label_loss,
-    loss_table,
-    read_predictions,
-    summary,
-    texts_of_rows,
-    with_texts,
-    write_csv,
-)
+from textclf.evaluation import error_analysis as analysis
 from textclf.io.outputs import write_json
 from textclf.io.stage_files import open_parquet, read_json, read_parquet
 
@@ -41,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
 
     label_names = read_json(args.labels)
     predictions = args.predictions / f"{SPLIT}.parquet"
-    labels, logits = read_predictions(predictions)
+    labels, logits = analysis.read_predictions(predictions)
     data = args.data / f"{SPLIT}.parquet"
     open_parquet(data, ("text", "label"))  # both columns there, else one line; texts: the top rows' only, below
     gold = read_parquet(data, columns=("label",))["label"].to_numpy()
@@ -49,18 +41,18 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError(f"{predictions}: rows differ from {args.data / SPLIT}.parquet (rerun evaluate: dvc repro)")
     del gold
 
-    table = loss_table(labels, logits, label_names)
+    table = analysis.loss_table(labels, logits, label_names)
     del logits
-    per_label = label_loss(table, label_names)
-    metrics = summary(table, per_label)
+    per_label = analysis.label_loss(table, label_names)
+    metrics = analysis.summary(table, per_label)
     counts = (metrics["mean_loss"], metrics["errors"], metrics["rows"])
     log.info("%s: mean loss %.4f, %d of %d rows misclassified", SPLIT, *counts)
     for row in per_label.itertuples():
         log.info("  %-12s mean loss %.4f (%d rows, %d errors)", row.label, row.mean_loss, row.rows, row.errors)
 
     top = table.head(params.top_n)
-    write_csv(args.top_losses, with_texts(top, texts_of_rows(data, top["row"])))
-    write_csv(args.plots / "label_loss.csv", per_label)
+    analysis.write_csv(args.top_losses, analysis.with_texts(top, analysis.texts_of_rows(data, top["row"])))
+    analysis.write_csv(args.plots / "label_loss.csv", per_label)
     write_json(args.metrics, {SPLIT: metrics})
 
 

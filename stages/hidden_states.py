@@ -23,16 +23,9 @@ import torch
 from tqdm.auto import tqdm
 
 from textclf.common.stage import StageParser, run_stage
+from textclf.common.user_paths import SPLITS
 from textclf.evaluation.sampling import stratified_sample
-from textclf.io.stage_files import (
-    ROWS_SUFFIX,
-    SPLITS,
-    NpyRowWriter,
-    TokenRows,
-    iter_token_rows,
-    parquet_rows,
-    read_parquet,
-)
+from textclf.io.stage_files import ROWS_SUFFIX, NpyRowWriter, TokenRows, iter_token_rows, parquet_rows, read_parquet
 from textclf.models import distributed, loading
 from textclf.models.inference import LOGITS_SUFFIX, output_width, run_batched
 
@@ -46,18 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--encoder", required=True, help="'pretrained' (model.checkpoint) or a model folder")
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/hidden/<encoder>)")
-    parser.add_argument(
-        "--kind",
-        choices=("encoder", "classifier"),
-        required=True,
-        help="encoder: the bare encoder's states at hidden_states.precision; classifier: states and logits, fp32",
-    )
-    parser.add_argument(
-        "--train-rows",
-        choices=("all", "sample"),
-        required=True,
-        help="all train rows (the baselines read them) or hidden_states.finetuned_train_rows of them (the UMAP's)",
-    )
+    parser.add_argument("--kind", choices=("encoder", "classifier"), required=True, help="classifier: logits too, fp32")
+    parser.add_argument("--train-rows", choices=("all", "sample"), required=True, help="sample: the UMAP's rows only")
     args, all_params = parser.parse(argv)
     params, model_params = all_params.hidden_states, all_params.model
 

@@ -23,8 +23,7 @@ def user_path(value: str) -> Path:
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path
-    cwd = Path.cwd().resolve()
-    parts = cwd.parts
+    parts = Path.cwd().resolve().parts
     for i in range(len(parts) - 3):
         if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             original = Path(*parts[:i]) / path
