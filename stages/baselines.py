@@ -1,16 +1,12 @@
 """Stage baselines: dummy classifiers and logistic regression on the pretrained hidden states.
 
-Reads params: baselines.*
-Memory is bounded by ``baselines.max_train_rows``: the models are fitted on a seeded stratified sample of
-at most that many train rows (read from the memory-mapped states), and every split is predicted in slices.
-Writes: <metrics> (accuracy, macro and weighted F1 on every split for each model), <plots>/confusion.csv
-(validation predictions of the logistic regression, for DVC's confusion template) and
-<plots>/confusion.png (the notebook's normalized matrix).
+Reads params: baselines.*      Writes: <metrics> (accuracy, macro and weighted F1 per split and model) and
+<plots>/confusion.csv and .png (the logistic regression's validation predictions: DVC's template, the notebook's matrix)
+Memory is bounded: fitted on a seeded stratified sample of ``baselines.max_train_rows``, predicted in slices.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -20,8 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.evaluation.metrics import classification_metrics
 from textclf.evaluation.sampling import stratified_sample
 from textclf.io.outputs import write_json
@@ -34,9 +29,8 @@ PREDICT_ROWS = 100_000  # rows predicted at a time: 150 MB of float32 states at 
 
 
 def baseline_classifiers(max_iter: int, seed: int) -> dict:
-    """The notebook's three baselines, seeded. The logistic regression sees standardized features:
-    raw hidden states have a few dimensions of large scale, and lbfgs needs far fewer iterations
-    (and seconds) to converge on standardized ones."""
+    """The notebook's three baselines, seeded; the logistic regression on standardized features (raw hidden
+    states have a few dimensions of large scale: lbfgs converges in far fewer iterations on standardized ones)."""
     return {
         "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
         "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
@@ -53,14 +47,12 @@ def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--hidden", type=Path, required=True, help="pretrained hidden states (data/hidden/pretrained)")
     parser.add_argument("--data", type=Path, required=True, help="the data stage's folder (data/prepared)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/baselines.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/baselines)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).baselines
+    args, params = parser.parse(argv, "baselines")
 
     label_names = read_json(args.data / "labels.json")
     y = {
@@ -70,11 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     fit_rows = np.arange(len(y["train"]))
     if params.max_train_rows is not None and params.max_train_rows < len(fit_rows):
         fit_rows = stratified_sample(y["train"], params.max_train_rows, params.seed)
-        log.info(
-            "fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)",
-            len(fit_rows),
-            len(y["train"]),
-        )
+        sampled = "fitting on a stratified sample of %d of the %d train rows (baselines.max_train_rows)"
+        log.info(sampled, len(fit_rows), len(y["train"]))
     X_fit, y_fit = np.asarray(X["train"][fit_rows]), y["train"][fit_rows]
 
     metrics, predictions = {}, {}
@@ -84,15 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         metrics[name] = {split: classification_metrics(y[split], predictions[name][split]) for split in SPLITS}
         log.info("%s: validation accuracy %.3f", name, metrics[name]["validation"]["accuracy"])
 
-    y_pred = predictions["logistic_regression"]["validation"]
+    y_pred, title = predictions["logistic_regression"]["validation"], "Logistic regression on pretrained hidden states"
     write_predictions_csv(args.plots / "confusion.csv", y["validation"], y_pred, label_names)
-    save_confusion_png(
-        args.plots / "confusion.png",
-        y["validation"],
-        y_pred,
-        label_names,
-        "Logistic regression on pretrained hidden states (validation)",
-    )
+    save_confusion_png(args.plots / "confusion.png", y["validation"], y_pred, label_names, f"{title} (validation)")
     write_json(args.metrics, metrics)
 
 

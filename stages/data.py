@@ -6,7 +6,6 @@ Rows are written a slice at a time (``textclf.io.sources.ROWS_PER_SLICE``): memo
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textclf.common.escape import terminal
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.common.user_paths import source_folder
 from textclf.io.outputs import atomic_path, write_json
 from textclf.io.sources import load_dataset
@@ -43,11 +41,9 @@ class SliceWriter:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/prepared)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).data
+    args, params = parser.parse(argv, "data")
 
     folder = source_folder(params.source)  # the data read is never written over
     with atomic_path(args.out, is_dir=True, inputs=[folder] if folder else []) as out:

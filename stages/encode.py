@@ -7,7 +7,6 @@ Rows are stored unpadded, ``ROWS_PER_SLICE`` at a time: memory holds one slice.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -16,8 +15,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.io.outputs import atomic_path
 from textclf.io.stage_files import SPLITS, iter_parquet, parquet_rows
 from textclf.models.loading import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
@@ -35,16 +33,7 @@ def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: st
         for _, batch in iter_parquet(source, ("text", "label"), ROWS_PER_SLICE):
             ids = encode_texts(tokenizer, batch.column("text").to_pylist(), max_length)
             lengths = [len(row) for row in ids]
-            writer.write_table(
-                pa.Table.from_arrays(
-                    [
-                        pa.array(ids, type=pa.list_(pa.int32())),
-                        batch.column("label").cast(pa.int64()),
-                        pa.array(lengths, type=pa.int32()),
-                    ],
-                    schema=SCHEMA,
-                )
-            )
+            writer.write_table(pa.table({"input_ids": ids, "label": batch.column("label"), "length": lengths}, SCHEMA))
             rows, tokens = rows + len(ids), tokens + sum(lengths)
             truncated += sum(n >= max_length for n in lengths)
             bar.update(len(ids))
@@ -52,12 +41,10 @@ def encode_file(tokenizer, source: Path, target: Path, max_length: int, desc: st
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="the data stage's folder (data/prepared)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (data/encoded)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).model
+    args, params = parser.parse(argv, "model")
 
     tokenizer = load_tokenizer(params.checkpoint, params.trust_remote_code)
     limit = max_positions(params.checkpoint, tokenizer)

@@ -1,32 +1,19 @@
 """Stage error_analysis: per-row validation loss of the fine-tuned model, its worst rows and per-label loss.
 
-Reads the evaluate stage's per-row outputs (no model, no second pass over the rows), the rows' gold labels,
-and the texts of the top_n rows only (the file read a slice at a time: memory holds no other row's text).
-Reads params: error_analysis.top_n
-Writes: <top-losses> (the top_n highest-loss validation rows: rank, row, text, label, predicted, loss; a
-cached output, not a plot: the texts stay out of the plots page), <plots>/label_loss.csv (per label:
-mean_loss, rows, errors; a bar plot in `dvc plots show/diff`) and <metrics> (overall and per-label mean
-loss). Texts are never logged.
+Reads evaluate's per-row outputs (no model), the gold labels, and only the top_n rows' texts (read a slice at a time).
+Reads params: error_analysis.top_n      Writes: <top-losses> (the top_n highest-loss rows with their texts: a cached
+output, not a plot, so texts stay out of the plots page; never logged), <plots>/label_loss.csv (per label: mean_loss,
+rows, errors; a bar plot) and <metrics> (overall and per-label mean loss).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
-from textclf.evaluation.error_analysis import (
-    label_loss,
-    loss_table,
-    read_predictions,
-    summary,
-    texts_of_rows,
-    with_texts,
-    write_csv,
-)
+from textclf.common.stage import StageParser, run_stage
+from textclf.evaluation import error_analysis as analysis
 from textclf.io.outputs import write_json
 from textclf.io.stage_files import open_parquet, read_json, read_parquet
 
@@ -35,24 +22,18 @@ SPLIT = "validation"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--predictions", type=Path, required=True, help="evaluate's per-row outputs (data/predictions)")
-    parser.add_argument(
-        "--data", type=Path, required=True, help="the data stage's folder, for the texts (data/prepared)"
-    )
+    parser.add_argument("--data", type=Path, required=True, help="the data stage's folder: texts (data/prepared)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/error_analysis.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/errors)")
-    parser.add_argument(
-        "--top-losses", type=Path, required=True, help="highest-loss rows (plots/errors/top_losses.csv)"
-    )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).error_analysis
+    parser.add_argument("--top-losses", type=Path, required=True, help="top rows (plots/errors/top_losses.csv)")
+    args, params = parser.parse(argv, "error_analysis")
 
     label_names = read_json(args.labels)
     predictions = args.predictions / f"{SPLIT}.parquet"
-    labels, logits = read_predictions(predictions)
+    labels, logits = analysis.read_predictions(predictions)
     data = args.data / f"{SPLIT}.parquet"
     open_parquet(data, ("text", "label"))  # both columns there, else one line; texts: the top rows' only, below
     gold = read_parquet(data, columns=("label",))["label"].to_numpy()
@@ -60,23 +41,18 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError(f"{predictions}: rows differ from {args.data / SPLIT}.parquet (rerun evaluate: dvc repro)")
     del gold
 
-    table = loss_table(labels, logits, label_names)
+    table = analysis.loss_table(labels, logits, label_names)
     del logits
-    per_label = label_loss(table, label_names)
-    metrics = summary(table, per_label)
-    log.info(
-        "%s: mean loss %.4f, %d of %d rows misclassified",
-        SPLIT,
-        metrics["mean_loss"],
-        metrics["errors"],
-        metrics["rows"],
-    )
+    per_label = analysis.label_loss(table, label_names)
+    metrics = analysis.summary(table, per_label)
+    counts = (metrics["mean_loss"], metrics["errors"], metrics["rows"])
+    log.info("%s: mean loss %.4f, %d of %d rows misclassified", SPLIT, *counts)
     for row in per_label.itertuples():
         log.info("  %-12s mean loss %.4f (%d rows, %d errors)", row.label, row.mean_loss, row.rows, row.errors)
 
     top = table.head(params.top_n)
-    write_csv(args.top_losses, with_texts(top, texts_of_rows(data, top["row"])))
-    write_csv(args.plots / "label_loss.csv", per_label)
+    analysis.write_csv(args.top_losses, analysis.with_texts(top, analysis.texts_of_rows(data, top["row"])))
+    analysis.write_csv(args.plots / "label_loss.csv", per_label)
     write_json(args.metrics, {SPLIT: metrics})
 
 

@@ -1,24 +1,20 @@
-"""Stage evaluate: the fine-tuned model's predictions on validation and test, from the logits its own
-forward pass gave in hidden_states@finetuned (no second pass over the rows, no GPU).
+"""Stage evaluate: the fine-tuned model's validation and test predictions, from the logits hidden_states@finetuned
+saved (no second pass over the rows, no GPU).
 
-Reads params: evaluate.bootstrap_resamples, evaluate.bootstrap_seed
-Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split, bootstrap
-95% intervals of accuracy and macro F1), <plots>/confusion.csv (validation predictions, for DVC's
-confusion template), <plots>/confusion.png (the notebook's normalized matrix) and
-<predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits; read by error_analysis).
+Reads params: evaluate.*      Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split, bootstrap
+95% intervals of accuracy and macro F1), <plots>/confusion.csv and .png (validation: DVC's confusion template, the
+notebook's matrix) and <predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 import numpy as np
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.evaluation.error_analysis import write_predictions
 from textclf.evaluation.metrics import bootstrap_ci95, classification_metrics, collapse_check
 from textclf.io.outputs import write_json
@@ -29,11 +25,11 @@ from textclf.reporting.plots import save_confusion_png, write_predictions_csv
 
 log = logging.getLogger("stage.evaluate")
 EVAL_SPLITS = ("validation", "test")
+TITLE = "Fine-tuned model (validation)"
 
 
 def read_logits(hidden: Path, split: str, n_rows: int, n_labels: int) -> np.ndarray:
-    """The split's logits hidden_states@finetuned saved, after checking they are one row of one value per label
-    for each of the split's rows."""
+    """The split's logits hidden_states@finetuned saved, checked to be one value per label for each row."""
     path = hidden / f"{split}{LOGITS_SUFFIX}"
     logits = open_npy(path)
     if logits.shape != (n_rows, n_labels):
@@ -45,7 +41,7 @@ def read_logits(hidden: Path, split: str, n_rows: int, n_labels: int) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
     parser.add_argument("--hidden", type=Path, required=True, help="its states and logits (data/hidden/finetuned)")
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
@@ -53,9 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="metrics file (metrics/finetuned.json)")
     parser.add_argument("--plots", type=Path, required=True, help="plots folder (plots/finetuned)")
     parser.add_argument("--predictions", type=Path, required=True, help="per-row outputs (data/predictions)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).evaluate
+    args, params = parser.parse(argv, "evaluate")
 
     label_names = read_json(args.labels)
     check_model_folder(args.model, label_names)  # the model whose logits these are: whole, of these labels
@@ -65,17 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         logits[split] = read_logits(args.hidden, split, len(labels[split]), len(label_names))
         predicted = logits[split].argmax(-1)
         metrics[split] = classification_metrics(labels[split], predicted, label_names)
-        metrics[split].update(
-            bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed)
-        )
-        log.info(
-            "%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)",
-            split,
-            metrics[split]["accuracy"],
-            metrics[split]["f1_macro"],
-            metrics[split]["f1_weighted"],
-            len(labels[split]),
-        )
+        metrics[split] |= bootstrap_ci95(labels[split], predicted, params.bootstrap_resamples, params.bootstrap_seed)
+        scores = [metrics[split][key] for key in ("accuracy", "f1_macro", "f1_weighted")]
+        log.info("%s: accuracy %.4f, macro F1 %.4f, weighted F1 %.4f (%d rows)", split, *scores, len(labels[split]))
 
     predicted = logits["validation"].argmax(-1)
     collapse, warning = collapse_check(labels["validation"], predicted, label_names)
@@ -84,13 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning(warning)
     write_predictions(args.predictions, {split: (labels[split], logits[split]) for split in EVAL_SPLITS})
     write_predictions_csv(args.plots / "confusion.csv", labels["validation"], predicted, label_names)
-    save_confusion_png(
-        args.plots / "confusion.png",
-        labels["validation"],
-        predicted,
-        label_names,
-        "Fine-tuned model (validation)",
-    )
+    save_confusion_png(args.plots / "confusion.png", labels["validation"], predicted, label_names, TITLE)
     write_json(args.metrics, metrics)
 
 

@@ -1,16 +1,12 @@
 """Stage umap: 2-D UMAP of the train hidden states, as the notebook's figure and as plot data.
 
-Reads params: umap.*
-Writes: <out>.csv (x, y, label name made inert for the plots page) and <out>.png (panels on shared axes)
-At most ``umap.max_points`` rows are embedded: a stratified sample (each label keeps its share), read
-from the hidden states on disk (``pread``, no memory map), so a million rows cost no more memory than the
-sample. The fine-tuned states hold only a sample of the train rows (``hidden_states.finetuned_train_rows``):
-the plot's rows are drawn among those.
+Reads params: umap.*      Writes: <out>.csv (x, y, inert label name) and <out>.png (panels on shared axes)
+Embeds a stratified sample of at most ``umap.max_points`` rows, read from disk alone (memory: the sample's); the
+fine-tuned states hold a sample of the train rows (``hidden_states.finetuned_train_rows``): drawn among those.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -18,8 +14,7 @@ import numpy as np
 from sklearn.metrics.pairwise import cosine_distances
 from sklearn.preprocessing import MinMaxScaler
 
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.evaluation.sampling import stratified_sample
 from textclf.io.stage_files import read_json, read_parquet, read_states
 from textclf.reporting.plots import save_umap_png, write_umap_csv
@@ -29,12 +24,9 @@ UMAP_SMALL_DATA = 4096  # umap-learn computes exact distances for fewer rows tha
 
 
 def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
-    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded.
-
-    Below UMAP's own small-data threshold (4,096 rows) UMAP computes every pairwise distance; with
-    ``metric="cosine"`` it does so by calling its compiled distance once per pair from Python. The same exact
-    distances, computed in one vectorised product and passed as ``metric="precomputed"``, give UMAP the same
-    neighbours far sooner (bench/RESULTS.md, section 10)."""
+    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded. Below UMAP's
+    exact-distance threshold, distances precomputed in one product give the same neighbours far sooner
+    (bench/RESULTS.md, section 10)."""
     from umap import UMAP  # numba compiles UMAP's code at import: only when embedding
 
     scaled = MinMaxScaler().fit_transform(X)
@@ -50,13 +42,11 @@ def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--hidden", type=Path, required=True, help="hidden states folder (data/hidden/<encoder>)")
     parser.add_argument("--data", type=Path, required=True, help="the data stage's folder (data/prepared)")
     parser.add_argument("--out", type=Path, required=True, help="output path without suffix (plots/umap/<encoder>)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params).umap
+    args, params = parser.parse(argv, "umap")
 
     label_names = read_json(args.data / "labels.json")
     y = read_parquet(args.data / "train.parquet", columns=("label",))["label"].to_numpy()

@@ -13,8 +13,7 @@ class PipelineError(Exception):
 
 
 def one_line(message: object) -> str:
-    """``message`` with every run of whitespace, line breaks included, as one space, and safe on a terminal
-    (``escape.terminal``: no control character or escape sequence reaches it raw)."""
+    """``message`` with each run of whitespace (line breaks too) as one space, safe on a terminal (``terminal``)."""
     return terminal(" ".join(str(message).split()))
 
 
@@ -29,9 +28,8 @@ def print_error(exc: BaseException | str, note: str = "") -> None:
 
 
 def run_cli(body: Callable[[], object], written: str, before_error: Callable[[], None] = lambda: None) -> int:
-    """Run a command's ``body``: 0 on success; bad input (``PipelineError``) or a file the system refuses
-    (``OSError``, named by its file or else ``written``) prints one line ``error: ...`` and returns 2.
-    ``before_error`` runs first (``textclf predict`` silences a broken stdout there)."""
+    """Run a command's ``body``: 0 on success; a ``PipelineError`` or ``OSError`` (named by its file, else ``written``)
+    prints ``error: <one line>`` after ``before_error`` (predict silences a broken stdout there) and returns 2."""
     try:
         body()
     except PipelineError as exc:

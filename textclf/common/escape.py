@@ -1,11 +1,5 @@
-"""User text (label names, texts, file names, params) made safe where it is shown: one function per medium.
-
-``terminal``: no control character or escape sequence (``\x1b[...``, ``\r``) reaches a terminal raw; every
-``error: ...`` line goes through it (``errors.one_line``). ``markdown_cell``: one line of literal Markdown
-that can neither break a table nor format (or script) the page. ``inert``: `dvc plots show` inlines plot
-data into a ``<script>`` element unescaped, so plot files carry label names with ``<`` and ``>`` as
-look-alikes: no tag, comment or ``</script>`` can form (``&`` means nothing there; Vega draws text).
-"""
+"""User text (label names, texts, file names, params) made safe where it is shown, one function per medium:
+a terminal, a Markdown table cell, and plot data, which `dvc plots show` inlines unescaped into a ``<script>``."""
 
 from __future__ import annotations
 
@@ -18,19 +12,19 @@ LOOK_ALIKES = str.maketrans({"<": "\u2039", ">": "\u203a"})
 
 
 def terminal(text: object) -> str:
-    """``text`` with each control character, line separator, bidirectional override and lone surrogate
-    written as its Python escape (``\\x1b``, ``\\u202e``); other text unchanged."""
+    """``text`` with each control character, line separator, bidirectional override and lone surrogate as its Python
+    escape (``\\x1b``, ``\\u202e``): no escape sequence reaches a terminal raw (every ``error:`` line comes here)."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 def markdown_cell(value: object) -> str:
-    """``value`` as one line of literal Markdown text: whitespace runs (line breaks too) as one space,
-    Markdown's special characters backslash-escaped, control characters as in ``terminal``."""
+    """``value`` as one line of literal Markdown (whitespace runs as one space, special characters backslash-escaped,
+    control characters as in ``terminal``): it can neither break a table nor format or script the page."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in terminal(" ".join(str(value).split())))
 
 
 def inert(text: object) -> str:
-    """``text`` with ``<`` and ``>`` replaced by look-alike characters (other text unchanged)."""
+    """``text`` with ``<`` and ``>`` as look-alikes: no tag, comment or ``</script>`` can form (Vega draws text)."""
     return str(text).translate(LOOK_ALIKES)
 
 

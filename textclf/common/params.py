@@ -1,18 +1,12 @@
-"""The typed schema of ``params.yaml``: every stage validates the whole file at start.
-
-``params.yaml`` is the only place a parameter's value lives: the schema has no defaults, so a
-missing key is an error naming it, like an unknown key (with a "did you mean"), a key written
-twice, a wrong type, NaN/infinity or an out-of-range value (``params.yaml: finetune.learning_rate:
-...``, one line). The file is read as DVC 3 reads it (``dvc/utils/serialize/_yaml.py``: ruamel.yaml,
-``YAML(typ="safe")``, YAML 1.2), so a value means the same to DVC and to the stages: ``no`` and
-``yes`` are strings, ``2e-5`` is a float, a duplicate key is refused.
-"""
+"""The typed schema of ``params.yaml`` (no defaults: the file holds every value), read as DVC 3 reads it
+(ruamel.yaml, ``YAML(typ="safe")``, YAML 1.2: ``no`` is a string, ``2e-5`` a float); a mistake is one line."""
 
 from __future__ import annotations
 
 import difflib
+from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML, YAMLError
@@ -23,14 +17,10 @@ from textclf.common.errors import PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 
-# numpy / sklearn / UMAP seeds must fit in 32 bits.
-SEED_LIMIT = 2**32
 # A ceiling for counts where a larger value can only be a typo (rows per batch, tokens, epochs...).
 BATCH_LIMIT = 65536
-
-
-def _seed() -> int:
-    return Field(ge=0, lt=SEED_LIMIT)
+# numpy / sklearn / UMAP seeds must fit in 32 bits.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class _Section(BaseModel):
@@ -62,14 +52,14 @@ class HiddenStatesParams(_Section):
 class BaselinesParams(_Section):
     max_iter: int = Field(ge=1, le=10**7)
     max_train_rows: int | None = Field(ge=10, le=10**9)
-    seed: int = _seed()
+    seed: Seed
 
 
 class UmapParams(_Section):
     n_neighbors: int = Field(ge=2, le=10**5)
     min_dist: float = Field(ge=0.0, le=1.0)  # UMAP refuses a min_dist above its spread (1.0)
     max_points: int | None = Field(ge=10, le=10**9)
-    seed: int = _seed()
+    seed: Seed
 
 
 class FinetuneParams(_Section):
@@ -87,7 +77,7 @@ class FinetuneParams(_Section):
     save_steps: int = Field(ge=1, le=10**9)
     save_minutes: float | None = Field(gt=0, le=10**6)
     precision: Literal["auto", "fp32", "bf16"]
-    seed: int = _seed()
+    seed: Seed
     best_metric: Literal["accuracy", "f1_macro", "loss"] | None
     early_stopping_patience: int | None = Field(ge=0, le=10**6)
     class_weights: Literal["none", "balanced"]
@@ -95,7 +85,7 @@ class FinetuneParams(_Section):
 
 class EvaluateParams(_Section):
     bootstrap_resamples: int = Field(ge=0, le=10**5)
-    bootstrap_seed: int = _seed()
+    bootstrap_seed: Seed
 
 
 class ErrorAnalysisParams(_Section):
@@ -115,36 +105,31 @@ class Params(_Section):
     error_analysis: ErrorAnalysisParams
 
 
-def _yaml():
-    return YAML(typ="safe")  # what DVC's parse_yaml uses
+_yaml = partial(YAML, typ="safe")  # a new loader each time, as DVC's parse_yaml makes one
 
 
-def _key_lines(root) -> tuple[dict, list]:
-    """Walk a composed YAML node: {key path: 1-based line}, and [(key path, first line, second line)]
-    for keys written twice in one mapping (merge keys ``<<`` are not keys; an aliased node is walked once)."""
-    lines, twice, walked = {}, [], set()
-    todo = [((), root)]
+def _is_merge(key: ScalarNode) -> bool:
+    return str(key.tag).endswith(":merge")
+
+
+def _key_lines(root) -> dict[tuple, list[int]]:
+    """{key path: the 1-based lines it is written on} of a composed YAML node (merge keys ``<<`` are not keys;
+    an aliased node is walked once)."""
+    lines, walked, todo = {}, set(), [((), root)]
     while todo:
         path, node = todo.pop()
         if id(node) in walked:
             continue
         walked.add(id(node))
+        named = []  # (key or index, the node its line is taken from, the node under it)
         if isinstance(node, MappingNode):
-            seen: dict = {}
-            for key, value in node.value:
-                if not isinstance(key, ScalarNode) or str(key.tag).endswith(":merge"):
-                    continue
-                here, line = (*path, key.value), key.start_mark.line + 1
-                if key.value in seen:
-                    twice.append((here, seen[key.value], line))
-                seen.setdefault(key.value, line)
-                lines.setdefault(here, line)
-                todo.append((here, value))
+            named = [(k.value, k, v) for k, v in node.value if isinstance(k, ScalarNode) and not _is_merge(k)]
         elif isinstance(node, SequenceNode):
-            for index, item in enumerate(node.value):
-                lines.setdefault((*path, index), item.start_mark.line + 1)
-                todo.append(((*path, index), item))
-    return lines, sorted(twice, key=lambda found: found[2])
+            named = [(index, item, item) for index, item in enumerate(node.value)]
+        for name, key, value in named:
+            lines.setdefault((*path, name), []).append(key.start_mark.line + 1)
+            todo.append(((*path, name), value))
+    return lines
 
 
 def parse_yaml(text: str, source: str = "params.yaml") -> object:
@@ -152,14 +137,15 @@ def parse_yaml(text: str, source: str = "params.yaml") -> object:
     try:
         return _yaml().load(text)
     except DuplicateKeyError as exc:
-        _, twice = _key_lines(_yaml().compose(text))
-        if twice:
-            path, first, second = twice[0]
-            raise PipelineError(
-                f"{source}: line {second}: '{'.'.join(map(str, path))}' is set twice (first at line {first}); "
-                "keep one (DVC refuses such a file too)"
-            ) from None
-        raise PipelineError(f"{source}: {_yaml_problem(exc)}") from None
+        found = _key_lines(_yaml().compose(text)).items()
+        twice = [(lines[1], lines[0], path) for path, lines in found if len(lines) > 1]
+        if not twice:
+            raise PipelineError(f"{source}: {_yaml_problem(exc)}") from None
+        second, first, path = min(twice, key=lambda found: found[0])  # the first repeat in the file
+        raise PipelineError(
+            f"{source}: line {second}: '{'.'.join(map(str, path))}' is set twice (first at line {first}); "
+            "keep one (DVC refuses such a file too)"
+        ) from None
     except YAMLError as exc:
         raise PipelineError(f"{source}: not valid YAML: {_yaml_problem(exc)}") from None
 
@@ -173,22 +159,15 @@ def _yaml_problem(exc: Exception) -> str:
 
 def _suggestion(loc: tuple) -> str:
     """``; did you mean 'learning_rate'?`` for an unknown key close to a known one of its mapping."""
-    model: type[BaseModel] | None = Params
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if model else None
-        model = field.annotation if field and isinstance(field.annotation, type) else None
-        model = model if model and issubclass(model, BaseModel) else None
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1) if model else []
+    model = Params.model_fields[loc[0]].annotation if len(loc) > 1 else Params  # a section, or the top level
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = None) -> Params:
-    """Validate a parsed YAML mapping; raise ``PipelineError`` naming the first bad parameter (and its
-    line, given ``lines`` from ``_key_lines``).
-
-    A wrong value is reported before a missing key (it is the more specific of the two)."""
-    if raw is None:
-        raw = {}
+    """Validate a parsed YAML mapping; a ``PipelineError`` names the first bad parameter (and its line, given
+    ``lines``: {key path: line}); a wrong value comes before a missing key (it is the more specific)."""
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise PipelineError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
@@ -223,16 +202,15 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
     raw = parse_yaml(text, str(path))
-    lines, _ = _key_lines(_yaml().compose(text))
+    lines = {key: found[0] for key, found in _key_lines(_yaml().compose(text)).items()}
     params = parse_params(raw, str(path), lines)
     check_rules(params, str(path))
     return params
 
 
 def check_rules(params: Params, source: str = "params.yaml") -> None:
-    """The rules one key cannot state alone: between keys, or on a list's items. Every stage loads params
-    through here, so the params stage (first in every ``dvc repro``) stops on them before DVC removes any
-    output; tests/test_params_gate.py finds each param a later stage can refuse and checks it is here."""
+    """The rules one key cannot state alone (between keys, on a list's items): checked by every stage, so first
+    by the params stage, before DVC removes any output (tests/test_params_gate.py)."""
     tune = params.finetune
     if tune.early_stopping_patience and tune.best_metric is None:
         raise PipelineError(
@@ -253,9 +231,8 @@ def check_rules(params: Params, source: str = "params.yaml") -> None:
 
 
 def check_files(params: Params) -> None:
-    """The rules that params.yaml and the listing of the folders it names decide, for the params stage: a
-    ``data.source`` folder holds one file per split; ``model.checkpoint`` is the packaged encoder, a folder
-    with config.json or a hub id, and ``model.max_length`` fits a checkpoint folder's input limit."""
+    """For the params stage: a ``data.source`` folder holds each split's file, ``model.checkpoint`` resolves, and
+    ``model.max_length`` fits a checkpoint folder's input limit."""
     from textclf.common.checkpoints import folder_input_limit, resolve_checkpoint
     from textclf.common.user_paths import SPLITS, source_folder, split_file
 

@@ -3,6 +3,7 @@ which deletes a stage's outputs first, saying how to restore them)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -11,8 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textclf.common.errors import PipelineError, print_error
+from textclf.common.params import load_params
 
 # The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
 # git-tracked headline and plot data with `git checkout`.
@@ -92,6 +95,20 @@ def _lost_a_peer(exc: RuntimeError) -> bool:
     return type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(
         sign in message for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
     )
+
+
+class StageParser(argparse.ArgumentParser):
+    """A stage's command line: its docstring's first line, ``--params`` (params.yaml), the rest added by the stage."""
+
+    def __init__(self, doc: str):
+        super().__init__(description=doc.splitlines()[0])
+        self.add_argument("--params", type=Path, default=Path("params.yaml"))
+
+    def parse(self, argv: list[str] | None, section: str = "") -> tuple[argparse.Namespace, Any]:
+        """The arguments, and the params (only ``section`` of them, if named): every stage checks the whole file."""
+        args = self.parse_args(argv)
+        params = load_params(args.params)
+        return args, getattr(params, section) if section else params
 
 
 def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:

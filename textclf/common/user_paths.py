@@ -1,8 +1,5 @@
-"""Paths given in ``params.yaml`` (``data.source``, ``model.checkpoint``): what they point at.
-
-Standard library only, so that the ``params`` check stage resolves them without importing the
-heavy stack (numpy, pandas, torch).
-"""
+"""Paths given in ``params.yaml`` (``data.source``, ``model.checkpoint``): what they point at. Standard library only:
+the ``params`` check stage resolves them without importing numpy, pandas or torch."""
 
 from __future__ import annotations
 
@@ -21,17 +18,12 @@ SOURCE_ADVICE = (
 
 
 def user_path(value: str) -> Path:
-    """A path from params.yaml (``data.source``, ``model.checkpoint``), relative to the project root.
-
-    ``dvc exp run --queue`` / ``--temp`` run the pipeline in a copy of the project under
-    ``<project>/.dvc/tmp/exps/<name>/``, where a relative path such as ``../shared/data/emotion``
-    would point elsewhere: there it is resolved against the original project instead.
-    """
+    """A path from params.yaml, relative to the project root: in the copy ``dvc exp run --queue``/``--temp`` runs in
+    (``<project>/.dvc/tmp/exps/<name>/``), a relative path missing there is resolved against the original project."""
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path
-    cwd = Path.cwd().resolve()
-    parts = cwd.parts
+    parts = Path.cwd().resolve().parts
     for i in range(len(parts) - 3):
         if parts[i : i + 3] == (".dvc", "tmp", "exps"):
             original = Path(*parts[:i]) / path
@@ -41,9 +33,8 @@ def user_path(value: str) -> Path:
 
 
 def looks_like_path(value: str) -> bool:
-    """Whether ``value`` can only be a local path, never a hub id (``org/name``, ``name``): ``.``, ``..``,
-    ``./x``, ``../x``, ``~/x``, an absolute path, a backslash, more than one ``/``, a trailing ``/``,
-    or ``x/y`` where a local ``x`` exists (``data/sampel``)."""
+    """Whether ``value`` can only be a local path, never a hub id (``org/name``, ``name``): it starts with ``.``, ``/``
+    or ``~``, has a backslash, two ``/`` or a trailing one, or is ``x/y`` where a local ``x`` exists (data/sampel)."""
     if value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1 or value.endswith("/"):
         return True
     head, sep, _ = value.partition("/")
@@ -51,10 +42,8 @@ def looks_like_path(value: str) -> bool:
 
 
 def source_folder(source: str) -> Path | None:
-    """The local folder that ``data.source`` names, or None for a hub dataset id.
-
-    ``sample`` is the demo sample; an existing folder is a folder; a value that looks like a path
-    (``looks_like_path``) but is not a folder is an error here, never a hub lookup."""
+    """The local folder ``data.source`` names (``sample``: the demo sample), or None for a hub dataset id; a value
+    that looks like a path (``looks_like_path``) but is not a folder is an error, never a hub lookup."""
     if source == SAMPLE_SOURCE:
         return SAMPLE_DIR
     path = user_path(source)

@@ -1,9 +1,5 @@
-"""Per-row outputs of a classifier (evaluate writes them) and their error analysis on one split: per-row
-loss, the highest-loss rows, per-label mean loss.
-
-The rows' texts go only into the git-tracked table of the highest-loss rows; nothing here logs them
-(they are the user's data: CI logs and the comparison report never show them).
-"""
+"""A classifier's per-row outputs (evaluate writes them) and their error analysis: per-row loss, the highest-loss
+rows, per-label mean loss. Texts go only into the highest-loss table, never into a log (they are the user's data)."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ LOSS_ROWS = 65_536
 
 
 def per_row_loss(logits: np.ndarray, labels: np.ndarray, rows_per_chunk: int = LOSS_ROWS) -> np.ndarray:
-    """Cross-entropy of each row (natural log): ``scipy.special.log_softmax`` of the logits in float64,
-    ``rows_per_chunk`` rows at a time (each row's loss is its own: the same values as all rows at once)."""
+    """Cross-entropy of each row: ``scipy.special.log_softmax`` of the logits in float64, a chunk of rows at a time."""
     labels = np.asarray(labels)
     loss = np.empty(len(labels), dtype=np.float64)
     for start in range(0, len(labels), rows_per_chunk):
@@ -38,10 +33,8 @@ def per_row_loss(logits: np.ndarray, labels: np.ndarray, rows_per_chunk: int = L
 
 
 def loss_table(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """Every row with its gold and predicted label names and loss, highest loss first (ties: row order),
-    without the rows' texts (``with_texts`` adds those of the rows kept).
-
-    ``row`` is the row's position in the split, ``rank`` its place by loss (1 = highest)."""
+    """Every row (``row``: its position) with gold and predicted label names and loss, ranked by loss (``rank`` 1 =
+    highest; ties in row order), without texts (``with_texts`` adds those of the rows kept)."""
     labels = np.asarray(labels)
     if len(labels) != len(logits):
         raise PipelineError(f"error analysis: {len(labels)} labels, {len(logits)} predictions")
@@ -62,17 +55,15 @@ def loss_table(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -
 
 
 def with_texts(table: pd.DataFrame, texts: Sequence[str]) -> pd.DataFrame:
-    """``table`` (rows of ``loss_table``) with each row's text after ``row``; ``texts[i]`` is the text of
-    ``table``'s i-th row."""
+    """``table`` (rows of ``loss_table``) with ``texts[i]``, the i-th row's text, after ``row``."""
     table = table.copy()
     table.insert(2, "text", pd.Series(list(texts), index=table.index, dtype="str"))  # as pandas infers it
     return table
 
 
 def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000) -> list[str]:
-    """The ``text`` of each of ``rows`` (positions in the data stage's Parquet file ``path``), in the order
-    given: the file is read a slice of ``rows_per_batch`` rows at a time, and only the texts asked for
-    become Python strings."""
+    """The ``text`` of each of ``rows`` (positions in the data stage's file ``path``), in that order; the file is read
+    a slice at a time and only the texts asked for become Python strings."""
     rows = np.asarray(rows, dtype=np.int64)
     found: dict[int, str] = {}
     wanted = np.unique(rows)
@@ -108,8 +99,7 @@ def summary(table: pd.DataFrame, per_label: pd.DataFrame) -> dict:
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """A CSV, atomically; losses rounded to 6 decimals so that reruns give the same bytes; label names
-    made inert for the plots page (textclf.common.escape)."""
+    """A CSV, atomically: losses to 6 decimals (reruns give the same bytes), label names inert for the plots page."""
     frame = frame.assign(**({"loss": frame["loss"].round(6)} if "loss" in frame else {}))
     frame = frame.assign(**{col: inert_labels(frame[col]) for col in ("label", "predicted") if col in frame})
     with atomic_path(path) as tmp:
@@ -117,8 +107,7 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """``<folder>/<split>.parquet`` per split, atomically (the folder as a whole): one row per data row,
-    in data order, with its gold ``label`` id, ``predicted`` id, ``loss`` (cross-entropy) and ``logits``."""
+    """``<folder>/<split>.parquet`` per split, atomically: each row's ``label``, ``predicted``, ``loss``, ``logits``."""
     with atomic_path(folder, is_dir=True) as out:
         for split, (labels, logits) in splits.items():
             labels, logits = np.asarray(labels, dtype=np.int64), np.ascontiguousarray(logits, dtype=np.float32)
@@ -134,8 +123,7 @@ def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarr
 
 
 def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(gold label ids, logits) of a split written by ``write_predictions``; a damaged file is one line.
-    The logits come as one float32 (rows x labels) array, straight from the Arrow column (no object per row)."""
+    """(gold label ids, float32 logits) of a ``write_predictions`` file, straight from Arrow; damaged: one line."""
     handle = open_parquet(path, ("label", "logits"))
     try:
         table = handle.read(columns=["label", "logits"])
@@ -144,8 +132,6 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     labels = table.column("label").to_numpy()
     if not len(table):
         return labels, np.zeros((0, 0), dtype=np.float32)
-    column = table.column("logits")
-    width = column.type.list_size if pa.types.is_fixed_size_list(column.type) else len(column[0])
-    values = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks]
-    logits = np.concatenate(values).astype(np.float32, copy=False).reshape(len(table), width)
+    values = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in table.column("logits").chunks]
+    logits = np.concatenate(values).astype(np.float32, copy=False).reshape(len(table), -1)
     return labels, logits

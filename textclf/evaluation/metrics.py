@@ -8,9 +8,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str] | None = None) -> dict:
-    """Accuracy, macro F1 (every label counts the same: the rare ones show), weighted F1 (as in the
-    notebook); per-label F1 too when ``label_names`` is given. Macro and weighted F1 average over the
-    labels present in ``y_true`` or ``y_pred``, as sklearn does."""
+    """Accuracy, macro F1 (rare labels count the same), weighted F1 (the notebook's), over the labels present (as
+    sklearn does); per-label F1 too given ``label_names``."""
     metrics = {
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
         "f1_macro": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 6),
@@ -27,10 +26,8 @@ BOOTSTRAP_BLOCK = 4_000_000
 
 
 def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed: int) -> dict:
-    """Seeded bootstrap 95% intervals of accuracy and macro F1 (``scipy.stats.bootstrap``, percentile
-    method): ``resamples`` draws of the (true, predicted) pairs with replacement, the 2.5th and 97.5th
-    percentiles of each metric over them. scipy draws a batch of resamples at a time, at most
-    ``BOOTSTRAP_BLOCK`` row indices: memory stays bounded at any row count."""
+    """Seeded percentile bootstrap 95% intervals of accuracy and macro F1 over (true, predicted) pairs
+    (``scipy.stats.bootstrap``), in batches of at most ``BOOTSTRAP_BLOCK`` row indices: bounded memory."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if len(y_true) == 0 or resamples == 0:
         return {}
@@ -56,9 +53,8 @@ def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed:
 
 
 def resample_scores(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, axis: int = -1) -> np.ndarray:
-    """Accuracy and macro F1 of each resample (the rows along ``axis``), stacked: scipy's vectorized
-    statistic. Macro F1 averages over the labels present in the resample's true or predicted rows (as
-    ``classification_metrics`` does), so the interval surrounds the point estimate."""
+    """Accuracy and macro F1 of each resample along ``axis`` (scipy's vectorized statistic); macro F1 over the labels
+    present, as in ``classification_metrics``, so the interval surrounds the point estimate."""
     f1, present = 0.0, 0
     for label in range(n_labels):
         true, pred = y_true == label, y_pred == label
@@ -73,8 +69,7 @@ COLLAPSE_SHARE = 0.9
 
 
 def collapse_check(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> tuple[dict, str | None]:
-    """Whether the predictions collapsed onto one label: metrics to record
-    (``collapsed``, ``majority_prediction_share``) and a warning line when they did."""
+    """Whether the predictions collapsed onto one label: metrics to record and a warning line when they did."""
     counts = np.bincount(np.asarray(y_pred, dtype=np.int64), minlength=len(label_names))
     top = int(counts.argmax())
     share = float(counts[top] / max(len(y_pred), 1))

@@ -7,9 +7,8 @@ from sklearn.utils import resample
 
 
 def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of ``n`` rows drawn without replacement (seeded) so that each label keeps its share
-    of the rows, to within one row (``sklearn.utils.resample(stratify=...)``: unlike ``train_test_split``
-    it takes a label of one row, and fewer rows than labels)."""
+    """Sorted indices of ``n`` rows, seeded, each label keeping its share to within one row (``sklearn.utils.resample``:
+    unlike ``train_test_split`` it takes a label of one row, and fewer rows than labels)."""
     labels = np.asarray(labels)
     if n >= len(labels):
         return np.arange(len(labels))
