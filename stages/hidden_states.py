@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 
 from textclf.common.params import load_params
 from textclf.common.stage import run_stage
+from textclf.common.user_paths import SPLITS
 from textclf.evaluation.sampling import stratified_sample
 from textclf.io.stage_files import (
     ROWS_SUFFIX,
-    SPLITS,
     NpyRowWriter,
     TokenRows,
     iter_token_rows,
