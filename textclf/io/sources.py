@@ -332,11 +332,10 @@ class _Split:
     read: Callable[[], Iterator[tuple]]  # the rows as (text, label, line or row number), from the start
     file: str
     rows: int = 0
-    kept: int = 0  # rows with a non-empty text
     bad_text: str | None = None  # the first text that is not a string
     empties: int = 0  # empty, whitespace-only or null texts
     empty_at: list[int] = field(default_factory=list)  # the first 10 of their lines
-    null_label: int | None = None  # the first kept row without a label
+    null_label: str | None = None  # the first kept row without a label
     bad_label: str | None = None  # the first kept label that is not a name or id, or not of the dataset's kind
     kind: str | None = None  # of the split's labels: "name" or "id"
     names: set[str] = field(default_factory=set)
@@ -379,11 +378,10 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
             if split.bad_text is None:
                 split.bad_text = f"{at(file, number)}: the text is a {type(text).__name__} ({text!r}), not a string"
             continue
-        split.kept += 1
         if split.hashes is not None:
             split.hashes.append(hash(text))
         if _blank(label):
-            split.null_label = split.null_label or number
+            split.null_label = split.null_label or f"{at(file, number)}: no label (null or empty)"
             continue
         if split.bad_label is not None:
             continue
@@ -451,13 +449,11 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
             if policy == "error":
                 raise PipelineError(f"{split.file}: {where}; fix them or set data.empty_texts: drop")
             log.warning("%s: dropping %s", terminal(split.file), where)
-        if not split.kept:
+        if split.rows == split.empties:  # every text empty (one that is not a string was refused above)
             raise PipelineError(f"{split.file}: the {name} split has no rows left after dropping empty texts")
     for split in splits.values():
-        if split.null_label is not None:
-            raise PipelineError(f"{at(split.file, split.null_label)}: no label (null or empty)")
-        if split.bad_label:
-            raise PipelineError(split.bad_label)
+        if problem := split.null_label or split.bad_label:
+            raise PipelineError(problem)
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:

@@ -100,9 +100,10 @@ class TokenRows:
 
     @classmethod
     def from_lists(cls, rows: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> TokenRows:
-        ids = pa.array(rows, type=pa.list_(pa.int32()))
-        labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        return cls(ids.values.to_numpy(), ids.offsets.to_numpy().astype(np.int64), labels)
+        lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+        values = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return cls(values, offsets, None if labels is None else np.asarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
