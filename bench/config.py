@@ -14,8 +14,8 @@ import torch
 
 from bench.measure import SEED
 from textclf.common.params import Params, load_params
+from textclf.common.user_paths import SPLITS
 from textclf.io.sources import load_dataset
-from textclf.io.stage_files import SPLITS
 from textclf.models.loading import load_tokenizer, max_positions, resolve_checkpoint, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from bench.measure import SEED, Extraction, StepMeter, sync
-from textclf.io.stage_files import SPLITS
+from textclf.common.user_paths import SPLITS
 
 # The notebook's fixed settings (reference notebook, "Fine-tuning" cells).
 BATCH_SIZE = 16

@@ -15,7 +15,7 @@ import torch
 from bench.measure import Extraction, StepMeter, sync
 from stages.baselines import baseline_classifiers
 from textclf.common.params import Params
-from textclf.io.stage_files import SPLITS
+from textclf.common.user_paths import SPLITS
 from textclf.models.inference import length_sorted_batches, run_batched
 from textclf.models.loading import encode_texts, load_encoder, use_bf16
 from textclf.training import trainer as training

@@ -17,7 +17,7 @@ from bench import notebook_methods as notebook
 from bench import pipeline_methods as pipeline
 from bench.config import Bench
 from bench.measure import WARMUP_STEPS, Extraction, fit_and_score, now
-from textclf.io.stage_files import SPLITS
+from textclf.common.user_paths import SPLITS
 
 log = logging.getLogger("bench")
 

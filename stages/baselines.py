@@ -17,10 +17,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from textclf.common.stage import StageParser, run_stage
+from textclf.common.user_paths import SPLITS
 from textclf.evaluation.metrics import classification_metrics
 from textclf.evaluation.sampling import stratified_sample
 from textclf.io.outputs import write_json
-from textclf.io.stage_files import SPLITS, read_json, read_parquet, read_states
+from textclf.io.stage_files import read_json, read_parquet, read_states
 from textclf.reporting.plots import save_confusion_png, write_predictions_csv
 
 log = logging.getLogger("stage.baselines")

@@ -15,10 +15,9 @@ import pyarrow.parquet as pq
 
 from textclf.common.escape import terminal
 from textclf.common.stage import StageParser, run_stage
-from textclf.common.user_paths import source_folder
+from textclf.common.user_paths import SPLITS, source_folder
 from textclf.io.outputs import atomic_path, write_json
 from textclf.io.sources import load_dataset
-from textclf.io.stage_files import SPLITS
 
 log = logging.getLogger("stage.data")
 

@@ -16,8 +16,9 @@ from tqdm.auto import tqdm
 
 from textclf.common.errors import PipelineError
 from textclf.common.stage import StageParser, run_stage
+from textclf.common.user_paths import SPLITS
 from textclf.io.outputs import atomic_path
-from textclf.io.stage_files import SPLITS, iter_parquet, parquet_rows
+from textclf.io.stage_files import iter_parquet, parquet_rows
 from textclf.models.loading import encode_texts, load_tokenizer, max_positions, resolve_checkpoint, save_tokenizer
 
 log = logging.getLogger("stage.encode")

@@ -31,9 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, one_line, run_cli
+from textclf.common.user_paths import TABLE_SUFFIXES
 from textclf.io.outputs import atomic_path, check_output
 from textclf.io.sources import RawNumber, _lines, at, chunks, mend, read_slices
-from textclf.io.stage_files import TABLE_SUFFIXES
 
 DEFAULT_MODEL = "models/finetuned"
 # Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.

@@ -1,11 +1,6 @@
 """Table files read a row or a slice at a time (data stage splits, ``textclf predict`` inputs), and the data
-stage's dataset: loaded, checked, labels as ids.
-
-Readers: JSON lines, JSON array, CSV, TSV (no quoting), Parquet; columns as the file holds them (JSON numbers
-as ``RawNumber``). Errors name the file and 1-based line, item or row. The dataset is read in two passes so
-memory does not grow with the data: a first that checks every split, a second that converts labels to ids
-``ROWS_PER_SLICE`` rows at a time; the error reported is the one reading then checking all rows at once would give.
-"""
+stage's dataset: checked in a first pass, then labels as ids ``ROWS_PER_SLICE`` rows at a time, so memory does
+not grow with the data; errors name the file and 1-based line, item or row, as reading all at once would."""
 
 from __future__ import annotations
 
@@ -16,6 +11,7 @@ import logging
 import math
 import re
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,8 +26,8 @@ from textclf.common.errors import PipelineError
 from textclf.common.escape import terminal
 from textclf.common.hub import hub_offline_requested, hub_unreachable_reason
 from textclf.common.params import DataParams
-from textclf.common.user_paths import source_folder, split_file
-from textclf.io.stage_files import SPLITS, iter_parquet, missing_columns
+from textclf.common.user_paths import SPLITS, source_folder, split_file
+from textclf.io.stage_files import iter_parquet, missing_columns
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +56,7 @@ _JSON = json.JSONDecoder(parse_float=RawNumber, parse_int=RawNumber, parse_const
 
 
 def _unit(file: str) -> str:
-    if file.endswith(".json"):
-        return "item"
-    return "row" if file.endswith(".parquet") or file.endswith("]") else "line"
+    return "item" if file.endswith(".json") else "row" if file.endswith((".parquet", "]")) else "line"
 
 
 def at(file: str, number: int) -> str:
@@ -86,10 +80,18 @@ def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = Non
             yield number, line if breaks else line.removesuffix("\n").removesuffix("\r")
 
 
-def _drain(lines: Iterator) -> None:
-    """Decode the rest of a file after a parse error: a bad byte further on is reported first."""
-    for _ in lines:
-        pass
+def _parsed(path: Path, parse: Callable[[int, str], tuple]) -> Iterator[tuple]:
+    """``parse(number, line)`` of each non-blank line; its error is raised once the rest of the file is decoded,
+    so that a bad byte further on is reported first."""
+    lines = _lines(path)
+    for number, line in lines:
+        if line.strip():
+            try:
+                parsed = parse(number, line)
+            except PipelineError:
+                deque(lines, maxlen=0)
+                raise
+            yield parsed
 
 
 def mend(value: object) -> object:
@@ -115,31 +117,24 @@ def _json(text: str, path: Path, where: str, mended: list[str]) -> object:
 # Each reader yields (line or item number, {column: value}); errors: bad UTF-8, then parse, then missing column.
 
 
-def _read_jsonl(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    lines, columns, failure, mended = _lines(path), {}, None, []
-    for number, line in lines:
-        if not line.strip():
-            continue
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    mended = []
+
+    def row(number: int, line: str) -> tuple[int, dict]:
         try:
-            row = _json(line, path, f"line {number}", mended)
+            value = _json(line, path, f"line {number}", mended)
         except json.JSONDecodeError as exc:
-            failure = f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})"
-            break
-        if not isinstance(row, dict):
-            failure = f"{path}: line {number}: expected a JSON object, found {type(row).__name__}"
-            break
-        columns.update(dict.fromkeys(row))
-        yield number, row
-    if failure:
-        _drain(lines)
-        raise PipelineError(failure)
+            raise PipelineError(f"{path}: line {number}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise PipelineError(f"{path}: line {number}: expected a JSON object, found {type(value).__name__}")
+        return number, value
+
+    yield from _parsed(path, row)
     if len(mended) > 1:
         log.warning("%s: %d lines held a lone surrogate, replaced by U+FFFD", terminal(path), len(mended))
-    if columns:
-        missing_columns(path, list(columns), required)
 
 
-def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
     """A JSON array of objects, or of texts (each a row with one column, ``text``)."""
     text = "".join(line for _, line in _lines(path, breaks=True))
     try:
@@ -148,12 +143,18 @@ def _read_json(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dic
         raise PipelineError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(items, list):
         raise PipelineError(f"{path}: expected a JSON array of texts or objects, found {type(items).__name__}")
-    columns = {}
     for number, item in enumerate(items, start=1):
         row = {"text": item} if type(item) is str else item
         if not isinstance(row, dict):
             found = "a number" if isinstance(item, RawNumber) else type(item).__name__
             raise PipelineError(f"{path}: item {number}: expected a JSON object or a text, found {found}")
+        yield number, row
+
+
+def _with_columns(path: Path, rows: Iterator[tuple[int, dict]], required: tuple[str, ...]) -> Iterator[tuple]:
+    """``rows``, then a check that the columns seen include ``required`` (an error in the rows comes first)."""
+    columns = {}
+    for number, row in rows:
         columns.update(dict.fromkeys(row))
         yield number, row
     if columns:
@@ -181,22 +182,17 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
     header, failure, start = None, None, 1
     try:
         for fields in reader:
-            if not fields:  # a blank line
+            if not fields or failure:  # a blank line; after an error, read on: a quoting error is reported first
                 pass
             elif header is None:
                 header = [h.strip() for h in fields]
-                duplicated = sorted({h for h in header if header.count(h) > 1})
-                if duplicated:
-                    failure = (
-                        f"{path}: line {start}: column(s) {', '.join(duplicated)} appear more than once in the header"
-                    )
+                if duplicated := sorted({h for h in header if header.count(h) > 1}):
+                    failure = f"{path}: line {start}: header column(s) {', '.join(duplicated)} appear more than once"
                 else:
                     try:
                         missing_columns(path, header, required)
                     except PipelineError as exc:
                         failure = str(exc)
-            elif failure:
-                pass  # read on: a quoting error further on is reported first
             elif len(fields) != len(header):
                 failure = (
                     f"{path}: line {start}: {len(fields)} field(s) where the header has {len(header)} "
@@ -206,7 +202,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
                 yield start, dict(zip(header, fields, strict=True))
             start = reader.line_num + 1
     except csv.Error as exc:
-        _drain(lines)
+        deque(lines, maxlen=0)  # a bad byte further on is reported first
         if "end of data" in str(exc):
             raise PipelineError(
                 f"{path}: line {start}: a quoted field that starts on this line is never closed "
@@ -232,8 +228,9 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict
 def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
     """The rows of a JSON lines, JSON array (``.json``), CSV or TSV file; ``required`` columns must be there."""
     suffix = path.suffix.lower()
-    read = _read_csv if suffix in (".csv", ".tsv") else _read_json if suffix == ".json" else _read_jsonl
-    return read(path, required)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path, required)
+    return _with_columns(path, _read_json(path) if suffix == ".json" else _read_jsonl(path), required)
 
 
 def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
@@ -254,36 +251,24 @@ def chunks(records: Iterator[tuple[int, dict]], rows: int) -> Iterator[tuple[lis
 
 
 def _cell_label(cell: str) -> object:
-    """A label cell of a text format (CSV, TXT) or a JSON number: an integer id, a decimal (refused
-    later), or a name."""
+    """A label cell of CSV or TXT, or a JSON number: an integer id, a decimal (refused later), or a name."""
     cell = cell.strip()
     if _INT.fullmatch(cell):
         return int(cell)
-    if _DECIMAL.fullmatch(cell):
-        return float(cell)
-    return cell
-
-
-def _read_txt(path: Path) -> Iterator[tuple]:
-    """The original emotion format: one ``text;label-name`` a line."""
-    lines, failure = _lines(path), None
-    for number, line in lines:
-        if not line.strip():
-            continue
-        text, sep, label = line.rpartition(";")
-        if not sep:
-            failure = f"{path}: line {number}: no ';' separator between text and label"
-            break
-        yield text, _cell_label(label), number
-    if failure:
-        _drain(lines)
-        raise PipelineError(failure)
+    return float(cell) if _DECIMAL.fullmatch(cell) else cell
 
 
 def _data_rows(path: Path) -> Iterator[tuple]:
     """A split file's (text, label, number); CSV and JSON-number labels as ids or decimals, bytes as UTF-8 text."""
-    if path.suffix == ".txt":
-        yield from _read_txt(path)
+    if path.suffix == ".txt":  # the original emotion format: one ``text;label-name`` a line
+
+        def row(number: int, line: str) -> tuple:
+            text, sep, label = line.rpartition(";")
+            if not sep:
+                raise PipelineError(f"{path}: line {number}: no ';' separator between text and label")
+            return text, _cell_label(label), number
+
+        yield from _parsed(path, row)
         return
     if path.suffix == ".parquet":
         for start, batch in iter_parquet(path, ("text", "label"), ROWS_PER_SLICE, hint=""):
@@ -333,8 +318,7 @@ def read_label_names(path: Path) -> list[str]:
 def _check_names(names: list[str], where: str) -> list[str]:
     if any(not name.strip() for name in names):
         raise PipelineError(f"{where}: a label name is empty")
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
+    if duplicated := sorted({n for n in names if names.count(n) > 1}):
         raise PipelineError(f"{where}: label name(s) {', '.join(duplicated)} appear more than once")
     if len(names) < 2:
         raise PipelineError(f"{where}: only one label ({(names or ['none'])[0]}): a classifier needs at least two")
@@ -348,11 +332,10 @@ class _Split:
     read: Callable[[], Iterator[tuple]]  # the rows as (text, label, line or row number), from the start
     file: str
     rows: int = 0
-    kept: int = 0  # rows with a non-empty text
     bad_text: str | None = None  # the first text that is not a string
     empties: int = 0  # empty, whitespace-only or null texts
     empty_at: list[int] = field(default_factory=list)  # the first 10 of their lines
-    null_label: int | None = None  # the first kept row without a label
+    null_label: str | None = None  # the first kept row without a label
     bad_label: str | None = None  # the first kept label that is not a name or id, or not of the dataset's kind
     kind: str | None = None  # of the split's labels: "name" or "id"
     names: set[str] = field(default_factory=set)
@@ -360,8 +343,15 @@ class _Split:
     hashes: array | None = None  # of the kept texts, in order (test only: for the train/test overlap)
 
 
+def _blank(value: object) -> bool:
+    """None, NaN (a null in a pandas-written float column) or a whitespace-only string."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _classify(value: object) -> tuple[str, object]:
-    """("name", str) or ("id", int); anything else is a ``str`` reason why it is not a label."""
+    """("name", str) or ("id", int); anything else is ("bad", the reason why it is not a label)."""
     if isinstance(value, (bool, np.bool_)):
         what = "a boolean"
     elif isinstance(value, (int, np.integer)):
@@ -379,42 +369,35 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
     file = split.file
     for text, label, number in split.read():
         split.rows += 1
-        if not (isinstance(text, str) and text.strip()):
-            if text is not None and not isinstance(text, str) and not (isinstance(text, float) and math.isnan(text)):
-                if split.bad_text is None:
-                    found = type(text).__name__
-                    split.bad_text = f"{at(file, number)}: the text is a {found} ({text!r}), not a string"
-            else:
-                split.empties += 1
-                if len(split.empty_at) < 10:
-                    split.empty_at.append(number)
+        if _blank(text):
+            split.empties += 1
+            if len(split.empty_at) < 10:
+                split.empty_at.append(number)
             continue
-        split.kept += 1
+        if not isinstance(text, str):
+            if split.bad_text is None:
+                split.bad_text = f"{at(file, number)}: the text is a {type(text).__name__} ({text!r}), not a string"
+            continue
         if split.hashes is not None:
             split.hashes.append(hash(text))
-        if (
-            label is None
-            or (isinstance(label, float) and math.isnan(label))
-            or (isinstance(label, str) and not label.strip())
-        ):
-            if split.null_label is None:
-                split.null_label = number
+        if _blank(label):
+            split.null_label = split.null_label or f"{at(file, number)}: no label (null or empty)"
             continue
-        kind, value = _classify(label)
         if split.bad_label is not None:
             continue
-        if first is None and kind != "bad":
-            first = (kind, f"{file} {_unit(file)} {number}", value)
+        kind, value = _classify(label)
         if kind == "bad":
             split.bad_label = f"{at(file, number)}: {value}"
-        elif kind != first[0]:
+            continue
+        first = first or (kind, f"{file} {_unit(file)} {number}", value)
+        if kind != first[0]:
             split.bad_label = (
                 f"{at(file, number)}: the label {value!r} is {'an integer id' if kind == 'id' else 'a name'}, "
                 f"but {first[1]} has {'an integer id' if first[0] == 'id' else 'a name'} ({first[2]!r}): "
                 "use label names or integer ids throughout, not both"
             )
         else:
-            split.kind = split.kind or kind
+            split.kind = kind
             if kind == "name":
                 split.names.add(value)
             else:
@@ -455,37 +438,22 @@ def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tup
 
 def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
     """Raise what the first pass found: each split's rows and texts (``data.empty_texts``), then labels."""
-    for name in SPLITS:
-        split, file = splits[name], splits[name].file
+    for name, split in splits.items():
         if not split.rows:
-            raise PipelineError(f"{file}: the {name} split is empty (no rows)")
+            raise PipelineError(f"{split.file}: the {name} split is empty (no rows)")
         if split.bad_text:
             raise PipelineError(split.bad_text)
         if split.empties:
             shown = ", ".join(map(str, split.empty_at)) + (" ..." if split.empties > 10 else "")
+            where = f"{split.empties} empty, whitespace-only or null text(s) at {_unit(split.file)}(s) {shown}"
             if policy == "error":
-                raise PipelineError(
-                    f"{file}: {split.empties} empty, whitespace-only or null text(s) at {_unit(file)}(s) {shown}; "
-                    "fix them or set data.empty_texts: drop"
-                )
-            log.warning(
-                "%s: dropping %d empty or null text(s) at %s(s) %s", terminal(file), split.empties, _unit(file), shown
-            )
-        if not split.kept:
-            raise PipelineError(f"{file}: the {name} split has no rows left after dropping empty texts")
-    for name in SPLITS:
-        split = splits[name]
-        if split.null_label is not None:
-            raise PipelineError(f"{at(split.file, split.null_label)}: no label (null or empty)")
-        if split.bad_label:
-            raise PipelineError(split.bad_label)
-
-
-def _infer_names(splits: dict[str, _Split]) -> list[str]:
-    """Names from train when the data does not give them: ids name themselves (0..max), names are sorted."""
-    if splits["train"].kind == "id":
-        return [str(i) for i in range(splits["train"].max_id + 1)]
-    return sorted(splits["train"].names)
+                raise PipelineError(f"{split.file}: {where}; fix them or set data.empty_texts: drop")
+            log.warning("%s: dropping %s", terminal(split.file), where)
+        if split.rows == split.empties:  # every text empty (one that is not a string was refused above)
+            raise PipelineError(f"{split.file}: the {name} split has no rows left after dropping empty texts")
+    for split in splits.values():
+        if problem := split.null_label or split.bad_label:
+            raise PipelineError(problem)
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
@@ -494,17 +462,14 @@ def _convert(split: _Split, names: list[str], limit: int | None, counts: list[in
     index = {name: i for i, name in enumerate(names)}
     texts, ids, numbers, kept = [], [], [], 0
     for text, label, number in split.read():
-        if not (isinstance(text, str) and text.strip()):  # dropped (the first pass refused any other)
+        if _blank(text):  # dropped (the first pass refused any other text that is not a string)
             continue
         value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
-        if isinstance(value, int):
-            if not 0 <= value < len(names):
-                raise PipelineError(f"{at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
-            label_id = value
-        elif value in index:
-            label_id = index[value]
-        else:
+        if isinstance(value, int) and not 0 <= value < len(names):
+            raise PipelineError(f"{at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
+        if isinstance(value, str) and value not in index:
             raise PipelineError(f"{at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
+        label_id = value if isinstance(value, int) else index[value]
         counts[label_id] += 1
         kept += 1
         if limit is None or kept <= limit:
@@ -547,8 +512,10 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
     _check_scanned(frames, params.empty_texts)
     if params.label_names:
         names = _check_names(list(params.label_names), "data.label_names")
-    elif names is None:
-        names = _check_names(_infer_names(frames), f"{files['train']} (labels found in the data)")
+    elif names is None:  # ids name themselves (0..max), names are sorted
+        train = frames["train"]
+        found = [str(i) for i in range(train.max_id + 1)] if train.kind == "id" else sorted(train.names)
+        names = _check_names(found, f"{files['train']} (labels found in the data)")
 
     gathered = {split: [] for split in SPLITS}
     sink = sink or (lambda split, frame: gathered[split].append(frame))

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, first_line
-from textclf.common.user_paths import SPLITS, TABLE_SUFFIXES  # noqa: F401 (the stages import them from here)
 
 REBUILD_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro --force <stage>`"
 
@@ -48,15 +47,9 @@ def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = RE
     path = _existing(path)
     try:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         handle = pq.ParquetFile(path)
-        found = handle.schema_arrow.names
     except Exception as exc:
-        reason = exc
-        try:  # pq.read_table's message names the file; it reads no further than the footer that failed here
-            pq.read_table(path, columns=[])
-        except Exception as named:
-            reason = named
-        raise unreadable_parquet(path, reason, hint) from None
-    missing_columns(path, found, columns, hint)
+        raise unreadable_parquet(path, exc, hint) from None
+    missing_columns(path, handle.schema_arrow.names, columns, hint)
     return handle
 
 
@@ -124,13 +117,8 @@ class TokenRows:
 
     def take(self, index: np.ndarray) -> TokenRows:
         index = np.asarray(index, dtype=np.int64)
-        lengths = self.lengths[index]
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        values = (
-            np.concatenate([self.row(i) for i in index.tolist()]).astype(np.int32, copy=False)
-            if len(index)
-            else np.empty(0, np.int32)
-        )
+        values = np.concatenate([np.empty(0, np.int32)] + [self.row(i) for i in index.tolist()])
+        offsets = np.concatenate([[0], np.cumsum(self.lengths[index])]).astype(np.int64)
         return TokenRows(values, offsets, None if self.labels is None else self.labels[index])
 
 
@@ -138,7 +126,7 @@ def read_token_rows(path: Path | str) -> TokenRows:
     return token_rows_of(read_token_table(path))
 
 
-def read_token_table(path: Path | str):
+def read_token_table(path: Path | str) -> pa.Table:
     handle = open_parquet(path, ("input_ids", "label"))
     try:
         table = handle.read(columns=["input_ids", "label"])
@@ -174,19 +162,10 @@ ROWS_PER_SLICE = 262_144
 
 
 def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iterator[tuple[int, TokenRows]]:
-    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time."""
-    size = rows_per_slice or ROWS_PER_SLICE
-    pending, held, start = [], 0, 0
-    for _, batch in iter_parquet(path, ("input_ids", "label"), min(size, 10_000)):
-        pending.append(batch)
-        held += batch.num_rows
-        while held >= size:
-            table = pa.Table.from_batches(pending)
-            yield start, token_rows_of(table.slice(0, size))
-            rest = table.slice(size)
-            pending, held, start = rest.to_batches(), len(rest), start + size
-    if held:
-        yield start, token_rows_of(pa.Table.from_batches(pending))
+    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time (pyarrow's
+    batches span row groups)."""
+    for start, batch in iter_parquet(path, ("input_ids", "label"), rows_per_slice or ROWS_PER_SLICE):
+        yield start, token_rows_of(pa.Table.from_batches([batch]))
 
 
 class NpyRowWriter:
