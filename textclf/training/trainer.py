@@ -398,4 +398,5 @@ def run_record(
         "hardware": hardware_description(device),
         "processes": processes,
         "precision": "bf16" if bf16 else "fp32",
+        "torch_threads": torch.get_num_threads(),
     }
