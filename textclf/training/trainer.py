@@ -353,9 +353,7 @@ class TokenRowsOnDisk(torch.utils.data.Dataset):
 
 def token_lengths(dataset: datasets.Dataset | TokenRowsOnDisk) -> np.ndarray:
     """Tokens per row (int32), of a ``TokenRowsOnDisk`` or read from a ``load_split`` dataset's Arrow column."""
-    if isinstance(dataset, TokenRowsOnDisk):
-        return dataset.lengths
-    return list_lengths(dataset.data.column("input_ids"))
+    return dataset.lengths if isinstance(dataset, TokenRowsOnDisk) else list_lengths(dataset.data.column("input_ids"))
 
 
 def freeze_encoder(model) -> int:
