@@ -40,20 +40,15 @@ from textclf.training.trainer import (
 
 log = logging.getLogger("stage.finetune")
 
-ARGUMENTS = {
-    "--encoded": "the encode stage's folder (data/encoded)",
-    "--labels": "label names (data/prepared/labels.json)",
-    "--out": "model folder (models/finetuned)",
-    "--live": "dvclive folder (dvclive)",
-    "--state": "resumable state, never cached (checkpoints/finetune)",
-    "--run-record": "time and hardware of this run, for `textclf export`, not cached (checkpoints/finetune-run.json)",
-}
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, text in ARGUMENTS.items():
-        parser.add_argument(name, type=Path, required=True, help=text)
+    parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
+    parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
+    parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
+    parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
+    parser.add_argument("--state", type=Path, required=True, help="resumable state, not cached (checkpoints/finetune)")
+    parser.add_argument("--run-record", type=Path, required=True, help="time and hardware, for `textclf export`")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
