@@ -1,15 +1,11 @@
 """Stage finetune: train a sequence classifier on the encoded data with the HF Trainer.
 
 Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
-Writes: <out>/ (model and tokenizer, safetensors: the last step's weights, or with
-``finetune.best_metric`` those of the best curve point) and <live>/ (dvclive: train loss and validation
-loss, accuracy and F1 every ``finetune.eval_steps`` optimizer steps; ``best_step`` and ``chosen.*`` (in
-metrics.json) name the kept point). Resumable state goes to <state>/<fingerprint>/ every
-``finetune.save_steps`` steps and ``finetune.save_minutes`` minutes (with ``finetune.best_metric``: at every
-curve point): a killed run resumes from there on the next ``dvc repro``, and the folder is removed after success.
-Under `textclf.models.launch --processes N` (the ``processes`` param) the HF Trainer trains with DDP on N
-processes: ``finetune.batch_size`` stays the rows per optimizer step, split evenly between them, so the
-learning rate and the number of steps mean the same at any N. Only the first process writes outputs.
+Writes: <out>/ (model and tokenizer: the last step's weights, or with ``finetune.best_metric`` the best curve
+point's) and <live>/ (dvclive curves every ``finetune.eval_steps`` steps; ``best_step`` and ``chosen.*`` name the
+kept point). Resumable state goes to <state>/<fingerprint>/ (``finetune.save_steps``, ``finetune.save_minutes``):
+a killed run resumes from there. Under `textclf.models.launch` on N processes the Trainer trains with DDP,
+``finetune.batch_size`` still the rows of a step (split between them); only the first process writes outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ from pathlib import Path
 from dvclive import Live
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import FinetuneParams, load_params
+from textclf.common.params import load_params
 from textclf.common.stage import run_stage
 from textclf.io.outputs import atomic_path, write_json
 from textclf.io.stage_files import read_json
@@ -51,26 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
-    parser.add_argument(
-        "--state", type=Path, required=True, help="resumable state, never cached (checkpoints/finetune)"
-    )
-    parser.add_argument(
-        "--run-record",
-        type=Path,
-        required=True,
-        help="time and hardware of this run, for `textclf export`; never a DVC output (checkpoints/finetune-run.json)",
-    )
+    parser.add_argument("--state", type=Path, required=True, help="resumable state, not cached (checkpoints/finetune)")
+    parser.add_argument("--run-record", type=Path, required=True, help="time and hardware, for `textclf export`")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
-
-
-def class_weights(params: FinetuneParams, train_rows, label_names: list[str]):
-    """The training loss's weight of each label (``finetune.class_weights``), or None: unweighted."""
-    if params.class_weights != "balanced":
-        return None
-    weights = balanced_class_weights(train_rows.labels, len(label_names))
-    log.info("class weights: %s", ", ".join(f"{n} {w:.2f}" for n, w in zip(label_names, weights.tolist(), strict=True)))
-    return weights
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,12 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     label_names = read_json(args.labels)
     tokenizer = load_tokenizer(str(args.encoded / "tokenizer"))
-    settings = {
-        "finetune": params.model_dump(),
-        "model": model_params.model_dump(),
-        "device": device.type,
-        "processes": processes,
-    }
+    settings = dict(
+        finetune=params.model_dump(), model=model_params.model_dump(), device=device.type, processes=processes
+    )
     run_id = fingerprint([args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels], settings)
     state_dir, resume = resumable_state(args.state, run_id, remove_stale=main_process)
     if resume and main_process:
@@ -102,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     validation = load_split(
         args.encoded / "validation.parquet", sort_by_length=True, max_rows=params.curve_eval_rows, seed=params.seed
     )
-    weights = class_weights(params, train_rows, label_names)
+    weights = None
+    if params.class_weights == "balanced":
+        weights = balanced_class_weights(train_rows.labels, len(label_names))
+        shown = zip(label_names, weights.tolist(), strict=True)
+        log.info("class weights: %s", ", ".join(f"{name} {weight:.2f}" for name, weight in shown))
     trainer = build_trainer(
         params,
         model_params.checkpoint,
@@ -132,12 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
     # Time and hardware vary from run to run, so they stay out of the outputs (which reproduce byte for byte).
     record = run_record(result, device, trainer.args.bf16, args.out, processes, trainer.state.log_history)
-    log.info(
-        "training curves: %d evaluations, %.1f s of the %.1f s of training",
-        len(curve_evaluations(trainer.state.log_history)),
-        record["curve_eval_s"],
-        record["train_runtime_s"],
-    )
+    evaluations = len(curve_evaluations(trainer.state.log_history))
+    log.info(f"training curves: {evaluations} evaluations, {record['curve_eval_s']} s of {record['train_runtime_s']} s")
     write_json(args.run_record, record)
 
 

@@ -4,9 +4,8 @@ meet in one output folder (``shared_output_dir``) or one summed array (``combine
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,21 +72,9 @@ def combine(partial: np.ndarray) -> np.ndarray:
 @contextmanager
 def shared_output_dir(target: Path, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
     """``atomic_path(target, is_dir=True)`` shared by every process: the first creates and moves it into place."""
-    if world_size() == 1:
-        with atomic_path(target, is_dir=True, inputs=inputs) as out:
-            yield out
-        return
-    holder: list[str | None] = [None]
-    owner = atomic_path(target, is_dir=True, inputs=inputs) if is_main() else None
-    if owner is not None:
-        holder[0] = str(owner.__enter__())
-    torch.distributed.broadcast_object_list(holder, src=0)
-    try:
+    with ExitStack() as owner:  # the first process's atomic_path, left with the body's exception if any
+        holder = [str(owner.enter_context(atomic_path(target, is_dir=True, inputs=inputs))) if is_main() else None]
+        if world_size() > 1:
+            torch.distributed.broadcast_object_list(holder, src=0)
         yield Path(holder[0])
         barrier()  # every process has written its rows
-    except BaseException:
-        if owner is not None:
-            owner.__exit__(*sys.exc_info())
-        raise
-    if owner is not None:
-        owner.__exit__(None, None, None)

@@ -1,10 +1,8 @@
 """Run a stage on N processes: ``python -m textclf.models.launch [--processes N] stages.<name> [args...]``.
 
-N is the ``processes`` param of the stage's params file unless ``--processes`` gives it: dvc.yaml interpolates
-no param into a command, so a param's value is never more than one argument. N = 1 runs the stage in this
-process; N > 1 hands it to torchrun, and a failure ends in the stage's own line plus one from here, not
-torchrun's traceback. Several machines (``PET_NNODES``, ``PET_RDZV_ENDPOINT``, ``--dvc-stage``):
-docs/several-machines.md.
+N is the ``processes`` param of the stage's params file unless ``--processes`` gives it (dvc.yaml interpolates no
+param into a command). N = 1 runs the stage in this process; N > 1 hands it to torchrun, and a failure ends in one
+line from here, not torchrun's traceback. Several machines: docs/several-machines.md.
 """
 
 from __future__ import annotations
@@ -17,23 +15,20 @@ import shlex
 import signal
 import sys
 
-from textclf.common.errors import first_line
+from textclf.common.errors import PipelineError, first_line, print_error
+from textclf.common.params import load_params
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m textclf.models.launch", description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, help="processes a machine (default: the `processes` param)")
-    parser.add_argument(
-        "--dvc-stage", help="run this dvc.yaml stage's command (e.g. finetune, hidden_states@finetuned)"
-    )
+    parser.add_argument("--dvc-stage", help="run this dvc.yaml stage's command (e.g. hidden_states@finetuned)")
     parser.add_argument("module", nargs="?", help="the stage to run, e.g. stages.finetune")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the stage's own arguments")
     args = parser.parse_args(argv)
     if args.dvc_stage:
         if args.processes is not None or args.module:
-            parser.error(
-                "--dvc-stage takes the processes, the module and its arguments from dvc.yaml: give nothing else"
-            )
+            parser.error("--dvc-stage takes the processes, module and arguments from dvc.yaml: give nothing else")
         return parse_args(dvc_stage_command(args.dvc_stage))
     if not args.module:
         parser.error("a module to run is required (e.g. stages.finetune)")
@@ -46,9 +41,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def processes_param(stage_args: list[str]) -> int:
     """The ``processes`` param of the params file the stage reads (its ``--params``, else params.yaml)."""
-    from textclf.common.errors import PipelineError, print_error
-    from textclf.common.params import load_params
-
     given = [a.split("=", 1)[1] for a in stage_args if a.startswith("--params=")]
     given += [stage_args[i + 1] for i, a in enumerate(stage_args[:-1]) if a == "--params"]
     try:
@@ -108,19 +100,16 @@ def torchrun(processes: int, module: str, args: list[str], machines: int = 1) ->
         rank, failure = exc.get_first_failure()  # the others were stopped by torchrun because of it
         code = failure.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        total = processes * machines
-        print(
-            f"error: {module} failed in process {rank + 1} of {total} ({how}); its own message, if any, is above",
-            file=sys.stderr,
-        )
+        process = f"process {rank + 1} of {processes * machines} ({how})"
+        print(f"error: {module} failed in {process}; its own message, if any, is above", file=sys.stderr)
         return 128 - code if code < 0 else code or 1
     except SignalException as exc:
         return 128 + int(exc.sigval)
     except RendezvousError as exc:  # another machine (the one hosting the rendezvous) went away
+        endpoint = os.environ.get("PET_RDZV_ENDPOINT")
         print(
-            f"error: {module}: lost the rendezvous at {os.environ.get('PET_RDZV_ENDPOINT')} "
-            f"({type(exc).__name__}: the machine hosting it stopped?); its processes were stopped: run the same "
-            "command again on every machine to resume",
+            f"error: {module}: lost the rendezvous at {endpoint} ({type(exc).__name__}: the machine hosting it "
+            "stopped?); its processes were stopped: run the same command again on every machine to resume",
             file=sys.stderr,
         )
         return 1
