@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from textclf.common.errors import PipelineError, first_line
+from textclf.common.escape import terminal
 
 REBUILD_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro --force <stage>`"
 
@@ -55,7 +56,7 @@ def open_parquet(path: Path | str, columns: tuple[str, ...] = (), hint: str = RE
 
 def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], hint: str = "") -> None:
     if missing := [c for c in required if c not in found]:
-        found = ", ".join(map(str, found)) or "none"
+        found = ", ".join(map(terminal, found)) or "none"  # a column name may hold a line break
         raise PipelineError(
             f"{path}: missing column(s) {', '.join(missing)} (found: {found})" + (f": {hint}" if hint else "")
         )
