@@ -99,9 +99,11 @@ def test_body_has_params_time_hardware_baselines_and_limits():
         "Training time: 5.5 min (500 optimizer steps, 48.5 rows/s) on AMD EPYC, 2 threads, fp32."
     )
     # the precision and torch's thread count, from a record that has them, said once
-    gpu = training_run_line({**TRAINING, "hardware": "NVIDIA H100 (CUDA 12.8)", "precision": "bf16", "threads": 8})
+    gpu = training_run_line(
+        {**TRAINING, "hardware": "NVIDIA H100 (CUDA 12.8)", "precision": "bf16", "torch_threads": 8}
+    )
     assert gpu.endswith("on NVIDIA H100 (CUDA 12.8), bf16, 8 torch threads.")
-    assert training_run_line({**TRAINING, "threads": 2}) == training_run_line(TRAINING)
+    assert training_run_line({**TRAINING, "torch_threads": 2}) == training_run_line(TRAINING)
 
 
 def test_demo_sample_and_other_bases():

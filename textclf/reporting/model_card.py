@@ -105,7 +105,7 @@ def training_run_line(record: dict) -> str:
     """The card's line for a finetune run record (checkpoints/finetune-run.json), torch's threads said once."""
     processes = record.get("processes", 1)  # records written before multi-process training lack it
     where = record["hardware"] if processes == 1 else f"{processes} processes on {record['hardware']}"
-    threads = record.get("threads")  # newer records; a CPU's hardware line already names its threads
+    threads = record.get("torch_threads")  # newer records; a CPU's hardware line already names its threads
     threads = f", {threads} torch threads" if threads and f"{threads} threads" not in where else ""
     return (
         f"Training time: {record['train_runtime_s'] / 60:.1f} min ({record['steps']} optimizer steps, "
