@@ -10,7 +10,6 @@ a killed run resumes from there. Under `textclf.models.launch` on N processes th
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from contextlib import nullcontext
@@ -19,8 +18,7 @@ from pathlib import Path
 from dvclive import Live
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.io.outputs import atomic_path, write_json
 from textclf.io.stage_files import read_json
 from textclf.models import distributed
@@ -41,21 +39,19 @@ from textclf.training.trainer import (
 log = logging.getLogger("stage.finetune")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None):
+    parser = StageParser(__doc__)
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--out", type=Path, required=True, help="model folder (models/finetuned)")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
     parser.add_argument("--state", type=Path, required=True, help="resumable state, not cached (checkpoints/finetune)")
     parser.add_argument("--run-record", type=Path, required=True, help="time and hardware, for `textclf export`")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    return parser.parse_args(argv)
+    return parser.parse(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    all_params = load_params(args.params)
+    args, all_params = parse_args(argv)
     params, model_params = all_params.finetune, all_params.model
     device = resolve_device(all_params.device)
     distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)

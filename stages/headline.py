@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from textclf.common.errors import PipelineError
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.io.outputs import write_json
 from textclf.io.stage_files import read_json
 
@@ -34,13 +32,11 @@ def headline(finetuned: dict, baselines: dict, finetuned_path: Path, baselines_p
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--finetuned", type=Path, required=True, help="the evaluate stage's metrics")
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines stage's metrics")
     parser.add_argument("--out", type=Path, required=True, help="the headline metrics file")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    load_params(args.params)  # checked like every stage's, although this one reads none
+    args, _ = parser.parse(argv)  # params checked like every stage's, although this one reads none
     numbers = headline(read_json(args.finetuned), read_json(args.baselines), args.finetuned, args.baselines)
     write_json(args.out, numbers)
 

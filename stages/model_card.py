@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from textclf.common.params import load_params
-from textclf.common.stage import run_stage
+from textclf.common.stage import StageParser, run_stage
 from textclf.io.outputs import atomic_path
 from textclf.io.stage_files import read_json
 from textclf.models.loading import weights_sha256
@@ -15,16 +13,14 @@ from textclf.reporting.model_card import render
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = StageParser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the fine-tuned model (models/finetuned)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
     parser.add_argument("--metrics", type=Path, required=True, help="the evaluate stage's (metrics/finetuned.json)")
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines' metrics (metrics/baselines.json)")
     parser.add_argument("--errors", type=Path, required=True, help="error analysis (metrics/error_analysis.json)")
     parser.add_argument("--out", type=Path, required=True, help="the card (models/MODEL_CARD.md)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
+    args, params = parser.parse(argv)
 
     card = render(
         label_names=read_json(args.labels),
