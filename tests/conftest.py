@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _pytest.nodeid import NodeId
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
@@ -148,11 +149,17 @@ def xdist_group(item) -> str | None:
     return module.__name__ if shared else None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         group = xdist_group(item)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(config.option, "loadgroup", False) and hasattr(item, "_id"):
+                # xdist 3.8 sends a group to one worker by the "@group" suffix it writes to item._nodeid, a field
+                # pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386): without this, every group's
+                # session fixture was built in both workers (tests/test_xdist_groups.py)
+                item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 @pytest.fixture
