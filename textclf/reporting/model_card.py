@@ -25,8 +25,7 @@ EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 EMOTION_HUB_ID = "dair-ai/emotion"
 # The card's Markdown: a Jinja2 template, as huggingface_hub's own; every value in it comes escaped from render.
 TEMPLATE = Path(__file__).with_name("model_card.md.j2")
-_SHA_LINE = "<!-- textclf model sha256: {} -->"
-_SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")
+_SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")  # the template's last line
 # Metric keys of classification_metrics (textclf/evaluation/metrics.py) and how the card names them.
 SCORES = (("accuracy", "accuracy"), ("f1_macro", "F1 (macro)"), ("f1_weighted", "F1 (weighted)"))
 SPLITS = ("validation", "test")
@@ -129,21 +128,19 @@ def render(
         for key, title in SCORES
         if (value := finetuned[split].get(key)) is not None
     ]
-    data = ModelCardData(  # the template's header adds the fixed keys (language, tags, ...)
-        license=licence,
-        license_name="research-only" if licence == "other" else None,
-        base_model=base,
-        datasets=[EMOTION_HUB_ID] if emotion else None,
-        labels=list(label_names),
-        model_name=name,
-        eval_results=results,
-    )
     card = ModelCard.from_template(
-        data,
+        ModelCardData(  # the template's header adds the fixed keys (language, tags, ...)
+            license=licence,
+            license_name="research-only" if licence == "other" else None,
+            base_model=base,
+            datasets=[EMOTION_HUB_ID] if emotion else None,
+            labels=list(label_names),
+            model_name=name,
+            eval_results=results,
+        ),
         template_path=TEMPLATE,
         cell=cell,
         name=name,
-        label_list=list(map(markdown_cell, label_names)),
         base_shown=base or local_name(checkpoint),
         base_licence=base_licence,
         source=source,
@@ -158,6 +155,6 @@ def render(
         error_analysis=error_analysis,
         params=[(k, number(v)) for k, v in finetune.items()],  # keys: the schema's identifiers, not escaped
         placeholder=TRAINING_RUN_PLACEHOLDER,
-        sha_line=_SHA_LINE.format(sha256),
+        sha256=sha256,
     )
     return f"{card}\n"  # Jinja drops the template's final newline
