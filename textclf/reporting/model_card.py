@@ -23,7 +23,7 @@ KNOWN_BASES = {
 }
 EMOTION_LABELS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 EMOTION_HUB_ID = "dair-ai/emotion"
-# The card's Markdown: a Jinja2 template, as huggingface_hub's own; every value in it comes escaped from render.
+# The card's Markdown, a Jinja2 template as huggingface_hub's own (no autoescape: HTML's is not Markdown's, see cell).
 TEMPLATE = Path(__file__).with_name("model_card.md.j2")
 _SHA_PATTERN = re.compile(r"<!-- textclf model sha256: ([0-9a-f]{64}) -->")  # the template's last line
 # Metric keys of classification_metrics (textclf/evaluation/metrics.py) and how the card names them.
