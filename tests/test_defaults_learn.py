@@ -1,46 +1,42 @@
-"""The committed params learn on the demo sample: no collapse, and clearly better than the linear probe."""
+"""The committed params learn on the demo sample: no collapse, and clearly better than the linear probe.
+
+The demo's results are committed beside dvc.lock (metrics/headline.json; the other outputs are in the DVC
+cache); dvc.lock must match this checkout's code, params and data, so those results are what the committed
+params and code give. A change that is not reproduced and committed (`dvc repro`, then `git add dvc.lock
+metrics plots`) fails here, and once reproduced, a change that stops the defaults learning fails the check of
+the results."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import subprocess
 
-import pytest
-
-from conftest import ROOT, run_main
+from conftest import ROOT, user_env
 
 MARGIN = 0.05  # issue: fine-tuned at least 5 points above the logistic regression on the demo sample
+# What `dvc status` says of a dependency or output the checkout lacks (a clone without `dvc pull`): not a change.
+ABSENT = {"deleted", "not in cache"}
 
 
-def check(finetuned: dict, baselines: dict) -> None:
-    validation = finetuned["validation"]
-    probe = baselines["logistic_regression"]["validation"]["accuracy"]
-    assert not validation["collapsed"], f"collapsed: {validation['majority_prediction_share']:.0%} one label"
-    assert validation["accuracy"] >= probe + MARGIN, f"fine-tuned {validation['accuracy']:.3f} vs probe {probe:.3f}"
+def test_dvc_lock_matches_the_checkouts_code_params_data_and_committed_results():
+    result = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True, env=user_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    status = json.loads(result.stdout.strip().splitlines()[-1])
+    changed = {
+        stage: {
+            path: state
+            for entry in entries
+            if isinstance(entry, dict)
+            for changes in entry.values()
+            for path, state in changes.items()
+            if state not in ABSENT
+        }
+        for stage, entries in status.items()
+    }
+    changed = {stage: paths for stage, paths in changed.items() if paths}
+    assert not changed, f"dvc.lock is out of date (run `dvc repro` and commit dvc.lock and its results): {changed}"
 
 
 def test_the_committed_results_beat_the_probe():
-    """The headline as committed beside dvc.lock (CI checks that dvc.lock reproduces)."""
     headline = json.loads((ROOT / "metrics/headline.json").read_text())
     assert headline["val_accuracy"] >= headline["logreg_val_accuracy"] + MARGIN, headline
-
-
-@pytest.mark.slow
-def test_the_committed_params_learn_on_the_demo_sample(tmp_path, monkeypatch):
-    """The real packaged encoder and params.yaml as committed, the demo sample: the run a new user makes."""
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.chdir(tmp_path)
-    for stage in (
-        "data",
-        "encode",
-        "hidden_states@pretrained",
-        "baselines",
-        "finetune",
-        "hidden_states@finetuned",
-        "evaluate",
-    ):
-        run_main(stage)
-    check(
-        json.loads((tmp_path / "metrics/finetuned.json").read_text()),
-        json.loads((tmp_path / "metrics/baselines.json").read_text()),
-    )
