@@ -23,7 +23,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -33,12 +32,9 @@ import pyarrow.parquet as pq
 from textclf.common.errors import PipelineError, one_line, run_cli
 from textclf.common.user_paths import TABLE_SUFFIXES
 from textclf.io.outputs import atomic_path, check_output
-from textclf.io.sources import RawNumber, _lines, at, chunks, mend, read_slices
+from textclf.io.sources import RawNumber, at, mend, read_slices
 
 DEFAULT_MODEL = "models/finetuned"
-# Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
-TEXT_SUFFIXES = ("", ".txt", ".text")
-INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 log = logging.getLogger("textclf.commands.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
@@ -48,29 +44,16 @@ ROWS_PER_SLICE = 20_000
 
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
-    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) read by its
-    suffix with ``textclf.io.sources``' readers; other columns are kept as read. Errors name the line or row."""
-    rows = rows_per_slice or ROWS_PER_SLICE
+    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) read by
+    ``textclf.io.sources.read_slices``; other columns are kept as read. Errors name the line or row."""
     if texts:
         if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
             log.warning("arguments: a lone surrogate replaced by U+FFFD")
         yield pd.DataFrame({"text": mended})
         return
     source = "stdin" if path is None or str(path) == "-" else str(path)
-    suffix = "" if source == "stdin" else path.suffix.lower()
-    if suffix not in INPUT_FORMATS:
-        raise PipelineError(
-            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
-        )
-    if source != "stdin" and not path.is_file():
-        raise PipelineError(f"{path}: input file not found")
-    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
-        lines = _lines(source, handle=_stdin() if source == "stdin" else None)
-        slices = chunks(((n, {"text": line}) for n, line in lines if line.strip()), rows)
-    else:
-        slices = read_slices(path, rows, ("text",))
     empty = True
-    for numbers, frame in slices:
+    for numbers, frame in read_slices(path, rows_per_slice or ROWS_PER_SLICE, ("text",)):
         texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
         is_text = [isinstance(t, str) and not isinstance(t, RawNumber) and t.strip() for t in texts]  # JSON number: no
         bad = [n for n, ok in zip(numbers, is_text, strict=True) if not ok]
@@ -80,13 +63,6 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
         yield frame
     if empty:
         raise PipelineError(f"{source}: no texts to label (empty input)")
-
-
-def _stdin() -> BinaryIO:
-    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
-    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
-        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def load_model(folder: Path):

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import re
+import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,6 +36,9 @@ _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# textclf predict's inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
+TEXT_SUFFIXES = ("", ".txt", ".text")
+INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 # Rows handed on at a time in the second pass: the data stage's memory grows with this, not with the data.
 ROWS_PER_SLICE = 100_000
 
@@ -233,21 +237,36 @@ def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, d
     return _with_columns(path, _read_json(path) if suffix == ".json" else _read_jsonl(path), required)
 
 
-def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
-    """(numbers, DataFrame) ``rows`` at a time; Parquet columns keep their Arrow type (``pd.ArrowDtype``),
-    other formats' are of dtype object."""
-    if path.suffix.lower() == ".parquet":
+def read_slices(path: Path | None, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """(numbers, DataFrame) ``rows`` at a time of an ``INPUT_FORMATS`` file, or stdin (``path`` None or ``-``);
+    Parquet columns keep their Arrow type (``pd.ArrowDtype``), other formats' are of dtype object."""
+    stdin = path is None or str(path) == "-"
+    suffix = "" if stdin else path.suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise PipelineError(
+            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
+        )
+    if not stdin and not path.is_file():
+        raise PipelineError(f"{path}: input file not found")
+    if suffix == ".parquet":
         for start, batch in iter_parquet(path, required, rows, hint="", only=False):
             yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
         return
-    yield from chunks(read_records(path, required), rows)
-
-
-def chunks(records: Iterator[tuple[int, dict]], rows: int) -> Iterator[tuple[list[int], pd.DataFrame]]:
-    """(number, row) pairs ``rows`` at a time, as (the numbers, a DataFrame of dtype object)."""
+    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
+        lines = _lines("stdin", handle=_stdin()) if stdin else _lines(path)
+        records = ((number, {"text": line}) for number, line in lines if line.strip())
+    else:
+        records = read_records(path, required)
     while chunk := list(itertools.islice(records, rows)):
         numbers, values = zip(*chunk, strict=True)
         yield list(numbers), pd.DataFrame(list(values), dtype=object)
+
+
+def _stdin() -> BinaryIO:
+    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
+    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
+        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def _cell_label(cell: str) -> object:
