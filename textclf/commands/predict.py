@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,7 @@ ROWS_PER_SLICE = 20_000
 
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
-    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) read by
-    ``textclf.io.sources.read_slices``; other columns are kept as read. Errors name the line or row."""
+    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) by ``read_slices``."""
     if texts:
         if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
             log.warning("arguments: a lone surrogate replaced by U+FFFD")
@@ -81,8 +80,7 @@ def load_model(folder: Path):
 
 
 def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
-    """Tokens kept per text: ``asked`` (--max-length), else the trained length (the tokenizer's
-    ``model_max_length``, set by the encode stage); never more than the model's positions (with a warning)."""
+    """Tokens kept per text: ``asked`` (--max-length), else the trained length; at most the model's positions."""
     from textclf.common.checkpoints import input_limit, position_limit
 
     limit = position_limit(model.config)
@@ -130,8 +128,7 @@ def predict_proba(
 def label_rows(
     frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool, flat: bool = False
 ) -> pd.DataFrame:
-    """The rows with ``label`` and ``score``, with ``all_scores`` also ``scores`` (or, ``flat``, ``score_<label>``
-    columns); an input column of one of those names is kept as ``input_<name>`` (``input_<name>_2``, ...)."""
+    """The rows with ``label``, ``score`` (and ``scores``, or ``score_<label>``s); input columns so named: input_*."""
     best = probabilities.argmax(-1)
     rounded = np.round(probabilities.astype(float), 6)
     new = {"label": np.asarray(label_names, dtype=object)[best], "score": rounded[np.arange(len(best)), best]}
@@ -165,18 +162,19 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class OutputWriter:
+class OutputWriter(ExitStack):
     """Labelled slices appended as JSON lines, CSV (one header) or Parquet (a row group each) to stdout or ``path``
     (written beside it and moved into place at the end: a failure leaves no partial file)."""
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
+        super().__init__()
         self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
-        self.rows, self.columns, self._handle, self._parquet, self._atomic = 0, None, None, None, None
+        self.rows, self.columns, self._handle, self._parquet = 0, None, None, None
 
     def __enter__(self) -> OutputWriter:
-        if self.path is not None:
-            self._atomic = atomic_path(self.path, inputs=self.inputs)
-            self._tmp = self._atomic.__enter__()
+        if self.path is not None:  # removes the partial file on an error (of _close too), else moves it into place
+            self._tmp = self.enter_context(atomic_path(self.path, inputs=self.inputs))
+        self.callback(self._close)
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -204,19 +202,14 @@ class OutputWriter:
             raise PipelineError(f"{self.path or 'stdout'}: could not write it: {reason}") from None
         self.rows += len(frame)
 
-    def __exit__(self, *exc_info) -> None:
+    def _close(self) -> None:
         try:  # closing flushes: a full disk shows here
             if self._parquet is not None:
                 self._parquet.close()
             if self._handle is not None:
                 self._handle.flush() if self._handle is sys.stdout else self._handle.close()
         except OSError as exc:
-            error = PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}")
-            if self._atomic is not None:
-                self._atomic.__exit__(PipelineError, error, None)  # removes the partial file
-            raise error from None
-        if self._atomic is not None:
-            self._atomic.__exit__(*exc_info)
+            raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
 
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
@@ -228,8 +221,7 @@ def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
 
 
 def to_json(value) -> str:
-    """Strict JSON for one value of a row: NaN, infinities and missing values are null (never ``NaN``),
-    numbers read from a JSON input come back as written, numpy and pandas values as plain JSON."""
+    """Strict JSON for one value of a row: NaN, infinities and missing values null, JSON input numbers as written."""
     if isinstance(value, RawNumber):
         return str(value)
     if isinstance(value, dict):
@@ -271,14 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def output_path(output: str | None, source: Path | None, fmt: str | None) -> Path | None:
-    """``--output``; a folder (existing, or ending in /) means ``<input>.labelled.<format>`` in it
-    (``predictions.<format>`` for stdin or arguments), never the folder replaced."""
-    if output is None or not (Path(output).is_dir() or output.endswith(("/", os.sep))):
-        output_format(None if output is None else Path(output), fmt)
-        return None if output is None else Path(output)
-    output = Path(output)
+    """``--output``; a folder (or ending in /): ``<input>.labelled.<format>`` (or ``predictions.<format>``) in it."""
+    path = None if output is None else Path(output)
+    if path is None or not (path.is_dir() or output.endswith(("/", os.sep))):
+        output_format(path, fmt)
+        return path
     name = f"{source.stem}.labelled" if source is not None and str(source) != "-" else "predictions"
-    return output / f"{name}.{fmt or 'jsonl'}"
+    return path / f"{name}.{fmt or 'jsonl'}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -343,8 +334,7 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def _quiet_stdout() -> None:
-    """After a failed write to stdout (closed pipe, full disk), point it at /dev/null: Python's final flush
-    would otherwise print a second error and exit 120."""
+    """After a failed write to stdout, point it at /dev/null: Python's final flush would print a second error."""
     try:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):
