@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +50,14 @@ def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None =
             log.warning("arguments: a lone surrogate replaced by U+FFFD")
         yield pd.DataFrame({"text": mended})
         return
-    source = "stdin" if path is None or str(path) == "-" else str(path)
-    empty = True
+    source, numbers = "stdin" if path is None or str(path) == "-" else str(path), None
     for numbers, frame in read_slices(path, rows_per_slice or ROWS_PER_SLICE, ("text",)):
         texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
         is_text = [isinstance(t, str) and not isinstance(t, RawNumber) and t.strip() for t in texts]  # JSON number: no
-        bad = [n for n, ok in zip(numbers, is_text, strict=True) if not ok]
-        if bad:
+        if bad := [n for n, ok in zip(numbers, is_text, strict=True) if not ok]:
             raise PipelineError(f"{at(source, bad[0])}: 'text' is empty or not a string")
-        empty = False
         yield frame
-    if empty:
+    if numbers is None:  # no slice
         raise PipelineError(f"{source}: no texts to label (empty input)")
 
 
@@ -338,8 +335,5 @@ def _quiet_stdout() -> None:
     try:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        with suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

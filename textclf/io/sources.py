@@ -242,20 +242,15 @@ def read_slices(path: Path | None, rows: int, required: tuple[str, ...]) -> Iter
             yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
         return
     if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
-        lines = _lines("stdin", handle=_stdin()) if stdin else _lines(path)
+        if stdin and (sys.stdin is None or sys.stdin.closed or sys.stdin.isatty()):  # descriptor 0 closed, a terminal
+            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+        lines = _lines("stdin", handle=getattr(sys.stdin, "buffer", sys.stdin)) if stdin else _lines(path)
         records = ((number, {"text": line}) for number, line in lines if line.strip())
     else:
         records = read_records(path, required)
     while chunk := list(itertools.islice(records, rows)):
         numbers, values = zip(*chunk, strict=True)
         yield list(numbers), pd.DataFrame(list(values), dtype=object)
-
-
-def _stdin() -> BinaryIO:
-    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
-    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
-        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def _cell_label(cell: str) -> object:
@@ -533,10 +528,8 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
             if split == "train":
                 train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
                 shared.update(hashes[_sorted_contains(test_hashes, hashes)].tolist())
-    missing = [name for i, name in enumerate(names) if train[i] == 0]
-    if missing:
-        lost = [name for name in missing if uncapped[names.index(name)]]
-        if lost:
+    if missing := [name for i, name in enumerate(names) if train[i] == 0]:
+        if lost := [name for name in missing if uncapped[names.index(name)]]:
             raise PipelineError(
                 f"data.max_train_samples: {params.max_train_samples} keeps the first {params.max_train_samples} rows "
                 f"of {files['train']}, which hold no rows of label(s) {', '.join(lost)}; raise it, or shuffle the file"
