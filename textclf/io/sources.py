@@ -410,8 +410,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
 def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tuple]]]], list[str] | None]:
     """A hub dataset's (name, rows) per split (``datasets.load_dataset``, held in memory) and its label names."""
     advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
-    reason = None if hub_offline_requested() else hub_unreachable_reason()
-    if reason:
+    if not hub_offline_requested() and (reason := hub_unreachable_reason()):
         raise PipelineError(
             f"data.source '{dataset_id}': could not reach the Hugging Face hub ({reason}); {advice} "
             "(or set HF_DATASETS_OFFLINE=1 to use a copy in the local cache)"
@@ -487,12 +486,6 @@ def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.Dat
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 
-def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Whether each of ``values`` is in ``sorted_values`` (np.isin sorts both arrays at every call)."""
-    at = np.minimum(np.searchsorted(sorted_values, values), max(len(sorted_values) - 1, 0))
-    return sorted_values[at] == values if len(sorted_values) else np.zeros(len(values), dtype=bool)
-
-
 def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
     """``data.source`` checked and capped, labels as ids; slices go to ``sink(split, frame)`` or ``Dataset.splits``."""
     folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
@@ -527,7 +520,9 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
             rows[split] += len(frame)
             if split == "train":
                 train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
-                shared.update(hashes[_sorted_contains(test_hashes, hashes)].tolist())
+                # the hashes also in test, by binary search (np.isin would sort both arrays at every slice)
+                pos = np.minimum(np.searchsorted(test_hashes, hashes), max(len(test_hashes) - 1, 0))
+                shared.update(hashes[test_hashes[pos] == hashes].tolist() if len(test_hashes) else ())
     if missing := [name for i, name in enumerate(names) if train[i] == 0]:
         if lost := [name for name in missing if uncapped[names.index(name)]]:
             raise PipelineError(
