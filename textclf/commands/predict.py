@@ -160,7 +160,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class OutputWriter(ExitStack):
-    """Labelled slices appended as JSON lines, CSV or Parquet to stdout or ``path`` (a failure leaves no partial file)."""
+    """Labelled slices appended as JSON lines, CSV or Parquet to stdout or ``path`` (never a partial file)."""
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
         super().__init__()
