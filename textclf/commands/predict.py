@@ -211,9 +211,8 @@ class OutputWriter(ExitStack):
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
     if fmt == "csv":
         frame.to_csv(handle, index=False, header=header, lineterminator="\r\n")  # RFC 4180: a "\r" is quoted
-        return
-    for row in frame.to_dict(orient="records"):
-        handle.write(to_json(row) + "\n")
+    else:
+        handle.writelines(to_json(row) + "\n" for row in frame.to_dict(orient="records"))
 
 
 def to_json(value) -> str:
