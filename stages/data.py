@@ -7,6 +7,7 @@ Rows are written a slice at a time (``textclf.io.sources.ROWS_PER_SLICE``): memo
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
@@ -22,21 +23,18 @@ from textclf.io.sources import load_dataset
 log = logging.getLogger("stage.data")
 
 
-class SliceWriter:
+class SliceWriter(ExitStack):
     """Appends each split's slices to ``<folder>/<split>.parquet`` as ``DataFrame.to_parquet`` would write them."""
 
     def __init__(self, folder: Path):
+        super().__init__()
         self.folder, self.writers = folder, {}
 
     def __call__(self, split: str, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame[["text", "label"]], preserve_index=False)
         if split not in self.writers:
-            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", table.schema)
+            self.writers[split] = self.enter_context(pq.ParquetWriter(self.folder / f"{split}.parquet", table.schema))
         self.writers[split].write_table(table)
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,11 +44,8 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = source_folder(params.source)  # the data read is never written over
     with atomic_path(args.out, is_dir=True, inputs=[folder] if folder else []) as out:
-        writer = SliceWriter(out)
-        try:
+        with SliceWriter(out) as writer:
             dataset = load_dataset(params, sink=writer)  # checked, and capped by data.max_*_samples
-        finally:
-            writer.close()
         write_json(out / "labels.json", dataset.label_names)
     for split in SPLITS:
         log.info("%s: %d rows from %s", split, dataset.rows[split], terminal(dataset.files[split]))

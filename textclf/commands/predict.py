@@ -21,9 +21,8 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -33,12 +32,9 @@ import pyarrow.parquet as pq
 from textclf.common.errors import PipelineError, one_line, run_cli
 from textclf.common.user_paths import TABLE_SUFFIXES
 from textclf.io.outputs import atomic_path, check_output
-from textclf.io.sources import RawNumber, _lines, at, chunks, mend, read_slices
+from textclf.io.sources import RawNumber, at, mend, read_slices
 
 DEFAULT_MODEL = "models/finetuned"
-# Inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
-TEXT_SUFFIXES = ("", ".txt", ".text")
-INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 log = logging.getLogger("textclf.commands.predict")
 # Inputs at least this long show a progress bar (on stderr); shorter ones run silently.
 PROGRESS_MIN_ROWS = 1000
@@ -48,45 +44,21 @@ ROWS_PER_SLICE = 20_000
 
 
 def read_input(path: Path | None, texts: list[str], rows_per_slice: int | None = None) -> Iterator[pd.DataFrame]:
-    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) read by its
-    suffix with ``textclf.io.sources``' readers; other columns are kept as read. Errors name the line or row."""
-    rows = rows_per_slice or ROWS_PER_SLICE
+    """The rows to label, a slice at a time: ``texts``, else ``path`` (``None`` or ``-``: stdin) by ``read_slices``."""
     if texts:
         if (mended := [mend(text) for text in texts]) != texts:  # a byte that is not UTF-8, or half an emoji
             log.warning("arguments: a lone surrogate replaced by U+FFFD")
         yield pd.DataFrame({"text": mended})
         return
-    source = "stdin" if path is None or str(path) == "-" else str(path)
-    suffix = "" if source == "stdin" else path.suffix.lower()
-    if suffix not in INPUT_FORMATS:
-        raise PipelineError(
-            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
-        )
-    if source != "stdin" and not path.is_file():
-        raise PipelineError(f"{path}: input file not found")
-    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
-        lines = _lines(source, handle=_stdin() if source == "stdin" else None)
-        slices = chunks(((n, {"text": line}) for n, line in lines if line.strip()), rows)
-    else:
-        slices = read_slices(path, rows, ("text",))
-    empty = True
-    for numbers, frame in slices:
+    source, numbers = "stdin" if path is None or str(path) == "-" else str(path), None
+    for numbers, frame in read_slices(path, rows_per_slice or ROWS_PER_SLICE, ("text",)):
         texts = frame["text"] if "text" in frame else [None] * len(frame)  # JSON rows without it, so far
         is_text = [isinstance(t, str) and not isinstance(t, RawNumber) and t.strip() for t in texts]  # JSON number: no
-        bad = [n for n, ok in zip(numbers, is_text, strict=True) if not ok]
-        if bad:
+        if bad := [n for n, ok in zip(numbers, is_text, strict=True) if not ok]:
             raise PipelineError(f"{at(source, bad[0])}: 'text' is empty or not a string")
-        empty = False
         yield frame
-    if empty:
+    if numbers is None:  # no slice
         raise PipelineError(f"{source}: no texts to label (empty input)")
-
-
-def _stdin() -> BinaryIO:
-    """stdin's bytes; no stdin (descriptor 0 closed) or a terminal without input is one line."""
-    if sys.stdin is None or sys.stdin.closed or sys.stdin.isatty():
-        raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
-    return getattr(sys.stdin, "buffer", sys.stdin)
 
 
 def load_model(folder: Path):
@@ -105,8 +77,7 @@ def load_model(folder: Path):
 
 
 def max_input_tokens(model, tokenizer, asked: int | None = None) -> int:
-    """Tokens kept per text: ``asked`` (--max-length), else the trained length (the tokenizer's
-    ``model_max_length``, set by the encode stage); never more than the model's positions (with a warning)."""
+    """Tokens kept per text: ``asked`` (--max-length), else the trained length; at most the model's positions."""
     from textclf.common.checkpoints import input_limit, position_limit
 
     limit = position_limit(model.config)
@@ -154,8 +125,7 @@ def predict_proba(
 def label_rows(
     frame: pd.DataFrame, probabilities: np.ndarray, label_names: list[str], all_scores: bool, flat: bool = False
 ) -> pd.DataFrame:
-    """The rows with ``label`` and ``score``, with ``all_scores`` also ``scores`` (or, ``flat``, ``score_<label>``
-    columns); an input column of one of those names is kept as ``input_<name>`` (``input_<name>_2``, ...)."""
+    """The rows with ``label``, ``score`` (and ``scores``, or ``score_<label>``s); input columns so named: input_*."""
     best = probabilities.argmax(-1)
     rounded = np.round(probabilities.astype(float), 6)
     new = {"label": np.asarray(label_names, dtype=object)[best], "score": rounded[np.arange(len(best)), best]}
@@ -189,18 +159,18 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class OutputWriter:
-    """Labelled slices appended as JSON lines, CSV (one header) or Parquet (a row group each) to stdout or ``path``
-    (written beside it and moved into place at the end: a failure leaves no partial file)."""
+class OutputWriter(ExitStack):
+    """Labelled slices appended as JSON lines, CSV or Parquet to stdout or ``path`` (never a partial file)."""
 
     def __init__(self, path: Path | None, fmt: str | None, inputs: tuple[Path, ...] = ()):
+        super().__init__()
         self.path, self.fmt, self.inputs = path, output_format(path, fmt), inputs
-        self.rows, self.columns, self._handle, self._parquet, self._atomic = 0, None, None, None, None
+        self.rows, self.columns, self._handle, self._parquet = 0, None, None, None
 
     def __enter__(self) -> OutputWriter:
-        if self.path is not None:
-            self._atomic = atomic_path(self.path, inputs=self.inputs)
-            self._tmp = self._atomic.__enter__()
+        if self.path is not None:  # removes the partial file on an error (of _close too), else moves it into place
+            self._tmp = self.enter_context(atomic_path(self.path, inputs=self.inputs))
+        self.callback(self._close)
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -228,32 +198,25 @@ class OutputWriter:
             raise PipelineError(f"{self.path or 'stdout'}: could not write it: {reason}") from None
         self.rows += len(frame)
 
-    def __exit__(self, *exc_info) -> None:
+    def _close(self) -> None:
         try:  # closing flushes: a full disk shows here
             if self._parquet is not None:
                 self._parquet.close()
             if self._handle is not None:
                 self._handle.flush() if self._handle is sys.stdout else self._handle.close()
         except OSError as exc:
-            error = PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}")
-            if self._atomic is not None:
-                self._atomic.__exit__(PipelineError, error, None)  # removes the partial file
-            raise error from None
-        if self._atomic is not None:
-            self._atomic.__exit__(*exc_info)
+            raise PipelineError(f"{self.path or 'stdout'}: could not write it: {exc.strerror or exc}") from None
 
 
 def _write(frame: pd.DataFrame, handle, fmt: str, header: bool = True) -> None:
     if fmt == "csv":
         frame.to_csv(handle, index=False, header=header, lineterminator="\r\n")  # RFC 4180: a "\r" is quoted
-        return
-    for row in frame.to_dict(orient="records"):
-        handle.write(to_json(row) + "\n")
+    else:
+        handle.writelines(to_json(row) + "\n" for row in frame.to_dict(orient="records"))
 
 
 def to_json(value) -> str:
-    """Strict JSON for one value of a row: NaN, infinities and missing values are null (never ``NaN``),
-    numbers read from a JSON input come back as written, numpy and pandas values as plain JSON."""
+    """Strict JSON for one value of a row: NaN, infinities and missing values null, JSON input numbers as written."""
     if isinstance(value, RawNumber):
         return str(value)
     if isinstance(value, dict):
@@ -295,14 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def output_path(output: str | None, source: Path | None, fmt: str | None) -> Path | None:
-    """``--output``; a folder (existing, or ending in /) means ``<input>.labelled.<format>`` in it
-    (``predictions.<format>`` for stdin or arguments), never the folder replaced."""
-    if output is None or not (Path(output).is_dir() or output.endswith(("/", os.sep))):
-        output_format(None if output is None else Path(output), fmt)
-        return None if output is None else Path(output)
-    output = Path(output)
+    """``--output``; a folder (or ending in /): ``<input>.labelled.<format>`` (or ``predictions.<format>``) in it."""
+    path = None if output is None else Path(output)
+    if path is None or not (path.is_dir() or output.endswith(("/", os.sep))):
+        output_format(path, fmt)
+        return path
     name = f"{source.stem}.labelled" if source is not None and str(source) != "-" else "predictions"
-    return output / f"{name}.{fmt or 'jsonl'}"
+    return path / f"{name}.{fmt or 'jsonl'}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -367,13 +329,9 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def _quiet_stdout() -> None:
-    """After a failed write to stdout (closed pipe, full disk), point it at /dev/null: Python's final flush
-    would otherwise print a second error and exit 120."""
+    """After a failed write to stdout, point it at /dev/null: Python's final flush would print a second error."""
     try:
         sys.stdout.flush()
     except (OSError, ValueError, AttributeError):
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        with suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

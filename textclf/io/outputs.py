@@ -1,5 +1,4 @@
-"""Writing outputs safely: atomic replacement (a crash leaves the old output, never a truncated one), refusal of
-outputs that are not this project's, hashing."""
+"""Writing outputs safely: atomic replacement (never a truncated output), refusal of what is not ours, hashing."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: bool = False) -> Path:
-    """``target``, unless replacing it would delete what this command did not write (the current folder or a
-    parent, a project root, an input or a folder holding or inside one, a folder without ``MARKER``)."""
+    """``target``, unless replacing it would delete what this command did not write (cwd, a root, an input...)."""
     target = Path(target)
     resolved, cwd = target.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -94,8 +92,7 @@ def _writing(target: Path) -> Iterator[None]:
 
 @contextmanager
 def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
-    """A temporary path beside ``target`` (a folder holding ``MARKER`` when ``is_dir``) that replaces it on
-    success and is removed on any exception; ``check_output`` and ``_writing`` refuse first."""
+    """A temporary path beside ``target`` that replaces it on success and is removed on any exception."""
     target = check_output(target, inputs, is_dir)
     with _writing(target):
         try:

@@ -1,6 +1,5 @@
-"""Table files read a row or a slice at a time (data stage splits, ``textclf predict`` inputs), and the data
-stage's dataset: checked in a first pass, then labels as ids ``ROWS_PER_SLICE`` rows at a time, so memory does
-not grow with the data; errors name the file and 1-based line, item or row, as reading all at once would."""
+"""Input files read a slice at a time (data stage splits, ``textclf predict`` inputs), and the data stage's dataset:
+checked in a first pass, then converted ``ROWS_PER_SLICE`` rows at a time; errors name the file and line/item/row."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ import json
 import logging
 import math
 import re
+import sys
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,6 +35,9 @@ _INT = re.compile(r"[-+]?\d+")
 _DECIMAL = re.compile(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# textclf predict's inputs by suffix: one text a line (.txt, .text, or none), or a table with a `text` column.
+TEXT_SUFFIXES = ("", ".txt", ".text")
+INPUT_FORMATS = (*TEXT_SUFFIXES, ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 # Rows handed on at a time in the second pass: the data stage's memory grows with this, not with the data.
 ROWS_PER_SLICE = 100_000
 
@@ -65,8 +68,7 @@ def at(file: str, number: int) -> str:
 
 
 def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = None) -> Iterator[tuple[int, str]]:
-    """(number, line) of a UTF-8 file split on "\\n" only (str.splitlines also splits at U+2028 and more,
-    which tweets contain); a bad byte is reported with its line, a leading BOM dropped."""
+    """(number, line) of a UTF-8 file split on "\\n" only (not at U+2028: tweets hold it), BOM dropped."""
     with open(path, "rb") if handle is None else nullcontext(handle) as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -81,8 +83,7 @@ def _lines(path: Path | str, breaks: bool = False, handle: BinaryIO | None = Non
 
 
 def _parsed(path: Path, parse: Callable[[int, str], tuple]) -> Iterator[tuple]:
-    """``parse(number, line)`` of each non-blank line; its error is raised once the rest of the file is decoded,
-    so that a bad byte further on is reported first."""
+    """``parse(number, line)`` of each non-blank line; a bad byte further on is reported before its error."""
     lines = _lines(path)
     for number, line in lines:
         if line.strip():
@@ -151,16 +152,6 @@ def _read_json(path: Path) -> Iterator[tuple[int, dict]]:
         yield number, row
 
 
-def _with_columns(path: Path, rows: Iterator[tuple[int, dict]], required: tuple[str, ...]) -> Iterator[tuple]:
-    """``rows``, then a check that the columns seen include ``required`` (an error in the rows comes first)."""
-    columns = {}
-    for number, row in rows:
-        columns.update(dict.fromkeys(row))
-        yield number, row
-    if columns:
-        missing_columns(path, list(columns), required)
-
-
 csv.field_size_limit(2**31 - 1)  # a field of any length (the csv module's default limit is 128 KiB)
 _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
@@ -168,10 +159,7 @@ _LINE_BREAKS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 def _csv_lines(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
     """The lines as the csv module saw them in io.StringIO(text, newline=""): a lone "\\r" ends one too."""
     for _, line in lines:
-        if "\r" in line:
-            yield from _LINE_BREAKS.findall(line)
-        else:
-            yield line
+        yield from _LINE_BREAKS.findall(line) if "\r" in line else (line,)
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
@@ -229,22 +217,37 @@ def read_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, d
     """The rows of a JSON lines, JSON array (``.json``), CSV or TSV file; ``required`` columns must be there."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return _read_csv(path, required)
-    return _with_columns(path, _read_json(path) if suffix == ".json" else _read_jsonl(path), required)
+        yield from _read_csv(path, required)
+        return
+    columns = {}
+    for number, row in _read_json(path) if suffix == ".json" else _read_jsonl(path):
+        columns.update(dict.fromkeys(row))
+        yield number, row
+    if columns:  # after the rows: an error in them comes first
+        missing_columns(path, list(columns), required)
 
 
-def read_slices(path: Path, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
-    """(numbers, DataFrame) ``rows`` at a time; Parquet columns keep their Arrow type (``pd.ArrowDtype``),
-    other formats' are of dtype object."""
-    if path.suffix.lower() == ".parquet":
+def read_slices(path: Path | None, rows: int, required: tuple[str, ...]) -> Iterator[tuple[list[int], pd.DataFrame]]:
+    """(numbers, DataFrame) of ``path`` (None or ``-``: stdin); Parquet keeps Arrow types, others are objects."""
+    stdin = path is None or str(path) == "-"
+    suffix = "" if stdin else path.suffix.lower()
+    if suffix not in INPUT_FORMATS:
+        raise PipelineError(
+            f"{path}: unknown input format '{suffix}' (use {', '.join(INPUT_FORMATS[1:])}, or .txt for one text a line)"
+        )
+    if not stdin and not path.is_file():
+        raise PipelineError(f"{path}: input file not found")
+    if suffix == ".parquet":
         for start, batch in iter_parquet(path, required, rows, hint="", only=False):
             yield list(range(start + 1, start + 1 + batch.num_rows)), batch.to_pandas(types_mapper=pd.ArrowDtype)
         return
-    yield from chunks(read_records(path, required), rows)
-
-
-def chunks(records: Iterator[tuple[int, dict]], rows: int) -> Iterator[tuple[list[int], pd.DataFrame]]:
-    """(number, row) pairs ``rows`` at a time, as (the numbers, a DataFrame of dtype object)."""
+    if suffix in TEXT_SUFFIXES:  # one text a line, blank lines skipped
+        if stdin and (sys.stdin is None or sys.stdin.closed or sys.stdin.isatty()):  # descriptor 0 closed, a terminal
+            raise PipelineError("no texts: give them as arguments, with --input FILE, or on stdin")
+        lines = _lines("stdin", handle=getattr(sys.stdin, "buffer", sys.stdin)) if stdin else _lines(path)
+        records = ((number, {"text": line}) for number, line in lines if line.strip())
+    else:
+        records = read_records(path, required)
     while chunk := list(itertools.islice(records, rows)):
         numbers, values = zip(*chunk, strict=True)
         yield list(numbers), pd.DataFrame(list(values), dtype=object)
@@ -364,8 +367,7 @@ def _classify(value: object) -> tuple[str, object]:
 
 
 def _scan(split: _Split, first: tuple | None) -> tuple | None:
-    """The first pass over a split: count rows, note the first problem of each kind; labels of kept rows are
-    checked against the dataset's first label ``first`` (kind, where, value), which is returned."""
+    """The first pass: rows counted, each kind's first problem noted; returns the first label (kind, where, value)."""
     file = split.file
     for text, label, number in split.read():
         split.rows += 1
@@ -408,8 +410,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
 def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tuple]]]], list[str] | None]:
     """A hub dataset's (name, rows) per split (``datasets.load_dataset``, held in memory) and its label names."""
     advice = "point data.source at a local folder of train/validation/test files, or use 'sample'"
-    reason = None if hub_offline_requested() else hub_unreachable_reason()
-    if reason:
+    if not hub_offline_requested() and (reason := hub_unreachable_reason()):
         raise PipelineError(
             f"data.source '{dataset_id}': could not reach the Hugging Face hub ({reason}); {advice} "
             "(or set HF_DATASETS_OFFLINE=1 to use a copy in the local cache)"
@@ -457,19 +458,18 @@ def _check_scanned(splits: dict[str, _Split], policy: str) -> None:
 
 
 def _convert(split: _Split, names: list[str], limit: int | None, counts: list[int]) -> Iterator[tuple]:
-    """The second pass: kept rows with label ids, ROWS_PER_SLICE at a time with their texts' hashes; the first
-    ``limit`` are yielded but every row is checked and counted per label id in ``counts``."""
+    """The second pass: the first ``limit`` kept rows as slices with their hashes; every row checked, counted."""
     index = {name: i for i, name in enumerate(names)}
     texts, ids, numbers, kept = [], [], [], 0
     for text, label, number in split.read():
         if _blank(text):  # dropped (the first pass refused any other text that is not a string)
             continue
         value = label.strip() if isinstance(label, str) else int(label)  # a name or an id: the first pass checked
-        if isinstance(value, int) and not 0 <= value < len(names):
-            raise PipelineError(f"{at(split.file, number)}: label id {value} is outside 0..{len(names) - 1}")
         if isinstance(value, str) and value not in index:
             raise PipelineError(f"{at(split.file, number)}: unknown label {value!r} (known: {', '.join(names)})")
-        label_id = value if isinstance(value, int) else index[value]
+        label_id = index[value] if isinstance(value, str) else value
+        if not 0 <= label_id < len(names):
+            raise PipelineError(f"{at(split.file, number)}: label id {label_id} is outside 0..{len(names) - 1}")
         counts[label_id] += 1
         kept += 1
         if limit is None or kept <= limit:
@@ -486,21 +486,12 @@ def _slice(texts: list[str], ids: list[int], numbers: list[int]) -> tuple[pd.Dat
     return frame, np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
 
 
-def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Whether each of ``values`` is in ``sorted_values`` (np.isin sorts both arrays at every call)."""
-    at = np.minimum(np.searchsorted(sorted_values, values), max(len(sorted_values) - 1, 0))
-    return sorted_values[at] == values if len(sorted_values) else np.zeros(len(values), dtype=bool)
-
-
 def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] | None = None) -> Dataset:
-    """``data.source`` checked, capped by ``max_*_samples``, labels as ids; slices go to ``sink(split, frame)``
-    (the data stage's Parquet writer: a later error discards them), else into ``Dataset.splits``."""
+    """``data.source`` checked and capped, labels as ids; slices go to ``sink(split, frame)`` or ``Dataset.splits``."""
     folder = source_folder(params.source)  # a path that is not a folder is an error here, not a hub lookup
-    names = None
-    if folder:  # a generator: each split's file is looked for once the split before it is scanned
-        splits = ((str(path), partial(_data_rows, path)) for path in (split_file(folder, s) for s in SPLITS))
-    else:
-        splits, names = read_hub(params.source)
+    # a generator: each split's file is looked for once the split before it is scanned
+    local = ((str(path), partial(_data_rows, path)) for path in (split_file(folder, s) for s in SPLITS))
+    splits, names = (local, None) if folder else read_hub(params.source)
     frames, first = {}, None  # each split's _Split (its rows are read again later)
     for split, (file, read) in zip(SPLITS, splits, strict=True):
         frames[split] = _Split(read, file, hashes=array("q") if split == "test" else None)
@@ -529,11 +520,11 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
             rows[split] += len(frame)
             if split == "train":
                 train += np.bincount(frame["label"].to_numpy(), minlength=len(names))
-                shared.update(hashes[_sorted_contains(test_hashes, hashes)].tolist())
-    missing = [name for i, name in enumerate(names) if train[i] == 0]
-    if missing:
-        lost = [name for name in missing if uncapped[names.index(name)]]
-        if lost:
+                # the hashes also in test, by binary search (np.isin would sort both arrays at every slice)
+                pos = np.minimum(np.searchsorted(test_hashes, hashes), max(len(test_hashes) - 1, 0))
+                shared.update(hashes[test_hashes[pos] == hashes].tolist() if len(test_hashes) else ())
+    if missing := [name for i, name in enumerate(names) if train[i] == 0]:
+        if lost := [name for name in missing if uncapped[names.index(name)]]:
             raise PipelineError(
                 f"data.max_train_samples: {params.max_train_samples} keeps the first {params.max_train_samples} rows "
                 f"of {files['train']}, which hold no rows of label(s) {', '.join(lost)}; raise it, or shuffle the file"
