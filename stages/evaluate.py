@@ -1,10 +1,7 @@
-"""Stage evaluate: the fine-tuned model's validation and test predictions, from the logits hidden_states@finetuned
-saved (no second pass over the rows, no GPU).
+"""Stage evaluate: the fine-tuned model's validation and test predictions, from hidden_states@finetuned's logits.
 
-Reads params: evaluate.*      Writes: <metrics> (accuracy, macro, weighted and per-label F1 per split, bootstrap
-95% intervals of accuracy and macro F1), <plots>/confusion.csv and .png (validation: DVC's confusion template, the
-notebook's matrix) and <predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits).
-"""
+Writes <metrics> (accuracy, F1, bootstrap 95% intervals per split), <plots>/confusion.{csv,png} (validation) and
+<predictions>/{validation,test}.parquet (per row: label, predicted, loss, logits)."""
 
 from __future__ import annotations
 

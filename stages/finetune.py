@@ -1,15 +1,11 @@
 """Stage finetune: train a sequence classifier on the encoded data with the HF Trainer.
 
-Reads params: finetune.*, model.checkpoint, model.trust_remote_code, device
-Writes: <out>/ (model and tokenizer: the last step's weights, or with ``finetune.best_metric`` the best curve
-point's) and <live>/ (dvclive curves every ``finetune.eval_steps`` steps; ``best_step`` and ``chosen.*`` name the
-kept point). Resumable state goes to <state>/<fingerprint>/ (``finetune.save_steps``, ``finetune.save_minutes``):
-a killed run resumes from there. Under `textclf.models.launch` on N processes the Trainer trains with DDP,
-``finetune.batch_size`` still the rows of a step (split between them); only the first process writes outputs.
-"""
+Writes <out>/ (the last step's weights, or the ``finetune.best_metric`` best curve point's) and <live>/ (curves);
+a killed run resumes from <state>/<fingerprint>/. Under DDP only the first process writes outputs."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from contextlib import nullcontext
@@ -19,7 +15,7 @@ from dvclive import Live
 
 from textclf.common.errors import PipelineError
 from textclf.common.stage import StageParser, run_stage
-from textclf.io.outputs import atomic_path, write_json
+from textclf.io.outputs import atomic_path, sha256_files, write_json
 from textclf.io.stage_files import read_json
 from textclf.models import distributed
 from textclf.models.loading import load_tokenizer, resolve_checkpoint, resolve_device, save_tokenizer
@@ -29,7 +25,6 @@ from textclf.training.trainer import (
     balanced_class_weights,
     build_trainer,
     curve_evaluations,
-    fingerprint,
     load_split,
     mark_chosen_step,
     resumable_state,
@@ -39,7 +34,7 @@ from textclf.training.trainer import (
 log = logging.getLogger("stage.finetune")
 
 
-def parse_args(argv: list[str] | None):
+def main(argv: list[str] | None = None) -> None:
     parser = StageParser(__doc__)
     parser.add_argument("--encoded", type=Path, required=True, help="the encode stage's folder (data/encoded)")
     parser.add_argument("--labels", type=Path, required=True, help="label names (data/prepared/labels.json)")
@@ -47,11 +42,7 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder (dvclive)")
     parser.add_argument("--state", type=Path, required=True, help="resumable state, not cached (checkpoints/finetune)")
     parser.add_argument("--run-record", type=Path, required=True, help="time and hardware, for `textclf export`")
-    return parser.parse(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args, all_params = parse_args(argv)
+    args, all_params = parser.parse(argv)
     params, model_params = all_params.finetune, all_params.model
     device = resolve_device(all_params.device)
     distributed.local_device(device)  # one GPU a process (the Trainer picks cuda:LOCAL_RANK itself)
@@ -65,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = dict(
         finetune=params.model_dump(), model=model_params.model_dump(), device=device.type, processes=processes
     )
-    run_id = fingerprint([args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels], settings)
+    # a short hash of the inputs and settings: saved training state is resumed only when it matches
+    hashed = [args.encoded / "train.parquet", args.encoded / "validation.parquet", args.labels]
+    run_id = sha256_files(hashed, prefix=json.dumps(settings, sort_keys=True).encode())[:16]
     state_dir, resume = resumable_state(args.state, run_id, remove_stale=main_process)
     if resume and main_process:
         log.info("resuming from %s", resume)

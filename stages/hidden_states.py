@@ -1,14 +1,8 @@
 """Stage hidden_states: the first token's last hidden state per row, for each split.
 
-Run for the pretrained encoder (``--encoder pretrained --kind encoder``: model.checkpoint) and for the fine-tuned
-classifier (``--encoder models/finetuned --kind classifier``), which also writes <split>_logits.npy (the evaluate
-stage's predictions, in fp32 whatever ``hidden_states.precision`` says, so metrics do not depend on bf16).
-Reads params: model.checkpoint, model.trust_remote_code, device, hidden_states.*
-Writes: <out>/{train,validation,test}.npy (float32, rows in data order); with ``--train-rows sample`` train.npy holds
-a stratified sample of ``hidden_states.finetuned_train_rows`` rows (all umap@finetuned reads), train_rows.npy their
-positions. Rows are read a slice at a time and written in place as computed: memory holds the model, one slice and
-one batch; under `textclf.models.launch --processes N` the N processes split each slice's batches.
-"""
+Writes <out>/{train,validation,test}.npy (float32, data order); ``--kind classifier`` also <split>_logits.npy (fp32,
+evaluate's predictions); ``--train-rows sample``: a stratified sample of train rows (positions in train_rows.npy).
+Rows are read and written a slice at a time; under `textclf.models.launch` N processes split each slice's batches."""
 
 from __future__ import annotations
 
@@ -94,8 +88,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def selected_rows(path: Path, keep: np.ndarray | None) -> Iterator[tuple[int, TokenRows]]:
-    """``iter_token_rows`` of the split, or only its rows at the sorted positions ``keep``, numbered from 0 (their
-    places in the output file)."""
+    """``iter_token_rows``, or only the rows at the sorted positions ``keep``, numbered from 0 (their output rows)."""
     done = 0
     for first_row, rows in iter_token_rows(path):
         if keep is None:

@@ -23,13 +23,6 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> Iterator[n
         yield order[start : start + batch_size]
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ids and the attention mask."""
-    ids = [torch.as_tensor(row, dtype=torch.long) for row in rows]
-    mask = pad_sequence([torch.ones_like(row) for row in ids], batch_first=True)
-    return {"input_ids": pad_sequence(ids, batch_first=True, padding_value=pad_id), "attention_mask": mask}
-
-
 def output_width(model: torch.nn.Module, output: str) -> int:
     """Values per row that ``run_batched`` returns: the hidden size, or one logit per label."""
     return model.config.hidden_size if output == "first_token" else model.config.num_labels
@@ -49,20 +42,21 @@ def run_batched(
     sinks: dict[str, NpyRowWriter] | None = None,
     first_row: int = 0,
 ) -> np.ndarray | None:
-    """Per row the first token's last hidden state (``first_token``) or the logits, float32, in row order; this
-    process's share of batches only. Into ``sinks`` ({output: NpyRowWriter}, rows from ``first_row``; a
-    classifier gives both outputs from one pass), else a returned array, zero at other processes' rows."""
+    """Per row the first token's last hidden state (``first_token``) or the logits, float32, this process's batches
+    only: into ``sinks`` ({output: NpyRowWriter}, rows from ``first_row``), else returned (zero at others' rows)."""
     if not isinstance(rows, TokenRows):
         rows = TokenRows.from_lists(rows)
     model.eval().to(device)
     batches = distributed.shard(list(length_sorted_batches(rows.lengths, batch_size)))
-    outputs = tuple(sinks or (output,))
+    outputs = tuple(sinks or (output,))  # two: a classifier's states and logits from one pass
     result = None if sinks else np.zeros((len(rows), output_width(model, output)), dtype=np.float32)
     shown = progress and distributed.is_main()
     for index in tqdm(batches, desc=desc, unit="batch", mininterval=2.0, disable=not shown):
-        inputs = {k: v.to(device) for k, v in pad_batch([rows.row(i) for i in index], pad_id).items()}
+        ids = [torch.as_tensor(rows.row(i), dtype=torch.long) for i in index]
+        padded = pad_sequence(ids, batch_first=True, padding_value=pad_id).to(device)  # right-padded
+        mask = pad_sequence([torch.ones_like(row) for row in ids], batch_first=True).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(**inputs, output_hidden_states=len(outputs) > 1)  # a classifier's states and logits
+            out = model(input_ids=padded, attention_mask=mask, output_hidden_states=len(outputs) > 1)
         for name in outputs:
             if name == "logits":
                 values = out.logits

@@ -1,9 +1,6 @@
 """Run a stage on N processes: ``python -m textclf.models.launch [--processes N] stages.<name> [args...]``.
 
-N is the ``processes`` param of the stage's params file unless ``--processes`` gives it (dvc.yaml interpolates no
-param into a command). N = 1 runs the stage in this process; N > 1 hands it to torchrun, and a failure ends in one
-line from here, not torchrun's traceback. Several machines: docs/several-machines.md.
-"""
+N (default: the ``processes`` param) > 1 runs under torchrun, failures in one line; docs/several-machines.md."""
 
 from __future__ import annotations
 
@@ -32,22 +29,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         return parse_args(dvc_stage_command(args.dvc_stage))
     if not args.module:
         parser.error("a module to run is required (e.g. stages.finetune)")
-    if args.processes is None:
-        args.processes = processes_param(args.args)
+    if args.processes is None:  # the `processes` param of the params file the stage reads (--params, else params.yaml)
+        given = [a.split("=", 1)[1] for a in args.args if a.startswith("--params=")]
+        given += [args.args[i + 1] for i, a in enumerate(args.args[:-1]) if a == "--params"]
+        try:
+            args.processes = load_params(given[-1] if given else "params.yaml").processes
+        except PipelineError as exc:
+            print_error(exc)
+            sys.exit(2)
     if args.processes < 1:
         parser.error(f"--processes: {args.processes} is not a positive count")
     return args
-
-
-def processes_param(stage_args: list[str]) -> int:
-    """The ``processes`` param of the params file the stage reads (its ``--params``, else params.yaml)."""
-    given = [a.split("=", 1)[1] for a in stage_args if a.startswith("--params=")]
-    given += [stage_args[i + 1] for i, a in enumerate(stage_args[:-1]) if a == "--params"]
-    try:
-        return load_params(given[-1] if given else "params.yaml").processes
-    except PipelineError as exc:
-        print_error(exc)
-        sys.exit(2)
 
 
 def dvc_stage_command(stage: str) -> list[str]:

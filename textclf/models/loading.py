@@ -57,8 +57,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
 
 
 def _from_pretrained(loader_name: str, source: str, what: str, strict: bool = False, **kwargs):
-    """``transformers.<loader_name>.from_pretrained``; for a model, transformers' multi-line load report becomes
-    one info line (``strict``: every weight must come from ``source``)."""
+    """``transformers.<loader_name>.from_pretrained``; a model's load report in one line (``strict``: every weight)."""
     import transformers
 
     loader = getattr(transformers, loader_name)
@@ -92,6 +91,10 @@ def _weights_files(folder: Path) -> str:
     return str(folder / files[0]) if len(files) == 1 else f"{folder}/{{{','.join(files)}}}" if files else str(folder)
 
 
+def _damaged(where: str, what: str, exc: Exception) -> PipelineError:
+    return PipelineError(f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete")
+
+
 def _load(loader_name: str, source: str, what: str, **kwargs):
     """``_from_pretrained`` with a damaged folder or unfetchable hub id as one line. With the hub unreachable a
     hub id comes from the local cache, or is refused at once (not after the hub client's 30-60 s of retries)."""
@@ -102,9 +105,7 @@ def _load(loader_name: str, source: str, what: str, **kwargs):
             raise
         except Exception as exc:  # safetensors, tokenizers, json and transformers each raise their own types
             where = _weights_files(Path(source)) if type(exc).__name__ == "SafetensorError" else source
-            raise PipelineError(
-                f"{where}: could not load the {what} ({first_line(exc)}); the folder is damaged or incomplete"
-            ) from None
+            raise _damaged(where, what, exc) from None
     reason = hub_unreachable_reason()
     if reason is not None:
         kwargs["local_files_only"] = True
@@ -135,9 +136,7 @@ def save_tokenizer(tokenizer, folder: Path, max_length: int | None = None) -> No
     tokenizer.save_pretrained(folder)
     config_file = Path(folder) / "tokenizer_config.json"
     if config_file.is_file():
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        for key in _ENVIRONMENT_KEYS:
-            config.pop(key, None)
+        config = {k: v for k, v in json.loads(config_file.read_text("utf-8")).items() if k not in _ENVIRONMENT_KEYS}
         if max_length is not None:
             config["model_max_length"] = max_length
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
@@ -171,8 +170,7 @@ def load_encoder(checkpoint: str, trust_remote_code: bool = False, tokenizer=Non
 
 
 def load_classifier(checkpoint: str, label_names: list[str], trust_remote_code: bool = False, tokenizer=None):
-    """A sequence classifier with the data's labels (two or more: ``read_label_names`` checked them); a new head
-    when the checkpoint has none."""
+    """A sequence classifier with the data's labels; a new head when the checkpoint has none."""
     labels = {"id2label": dict(enumerate(label_names)), "label2id": {name: i for i, name in enumerate(label_names)}}
     loader = "AutoModelForSequenceClassification"
     return load_encoder(checkpoint, trust_remote_code, tokenizer, loader, num_labels=len(label_names), **labels)
@@ -211,10 +209,7 @@ def _weight_names(folder: Path) -> set[str]:
         with safe_open(folder / "model.safetensors", framework="pt") as handle:
             return set(handle.keys())
     except Exception as exc:  # no model.safetensors, safetensors' own error type, bad JSON, no weight_map
-        raise PipelineError(
-            f"{_weights_files(folder)}: could not load the model ({first_line(exc)}); "
-            "the folder is damaged or incomplete"
-        ) from None
+        raise _damaged(_weights_files(folder), "model", exc) from None
 
 
 def _labels_of(folder: Path) -> list[str]:
@@ -242,7 +237,7 @@ def check_model_folder(
 ):
     """Whole or refused (one line): config.json, safetensors and a fitting tokenizer; a ``classifier`` also has an
     id2label 0..n-1 (``label_names``, when given) and its head's weights. Returns (config, tokenizer)."""
-    import transformers
+    from transformers import AutoModelForSequenceClassification
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -262,16 +257,12 @@ def check_model_folder(
         )
     try:
         with torch.device("meta"):  # the architecture's tensor names, without memory or initialization
-            model = transformers.AutoModelForSequenceClassification.from_config(
-                config, trust_remote_code=trust_remote_code
-            )
+            model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise PipelineError(
             f"{folder}: config.json is not a sequence classifier transformers can build ({first_line(exc)})"
         ) from None
-    prefix = f"{model.base_model_prefix}."
-    head = [k for k in model.state_dict() if not k.startswith(prefix)]
-    missing = [k for k in head if k not in weights]
+    missing = [k for k in model.state_dict() if not k.startswith(f"{model.base_model_prefix}.") and k not in weights]
     if missing:
         raise PipelineError(
             f"{folder}: no trained classification head ({', '.join(missing[:4])} not in its safetensors): "
@@ -283,19 +274,9 @@ def check_model_folder(
 def max_positions(checkpoint: str, tokenizer) -> int:
     """The longest input of a checkpoint (10**6 when nothing limits it); a local folder is checked first."""
     source = resolve_checkpoint(checkpoint)
-    if Path(source).is_dir():
-        config, _ = check_model_folder(source, classifier=False)
-    else:
-        config = _load("AutoConfig", source, "config")
+    local = Path(source).is_dir()
+    config = check_model_folder(source, classifier=False)[0] if local else _load("AutoConfig", source, "config")
     return input_limit(config, tokenizer.model_max_length) or 10**6
-
-
-def hardware_description(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and threads, for the model card."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    name = cpu_info()["model"]
-    return f"{name}, {torch.get_num_threads()} threads{' (native bf16)' if cpu_has_fast_bf16() else ''}"
 
 
 def weights_sha256(model_dir: Path | str) -> str:

@@ -1,8 +1,8 @@
-"""Pieces of the fine-tuning stage around the HF Trainer: a resumable length-grouped sampler, train rows on disk,
-saves by wall time, dvclive curves on the optimizer-step axis."""
+"""The finetune stage around the HF Trainer: resumable sampler, train rows on disk, saves by time, step curves."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,16 +33,14 @@ from transformers import (
 from textclf.common.errors import PipelineError
 from textclf.common.params import FinetuneParams
 from textclf.evaluation.metrics import classification_metrics
-from textclf.io.outputs import sha256_files
 from textclf.io.stage_files import iter_token_rows, list_lengths, parquet_rows, read_token_table
-from textclf.models.loading import hardware_description, load_classifier, use_bf16, weights_sha256
+from textclf.models.loading import cpu_has_fast_bf16, cpu_info, load_classifier, use_bf16, weights_sha256
 
 log = logging.getLogger(__name__)
 
 
 class EpochSeededSampler(torch.utils.data.Sampler[int]):
-    """Shuffled row order that depends only on (seed, epoch), so a resumed run sees the same batches; with
-    ``group_by_length``, mega-batches of 50 batches are each sorted by length (little padding, still random)."""
+    """Row order that depends only on (seed, epoch), so a resumed run sees the same batches; length-grouped or not."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, group_by_length: bool = True):
         self.lengths = np.asarray(lengths, dtype=np.int32)  # 4 bytes a row (a token count fits)
@@ -67,8 +65,7 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
 
 
 def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
-    """(optimizer steps, steps between curve points): ``finetune.epochs`` passes but at least ``finetune.min_steps``;
-    ``finetune.eval_steps`` below 1 is a fraction of the steps (0.05: 20 points a run)."""
+    """(optimizer steps, steps between curve points); ``finetune.eval_steps`` below 1 is a fraction of the steps."""
     per_epoch = math.ceil(n_train_rows / params.batch_size)
     total = max(math.ceil(params.epochs * per_epoch), params.min_steps)
     every = params.eval_steps if params.eval_steps >= 1 else max(1, int(total * params.eval_steps))
@@ -76,8 +73,7 @@ def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
 
 
 class SamplerEpoch(TrainerCallback):
-    """Sets the sampler's epoch at each epoch's start from the step reached: under DDP the Trainer's own
-    ``set_epoch`` misses the sampler in a resumed epoch, whose order would be epoch 0's
+    """The sampler's epoch from the step reached: under DDP the Trainer's ``set_epoch`` misses it in a resumed epoch
     (tests/test_distributed.py::test_ddp_finetune_on_two_processes_resumes_after_sigkill)."""
 
     def __init__(self, sampler: EpochSeededSampler):
@@ -90,8 +86,7 @@ class SamplerEpoch(TrainerCallback):
 
 
 class SaveByTime(TrainerCallback):
-    """Saves ``minutes`` after the last save too (``finetune.save_minutes``; None: by steps only); every DDP
-    process takes the first one's decision (they save together)."""
+    """Saves ``minutes`` after the last save too (None: by steps only); DDP processes take the first one's decision."""
 
     def __init__(self, minutes: float | None, clock=time.monotonic):
         self.seconds, self.clock = None if minutes is None else 60 * minutes, clock
@@ -167,9 +162,7 @@ def build_trainer(
     processes: int = 1,
     **overrides,
 ) -> PipelineTrainer:
-    """The stage's (and the benchmark's) trainer: ``checkpoint`` with a seeded new head, its encoder frozen unless
-    ``finetune.train_feature_extractor``; curve points on ``validation`` with early stopping when given; ``overrides``
-    replace any ``TrainingArguments``. With ``finetune.best_metric``, saves at every curve point and loads the best."""
+    """The stage's (and the benchmark's) trainer, curves on ``validation``; ``overrides`` replace TrainingArguments."""
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
     model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
     if not params.train_feature_extractor:
@@ -225,15 +218,15 @@ def curve_evaluations(history: list[dict]) -> list[dict]:
 
 
 class DVCLiveStepLogger(TrainerCallback):
-    """Logs train loss and the curve subset's scores to dvclive at every evaluation, on the optimizer-step axis, and
-    at the end names the kept point (``best_step``, ``chosen.*``). Ours, not dvclive's ``DVCLiveCallback``, which
-    counts its own steps and starts afresh on resume; this one replays ``state.log_history``
+    """Train loss and curve scores to dvclive on the optimizer-step axis, then the kept point (``best_step``,
+    ``chosen.*``). Not dvclive's ``DVCLiveCallback``, which restarts on resume; this one replays ``state.log_history``
     (tests/test_reliability.py::test_sigkill_mid_epoch_then_resume_gives_the_same_model)."""
 
     def __init__(self, live):
         self.live, self.logged = live, 0  # live None: a process that writes no curves (DDP: all but the first)
 
-    def _log_new_points(self, history: list[dict]) -> None:
+    def on_evaluate(self, args, state, control, **kwargs):
+        history = state.log_history
         for entry in curve_evaluations(history)[self.logged :] if self.live is not None else ():
             self.live.step = int(entry["step"])
             losses = [e["loss"] for e in history if "loss" in e and e.get("step") == entry["step"]]
@@ -247,17 +240,13 @@ class DVCLiveStepLogger(TrainerCallback):
             self.live.make_summary()
             self.logged += 1
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._log_new_points(state.log_history)
+    on_train_begin = on_evaluate  # a resumed run's earlier points
 
     def on_step_end(self, args, state, control, **kwargs):
         # the Trainer evaluates and saves at the last step itself; the train loss there must be logged too
         # (in every process: logging gathers the loss from all of them)
         control.should_log |= state.global_step == state.max_steps
         return control
-
-    def on_evaluate(self, args, state, control, **kwargs):
-        self._log_new_points(state.log_history)
 
     def on_train_end(self, args, state, control, **kwargs):
         # the kept point: the Trainer's best with finetune.best_metric, else the last one
@@ -282,52 +271,38 @@ def mark_chosen_step(live_dir: Path | str, step: int) -> None:
             curve.to_csv(path, sep="\t", index=False)
 
 
-def fingerprint(files: Sequence[Path], settings: dict) -> str:
-    """A short hash of the inputs and settings: saved training state is resumed only when it matches."""
-    return sha256_files(files, prefix=json.dumps(settings, sort_keys=True).encode())[:16]
-
-
 def load_split(
     path: Path, sort_by_length: bool = False, max_rows: int | None = None, seed: int = 0
 ) -> datasets.Dataset:
-    """Encoded rows as a ``datasets.Dataset`` over the Parquet file's Arrow table (no copy, no list per row):
-    ``max_rows`` keeps a seeded subset (the curves' rows), ``sort_by_length`` orders rows by length (less padding)."""
+    """Encoded rows as a ``datasets.Dataset`` over the file's Arrow table (no copy); ``max_rows``: a seeded subset."""
     source = read_token_table(path)
-    n_rows, keep = len(source), None
-    if max_rows is not None and n_rows > max_rows:
-        keep = np.sort(np.random.default_rng(seed).choice(n_rows, max_rows, replace=False))
-    if sort_by_length:
-        lengths = list_lengths(source.column("input_ids"))
-        keep = np.arange(n_rows) if keep is None else keep
-        keep = keep[np.argsort(lengths[keep], kind="stable")]
-    ids, labels = source.column("input_ids"), source.column("label")
-    table = pa.table(
-        {"input_ids": ids.cast(pa.list_(pa.int32())), "labels": labels.cast(pa.int64())}
-    )  # zero-copy if so
+    ids, labels = source.column("input_ids").cast(pa.list_(pa.int32())), source.column("label").cast(pa.int64())
+    table, keep = pa.table({"input_ids": ids, "labels": labels}), None  # zero-copy if so
     del source, ids, labels
+    if max_rows is not None and len(table) > max_rows:
+        keep = np.sort(np.random.default_rng(seed).choice(len(table), max_rows, replace=False))
+    if sort_by_length:
+        keep = np.arange(len(table)) if keep is None else keep
+        keep = keep[np.argsort(list_lengths(table.column("input_ids"))[keep], kind="stable")]
     if keep is not None:
         table = table.take(pa.array(keep))
     # a fingerprint of its own: without one, datasets hashes (pickles) the whole table, a transient copy
     stat = Path(path).stat()
     name = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sort_by_length}|{max_rows}|{seed}"
-    return datasets.Dataset(
-        datasets.table.InMemoryTable(table), fingerprint=hashlib.sha256(name.encode()).hexdigest()[:16]
-    )
+    fingerprint = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return datasets.Dataset(datasets.table.InMemoryTable(table), fingerprint=fingerprint)
 
 
 class TokenRowsOnDisk(torch.utils.data.Dataset):
-    """The encode stage's rows for training with their ids, as int32, in an unlinked file of ``folder`` (nothing
-    left behind, even after a SIGKILL), read back with ``os.pread``: memory holds 16 bytes a row. Rows equal
-    ``load_split``'s, so training sees the same batches and writes the same weights."""
+    """``load_split``'s rows (the same weights) with the ids in an unlinked file of ``folder`` (nothing left behind
+    after a SIGKILL), read back with ``os.pread``: memory holds 16 bytes a row."""
 
     def __init__(self, path: Path | str, folder: Path | str, rows_per_slice: int = 10_000):
         n_rows = parquet_rows(path, ("input_ids", "label"))
         self.offsets = np.zeros(n_rows + 1, dtype=np.int64)  # in tokens: row i is ids [offsets[i], offsets[i + 1])
         self.labels = np.empty(n_rows, dtype=np.int64)
         Path(folder).mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".train-ids-", suffix=".tmp", dir=folder)
-        os.unlink(name)
-        self.file = os.fdopen(fd, "w+b")
+        self.file = tempfile.TemporaryFile(prefix=".train-ids-", suffix=".tmp", dir=folder)  # "w+b", never named
         for start, rows in iter_token_rows(path, rows_per_slice):
             stop = start + len(rows)
             self.offsets[start + 1 : stop + 1] = self.offsets[start] + rows.offsets[1:]
@@ -358,14 +333,12 @@ def token_lengths(dataset: datasets.Dataset | TokenRowsOnDisk) -> np.ndarray:
 
 def freeze_encoder(model) -> int:
     """Freeze the pretrained encoder (found through ``base_model``) and return the trainable count."""
-    for parameter in model.base_model.parameters():
-        parameter.requires_grad = False
+    model.base_model.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) -> tuple[Path, str | None]:
-    """This run's state folder and the checkpoint to resume from (or None). Other settings' state (folders named
-    like a fingerprint, 16 hex digits) can never be resumed and is deleted, by one process (``remove_stale``)."""
+    """This run's state folder and checkpoint to resume (or None); other fingerprints' folders are deleted."""
     state_dir = Path(state_root) / run_id
     for stale in Path(state_root).glob("[0-9a-f]" * 16) if remove_stale else ():
         if stale != state_dir and stale.is_dir():
@@ -374,26 +347,27 @@ def resumable_state(state_root: Path, run_id: str, remove_stale: bool = True) ->
     # a folder a kill while saving left partial (tests/test_reliability.py::test_a_partial_checkpoint_is_not_resumed)
     states = state_dir.glob("checkpoint-*/trainer_state.json")
     for state in sorted(states, key=lambda p: -int(p.parent.name.split("-")[1])):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             json.loads(state.read_text())
             return state_dir, str(state.parent)
-        except (OSError, ValueError):
-            continue
     return state_dir, None
 
 
 def run_record(
     result, device: torch.device, bf16: bool, model_dir: Path, processes: int = 1, history: list[dict] = ()
 ) -> dict:
-    """What ``textclf export`` writes into the model card about the run that trained these weights (tied to them
-    by their SHA-256), with the seconds the curve evaluations took (``history``: ``state.log_history``)."""
+    """The run behind these weights (tied by their SHA-256) for the model card ``textclf export`` writes."""
+    native = " (native bf16)" if cpu_has_fast_bf16() else ""
+    hardware = f"{cpu_info()['model']}, {torch.get_num_threads()} threads{native}"
+    if device.type == "cuda":
+        hardware = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     return {
         "weights_sha256": weights_sha256(model_dir),
         "train_runtime_s": round(result.metrics["train_runtime"], 1),
         "curve_eval_s": round(sum(entry.get("eval_runtime", 0.0) for entry in curve_evaluations(history)), 1),
         "steps": result.global_step,
         "rows_per_second": round(result.metrics["train_samples_per_second"], 1),
-        "hardware": hardware_description(device),
+        "hardware": hardware,
         "processes": processes,
         "precision": "bf16" if bf16 else "fp32",
         "torch_threads": torch.get_num_threads(),
