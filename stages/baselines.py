@@ -1,7 +1,5 @@
 """Stage baselines: dummy classifiers and logistic regression on the pretrained hidden states.
 
-Reads params: baselines.*      Writes: <metrics> (accuracy, macro and weighted F1 per split and model) and
-<plots>/confusion.csv and .png (the logistic regression's validation predictions: DVC's template, the notebook's matrix)
 Memory is bounded: fitted on a seeded stratified sample of ``baselines.max_train_rows``, predicted in slices.
 """
 
@@ -30,8 +28,7 @@ PREDICT_ROWS = 100_000  # rows predicted at a time: 150 MB of float32 states at 
 
 
 def baseline_classifiers(max_iter: int, seed: int) -> dict:
-    """The notebook's three baselines, seeded; the logistic regression on standardized features (raw hidden
-    states have a few dimensions of large scale: lbfgs converges in far fewer iterations on standardized ones)."""
+    """The notebook's three baselines, seeded; logistic regression on standardized features (lbfgs converges faster)."""
     return {
         "dummy_uniform": DummyClassifier(strategy="uniform", random_state=seed),
         "dummy_most_frequent": DummyClassifier(strategy="most_frequent"),
@@ -42,7 +39,6 @@ def baseline_classifiers(max_iter: int, seed: int) -> dict:
 
 
 def predict_in_slices(model, X: np.ndarray) -> np.ndarray:
-    """``model.predict`` over the rows of ``X`` (``NpyRows``), one slice of rows in memory at a time."""
     parts = [model.predict(np.asarray(X[start : start + PREDICT_ROWS])) for start in range(0, len(X), PREDICT_ROWS)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 

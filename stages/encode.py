@@ -1,8 +1,6 @@
 """Stage encode: tokenize every split once with the checkpoint's tokenizer (no padding).
 
-Reads params: model.checkpoint, model.max_length, model.trust_remote_code
-Writes: <out>/{train,validation,test}.parquet (input_ids as int32 lists, label, length) and <out>/tokenizer/
-Rows are stored unpadded, ``ROWS_PER_SLICE`` at a time: memory holds one slice.
+Writes input_ids (int32 lists), label and length per row, ``ROWS_PER_SLICE`` rows at a time, and the tokenizer.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Stage error_analysis: per-row validation loss of the fine-tuned model, its worst rows and per-label loss.
 
-Reads evaluate's per-row outputs (no model), the gold labels, and only the top_n rows' texts (read a slice at a time).
-Reads params: error_analysis.top_n      Writes: <top-losses> (the top_n highest-loss rows with their texts: a cached
-output, not a plot, so texts stay out of the plots page; never logged), <plots>/label_loss.csv (per label: mean_loss,
-rows, errors; a bar plot) and <metrics> (overall and per-label mean loss).
+Reads evaluate's per-row outputs (no model) and only the top_n rows' texts: those go into <top-losses> (a cached
+output, not a plot, so texts stay out of the plots page), never into a log.
 """
 
 from __future__ import annotations

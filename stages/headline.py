@@ -37,8 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baselines", type=Path, required=True, help="the baselines stage's metrics")
     parser.add_argument("--out", type=Path, required=True, help="the headline metrics file")
     args, _ = parser.parse(argv)  # params checked like every stage's, although this one reads none
-    numbers = headline(read_json(args.finetuned), read_json(args.baselines), args.finetuned, args.baselines)
-    write_json(args.out, numbers)
+    write_json(args.out, headline(read_json(args.finetuned), read_json(args.baselines), args.finetuned, args.baselines))
 
 
 if __name__ == "__main__":

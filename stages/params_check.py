@@ -1,9 +1,7 @@
 """Stage params: check params.yaml before any other stage runs, so a mistake costs no output.
 
-Reads: the whole params.yaml (as DVC reads it)      Writes: <out>, a stamp every other stage depends on
-DVC removes a stage's outputs only when it runs it: this first stage stops a bad params.yaml (a schema or
-cross-key mistake, a ``data.source`` or ``model.checkpoint`` that names nothing usable) with one line in about a
-second (no torch, numpy or pandas). The stamp never changes: a valid edit reruns only the stages that read it.
+DVC removes a stage's outputs only when it runs it: this first stage stops a bad params.yaml with one line in about
+a second (no torch, numpy or pandas). The stamp never changes: a valid edit reruns only the stages that read it.
 """
 
 from __future__ import annotations

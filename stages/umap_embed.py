@@ -1,8 +1,6 @@
 """Stage umap: 2-D UMAP of the train hidden states, as the notebook's figure and as plot data.
 
-Reads params: umap.*      Writes: <out>.csv (x, y, inert label name) and <out>.png (panels on shared axes)
-Embeds a stratified sample of at most ``umap.max_points`` rows, read from disk alone (memory: the sample's); the
-fine-tuned states hold a sample of the train rows (``hidden_states.finetuned_train_rows``): drawn among those.
+Embeds a stratified sample of at most ``umap.max_points`` rows (among those the states hold), read from disk alone.
 """
 
 from __future__ import annotations
@@ -17,16 +15,15 @@ from sklearn.preprocessing import MinMaxScaler
 from textclf.common.stage import StageParser, run_stage
 from textclf.evaluation.sampling import stratified_sample
 from textclf.io.stage_files import read_json, read_parquet, read_states
-from textclf.reporting.plots import save_umap_png, write_umap_csv
+from textclf.reporting.plots import save_png, umap_figure, write_umap_csv
 
 log = logging.getLogger("stage.umap")
 UMAP_SMALL_DATA = 4096  # umap-learn computes exact distances for fewer rows than this (umap_.py, fit)
 
 
 def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
-    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded. Below UMAP's
-    exact-distance threshold, distances precomputed in one product give the same neighbours far sooner
-    (bench/RESULTS.md, section 10)."""
+    """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded; below UMAP's exact-distance
+    threshold, distances precomputed in one product give the same neighbours sooner (bench/RESULTS.md, section 10)."""
     from umap import UMAP  # numba compiles UMAP's code at import: only when embedding
 
     scaled = MinMaxScaler().fit_transform(X)
@@ -63,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
     points = write_umap_csv(args.out.with_suffix(".csv"), xy, y, label_names)
     title = f"UMAP of {args.out.name} hidden states (train)"
-    save_umap_png(args.out.with_suffix(".png"), points, label_names, title)
+    save_png(umap_figure(points, label_names, title), args.out.with_suffix(".png"), dpi=80)
 
 
 if __name__ == "__main__":

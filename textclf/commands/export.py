@@ -18,24 +18,11 @@ from textclf.io.outputs import MARKER, atomic_path, check_output
 from textclf.models.loading import check_model_folder, weights_sha256
 from textclf.reporting.model_card import TRAINING_RUN_PLACEHOLDER, card_sha256, training_run_line
 
-
-def with_training_run(text: str, record_file: Path, sha256: str) -> str:
-    """The card with its training time line filled in from the finetune run record, when it is of these weights."""
-    try:
-        record = json.loads(record_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return text
-    if record.get("weights_sha256") != sha256:
-        return text  # the record of another run (say, the model came from the DVC remote)
-    return text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
-
-
 RUN_RECORD = Path("checkpoints/finetune-run.json")
 
 
 def export(model: Path, card: Path, out: Path, force: bool = False, run_record: Path = RUN_RECORD) -> Path:
-    """Copy the checked model folder and its card (as README.md) to ``out``, world-readable (``check_output``
-    refuses an ``out`` it must not write; one it wrote is replaced only with ``force``)."""
+    """Copy the checked model folder and its card (README.md) to ``out``, world-readable (``force``: replace it)."""
     inputs = [model, card, run_record]
     check_output(out, inputs, is_dir=True)  # before any work: a refusal leaves everything as it was
     if out.exists() and not force:
@@ -47,9 +34,15 @@ def export(model: Path, card: Path, out: Path, force: bool = False, run_record: 
     sha256 = weights_sha256(model)
     if card_sha256(text) != sha256:
         raise PipelineError(f"{card}: written for other weights than {model}'s (rerun the pipeline: dvc repro)")
+    try:  # the card's training time line, from the finetune run record of these weights
+        record = json.loads(run_record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    if record.get("weights_sha256") == sha256:  # else another run's (say, the model came from the DVC remote)
+        text = text.replace(TRAINING_RUN_PLACEHOLDER, training_run_line(record))
     with atomic_path(out, is_dir=True, inputs=inputs) as tmp:
         shutil.copytree(model, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(MARKER))
-        (tmp / "README.md").write_text(with_training_run(text, run_record, sha256), encoding="utf-8")
+        (tmp / "README.md").write_text(text, encoding="utf-8")
         for path in [tmp, *tmp.rglob("*")]:  # save_pretrained's model.safetensors is 0600: ship 0644 / 0755
             path.chmod(0o755 if path.is_dir() else 0o644)
     return out

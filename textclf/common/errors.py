@@ -23,21 +23,15 @@ def first_line(exc: BaseException) -> str:
 
 
 def print_error(exc: BaseException | str, note: str = "") -> None:
-    """``error: <message as one line><note>`` on stderr."""
     print(f"error: {one_line(exc)}{note}", file=sys.stderr)
 
 
 def run_cli(body: Callable[[], object], written: str, before_error: Callable[[], None] = lambda: None) -> int:
-    """Run a command's ``body``: 0 on success; a ``PipelineError`` or ``OSError`` (named by its file, else ``written``)
-    prints ``error: <one line>`` after ``before_error`` (predict silences a broken stdout there) and returns 2."""
+    """Run a command's ``body``: 0, or 2 after ``error: <one line>`` for a ``PipelineError`` or ``OSError``."""
     try:
         body()
-    except PipelineError as exc:
+        return 0
+    except (PipelineError, OSError) as exc:  # OSError: anything the file system refuses: one line, no traceback
         before_error()
-        print_error(exc)
+        print_error(exc if isinstance(exc, PipelineError) else f"{exc.filename or written}: {exc.strerror or exc}")
         return 2
-    except OSError as exc:  # anything the file system refuses: one line, no traceback
-        before_error()
-        print_error(f"{exc.filename or written}: {exc.strerror or exc}")
-        return 2
-    return 0

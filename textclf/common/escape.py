@@ -1,5 +1,4 @@
-"""User text (label names, texts, file names, params) made safe where it is shown, one function per medium:
-a terminal, a Markdown table cell, and plot data, which `dvc plots show` inlines unescaped into a ``<script>``."""
+"""User text made safe where it is shown: a terminal, a Markdown cell, plot data (inlined into a ``<script>``)."""
 
 from __future__ import annotations
 
@@ -12,14 +11,12 @@ LOOK_ALIKES = str.maketrans({"<": "\u2039", ">": "\u203a"})
 
 
 def terminal(text: object) -> str:
-    """``text`` with each control character, line separator, bidirectional override and lone surrogate as its Python
-    escape (``\\x1b``, ``\\u202e``): no escape sequence reaches a terminal raw (every ``error:`` line comes here)."""
+    """``text`` with each control, line-separator, bidi-override or surrogate character as its Python escape."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
 def markdown_cell(value: object) -> str:
-    """``value`` as one line of literal Markdown (whitespace runs as one space, special characters backslash-escaped,
-    control characters as in ``terminal``): it can neither break a table nor format or script the page."""
+    """``value`` as one line of literal Markdown (special characters backslash-escaped, control ones escaped)."""
     return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else ch for ch in terminal(" ".join(str(value).split())))
 
 
@@ -29,5 +26,4 @@ def inert(text: object) -> str:
 
 
 def inert_labels(names) -> list[str]:
-    """Each label name made inert (see ``inert``), in the same order."""
     return [inert(name) for name in names]

@@ -15,14 +15,12 @@ _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "A
 
 
 def hub_offline_requested() -> bool:
-    """True when one of the Hugging Face offline variables is set (the libraries then never connect)."""
     return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _OFFLINE_VARIABLES)
 
 
 @functools.cache
 def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
-    """Why the hub cannot be reached within ``2 * timeout`` s (the clients retry for 30-60 s), else None (also behind
-    a proxy or offline). The DNS lookup runs in a thread: ``getaddrinfo`` has no timeout."""
+    """Why the hub cannot be reached within ``2 * timeout`` s (the clients retry for 30-60 s), else None."""
     if hub_offline_requested() or any(os.environ.get(v) for v in _PROXY_VARIABLES):
         return None
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
@@ -36,7 +34,7 @@ def hub_unreachable_reason(timeout: float = 2.0) -> str | None:
         except OSError as exc:
             found.append(exc)
 
-    thread = threading.Thread(target=lookup, daemon=True)
+    thread = threading.Thread(target=lookup, daemon=True)  # getaddrinfo has no timeout
     thread.start()
     thread.join(timeout)
     if not found:

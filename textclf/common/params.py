@@ -1,5 +1,4 @@
-"""The typed schema of ``params.yaml`` (no defaults: the file holds every value), read as DVC 3 reads it
-(ruamel.yaml, ``YAML(typ="safe")``, YAML 1.2: ``no`` is a string, ``2e-5`` a float); a mistake is one line."""
+"""The typed schema of ``params.yaml``, read as DVC 3 reads it (YAML 1.2: ``no`` is a string); a mistake is one line."""
 
 from __future__ import annotations
 
@@ -24,8 +23,7 @@ Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class _Section(BaseModel):
-    # strict: "2" is not an int and 1 is not a bool; extra keys are typos, not options;
-    # no NaN or infinity in a float. No field has a default: params.yaml holds every value.
+    # strict: "2" is not an int, 1 not a bool; extra keys are typos; no field has a default: params.yaml holds all
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
@@ -108,13 +106,8 @@ class Params(_Section):
 _yaml = partial(YAML, typ="safe")  # a new loader each time, as DVC's parse_yaml makes one
 
 
-def _is_merge(key: ScalarNode) -> bool:
-    return str(key.tag).endswith(":merge")
-
-
 def _key_lines(root) -> dict[tuple, list[int]]:
-    """{key path: the 1-based lines it is written on} of a composed YAML node (merge keys ``<<`` are not keys;
-    an aliased node is walked once)."""
+    """{key path: the 1-based lines it is written on} of a composed YAML node (merge keys ``<<`` are not keys)."""
     lines, walked, todo = {}, set(), [((), root)]
     while todo:
         path, node = todo.pop()
@@ -123,7 +116,8 @@ def _key_lines(root) -> dict[tuple, list[int]]:
         walked.add(id(node))
         named = []  # (key or index, the node its line is taken from, the node under it)
         if isinstance(node, MappingNode):
-            named = [(k.value, k, v) for k, v in node.value if isinstance(k, ScalarNode) and not _is_merge(k)]
+            keys = [(k, v) for k, v in node.value if isinstance(k, ScalarNode)]
+            named = [(k.value, k, v) for k, v in keys if not str(k.tag).endswith(":merge")]
         elif isinstance(node, SequenceNode):
             named = [(index, item, item) for index, item in enumerate(node.value)]
         for name, key, value in named:
@@ -157,16 +151,8 @@ def _yaml_problem(exc: Exception) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {' '.join(problem.split())}"
 
 
-def _suggestion(loc: tuple) -> str:
-    """``; did you mean 'learning_rate'?`` for an unknown key close to a known one of its mapping."""
-    model = Params.model_fields[loc[0]].annotation if len(loc) > 1 else Params  # a section, or the top level
-    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
 def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = None) -> Params:
-    """Validate a parsed YAML mapping; a ``PipelineError`` names the first bad parameter (and its line, given
-    ``lines``: {key path: line}); a wrong value comes before a missing key (it is the more specific)."""
+    """Validate a parsed YAML mapping; a ``PipelineError`` names the first bad parameter (a wrong value first)."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise PipelineError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
@@ -178,10 +164,11 @@ def parse_params(raw: object, source: str = "params.yaml", lines: dict | None = 
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         known = [(lines or {}).get(tuple(err["loc"][:n])) for n in range(len(err["loc"]), 0, -1)]
         at = next((f"line {line}" for line in known if line), "")
-        if err["type"] == "extra_forbidden":
-            raise PipelineError(
-                f"{source}: unknown parameter '{where}'{f' ({at})' if at else ''}{_suggestion(err['loc'])}"
-            ) from None
+        if err["type"] == "extra_forbidden":  # did you mean a known key of its mapping (a section, or the top level)?
+            model = Params.model_fields[err["loc"][0]].annotation if len(err["loc"]) > 1 else Params
+            close = difflib.get_close_matches(str(err["loc"][-1]), list(model.model_fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise PipelineError(f"{source}: unknown parameter '{where}'{f' ({at})' if at else ''}{hint}") from None
         if err["type"] == "missing":
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise PipelineError(
@@ -231,8 +218,7 @@ def check_rules(params: Params, source: str = "params.yaml") -> None:
 
 
 def check_files(params: Params) -> None:
-    """For the params stage: a ``data.source`` folder holds each split's file, ``model.checkpoint`` resolves, and
-    ``model.max_length`` fits a checkpoint folder's input limit."""
+    """For the params stage: ``data.source``'s split files, ``model.checkpoint``, ``model.max_length`` against it."""
     from textclf.common.checkpoints import folder_input_limit, resolve_checkpoint
     from textclf.common.user_paths import SPLITS, source_folder, split_file
 

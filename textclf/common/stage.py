@@ -1,5 +1,4 @@
-"""A stage's lifecycle: logging, clean stops on signals or when DVC goes away, one-line exits (under ``dvc repro``,
-which deletes a stage's outputs first, saying how to restore them)."""
+"""A stage's lifecycle: logging, clean stops on signals or when DVC goes away, one-line exits."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ from typing import Any
 from textclf.common.errors import PipelineError, print_error
 from textclf.common.params import load_params
 
-# The last good outputs are in dvc.lock: DVC-cached ones come back with `dvc checkout`, the
-# git-tracked headline and plot data with `git checkout`.
+# dvc.lock's last good outputs: the cached ones from DVC, the git-tracked headline and plot data from git
 RESTORE_COMMAND = "dvc checkout --force && git checkout -- metrics plots"
 
 
@@ -55,12 +53,6 @@ def _on_signal(signum, frame):
     raise Stopped(signum)
 
 
-def _is_dvc(argv: list[bytes]) -> bool:
-    """Whether a command line runs DVC (``dvc repro``, ``python -m dvc``), not only names it (``--live dvclive``)."""
-    head = [os.path.basename(arg) for arg in argv[:3]]
-    return b"dvc" in head or b"-m dvc" in b" ".join(argv[:3])
-
-
 def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
     """The parent process and its parents up to DVC (a shell may sit between): if one dies, nobody waits for us."""
     pids, pid = [], os.getppid()
@@ -73,7 +65,8 @@ def _ancestors_up_to_dvc(max_depth: int = 4) -> list[int]:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             break
-        if _is_dvc(argv):
+        head = argv[:3]  # runs DVC (dvc repro, python -m dvc), not only names it (--live dvclive)
+        if b"dvc" in map(os.path.basename, head) or b"-m dvc" in b" ".join(head):
             break
         pid = int(stat.rsplit(")", 1)[1].split()[1])
     return pids
@@ -85,16 +78,6 @@ def _stop_when_orphaned(pids: list[int], parent: int, interval: float = 1.0) -> 
         if os.getppid() != parent or not all(Path(f"/proc/{pid}").exists() for pid in pids):
             os.kill(os.getpid(), signal.SIGTERM)
             return
-
-
-def _lost_a_peer(exc: RuntimeError) -> bool:
-    """Whether another process of the run (on another machine: torchrun cannot stop this one) went away."""
-    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return False
-    message = str(exc)
-    return type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(
-        sign in message for sign in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
-    )
 
 
 class StageParser(argparse.ArgumentParser):
@@ -112,8 +95,7 @@ class StageParser(argparse.ArgumentParser):
 
 
 def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
-    """Run a stage's ``main``: a ``PipelineError`` exits 2 in one line, SIGTERM/SIGINT exit 128 + signal after
-    cleanup; any other exception keeps its traceback (a bug, not bad input)."""
+    """Run a stage's ``main``: bad input exits 2 in one line, a signal 128 + signal, a bug with its traceback."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("transformers").setLevel(logging.WARNING)  # its INFO lines are internals
     under_dvc = "DVC_STAGE" in os.environ
@@ -130,15 +112,17 @@ def run_stage(main: Callable[[], None], dvc_note: str | None = None) -> None:
             threading.Thread(target=_stop_when_orphaned, args=(watched, os.getppid()), daemon=True).start()
         main()
     except PipelineError as exc:
-        # Bad input is the same input for every process of a multi-process run (textclf.models.launch):
-        # the first process says it, the others only exit.
+        # bad input is the same for every process of a run (textclf.models.launch): the first one says it
         if os.environ.get("RANK", "0") == "0":
             print_error(exc, hint if under_dvc else "")
         sys.exit(2)
     except RuntimeError as exc:
-        if not _lost_a_peer(exc):
+        # another process of the run went away (on another machine: torchrun cannot stop this one)?
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        signs = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+        lost = type(exc).__name__ in ("DistBackendError", "DistNetworkError") or any(s in str(exc) for s in signs)
+        if world < 2 or not lost:
             raise
-        world = int(os.environ["WORLD_SIZE"])
         print(
             f"error: process {int(os.environ.get('RANK', 0)) + 1} of {world} lost its connection to another process "
             "of this run (that process or its machine stopped; its own message, if any, is on its machine); "

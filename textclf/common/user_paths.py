@@ -1,5 +1,4 @@
-"""Paths given in ``params.yaml`` (``data.source``, ``model.checkpoint``): what they point at. Standard library only:
-the ``params`` check stage resolves them without importing numpy, pandas or torch."""
+"""What the paths of ``params.yaml`` point at, with the standard library only (the params gate imports no numpy)."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ SOURCE_ADVICE = (
 
 
 def user_path(value: str) -> Path:
-    """A path from params.yaml, relative to the project root: in the copy ``dvc exp run --queue``/``--temp`` runs in
-    (``<project>/.dvc/tmp/exps/<name>/``), a relative path missing there is resolved against the original project."""
+    """A path from params.yaml, relative to the project root (in a ``dvc exp run --queue`` copy: the original's)."""
     path = Path(value).expanduser()
     if path.is_absolute() or path.exists():
         return path
@@ -33,8 +31,7 @@ def user_path(value: str) -> Path:
 
 
 def looks_like_path(value: str) -> bool:
-    """Whether ``value`` can only be a local path, never a hub id (``org/name``, ``name``): it starts with ``.``, ``/``
-    or ``~``, has a backslash, two ``/`` or a trailing one, or is ``x/y`` where a local ``x`` exists (data/sampel)."""
+    """Whether ``value`` can only be a local path, never a hub id (``org/name``): data/sampel where data/ exists."""
     if value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1 or value.endswith("/"):
         return True
     head, sep, _ = value.partition("/")
@@ -42,8 +39,7 @@ def looks_like_path(value: str) -> bool:
 
 
 def source_folder(source: str) -> Path | None:
-    """The local folder ``data.source`` names (``sample``: the demo sample), or None for a hub dataset id; a value
-    that looks like a path (``looks_like_path``) but is not a folder is an error, never a hub lookup."""
+    """The local folder ``data.source`` names (``sample``: the demo sample), or None for a hub dataset id."""
     if source == SAMPLE_SOURCE:
         return SAMPLE_DIR
     path = user_path(source)

@@ -1,2 +1,1 @@
-"""Scoring models: accuracy and F1 with bootstrap intervals, the collapse check, seeded stratified
-sampling of rows, logits from saved hidden states, and the per-row losses of error analysis."""
+"""Scoring models: metrics with bootstrap intervals, the collapse check, sampling, error analysis."""

@@ -1,5 +1,4 @@
-"""A classifier's per-row outputs (evaluate writes them) and their error analysis: per-row loss, the highest-loss
-rows, per-label mean loss. Texts go only into the highest-loss table, never into a log (they are the user's data)."""
+"""Per-row outputs of a classifier and their error analysis; texts go only into the highest-loss table, never a log."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from scipy.special import log_softmax
 from textclf.common.errors import PipelineError
 from textclf.common.escape import inert_labels
 from textclf.io.outputs import atomic_path
-from textclf.io.stage_files import iter_parquet, open_parquet, unreadable_parquet
+from textclf.io.stage_files import iter_parquet, read_table
 
 # Rows whose loss ``per_row_loss`` computes at a time (its float64 temporaries: a few MB each)
 LOSS_ROWS = 65_536
@@ -33,8 +32,7 @@ def per_row_loss(logits: np.ndarray, labels: np.ndarray, rows_per_chunk: int = L
 
 
 def loss_table(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> pd.DataFrame:
-    """Every row (``row``: its position) with gold and predicted label names and loss, ranked by loss (``rank`` 1 =
-    highest; ties in row order), without texts (``with_texts`` adds those of the rows kept)."""
+    """Every row (``row``: its position) with gold and predicted label and loss, ranked by loss (ties: row order)."""
     labels = np.asarray(labels)
     if len(labels) != len(logits):
         raise PipelineError(f"error analysis: {len(labels)} labels, {len(logits)} predictions")
@@ -62,8 +60,7 @@ def with_texts(table: pd.DataFrame, texts: Sequence[str]) -> pd.DataFrame:
 
 
 def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000) -> list[str]:
-    """The ``text`` of each of ``rows`` (positions in the data stage's file ``path``), in that order; the file is read
-    a slice at a time and only the texts asked for become Python strings."""
+    """The ``text`` of each of ``rows`` of the data stage's file ``path``, in that order, read a slice at a time."""
     rows = np.asarray(rows, dtype=np.int64)
     found: dict[int, str] = {}
     wanted = np.unique(rows)
@@ -72,8 +69,7 @@ def texts_of_rows(path: Path, rows: Sequence[int], rows_per_batch: int = 100_000
         if len(here):
             picked = batch.column(0).take(pa.array(here - start)).to_pylist()
             found.update(zip(here.tolist(), picked, strict=True))
-    missing = [int(r) for r in wanted if int(r) not in found]
-    if missing:
+    if missing := [int(r) for r in wanted if int(r) not in found]:
         raise PipelineError(f"{path}: no row {missing[0]} (rerun evaluate: dvc repro)")
     return [found[int(r)] for r in rows]
 
@@ -115,7 +111,7 @@ def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarr
                 {
                     "label": labels,
                     "predicted": logits.argmax(axis=1).astype(np.int64),
-                    "loss": per_row_loss(logits, labels) if len(labels) else np.zeros(0),
+                    "loss": per_row_loss(logits, labels),
                     "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.reshape(-1)), logits.shape[1]),
                 }
             )
@@ -124,14 +120,9 @@ def write_predictions(folder: Path, splits: dict[str, tuple[np.ndarray, np.ndarr
 
 def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(gold label ids, float32 logits) of a ``write_predictions`` file, straight from Arrow; damaged: one line."""
-    handle = open_parquet(path, ("label", "logits"))
-    try:
-        table = handle.read(columns=["label", "logits"])
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
-        raise unreadable_parquet(path, exc) from None
+    table = read_table(path, ("label", "logits"))
     labels = table.column("label").to_numpy()
     if not len(table):
         return labels, np.zeros((0, 0), dtype=np.float32)
     values = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in table.column("logits").chunks]
-    logits = np.concatenate(values).astype(np.float32, copy=False).reshape(len(table), -1)
-    return labels, logits
+    return labels, np.concatenate(values).astype(np.float32, copy=False).reshape(len(table), -1)

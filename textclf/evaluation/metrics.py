@@ -8,8 +8,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str] | None = None) -> dict:
-    """Accuracy, macro F1 (rare labels count the same), weighted F1 (the notebook's), over the labels present (as
-    sklearn does); per-label F1 too given ``label_names``."""
+    """Accuracy, macro and weighted F1 over the labels present (as sklearn does); per-label F1 given ``label_names``."""
     metrics = {
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 6),
         "f1_macro": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 6),
@@ -26,8 +25,7 @@ BOOTSTRAP_BLOCK = 4_000_000
 
 
 def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed: int) -> dict:
-    """Seeded percentile bootstrap 95% intervals of accuracy and macro F1 over (true, predicted) pairs
-    (``scipy.stats.bootstrap``), in batches of at most ``BOOTSTRAP_BLOCK`` row indices: bounded memory."""
+    """Seeded percentile bootstrap 95% intervals of accuracy and macro F1, ``BOOTSTRAP_BLOCK`` indices at a time."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     if len(y_true) == 0 or resamples == 0:
         return {}
@@ -53,8 +51,7 @@ def bootstrap_ci95(y_true: np.ndarray, y_pred: np.ndarray, resamples: int, seed:
 
 
 def resample_scores(y_true: np.ndarray, y_pred: np.ndarray, n_labels: int, axis: int = -1) -> np.ndarray:
-    """Accuracy and macro F1 of each resample along ``axis`` (scipy's vectorized statistic); macro F1 over the labels
-    present, as in ``classification_metrics``, so the interval surrounds the point estimate."""
+    """Accuracy and macro F1 (labels present, as ``classification_metrics``) of each resample along ``axis``."""
     f1, present = 0.0, 0
     for label in range(n_labels):
         true, pred = y_true == label, y_pred == label

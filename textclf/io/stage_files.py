@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from numpy.lib import format as npy
 
 from textclf.common.errors import PipelineError, first_line
 from textclf.common.escape import terminal
@@ -62,24 +63,27 @@ def missing_columns(path: Path | str, found: Sequence, required: Sequence[str], 
         )
 
 
-def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_table(path: Path | str, columns: tuple[str, ...] = (), then: Callable = lambda table: table):
+    """``then(table)`` of ``columns`` of a stage's Parquet file; pyarrow's errors in either are one line."""
     handle = open_parquet(path, columns)
     try:
-        return handle.read(columns=list(columns) or None).to_pandas()
+        return then(handle.read(columns=list(columns) or None))
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
         raise unreadable_parquet(path, exc) from None
 
 
+def read_parquet(path: Path | str, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    return read_table(path, columns, pa.Table.to_pandas)
+
+
 def parquet_rows(path: Path | str, columns: tuple[str, ...] = ()) -> int:
-    """Rows in a stage's Parquet file, from its footer."""
     return open_parquet(path, columns).metadata.num_rows
 
 
 def iter_parquet(
     path: Path | str, columns: tuple[str, ...], rows_per_batch: int = 10_000, hint: str = REBUILD_HINT, only=True
 ):
-    """``(first row, RecordBatch)`` of ``columns`` (every column, ``only`` False), each validated (a damaged page
-    can hold text that is not UTF-8): memory holds one batch."""
+    """``(first row, RecordBatch)`` of ``columns`` (every column, ``only`` False), each fully validated."""
     handle, start = open_parquet(path, columns, hint), 0
     try:  # a consumer's exceptions never reach this frame: only pyarrow's (ArrowInvalid, OSError, ...) are caught
         for batch in handle.iter_batches(batch_size=rows_per_batch, columns=list(columns) if only else None):
@@ -92,8 +96,7 @@ def iter_parquet(
 
 @dataclass
 class TokenRows:
-    """Token ids of many rows as one flat int32 array cut by offsets, with labels: 4 bytes a token where
-    Python lists of ints take about 36."""
+    """Token ids of many rows as one flat int32 array cut by offsets (4 bytes a token, not a list's 36), with labels."""
 
     values: np.ndarray  # int32, every row's ids one after another
     offsets: np.ndarray  # int64, len(rows) + 1: row i is values[offsets[i]:offsets[i + 1]]
@@ -128,13 +131,8 @@ def read_token_rows(path: Path | str) -> TokenRows:
 
 
 def read_token_table(path: Path | str) -> pa.Table:
-    handle = open_parquet(path, ("input_ids", "label"))
-    try:
-        table = handle.read(columns=["input_ids", "label"])
-        table.validate(full=True)  # a damaged page can hold list offsets past the values
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError and more for damaged files
-        raise unreadable_parquet(path, exc) from None
-    return table
+    # validated: a damaged page can hold list offsets past the values
+    return read_table(path, ("input_ids", "label"), lambda table: table.validate(full=True) or table)
 
 
 def list_lengths(column) -> np.ndarray:
@@ -146,16 +144,10 @@ def list_lengths(column) -> np.ndarray:
 def token_rows_of(table) -> TokenRows:
     """A pyarrow table's ``input_ids`` and ``label`` as ``TokenRows``, the ids copied once."""
     ids = table.column("input_ids")
-    offsets = np.zeros(len(table) + 1, dtype=np.int64)
-    np.cumsum(list_lengths(ids), out=offsets[1:])
-    values = np.empty(int(offsets[-1]), dtype=np.int32)
-    at = 0
-    for chunk in ids.chunks:
-        flat = pc.list_flatten(chunk).to_numpy(zero_copy_only=False)
-        values[at : at + len(flat)] = flat
-        at += len(flat)
-    labels = table.column("label").to_numpy().astype(np.int64, copy=False)
-    return TokenRows(values=values, offsets=offsets, labels=labels)
+    offsets = np.concatenate([[0], np.cumsum(list_lengths(ids), dtype=np.int64)])
+    flat = [pc.list_flatten(chunk).to_numpy(zero_copy_only=False) for chunk in ids.chunks]
+    values = np.concatenate([np.empty(0, np.int32), *flat]).astype(np.int32, copy=False)
+    return TokenRows(values, offsets, table.column("label").to_numpy().astype(np.int64, copy=False))
 
 
 # Rows of one slice that ``iter_token_rows`` holds at a time (a few tens of MB of token ids)
@@ -163,30 +155,27 @@ ROWS_PER_SLICE = 262_144
 
 
 def iter_token_rows(path: Path | str, rows_per_slice: int | None = None) -> Iterator[tuple[int, TokenRows]]:
-    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time (pyarrow's
-    batches span row groups)."""
+    """``(first row, TokenRows)`` of the encode stage's file, ``rows_per_slice`` rows at a time."""
     for start, batch in iter_parquet(path, ("input_ids", "label"), rows_per_slice or ROWS_PER_SLICE):
         yield start, token_rows_of(pa.Table.from_batches([batch]))
 
 
 class NpyRowWriter:
-    """A float32 (rows x width) ``.npy`` file, created sparse, whose rows any process writes with ``pwrite``
-    (nothing mapped: a process holds one batch, not the array)."""
+    """A float32 (rows x width) ``.npy`` file, created sparse, whose rows any process writes with ``pwrite``."""
 
     def __init__(self, path: Path | str, n_rows: int, width: int, create: bool):
         self.path, self.width = Path(path), width
         if create and n_rows == 0:
             np.save(self.path, np.zeros((0, width), dtype=np.float32))
         elif create:
-            np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(n_rows, width)).flush()
+            npy.open_memmap(self.path, mode="w+", dtype=np.float32, shape=(n_rows, width)).flush()
         self.offset = self.path.stat().st_size - n_rows * width * 4
         self.fd = os.open(self.path, os.O_WRONLY)
 
     def write(self, index: np.ndarray, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=np.float32)
-        row_bytes = self.width * 4
         for i, row in zip(index.tolist(), values, strict=True):
-            os.pwrite(self.fd, row.tobytes(), self.offset + i * row_bytes)
+            os.pwrite(self.fd, row.tobytes(), self.offset + i * self.width * 4)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -241,11 +230,8 @@ def open_npy(path: Path | str) -> NpyRows:
     path = _existing(path)
     try:
         with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran_order, dtype = read_header(handle)
+            v1 = npy.read_magic(handle) == (1, 0)
+            shape, fortran_order, dtype = (npy.read_array_header_1_0 if v1 else npy.read_array_header_2_0)(handle)
             offset = handle.tell()
     except Exception as exc:  # numpy raises ValueError, EOFError, SyntaxError and more for a damaged header
         raise PipelineError(f"{path}: not a readable .npy array ({first_line(exc)}): {REBUILD_HINT}") from None
@@ -259,8 +245,7 @@ def open_npy(path: Path | str) -> NpyRows:
 def read_states(
     folder: Path | str, split: str, n_rows: int, sample_ok: bool = False
 ) -> tuple[NpyRows, np.ndarray | None]:
-    """A hidden_states folder's ``<split>.npy`` checked against ``n_rows``, and the sorted positions of
-    ``<split>_rows.npy`` when it holds only some rows (``sample_ok`` readers only), else None."""
+    """A hidden_states folder's ``<split>.npy`` of ``n_rows``, and ``<split>_rows.npy``'s positions (or None)."""
     folder = Path(folder)
     path, rows_path = folder / f"{split}.npy", folder / f"{split}{ROWS_SUFFIX}"
     states = open_npy(path)

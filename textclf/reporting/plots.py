@@ -21,8 +21,7 @@ UMAP_CMAPS = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
 
 
 def write_predictions_csv(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> None:
-    """The confusion template's input (.dvc/plots/confusion.json): one row per (actual, predicted) pair that occurs
-    and each diagonal pair, with ``weight`` its count (at most n_labels squared rows); label names made inert."""
+    """The confusion template's input: a row per (actual, predicted) pair seen or diagonal, ``weight`` its count."""
     names, n = np.asarray(inert_labels(label_names)), len(label_names)
     counts = np.bincount(np.asarray(y_true) * n + np.asarray(y_pred), minlength=n * n)
     actual, predicted = np.divmod(np.arange(n * n), n)
@@ -42,7 +41,6 @@ def write_umap_csv(path: Path, xy: np.ndarray, labels: np.ndarray, label_names: 
 
 
 def save_png(fig, path: Path, dpi: int) -> None:
-    """The figure as a PNG, written atomically; the figure is closed."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
@@ -58,10 +56,6 @@ def save_confusion_png(path: Path, y_true: np.ndarray, y_pred: np.ndarray, label
     ax.set_title(textwrap.fill(title, width=45))
     fig.tight_layout()
     save_png(fig, path, dpi=100)
-
-
-def save_umap_png(path: Path, points: pd.DataFrame, label_names: list[str], title: str) -> None:
-    save_png(umap_figure(points, label_names, title), path, dpi=80)
 
 
 def umap_figure(points: pd.DataFrame, label_names: list[str], title: str):
