@@ -5,7 +5,9 @@ Embeds a stratified sample of at most ``umap.max_points`` rows (among those the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,27 @@ log = logging.getLogger("stage.umap")
 UMAP_SMALL_DATA = 4096  # umap-learn computes exact distances for fewer rows than this (umap_.py, fit)
 
 
+def cache_compiled_code(*packages: str) -> None:
+    """Keep the machine code numba compiles for these packages' functions (in their __pycache__, else numba's
+    user cache): umap-learn marks few of them ``cache=True``, so every run compiled them again, seconds a run
+    (bench/RESULTS.md, section 15). The same code: the same embedding. No writable cache: compiled as before."""
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in packages:
+            for function in list(vars(module).values()):
+                if isinstance(function, CPUDispatcher) and isinstance(function._cache, NullCache):
+                    with contextlib.suppress(RuntimeError):  # "cannot cache ... no locator available"
+                        function.enable_caching()
+
+
 def embed_2d(X: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
     """MinMaxScaler then UMAP(n_components=2, metric="cosine"), as in the notebook, seeded; below UMAP's exact-distance
     threshold, distances precomputed in one product give the same neighbours sooner (bench/RESULTS.md, section 10)."""
     from umap import UMAP  # numba compiles UMAP's code at import: only when embedding
 
+    cache_compiled_code("umap", "pynndescent")
     scaled = MinMaxScaler().fit_transform(X)
     small = len(scaled) < UMAP_SMALL_DATA
     mapper = UMAP(
