@@ -5,7 +5,9 @@ Each variant trains ``3 + --steps`` optimizer steps of the same seeded run on th
 untimed; torch.compile's compilation happens there and in the first timed steps, so it is charged as a run would
 be), back to back in one process; the default runs first and last, so that drift of the machine shows. Variants:
 ``default`` (params.yaml), ``fused_adamw`` (``optim="adamw_torch_fused"``), ``compile`` (``torch_compile=True``),
-``loader_worker`` (``dataloader_num_workers=1``: collation in a second process). Run from the project root:
+``loader_worker`` (``dataloader_num_workers=1``: collation in a second process), ``frozen_word_embeddings`` (the
+token embedding table left out of training: no gradient nor AdamW update for its 11.7M of the encoder's 22.7M
+parameters; the trainer as built, then that one tensor frozen). Run from the project root:
 
     python -m bench.step_levers --data ../shared/data/emotion --steps 60 --out /tmp/levers.json
 """
@@ -33,6 +35,7 @@ VARIANTS = {
     "fused_adamw": {"optim": "adamw_torch_fused"},
     "compile": {"torch_compile": True},
     "loader_worker": {"dataloader_num_workers": 1},
+    "frozen_word_embeddings": {"freeze": "word_embeddings"},
 }
 log = logging.getLogger("bench")
 
@@ -53,9 +56,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="levers-") as tmp:
         train = pipeline.train_split(ids, bench.y["train"], tmp)
         for i, name in enumerate(names):
-            trainer, meter = pipeline_trainer(
-                bench, train, f"{tmp}/{i}", max_steps=WARMUP_STEPS + args.steps, **VARIANTS[name]
-            )
+            overrides = {k: v for k, v in VARIANTS[name].items() if k != "freeze"}
+            steps = WARMUP_STEPS + args.steps
+            trainer, meter = pipeline_trainer(bench, train, f"{tmp}/{i}", max_steps=steps, **overrides)
+            if VARIANTS[name].get("freeze") == "word_embeddings":  # before train(): the optimizer skips it
+                trainer.model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
             trainer.train()
             run = {"variant": name, **VARIANTS[name], **meter.throughput()}
             result["runs"].append(run)
