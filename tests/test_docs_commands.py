@@ -49,7 +49,8 @@ def shown_after(command: str) -> str:
 
 NOTEBOOK = (
     "dvc exp run -S data.source=../shared/data/emotion -S model.checkpoint=distilbert-base-uncased "
-    "-S finetune.learning_rate=2e-5 -S finetune.batch_size=16 -S finetune.epochs=2 -S finetune.warmup_ratio=0.0"
+    "-S finetune.learning_rate=2e-5 -S finetune.batch_size=16 -S finetune.epochs=2 -S finetune.warmup_ratio=0.0 "
+    "-S finetune.train_word_embeddings=true"
 )
 EXP_SHOW = "dvc exp show --only-changed --drop 'Created|State|Executor|test_|.*weighted|.*/|.*yaml' --keep val_accuracy"
 # Each command the pages print, by the test that runs it. Install and the test suite itself are run by CI

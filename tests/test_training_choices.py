@@ -153,3 +153,28 @@ def test_state_is_saved_by_wall_time_as_well_as_by_steps(tmp_path, tiny_model, m
         sorted(p.name for p in (tmp_path / "state").glob("checkpoint-*/trainer_state.json") for p in [p.parent])
         == saved
     )
+
+
+@pytest.mark.parametrize("train_word_embeddings", [False, True])
+def test_the_token_embedding_table_is_trained_only_when_asked(
+    encoded_small, tiny_model, tmp_path, monkeypatch, train_word_embeddings
+):
+    from safetensors.numpy import load_file
+
+    from conftest import copy_encoded
+
+    work = copy_encoded(encoded_small, tmp_path / "work", epochs=1, train_word_embeddings=train_word_embeddings)
+    monkeypatch.chdir(work)
+    run_main("finetune")
+    pretrained, trained = (
+        load_file(tiny_model / "model.safetensors"),
+        load_file(work / "models/finetuned/model.safetensors"),
+    )
+    kept = {
+        name: np.array_equal(trained[f"bert.{name}"], pretrained[name])
+        for name in ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight")
+    }
+    assert kept == {
+        "embeddings.word_embeddings.weight": not train_word_embeddings,
+        "embeddings.position_embeddings.weight": False,
+    }

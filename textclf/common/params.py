@@ -71,6 +71,7 @@ class FinetuneParams(_Section):
     weight_decay: float = Field(ge=0, le=1.0)
     warmup_ratio: float = Field(ge=0, lt=1)
     train_feature_extractor: bool
+    train_word_embeddings: bool
     group_by_length: bool
     save_steps: int = Field(ge=1, le=10**9)
     save_minutes: float | None = Field(gt=0, le=10**6)

@@ -167,6 +167,8 @@ def build_trainer(
     model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
     if not params.train_feature_extractor:
         log.info("encoder frozen: %d trainable parameters", freeze_encoder(model))
+    if not params.train_word_embeddings:  # no gradient nor AdamW update for the token embedding table
+        model.get_input_embeddings().weight.requires_grad_(False)
     total, every = schedule(len(train), params)
     best = params.best_metric
     settings = dict(
