@@ -257,14 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def output_path(output: str | None, source: Path | None, fmt: str | None) -> Path | None:
-    """``--output``; a folder (or ending in /): ``<input>.labelled.<format>`` (or ``predictions.<format>``) in it."""
+def output_path(output: str | None, source: Path | None, fmt: str | None) -> tuple[Path | None, str]:
+    """(path, format) of ``--output``; in a folder (or ending in /): ``<input>.labelled.<format>`` or predictions.*"""
     path = None if output is None else Path(output)
-    if path is None or not (path.is_dir() or output.endswith(("/", os.sep))):
-        output_format(path, fmt)
-        return path
-    name = f"{source.stem}.labelled" if source is not None and str(source) != "-" else "predictions"
-    return path / f"{name}.{fmt or 'jsonl'}"
+    if path is not None and (path.is_dir() or output.endswith(("/", os.sep))):
+        name = f"{source.stem}.labelled" if source is not None and str(source) != "-" else "predictions"
+        path = path / f"{name}.{fmt or 'jsonl'}"
+    return path, output_format(path, fmt)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         raise PipelineError("--batch-size must be at least 1 and --max-length at least 2")
     if args.texts and args.input is not None:
         raise PipelineError("give texts as arguments or --input FILE, not both")
-    output = output_path(args.output, args.input, args.format)
+    output, fmt = output_path(args.output, args.input, args.format)
     if output is None and sys.stdout is None:  # descriptor 1 closed
         raise PipelineError("stdout is closed: write the labelled rows with --output FILE")
     inputs = tuple(p for p in (args.input, args.model) if p is not None and str(p) != "-")
@@ -285,8 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     first = next(slices)  # a bad or empty input stops here, before the model is loaded
     model, tokenizer = load_model(args.model)
     label_names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
-    flat = output_format(output, args.format) != "jsonl"  # CSV and Parquet: a score_<label> column each
-    writer = OutputWriter(output, args.format, inputs) if distributed.is_main() else nullcontext()
+    writer = OutputWriter(output, fmt, inputs) if distributed.is_main() else nullcontext()
     with distributed.process_group(), writer:
         for frame in itertools.chain([first], slices):
             probabilities = predict_proba(
@@ -300,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 progress=False if args.no_progress else None,
             )
             if distributed.is_main():
-                writer.write(label_rows(frame, probabilities, label_names, args.all_scores, flat))
+                writer.write(label_rows(frame, probabilities, label_names, args.all_scores, flat=fmt != "jsonl"))
 
 
 def cli(argv: list[str] | None = None) -> int:

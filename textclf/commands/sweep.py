@@ -10,6 +10,7 @@ Rows group experiments by every param but the seed; the best by mean validation 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -78,9 +79,7 @@ def summarise(found: list[dict], base: dict, seed_param: str, metric: str) -> tu
     keys = sorted({key for exp in [*found, base] for key in exp["params"]} - {seed_param})
     value = lambda exp, key: json.dumps(exp["params"].get(key), sort_keys=True)  # noqa: E731
     varying = [k for k in keys if len({value(exp, k) for exp in [*found, base]}) > 1]
-    groups: dict[tuple, list[dict]] = {}  # in the order of their params' values
-    for exp in sorted(found, key=lambda exp: [value(exp, k) for k in varying]):
-        groups.setdefault(tuple(value(exp, k) for k in varying), []).append(exp)
+    config = lambda exp: [value(exp, k) for k in varying]  # noqa: E731
 
     def row(members: list[dict]) -> dict:
         out = {"config": {k: members[0]["params"].get(k) for k in varying}, "n": len(members)}
@@ -90,7 +89,7 @@ def summarise(found: list[dict], base: dict, seed_param: str, metric: str) -> tu
             out[column] = (statistics.fmean(values), spread) if values else None
         return out
 
-    rows = [row(members) for members in groups.values()]
+    rows = [row(list(members)) for _, members in itertools.groupby(sorted(found, key=config), key=config)]
     if scored := [r for r in rows if r[f"val_{metric}"] is not None]:
         max(scored, key=lambda r: r[f"val_{metric}"][0])["best"] = True
     return varying, [{**row([base]), "baseline": base["name"]}, *rows]

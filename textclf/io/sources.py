@@ -340,9 +340,7 @@ class _Split:
     empty_at: list[int] = field(default_factory=list)  # the first 10 of their lines
     null_label: str | None = None  # the first kept row without a label
     bad_label: str | None = None  # the first kept label that is not a name or id, or not of the dataset's kind
-    kind: str | None = None  # of the split's labels: "name" or "id"
-    names: set[str] = field(default_factory=set)
-    max_id: int = 0
+    labels: set = field(default_factory=set)  # the names or ids (one kind throughout, else bad_label is set)
     hashes: array | None = None  # of the kept texts, in order (test only: for the train/test overlap)
 
 
@@ -399,11 +397,7 @@ def _scan(split: _Split, first: tuple | None) -> tuple | None:
                 "use label names or integer ids throughout, not both"
             )
         else:
-            split.kind = kind
-            if kind == "name":
-                split.names.add(value)
-            else:
-                split.max_id = max(split.max_id, value)
+            split.labels.add(value)
     return first
 
 
@@ -431,8 +425,7 @@ def read_hub(dataset_id: str) -> tuple[list[tuple[str, Callable[[], Iterator[tup
             raise PipelineError(f"data.source '{dataset_id}': the hub dataset has no '{split}' split")
         missing_columns(f"{dataset_id}[{split}]", loaded[split].column_names, ("text", "label"))
         texts, labels = list(loaded[split]["text"]), list(loaded[split]["label"])
-        rows = partial(lambda t, lab: zip(t, lab, range(1, len(t) + 1), strict=True), texts, labels)
-        splits.append((f"{dataset_id}[{split}]", rows))
+        splits.append((f"{dataset_id}[{split}]", partial(zip, texts, labels, range(1, len(texts) + 1), strict=True)))
     feature = loaded["train"].features.get("label")
     return splits, list(feature.names) if hasattr(feature, "names") else None
 
@@ -503,9 +496,9 @@ def load_dataset(params: DataParams, sink: Callable[[str, pd.DataFrame], None] |
     _check_scanned(frames, params.empty_texts)
     if params.label_names:
         names = _check_names(list(params.label_names), "data.label_names")
-    elif names is None:  # ids name themselves (0..max), names are sorted
-        train = frames["train"]
-        found = [str(i) for i in range(train.max_id + 1)] if train.kind == "id" else sorted(train.names)
+    elif names is None:  # ids name themselves (0..max), names are sorted; train's labels are of the first's kind
+        labels = frames["train"].labels
+        found = [str(i) for i in range(max(0, *labels) + 1)] if first[0] == "id" else sorted(labels)
         names = _check_names(found, f"{files['train']} (labels found in the data)")
 
     gathered = {split: [] for split in SPLITS}
