@@ -27,7 +27,8 @@ _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 
 def check_output(target: Path | str, inputs: Sequence[Path | str] = (), is_dir: bool = False) -> Path:
-    """``target``, unless replacing it would delete what this command did not write (cwd, a root, an input...)."""
+    """``target``, unless replacing it would delete what this command did not write (the current folder or a
+    parent, a project root, an input or a folder holding or inside one, a folder without ``MARKER``)."""
     target = Path(target)
     resolved, cwd = target.resolve(), Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -92,7 +93,8 @@ def _writing(target: Path) -> Iterator[None]:
 
 @contextmanager
 def atomic_path(target: Path | str, is_dir: bool = False, inputs: Sequence[Path | str] = ()) -> Iterator[Path]:
-    """A temporary path beside ``target`` that replaces it on success and is removed on any exception."""
+    """A temporary path beside ``target`` (a folder holding ``MARKER`` when ``is_dir``) that replaces it on
+    success and is removed on any exception; ``check_output`` and ``_writing`` refuse first."""
     target = check_output(target, inputs, is_dir)
     with _writing(target):
         try:

@@ -65,7 +65,8 @@ class EpochSeededSampler(torch.utils.data.Sampler[int]):
 
 
 def schedule(n_train_rows: int, params: FinetuneParams) -> tuple[int, int]:
-    """(optimizer steps, steps between curve points); ``finetune.eval_steps`` below 1 is a fraction of the steps."""
+    """(optimizer steps, steps between curve points): ``finetune.epochs`` passes but at least ``finetune.min_steps``;
+    ``finetune.eval_steps`` below 1 is a fraction of the steps (0.05: 20 points a run)."""
     per_epoch = math.ceil(n_train_rows / params.batch_size)
     total = max(math.ceil(params.epochs * per_epoch), params.min_steps)
     every = params.eval_steps if params.eval_steps >= 1 else max(1, int(total * params.eval_steps))
@@ -162,7 +163,10 @@ def build_trainer(
     processes: int = 1,
     **overrides,
 ) -> PipelineTrainer:
-    """The stage's (and the benchmark's) trainer, curves on ``validation``; ``overrides`` replace TrainingArguments."""
+    """The stage's (and the benchmark's) trainer: a seeded new head, the encoder frozen unless
+    ``finetune.train_feature_extractor``, the token embeddings unless ``finetune.train_word_embeddings``; curve points
+    on ``validation`` with early stopping when given; with ``finetune.best_metric`` the best point's weights are
+    kept. ``overrides`` replace any ``TrainingArguments``."""
     set_seed(params.seed)  # before the model is built: the new head's initialization is seeded
     model = load_classifier(checkpoint, label_names, trust_remote_code, tokenizer=tokenizer)
     if not params.train_feature_extractor:
