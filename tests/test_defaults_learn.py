@@ -9,9 +9,8 @@ the results."""
 from __future__ import annotations
 
 import json
-import subprocess
 
-from conftest import ROOT, user_env
+from conftest import ROOT, dvc_status
 
 MARGIN = 0.05  # issue: fine-tuned at least 5 points above the logistic regression on the demo sample
 # What `dvc status` says of a dependency or output the checkout lacks (a clone without `dvc pull`): not a change.
@@ -19,9 +18,7 @@ ABSENT = {"deleted", "not in cache"}
 
 
 def test_dvc_lock_matches_the_checkouts_code_params_data_and_committed_results():
-    result = subprocess.run(["dvc", "status", "--json"], cwd=ROOT, capture_output=True, text=True, env=user_env())
-    assert result.returncode == 0, result.stderr[-2000:]
-    status = json.loads(result.stdout.strip().splitlines()[-1])
+    status = dvc_status(ROOT)
     changed = {
         stage: {
             path: state
